@@ -1,0 +1,115 @@
+# Makefile: builds postern for BOARD (host by default) with lwIP, mbedTLS and Lua from source; runs and tests it.
+#
+#   make                 build the firmware or simulator for BOARD
+#   make run             build, then start the simulated device (ARGS='...' passes options)
+#   make test            unit tests (ASan/UBSan) and end-to-end tests; ends with a summary line
+#   make clean           remove build/<board>; make distclean removes build/ (fetched sources too)
+#
+# LWIP_DIR, MBEDTLS_DIR and LUA_DIR point the build at upstream trees instead
+# of the Debian source packages fetched into build/deps.
+
+BOARD ?= host
+BUILD := build
+OUT := $(BUILD)/$(BOARD)
+DEPS_DIR := $(BUILD)/deps
+LWIP_DIR ?= $(DEPS_DIR)/lwip
+MBEDTLS_DIR ?= $(DEPS_DIR)/mbedtls
+LUA_DIR ?= $(DEPS_DIR)/lua
+
+.DEFAULT_GOAL := all
+.DELETE_ON_ERROR:
+.SUFFIXES:
+
+# ---- Host tools ------------------------------------------------------------
+# CHECK:PACKAGE pairs; scripts/need-tools.sh installs what is missing (as root
+# with apt) or prints the apt-get command to run.
+TOOLS := gcc:gcc make:make dpkg-source:dpkg-dev /usr/share/keyrings/debian-archive-keyring.gpg:debian-archive-keyring \
+         pkg-config:pkg-config curl:curl openssl:openssl
+TEST_TOOLS := /usr/bin/python3:python3 /usr/lib/python3/dist-packages/pytest:python3-pytest clang:clang \
+              /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.asan-x86_64.a:libclang-rt-14-dev
+
+include boards/$(BOARD)/board.mk
+
+# ---- Sources -------------------------------------------------------------
+LWIP_SRCS := $(addprefix src/core/,init.c def.c inet_chksum.c ip.c mem.c memp.c netif.c pbuf.c stats.c sys.c \
+               altcp.c altcp_alloc.c altcp_tcp.c tcp.c tcp_in.c tcp_out.c timeouts.c udp.c) \
+             $(addprefix src/core/ipv4/,etharp.c icmp.c ip4.c ip4_addr.c ip4_frag.c) \
+             src/netif/ethernet.c
+MBEDTLS_SRCS := $(addprefix library/,sha256.c md.c base64.c platform_util.c constant_time.c)
+LUA_SRCS := $(addprefix src/,lapi.c lcode.c lctype.c ldebug.c ldo.c ldump.c lfunc.c lgc.c llex.c lmem.c \
+              lobject.c lopcodes.c lparser.c lstate.c lstring.c ltable.c ltm.c lundump.c lvm.c lzio.c \
+              lauxlib.c lbaselib.c lstrlib.c ltablib.c lmathlib.c lutf8lib.c)
+CORE_SRCS := $(wildcard src/*.c)
+PORT_SRCS := $(wildcard port/*.c)
+
+INCLUDES := -Isrc -Iport -Iport/include -Iport/mbedtls -Iboards/$(BOARD) -I$(LWIP_DIR)/src/include \
+            -I$(MBEDTLS_DIR)/include -I$(LUA_DIR)/src -Iport/lua
+DEFINES := -DMBEDTLS_CONFIG_FILE='"postern_mbedtls_config.h"'
+WARNINGS := -Wall -Wextra -Wshadow -Wundef -Werror
+BASE_CFLAGS := -std=c11 -MMD -MP $(BOARD_CFLAGS) $(INCLUDES) $(DEFINES)
+# postern's own code: strict, the same flags on every board.
+OWN_CFLAGS := $(BASE_CFLAGS) $(WARNINGS)
+# Dependencies keep their own warnings to themselves.
+DEP_CFLAGS := $(BASE_CFLAGS) -w
+LUA_CFLAGS := $(DEP_CFLAGS) -include port/lua/luaconf_postern.h
+
+LWIP_OBJS := $(LWIP_SRCS:%.c=$(OUT)/lwip/%.o)
+MBEDTLS_OBJS := $(MBEDTLS_SRCS:%.c=$(OUT)/mbedtls/%.o)
+LUA_OBJS := $(LUA_SRCS:%.c=$(OUT)/lua/%.o)
+OWN_OBJS := $(CORE_SRCS:%.c=$(OUT)/obj/%.o) $(PORT_SRCS:%.c=$(OUT)/obj/%.o) $(BOARD_SRCS:%.c=$(OUT)/obj/%.o)
+ALL_OBJS := $(OWN_OBJS) $(LWIP_OBJS) $(MBEDTLS_OBJS) $(LUA_OBJS)
+DEPS_STAMP := $(BUILD)/deps/.checked-$(BOARD)
+
+.PHONY: all tools deps run test unit e2e clean distclean
+
+all: $(OUT)/$(BOARD_TARGET)
+
+tools:
+	@scripts/need-tools.sh $(TOOLS) $(BOARD_TOOLS)
+
+# Fetches (or checks) the three dependency trees once; later runs do nothing.
+$(DEPS_STAMP): scripts/fetch-deps.sh | tools
+	@scripts/fetch-deps.sh $(DEPS_DIR) lwip=$(LWIP_DIR) mbedtls=$(MBEDTLS_DIR) lua=$(LUA_DIR)
+	@touch $@
+deps: $(DEPS_STAMP)
+# The dependency sources appear once the fetch has run.
+$(addprefix $(LWIP_DIR)/,$(LWIP_SRCS)) $(addprefix $(MBEDTLS_DIR)/,$(MBEDTLS_SRCS)) \
+  $(addprefix $(LUA_DIR)/,$(LUA_SRCS)): | $(DEPS_STAMP) ;
+
+$(OUT)/obj/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	@echo "  CC      $<"
+	@$(CC) $(OWN_CFLAGS) $(BOARD_OWN_CFLAGS) -c $< -o $@
+
+$(OUT)/lwip/%.o: $(LWIP_DIR)/%.c | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	@echo "  CC      lwip/$*.c"
+	@$(CC) $(DEP_CFLAGS) -c $< -o $@
+
+$(OUT)/mbedtls/%.o: $(MBEDTLS_DIR)/%.c | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	@echo "  CC      mbedtls/$*.c"
+	@$(CC) $(DEP_CFLAGS) -c $< -o $@
+
+$(OUT)/lua/%.o: $(LUA_DIR)/%.c | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	@echo "  CC      lua/$*.c"
+	@$(CC) $(LUA_CFLAGS) -c $< -o $@
+
+-include $(ALL_OBJS:.o=.d)
+
+$(OUT)/$(BOARD_TARGET): $(ALL_OBJS)
+	@echo "  LD      $@"
+	@$(BOARD_LINK)
+
+# ---- Running ---------------------------------------------------------------
+run: all
+	$(BOARD_RUN)
+
+# ---- Tests -----------------------------------------------------------------
+include tests/tests.mk
+
+clean:
+	rm -rf $(OUT) $(BUILD)/test
+distclean:
+	rm -rf $(BUILD)

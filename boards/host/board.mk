@@ -1,0 +1,11 @@
+# board.mk: the host simulator board: a Linux process running postern's lwIP stack over libslirp.
+CC := gcc
+BOARD_TARGET := postern
+BOARD_TOOLS := /usr/include/slirp/libslirp.h:libslirp-dev /usr/include/glib-2.0/glib.h:libglib2.0-dev
+BOARD_CFLAGS := -O2 -g -fno-strict-aliasing -ffunction-sections -fdata-sections
+# The board files speak POSIX (clock_gettime, sigaction, getrandom) and libslirp.
+BOARD_OWN_CFLAGS = $(if $(filter boards/host/%,$<),-D_GNU_SOURCE $(shell pkg-config --cflags slirp))
+BOARD_LDLIBS = $(shell pkg-config --libs slirp) -lm
+BOARD_SRCS := $(wildcard boards/host/*.c)
+BOARD_RUN = $(OUT)/postern --storage $(OUT)/storage $(ARGS)
+BOARD_LINK = $(CC) -Wl,--gc-sections -o $@ $^ $(BOARD_LDLIBS)

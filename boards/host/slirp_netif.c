@@ -1,0 +1,314 @@
+/* slirp_netif.c: an lwIP Ethernet netif whose wire is libslirp (user-mode networking, no root). */
+#include "slirp_netif.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <time.h>
+
+#include <slirp/libslirp.h>
+
+#include "board_opts.h"
+#include "log.h"
+#include "lwip/etharp.h"
+#include "lwip/init.h"
+#include "lwip/pbuf.h"
+#include "lwip/stats.h"
+#include "netif/ethernet.h"
+
+/* The guest network as QEMU's user-mode networking lays it out. */
+#define SLIRP_NET "10.0.2.0"
+#define SLIRP_MASK "255.255.255.0"
+#define SLIRP_HOST "10.0.2.2"
+#define SLIRP_GUEST "10.0.2.15"
+
+/** Frames slirp may hand us between two turns of the main loop. */
+#define SLIRP_RX_SLOTS 64
+/** File descriptors slirp may ask us to poll at once. */
+#define SLIRP_MAX_FDS 256
+/** Timers slirp may create (it uses one, for IPv6 router adverts). */
+#define SLIRP_MAX_TIMERS 4
+
+typedef struct slirp_timer {
+  SlirpTimerCb cb;
+  void *cb_opaque;
+  int64_t expire_ms; /* -1: not armed */
+  int used;
+} slirp_timer_t;
+
+static Slirp *slirp_ctx;
+static struct netif *slirp_nif;
+static uint8_t slirp_rx_frames[SLIRP_RX_SLOTS][FRAMEQ_FRAME_MAX];
+static uint16_t slirp_rx_lengths[SLIRP_RX_SLOTS];
+static frameq_t slirp_rxq;
+static struct pollfd slirp_fds[SLIRP_MAX_FDS];
+static int slirp_nfds;
+static slirp_timer_t slirp_timers[SLIRP_MAX_TIMERS];
+static uint8_t slirp_tx_frame[FRAMEQ_FRAME_MAX];
+
+static int64_t slirp_clock_ns(void *opaque)
+{
+  (void)opaque;
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* slirp -> device. Called from inside slirp, possibly while lwIP is
+ * transmitting, so the frame is only queued; the main loop feeds lwIP. */
+static ssize_t slirp_send_packet(const void *buf, size_t len, void *opaque)
+{
+  (void)opaque;
+  frameq_push(&slirp_rxq, buf, len);
+  return (ssize_t)len;
+}
+
+static void slirp_guest_error(const char *msg, void *opaque)
+{
+  (void)opaque;
+  log_line("slirp: guest error: %s", msg);
+}
+
+static void *slirp_timer_new(SlirpTimerCb cb, void *cb_opaque, void *opaque)
+{
+  (void)opaque;
+  for (int i = 0; i < SLIRP_MAX_TIMERS; i++) {
+    if (!slirp_timers[i].used) {
+      slirp_timers[i] = (slirp_timer_t){cb, cb_opaque, -1, 1};
+      return &slirp_timers[i];
+    }
+  }
+  log_line("slirp: out of timers");
+  return NULL;
+}
+
+static void slirp_timer_free(void *timer, void *opaque)
+{
+  (void)opaque;
+  if (timer != NULL) {
+    ((slirp_timer_t *)timer)->used = 0;
+  }
+}
+
+static void slirp_timer_mod(void *timer, int64_t expire_ms, void *opaque)
+{
+  (void)opaque;
+  if (timer != NULL) {
+    ((slirp_timer_t *)timer)->expire_ms = expire_ms;
+  }
+}
+
+static void slirp_register_fd(int fd, void *opaque)
+{
+  (void)fd;
+  (void)opaque;
+}
+
+static void slirp_notify(void *opaque)
+{
+  (void)opaque;
+}
+
+static const SlirpCb slirp_callbacks = {
+  .send_packet = slirp_send_packet,
+  .guest_error = slirp_guest_error,
+  .clock_get_ns = slirp_clock_ns,
+  .timer_new = slirp_timer_new,
+  .timer_free = slirp_timer_free,
+  .timer_mod = slirp_timer_mod,
+  .register_poll_fd = slirp_register_fd,
+  .unregister_poll_fd = slirp_register_fd,
+  .notify = slirp_notify,
+};
+
+static short slirp_to_poll(int events)
+{
+  short e = 0;
+  if (events & SLIRP_POLL_IN) e |= POLLIN;
+  if (events & SLIRP_POLL_OUT) e |= POLLOUT;
+  if (events & SLIRP_POLL_PRI) e |= POLLPRI;
+  if (events & SLIRP_POLL_ERR) e |= POLLERR;
+  if (events & SLIRP_POLL_HUP) e |= POLLHUP;
+  return e;
+}
+
+static int slirp_add_poll(int fd, int events, void *opaque)
+{
+  (void)opaque;
+  if (slirp_nfds >= SLIRP_MAX_FDS) {
+    return -1;
+  }
+  slirp_fds[slirp_nfds].fd = fd;
+  slirp_fds[slirp_nfds].events = slirp_to_poll(events);
+  slirp_fds[slirp_nfds].revents = 0;
+  return slirp_nfds++;
+}
+
+static int slirp_get_revents(int idx, void *opaque)
+{
+  (void)opaque;
+  if (idx < 0 || idx >= slirp_nfds) {
+    return 0;
+  }
+  short r = slirp_fds[idx].revents;
+  int e = 0;
+  if (r & POLLIN) e |= SLIRP_POLL_IN;
+  if (r & POLLOUT) e |= SLIRP_POLL_OUT;
+  if (r & POLLPRI) e |= SLIRP_POLL_PRI;
+  if (r & POLLERR) e |= SLIRP_POLL_ERR;
+  if (r & POLLHUP) e |= SLIRP_POLL_HUP;
+  return e;
+}
+
+/* device -> slirp: lwIP hands a frame (maybe a pbuf chain) to the wire. */
+static err_t slirp_linkoutput(struct netif *netif, struct pbuf *p)
+{
+  (void)netif;
+  if (p->tot_len > sizeof slirp_tx_frame) {
+    LINK_STATS_INC(link.drop);
+    return ERR_BUF;
+  }
+  u16_t n = pbuf_copy_partial(p, slirp_tx_frame, p->tot_len, 0);
+  slirp_input(slirp_ctx, slirp_tx_frame, n);
+  LINK_STATS_INC(link.xmit);
+  return ERR_OK;
+}
+
+static err_t slirp_netif_init(struct netif *netif)
+{
+  static const uint8_t mac[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
+  netif->name[0] = 's';
+  netif->name[1] = 'l';
+  netif->mtu = 1500;
+  netif->hwaddr_len = 6;
+  memcpy(netif->hwaddr, mac, sizeof mac);
+  netif->flags = NETIF_FLAG_BROADCAST | NETIF_FLAG_ETHARP | NETIF_FLAG_ETHERNET | NETIF_FLAG_LINK_UP;
+  netif->output = etharp_output;
+  netif->linkoutput = slirp_linkoutput;
+  return ERR_OK;
+}
+
+/** Creates the slirp network, the device's netif (10.0.2.15) and the host forwards. */
+int slirp_netif_start(struct netif *netif, const slirp_forward_t *fwds, int n_fwds)
+{
+  SlirpConfig cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.version = 4;
+  cfg.restricted = 1; /* the device reaches nothing outside the host forwards */
+  cfg.in_enabled = true;
+  inet_pton(AF_INET, SLIRP_NET, &cfg.vnetwork);
+  inet_pton(AF_INET, SLIRP_MASK, &cfg.vnetmask);
+  inet_pton(AF_INET, SLIRP_HOST, &cfg.vhost);
+  inet_pton(AF_INET, "10.0.2.3", &cfg.vnameserver);
+  inet_pton(AF_INET, "10.0.2.15", &cfg.vdhcp_start);
+  cfg.in6_enabled = false;
+  cfg.disable_dns = true;
+  cfg.disable_dhcp = true;
+  cfg.disable_host_loopback = true;
+
+  frameq_init(&slirp_rxq, slirp_rx_frames, slirp_rx_lengths, SLIRP_RX_SLOTS);
+  slirp_ctx = slirp_new(&cfg, &slirp_callbacks, NULL);
+  if (slirp_ctx == NULL) {
+    log_line("slirp: slirp_new failed");
+    return -1;
+  }
+
+  struct in_addr loopback, guest;
+  inet_pton(AF_INET, "127.0.0.1", &loopback);
+  inet_pton(AF_INET, SLIRP_GUEST, &guest);
+  for (int i = 0; i < n_fwds; i++) {
+    if (fwds[i].host_port == 0) {
+      continue;
+    }
+    if (slirp_add_hostfwd(slirp_ctx, 0, loopback, fwds[i].host_port, guest, fwds[i].device_port) < 0) {
+      log_line("slirp: cannot forward 127.0.0.1:%u to device port %u (%s): %s", fwds[i].host_port,
+               fwds[i].device_port, fwds[i].what, strerror(errno));
+      return -1;
+    }
+  }
+
+  ip4_addr_t ip, mask, gw;
+  ip4addr_aton(SLIRP_GUEST, &ip);
+  ip4addr_aton(SLIRP_MASK, &mask);
+  ip4addr_aton(SLIRP_HOST, &gw);
+  slirp_nif = netif_add(netif, &ip, &mask, &gw, NULL, slirp_netif_init, ethernet_input);
+  if (slirp_nif == NULL) {
+    return -1;
+  }
+  netif_set_default(netif);
+  netif_set_up(netif);
+  return 0;
+}
+
+/* Feeds the queued slirp frames to lwIP, oldest first. */
+static void slirp_drain_rx(void)
+{
+  size_t len;
+  const uint8_t *frame;
+  while ((frame = frameq_peek(&slirp_rxq, &len)) != NULL) {
+    struct pbuf *p = pbuf_alloc(PBUF_RAW, (u16_t)len, PBUF_POOL);
+    if (p == NULL) {
+      LINK_STATS_INC(link.memerr);
+      LINK_STATS_INC(link.drop);
+      break; /* retried on the next turn; the queue bounds the backlog */
+    }
+    pbuf_take(p, frame, (u16_t)len);
+    frameq_pop(&slirp_rxq);
+    LINK_STATS_INC(link.recv);
+    if (slirp_nif->input(p, slirp_nif) != ERR_OK) {
+      pbuf_free(p);
+    }
+  }
+}
+
+/**
+ * One turn of the wire: polls slirp's sockets for at most timeout_ms, lets
+ * slirp process them, fires its timers and feeds the frames it produced to
+ * lwIP. Returns -1 when poll() was interrupted by a signal.
+ */
+int slirp_netif_poll(uint32_t timeout_ms)
+{
+  int64_t now_ms = slirp_clock_ns(NULL) / 1000000;
+  for (int i = 0; i < SLIRP_MAX_TIMERS; i++) {
+    if (slirp_timers[i].used && slirp_timers[i].expire_ms >= 0) {
+      int64_t left = slirp_timers[i].expire_ms - now_ms;
+      if (left < 0) left = 0;
+      if (left < (int64_t)timeout_ms) timeout_ms = (uint32_t)left;
+    }
+  }
+  if (frameq_count(&slirp_rxq) != 0) {
+    timeout_ms = 0;
+  }
+  slirp_nfds = 0;
+  slirp_pollfds_fill(slirp_ctx, &timeout_ms, slirp_add_poll, NULL);
+  int rc = poll(slirp_fds, (nfds_t)slirp_nfds, (int)timeout_ms);
+  int interrupted = rc < 0 && errno == EINTR;
+  slirp_pollfds_poll(slirp_ctx, rc < 0, slirp_get_revents, NULL);
+
+  now_ms = slirp_clock_ns(NULL) / 1000000;
+  for (int i = 0; i < SLIRP_MAX_TIMERS; i++) {
+    slirp_timer_t *t = &slirp_timers[i];
+    if (t->used && t->expire_ms >= 0 && t->expire_ms <= now_ms) {
+      t->expire_ms = -1;
+      t->cb(t->cb_opaque);
+    }
+  }
+  slirp_drain_rx();
+  return interrupted ? -1 : 0;
+}
+
+/** Frames waiting, dropped and the high-water mark, for tests and /_status. */
+const frameq_t *slirp_netif_rx_queue(void)
+{
+  return &slirp_rxq;
+}
+
+/** Closes every host socket slirp holds. */
+void slirp_netif_stop(void)
+{
+  if (slirp_ctx != NULL) {
+    slirp_cleanup(slirp_ctx);
+    slirp_ctx = NULL;
+  }
+}

@@ -1,0 +1,26 @@
+/* cc.h: lwIP's compiler and platform glue for postern (shared by every board). */
+#ifndef POSTERN_ARCH_CC_H
+#define POSTERN_ARCH_CC_H
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "platform.h"
+
+/* lwIP's diagnostics go to the board console through the core's logger. */
+#define LWIP_PLATFORM_DIAG(x) \
+  do {                        \
+    printf x;                 \
+  } while (0)
+
+#define LWIP_PLATFORM_ASSERT(msg)                                        \
+  do {                                                                   \
+    printf("lwip assert \"%s\" at %s:%d\n", msg, __FILE__, __LINE__);    \
+    fflush(stdout);                                                      \
+    abort();                                                             \
+  } while (0)
+
+/* Initial sequence numbers and ephemeral ports come from the board. */
+#define LWIP_RAND() (platform_random())
+
+#endif /* POSTERN_ARCH_CC_H */

@@ -1,0 +1,101 @@
+/* lwipopts.h: postern's lwIP configuration, the same on every board (NO_SYS, altcp, fixed pools). */
+#ifndef POSTERN_LWIPOPTS_H
+#define POSTERN_LWIPOPTS_H
+
+#include "postern_opts.h"
+
+/* ---- System: single-threaded main loop, no OS ------------------------- */
+#define NO_SYS 1
+#define LWIP_TIMERS 1
+#define SYS_LIGHTWEIGHT_PROT 0
+#define LWIP_NETCONN 0
+#define LWIP_SOCKET 0
+
+/* ---- Memory: lwIP's own heap and pools, never libc malloc ------------- */
+#define MEM_LIBC_MALLOC 0
+#define MEMP_MEM_MALLOC 0
+#define MEM_ALIGNMENT 4
+/* Heap for outgoing PBUF_RAM data (responses, unacked segments). */
+#ifndef MEM_SIZE
+#define MEM_SIZE (16 * 1024)
+#endif
+
+/* ---- Protocols --------------------------------------------------------- */
+#define LWIP_IPV4 1
+#define LWIP_IPV6 0
+#define LWIP_ARP 1
+#define LWIP_ETHERNET 1
+#define LWIP_ICMP 1
+#define LWIP_RAW 0
+#define LWIP_UDP 0
+#define LWIP_DHCP 0
+#define LWIP_AUTOIP 0
+#define LWIP_IGMP 0
+#define LWIP_DNS 0
+#define IP_REASSEMBLY 0
+#define IP_FRAG 0
+#define LWIP_TCP 1
+#define LWIP_ALTCP 1
+#define LWIP_NETIF_LOOPBACK 0
+#define LWIP_HAVE_LOOPIF 0
+#define LWIP_SINGLE_NETIF 1
+#define LWIP_NETIF_STATUS_CALLBACK 0
+#define LWIP_NETIF_LINK_CALLBACK 0
+#define ETHARP_SUPPORT_STATIC_ENTRIES 0
+#define ARP_TABLE_SIZE 4
+
+/* ---- TCP ---------------------------------------------------------------
+ * The receive window is sized to what the slowest board can buffer: the
+ * mps2-an385's LAN9118 RX FIFO holds 10,560 bytes, so a full window of
+ * maximum-size frames (1514 bytes each) must fit in it. */
+#define TCP_MSS 1460
+#ifndef TCP_WND
+#define TCP_WND (6 * TCP_MSS)
+#endif
+#ifndef TCP_SND_BUF
+#define TCP_SND_BUF (4 * TCP_MSS)
+#endif
+#define TCP_SND_QUEUELEN ((4 * (TCP_SND_BUF) + (TCP_MSS - 1)) / (TCP_MSS))
+#define TCP_QUEUE_OOSEQ 1
+#define TCP_OOSEQ_MAX_PBUFS 4
+#define TCP_LISTEN_BACKLOG 1
+#define TCP_DEFAULT_LISTEN_BACKLOG 4
+#define LWIP_TCP_KEEPALIVE 0
+#define LWIP_WND_SCALE 0
+#define TCP_OVERSIZE TCP_MSS
+
+/* HTTP connections + self-test connections + room for TIME_WAIT. */
+#ifndef MEMP_NUM_TCP_PCB
+#define MEMP_NUM_TCP_PCB (POSTERN_MAX_CONNS + 4)
+#endif
+#define MEMP_NUM_TCP_PCB_LISTEN 4
+#ifndef MEMP_NUM_TCP_SEG
+#define MEMP_NUM_TCP_SEG (2 * TCP_SND_QUEUELEN)
+#endif
+#define MEMP_NUM_ALTCP_PCB (MEMP_NUM_TCP_PCB + MEMP_NUM_TCP_PCB_LISTEN)
+
+/* ---- Receive pbufs (the netif's frames land here) --------------------- */
+#ifndef PBUF_POOL_SIZE
+#define PBUF_POOL_SIZE 24
+#endif
+#define PBUF_POOL_BUFSIZE LWIP_MEM_ALIGN_SIZE(TCP_MSS + 40 + PBUF_LINK_ENCAPSULATION_HLEN + PBUF_LINK_HLEN)
+
+/* ---- Checksums: computed in software on every board ------------------- */
+#define LWIP_CHECKSUM_ON_COPY 1
+
+/* ---- Statistics: /_status reports pool and heap high-water marks ------ */
+#define LWIP_STATS 1
+#define LWIP_STATS_DISPLAY 0
+#define MEM_STATS 1
+#define MEMP_STATS 1
+#define TCP_STATS 0
+#define IP_STATS 0
+#define ETHARP_STATS 0
+#define LINK_STATS 1
+#define ICMP_STATS 0
+#define SYS_STATS 0
+
+/* ---- Debug ------------------------------------------------------------- */
+#define LWIP_DBG_TYPES_ON 0
+
+#endif /* POSTERN_LWIPOPTS_H */

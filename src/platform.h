@@ -1,0 +1,18 @@
+/* platform.h: the few services the portable core needs from a board. */
+#ifndef POSTERN_PLATFORM_H
+#define POSTERN_PLATFORM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/** Writes console bytes (logs); may block until they are out. */
+void platform_console_write(const char *s, size_t n);
+
+/** Seconds since 1970-01-01 UTC, or false when the board has no clock. */
+bool platform_unix_time(uint64_t *seconds);
+
+/** 32 random bits for TCP sequence numbers and ports (not for keys). */
+uint32_t platform_random(void);
+
+#endif /* POSTERN_PLATFORM_H */

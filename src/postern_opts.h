@@ -1,0 +1,125 @@
+/* postern_opts.h: every postern limit and knob, with #ifndef defaults (board options first). */
+#ifndef POSTERN_OPTS_H
+#define POSTERN_OPTS_H
+
+/* The board's own choices come first; everything below only fills gaps. */
+#include "board_opts.h"
+
+/* ---- HTTP request head ------------------------------------------------ */
+
+/** Request line plus header fields, in bytes, CRLFs included (431 above). */
+#ifndef POSTERN_HEAD_MAX
+#define POSTERN_HEAD_MAX 2048
+#endif
+
+/** Header fields kept per request (431 above). */
+#ifndef POSTERN_MAX_HEADERS
+#define POSTERN_MAX_HEADERS 24
+#endif
+
+/** Longest accepted method token (501 above: no such method is served). */
+#ifndef POSTERN_METHOD_MAX
+#define POSTERN_METHOD_MAX 16
+#endif
+
+/** Longest request-target (414 above). */
+#ifndef POSTERN_TARGET_MAX
+#define POSTERN_TARGET_MAX 512
+#endif
+
+/** Longest stored file name under /files/ (after percent-decoding). */
+#ifndef POSTERN_NAME_MAX
+#define POSTERN_NAME_MAX 64
+#endif
+
+/** Longest chunk extension accepted in a chunked body (400 above). */
+#ifndef POSTERN_CHUNK_EXT_MAX
+#define POSTERN_CHUNK_EXT_MAX 64
+#endif
+
+/** Longest trailer section accepted after the last chunk (400 above). */
+#ifndef POSTERN_TRAILER_MAX
+#define POSTERN_TRAILER_MAX 512
+#endif
+
+/* ---- Connections and timeouts ---------------------------------------- */
+
+/** Concurrent HTTP connections (plain and TLS together). */
+#ifndef POSTERN_MAX_CONNS
+#define POSTERN_MAX_CONNS 4
+#endif
+
+/** Seconds for a request head to arrive completely (408 after). */
+#ifndef POSTERN_HEAD_TIMEOUT_S
+#define POSTERN_HEAD_TIMEOUT_S 10
+#endif
+
+/** Seconds without a body byte before an upload is aborted. */
+#ifndef POSTERN_BODY_TIMEOUT_S
+#define POSTERN_BODY_TIMEOUT_S 20
+#endif
+
+/** Seconds an idle keep-alive connection is kept. */
+#ifndef POSTERN_IDLE_TIMEOUT_S
+#define POSTERN_IDLE_TIMEOUT_S 15
+#endif
+
+/** Seconds of lingering close: bytes are read and dropped before closing. */
+#ifndef POSTERN_LINGER_S
+#define POSTERN_LINGER_S 2
+#endif
+
+/** Bytes a lingering close swallows at most before it closes anyway. */
+#ifndef POSTERN_LINGER_MAX
+#define POSTERN_LINGER_MAX (256u * 1024u)
+#endif
+
+/** Body bytes after a refusal that are read and dropped on a kept-alive
+ *  connection instead of closing it (the announced length must fit). */
+#ifndef POSTERN_DISCARD_MAX
+#define POSTERN_DISCARD_MAX 0
+#endif
+
+/* ---- Lua policy -------------------------------------------------------- */
+
+/** Bytes of the Lua arena: the memory cap of the policy VM. */
+#ifndef POSTERN_LUA_ARENA_SIZE
+#define POSTERN_LUA_ARENA_SIZE (48u * 1024u)
+#endif
+
+/** VM instructions one policy call may run before it fails closed. */
+#ifndef POSTERN_LUA_BUDGET
+#define POSTERN_LUA_BUDGET 200000
+#endif
+
+/** Instructions between two budget checks of the count hook. */
+#ifndef POSTERN_LUA_HOOK_STEP
+#define POSTERN_LUA_HOOK_STEP 1000
+#endif
+
+/** Settings given with --set / SET=, seen by Lua as config.NAME. */
+#ifndef POSTERN_MAX_SETTINGS
+#define POSTERN_MAX_SETTINGS 16
+#endif
+
+/** Longest policy message copied into a response or log line. */
+#ifndef POSTERN_MESSAGE_MAX
+#define POSTERN_MESSAGE_MAX 160
+#endif
+
+/* ---- Conflicting options ----------------------------------------------- */
+
+#if POSTERN_HEAD_MAX > 65535
+#error "POSTERN_HEAD_MAX must fit in 16 bits (head offsets are uint16_t)"
+#endif
+#if POSTERN_TARGET_MAX >= POSTERN_HEAD_MAX
+#error "POSTERN_TARGET_MAX must be smaller than POSTERN_HEAD_MAX"
+#endif
+#if POSTERN_MAX_HEADERS > 255
+#error "POSTERN_MAX_HEADERS must fit in 8 bits"
+#endif
+#if POSTERN_LUA_HOOK_STEP > POSTERN_LUA_BUDGET
+#error "POSTERN_LUA_HOOK_STEP must not exceed POSTERN_LUA_BUDGET"
+#endif
+
+#endif /* POSTERN_OPTS_H */

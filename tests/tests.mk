@@ -1,0 +1,63 @@
+# tests.mk: unit tests (host, ASan + UBSan) and the end-to-end suite, included by the Makefile.
+#
+# Each tests/unit/test_NAME.c is one binary; UNIT_NAME lists the sources it
+# links besides itself. Everything is rebuilt with the sanitizers under
+# build/test, so the firmware objects stay untouched.
+
+TEST_OUT := $(BUILD)/test
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+TEST_CFLAGS := -std=c11 -g -O1 -MMD -MP $(SAN_FLAGS) $(INCLUDES) -Itests/unit $(DEFINES) -D_GNU_SOURCE
+LWIP_ALL := $(addprefix $(LWIP_DIR)/,$(LWIP_SRCS))
+LUA_ALL := $(addprefix $(LUA_DIR)/,$(LUA_SRCS))
+MBEDTLS_ALL := $(addprefix $(MBEDTLS_DIR)/,$(MBEDTLS_SRCS))
+
+UNIT_frameq := port/frameq.c
+UNIT_timers := $(LWIP_ALL)
+UNIT_options := boards/host/options.c
+UNIT_http_parser := src/http_parser.c
+UNIT_chunked := src/chunked.c
+
+UNIT_NAMES := $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(UNIT_NAMES:%=$(TEST_OUT)/unit/test_%)
+
+# Sanitized objects: one tree for our code and the dependencies alike.
+$(TEST_OUT)/obj/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	@echo "  CC/SAN  $<"
+	@$(CC) $(TEST_CFLAGS) $(WARNINGS) -c $< -o $@
+$(TEST_OUT)/dep/lwip/%.o: $(LWIP_DIR)/%.c | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	@echo "  CC/SAN  lwip/$*.c"
+	@$(CC) $(TEST_CFLAGS) -w -c $< -o $@
+$(TEST_OUT)/dep/lua/%.o: $(LUA_DIR)/%.c | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	@echo "  CC/SAN  lua/$*.c"
+	@$(CC) $(TEST_CFLAGS) -w -include port/lua/luaconf_postern.h -c $< -o $@
+$(TEST_OUT)/dep/mbedtls/%.o: $(MBEDTLS_DIR)/%.c | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	@echo "  CC/SAN  mbedtls/$*.c"
+	@$(CC) $(TEST_CFLAGS) -w -c $< -o $@
+
+# Maps a source path to its sanitized object.
+test_obj = $(patsubst $(LWIP_DIR)/%.c,$(TEST_OUT)/dep/lwip/%.o,$(patsubst $(LUA_DIR)/%.c,$(TEST_OUT)/dep/lua/%.o,$(patsubst \
+  $(MBEDTLS_DIR)/%.c,$(TEST_OUT)/dep/mbedtls/%.o,$(patsubst %.c,$(TEST_OUT)/obj/%.o,$(1)))))
+
+define unit_rule
+$(TEST_OUT)/unit/test_$(1): $(call test_obj,tests/unit/test_$(1).c $(UNIT_$(1)))
+	@mkdir -p $$(@D)
+	@echo "  LD/SAN  $$@"
+	@$(CC) $(SAN_FLAGS) -o $$@ $$^ $(UNIT_LDLIBS_$(1))
+endef
+$(foreach n,$(UNIT_NAMES),$(eval $(call unit_rule,$(n))))
+-include $(shell find $(TEST_OUT) -name '*.d' 2>/dev/null)
+
+unit: $(UNIT_BINS)
+
+E2E_PYTEST := /usr/bin/python3 -m pytest
+
+# One pytest run: every unit binary (tests/test_unit.py) and every
+# end-to-end scenario, closed by pytest's summary line.
+test:
+	@scripts/need-tools.sh $(TOOLS) $(BOARD_TOOLS) $(TEST_TOOLS)
+	@$(MAKE) --no-print-directory -j2 all unit
+	@$(E2E_PYTEST) -q -p no:cacheprovider tests $(PYTEST_ARGS)
