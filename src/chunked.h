@@ -18,7 +18,12 @@ typedef struct chunked {
 
 enum { CHUNKED_MORE = 0, CHUNKED_DATA = 1, CHUNKED_DONE = 2, CHUNKED_ERR = -1 };
 
+/* Prepares c to decode a new chunked body. */
 void chunked_init(chunked_t *c);
+/* Consumes from in[0..len): CHUNKED_DATA with a payload span (*out, *out_len)
+ * inside `in` (the call stops right after it), CHUNKED_MORE when all input
+ * was consumed without payload, CHUNKED_DONE at the end of the message
+ * (*consumed ends it), CHUNKED_ERR on malformed input (sticky). */
 int chunked_decode(chunked_t *c, const uint8_t *in, size_t len, size_t *consumed,
                    const uint8_t **out, size_t *out_len);
 

@@ -349,7 +349,7 @@ static bool parse_len(const char *s, size_t n, uint64_t *v) {
     unsigned d;
     if (!is_digit((unsigned char)s[i])) return false;
     d = (unsigned)(s[i] - '0');
-    if (x > (max - d) / 10u) return false;
+    if (x > max / 10u || (x == max / 10u && d > max % 10u)) return false;
     x = x * 10u + d;
   }
   *v = x;

@@ -65,14 +65,22 @@ typedef struct hp_meta {
   int8_t host_hdr;   /* index of the Host field or -1 */
 } hp_meta_t;
 
+/* Prepares p to parse a new head into req (which is cleared). */
 void hp_init(hp_parser_t *p, hp_request_t *req);
+/* Feeds the next fragment; returns an enum hp_result, sets *consumed always. */
 int hp_feed(hp_parser_t *p, const char *data, size_t len, size_t *consumed);
+/* HTTP status for an HP_ERR_* code: 400, 431, 431, 501, 414, 505 (else 0). */
 int hp_status_for(int hp_error);
+/* snake_case name of an HP_* result, e.g. "bad_request". */
 const char *hp_error_name(int hp_error);
 
+/* Case-insensitive compare of a span with a NUL-terminated lower-case literal. */
 bool hp_span_ieq(const char *head, hp_span_t s, const char *lit);
+/* Finds the first header named `name` (lower-case literal); its index or -1. */
 int hp_find(const hp_request_t *r, const char *head, const char *name);
+/* Interprets framing headers into *m; returns 0, 400 or 501. */
 int hp_analyze(const hp_request_t *r, const char *head, hp_meta_t *m);
+/* Percent-decodes src[0..len) into out[cap] with a NUL; length or -1. */
 int hp_pct_decode(const char *src, size_t len, char *out, size_t cap);
 
 #endif /* POSTERN_HTTP_PARSER_H */

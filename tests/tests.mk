@@ -16,6 +16,10 @@ UNIT_timers := $(LWIP_ALL)
 UNIT_options := boards/host/options.c
 UNIT_http_parser := src/http_parser.c
 UNIT_chunked := src/chunked.c
+UNIT_digest := src/digest.c $(MBEDTLS_ALL)
+UNIT_policy := src/policy.c src/digest.c port/lua_arena.c src/log.c $(LUA_ALL) $(MBEDTLS_ALL) tests/unit/fake_storage.c
+UNIT_LDLIBS_policy := -lm
+UNIT_storage_host := boards/host/storage_host.c src/log.c
 
 UNIT_NAMES := $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_NAMES:%=$(TEST_OUT)/unit/test_%)

@@ -2,6 +2,8 @@
 #ifndef POSTERN_BOARD_OPTS_H
 #define POSTERN_BOARD_OPTS_H
 
-/* The host simulator keeps the firmware's defaults, so it behaves like the device. */
+/* The host simulator keeps the firmware's limits, so it behaves like the device.
+ * Only the alignment differs: lwIP's pools hold 64-bit pointers here. */
+#define MEM_ALIGNMENT 8
 
 #endif /* POSTERN_BOARD_OPTS_H */

@@ -3,19 +3,54 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "http_conn.h"
 #include "log.h"
 #include "lwip/init.h"
 #include "lwip/netif.h"
 #include "lwip/timeouts.h"
 #include "options.h"
+#include "policy.h"
 #include "selftest.h"
 #include "slirp_netif.h"
+#include "storage_host.h"
+
+/** Largest policy script the simulator loads (the firmware embeds its own). */
+#define MAIN_POLICY_MAX (64 * 1024)
 
 static volatile sig_atomic_t main_stop;
 
 static void main_on_signal(int sig)
 {
   main_stop = sig;
+}
+
+/* Reads and runs the policy script; a script that does not load stops the start. */
+static int main_load_policy(const host_options_t *opt)
+{
+  static char source[MAIN_POLICY_MAX];
+  FILE *f = fopen(opt->policy, "rb");
+  if (f == NULL) {
+    log_line("postern: cannot open policy %s", opt->policy);
+    return -1;
+  }
+  size_t n = fread(source, 1, sizeof source, f);
+  int too_big = n == sizeof source;
+  fclose(f);
+  if (too_big) {
+    log_line("postern: policy %s is larger than %d bytes", opt->policy, MAIN_POLICY_MAX);
+    return -1;
+  }
+  if (policy_init(opt->setting_names, opt->setting_values, opt->n_settings) != 0) {
+    log_line("postern: cannot create the Lua VM");
+    return -1;
+  }
+  const char *base = strrchr(opt->policy, '/');
+  if (policy_load(base != NULL ? base + 1 : opt->policy, source, n) != 0) {
+    log_line("postern: policy %s did not load; not starting", opt->policy);
+    return -1;
+  }
+  log_line("postern: policy %s loaded (Lua arena %zu bytes in use)", opt->policy, policy_memory_in_use());
+  return 0;
 }
 
 int main(int argc, char **argv)
@@ -33,6 +68,9 @@ int main(int argc, char **argv)
   sigaction(SIGTERM, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
 
+  if (storage_host_init(opt.storage, opt.capacity) != 0 || main_load_policy(&opt) != 0) {
+    return 1;
+  }
   lwip_init();
   static struct netif netif;
   const slirp_forward_t fwds[] = {
@@ -46,6 +84,10 @@ int main(int argc, char **argv)
   }
   if (selftest_start() != ERR_OK) {
     log_line("postern: cannot start the self-test services");
+    return 1;
+  }
+  if (http_listen(NULL, 80) != ERR_OK) {
+    log_line("postern: cannot listen on device port 80");
     return 1;
   }
 
@@ -69,6 +111,7 @@ int main(int argc, char **argv)
 
   log_line("postern: stopping on signal %d", (int)main_stop);
   slirp_netif_stop();
+  policy_shutdown();
   log_line("postern: stopped");
   return 0;
 }

@@ -14,7 +14,9 @@
 /* ---- Memory: lwIP's own heap and pools, never libc malloc ------------- */
 #define MEM_LIBC_MALLOC 0
 #define MEMP_MEM_MALLOC 0
+#ifndef MEM_ALIGNMENT
 #define MEM_ALIGNMENT 4
+#endif
 /* Heap for outgoing PBUF_RAM data (responses, unacked segments). */
 #ifndef MEM_SIZE
 #define MEM_SIZE (16 * 1024)

@@ -226,6 +226,7 @@ static void test_control_bytes(void) {
 
 static void test_request_line_shape(void) {
   CHECK_STR(parse("GET  / HTTP/1.1\r\n\r\n"), "ERR bad_request @4");
+  CHECK_STR(parse("GET  HTTP/1.1\r\n\r\n"), "ERR bad_request @4");
   CHECK_STR(parse("GET /  HTTP/1.1\r\n\r\n"), "ERR bad_request @6");
   CHECK_STR(parse(" GET / HTTP/1.1\r\n\r\n"), "ERR bad_request @0");
   CHECK_STR(parse("GET / HTTP/1.1 \r\n\r\n"), "ERR bad_request @14");

@@ -1,0 +1,461 @@
+/* storage_host.c: storage.h over a host directory with a simulated capacity, atomic commit by rename. */
+#include "storage_host.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "postern_opts.h"
+#include "storage.h"
+
+/** Most files storage_list() reports (the first ones in name order). */
+#define SH_LIST_MAX 128
+/** Prefix of the temporary file of an upload in progress. */
+#define SH_TMP_PREFIX ".upload-"
+
+struct storage_upload {
+  bool used;
+  int fd;
+  uint64_t written;                /* bytes in the temporary file */
+  char name[POSTERN_NAME_MAX + 1]; /* the final name */
+};
+
+struct storage_reader {
+  bool used;
+  int fd;
+};
+
+static int sh_dirfd = -1; /* the storage directory; -1 before init */
+static uint64_t sh_capacity;
+static uint64_t sh_used; /* bytes of the committed files */
+static struct storage_upload sh_uploads[POSTERN_MAX_CONNS];
+static struct storage_reader sh_readers[POSTERN_MAX_CONNS];
+
+/* Everything storage_list() reports, gathered before the first callback. */
+struct sh_entry {
+  char name[POSTERN_NAME_MAX + 1];
+  uint64_t size;
+};
+static struct sh_entry sh_list[SH_LIST_MAX];
+
+/* Logs an unexpected syscall failure and returns STORAGE_EIO. */
+static int sh_fail(const char *call, const char *name)
+{
+  log_line("storage: %s(%s): %s", call, name ? name : "", strerror(errno));
+  return STORAGE_EIO;
+}
+
+/* True for a name this backend can hold: not empty, no '/', no leading '.'. */
+static bool sh_name_ok(const char *name)
+{
+  return name != NULL && name[0] != '\0' && name[0] != '.' && strchr(name, '/') == NULL &&
+         strlen(name) <= POSTERN_NAME_MAX;
+}
+
+/* The preamble of the calls that take a name: STORAGE_EIO before init, STORAGE_EINVAL, or 0. */
+static int sh_check(const char *name)
+{
+  return sh_dirfd < 0 ? STORAGE_EIO : sh_name_ok(name) ? STORAGE_OK : STORAGE_EINVAL;
+}
+
+/* Writes the temporary file name of upload u (.upload-<slot>) into buf. */
+static void sh_tmp_name(const struct storage_upload *u, char *buf, size_t size)
+{
+  snprintf(buf, size, SH_TMP_PREFIX "%d", (int)(u - sh_uploads));
+}
+
+/* Size of the committed regular file `name`: 0 (size in *size), STORAGE_ENOENT or STORAGE_EIO. */
+static int sh_stat(const char *name, uint64_t *size)
+{
+  struct stat st;
+  if (fstatat(sh_dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    return errno == ENOENT ? STORAGE_ENOENT : sh_fail("fstatat", name);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return STORAGE_ENOENT;
+  }
+  *size = (uint64_t)st.st_size;
+  return STORAGE_OK;
+}
+
+/* Opens the storage directory itself for reading its entries. */
+static DIR *sh_opendir(void)
+{
+  int fd = openat(sh_dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+  if (d == NULL) {
+    sh_fail(fd >= 0 ? "fdopendir" : "openat", ".");
+    if (fd >= 0) {
+      close(fd);
+    }
+  }
+  return d;
+}
+
+/* Counts the committed files and their bytes, removing unfinished uploads; 0 or STORAGE_EIO. */
+static int sh_scan(unsigned *files, unsigned *stale, uint64_t *used)
+{
+  DIR *d = sh_opendir();
+  if (d == NULL) {
+    return STORAGE_EIO;
+  }
+  int rc = STORAGE_OK;
+  struct dirent *e;
+  for (errno = 0; rc == STORAGE_OK && (e = readdir(d)) != NULL; errno = 0) {
+    uint64_t size = 0;
+    if (strncmp(e->d_name, SH_TMP_PREFIX, strlen(SH_TMP_PREFIX)) == 0) {
+      /* Power-loss recovery: an upload that never reached its rename. */
+      rc = unlinkat(sh_dirfd, e->d_name, 0) == 0 ? STORAGE_OK : sh_fail("unlinkat", e->d_name);
+      ++*stale;
+    } else if (e->d_name[0] != '.' && (rc = sh_stat(e->d_name, &size)) != STORAGE_ENOENT) {
+      ++*files;
+      *used += size;
+    } else {
+      rc = STORAGE_OK; /* dot-files and what is no regular file */
+    }
+  }
+  if (rc == STORAGE_OK && errno != 0) {
+    rc = sh_fail("readdir", ".");
+  }
+  closedir(d);
+  if (rc == STORAGE_OK && *stale > 0 && fsync(sh_dirfd) != 0) {
+    rc = sh_fail("fsync", ".");
+  }
+  return rc;
+}
+
+/** Serves storage.h from `dir` with `capacity` bytes; see storage_host.h. */
+int storage_host_init(const char *dir, uint64_t capacity)
+{
+  for (int i = 0; i < POSTERN_MAX_CONNS; i++) {
+    storage_abort(&sh_uploads[i]); /* from a previous init: free slots do nothing */
+    storage_read_close(&sh_readers[i]);
+  }
+  if (sh_dirfd >= 0) {
+    close(sh_dirfd);
+  }
+  sh_capacity = sh_used = 0;
+  if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+    log_line("storage: cannot create %s: %s", dir, strerror(errno));
+    return -1;
+  }
+  sh_dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (sh_dirfd < 0) {
+    log_line("storage: cannot open %s: %s", dir, strerror(errno));
+    return -1;
+  }
+  unsigned files = 0, stale = 0;
+  uint64_t used = 0;
+  if (sh_scan(&files, &stale, &used) != STORAGE_OK) {
+    log_line("storage: %s: cannot scan the directory", dir);
+    close(sh_dirfd);
+    sh_dirfd = -1;
+    return -1;
+  }
+  sh_capacity = capacity;
+  sh_used = used;
+  char extra[64] = "";
+  if (stale > 0) {
+    snprintf(extra, sizeof extra, ", removed %u unfinished upload%s", stale, stale == 1 ? "" : "s");
+  }
+  log_line("storage: %s: %u file%s, %llu of %llu bytes used%s%s", dir, files, files == 1 ? "" : "s",
+           (unsigned long long)used, (unsigned long long)capacity,
+           used > capacity ? " (over capacity: nothing free)" : "", extra);
+  return 0;
+}
+
+/** Bytes the medium holds in all. */
+uint64_t storage_capacity(void)
+{
+  return sh_capacity;
+}
+
+/** Bytes still free: capacity less committed files less uploads in progress. */
+uint64_t storage_free(void)
+{
+  uint64_t taken = sh_used;
+  for (int i = 0; i < POSTERN_MAX_CONNS; i++) {
+    if (sh_uploads[i].used) {
+      taken += sh_uploads[i].written;
+    }
+  }
+  return taken >= sh_capacity ? 0 : sh_capacity - taken;
+}
+
+/** True when `name` is committed; its size goes to *size when size is not NULL. */
+bool storage_exists(const char *name, uint64_t *size)
+{
+  uint64_t n;
+  if (sh_dirfd < 0 || !sh_name_ok(name) || sh_stat(name, &n) != STORAGE_OK) {
+    return false;
+  }
+  if (size != NULL) {
+    *size = n;
+  }
+  return true;
+}
+
+/** Starts an upload of `name` into its slot's temporary file; see storage.h. */
+int storage_open(const char *name, uint64_t length, storage_upload_t **out)
+{
+  int rc = sh_check(name);
+  if (rc != STORAGE_OK) {
+    return rc;
+  }
+  struct storage_upload *u = NULL;
+  for (int i = 0; i < POSTERN_MAX_CONNS; i++) {
+    if (sh_uploads[i].used && strcmp(sh_uploads[i].name, name) == 0) {
+      return STORAGE_EBUSY; /* the name is being written */
+    }
+    if (!sh_uploads[i].used && u == NULL) {
+      u = &sh_uploads[i];
+    }
+  }
+  if (u == NULL) {
+    return STORAGE_EBUSY; /* every upload slot is taken */
+  }
+  if (length != STORAGE_LEN_UNKNOWN && length > storage_free()) {
+    return STORAGE_ENOSPC;
+  }
+  char tmp[32];
+  sh_tmp_name(u, tmp, sizeof tmp);
+  int fd = openat(sh_dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd < 0) {
+    return sh_fail("openat", tmp);
+  }
+  u->used = true;
+  u->fd = fd;
+  u->written = 0;
+  memcpy(u->name, name, strlen(name) + 1); /* fits: sh_name_ok() */
+  *out = u;
+  return STORAGE_OK;
+}
+
+/** Appends bytes to the temporary file; on any failure nothing of this call is kept. */
+int storage_write(storage_upload_t *u, const void *data, size_t len)
+{
+  if (len > storage_free()) {
+    return STORAGE_ENOSPC;
+  }
+  const char *p = data;
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = write(u->fd, p + done, len - done);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      int err = n < 0 ? errno : ENOSPC;
+      /* Cut back to the last whole call so the upload stays consistent. */
+      if (ftruncate(u->fd, (off_t)u->written) != 0 ||
+          lseek(u->fd, (off_t)u->written, SEEK_SET) < 0) {
+        sh_fail("ftruncate", u->name);
+      }
+      if (err == ENOSPC || err == EDQUOT) {
+        log_line("storage: write(%s): %s", u->name, strerror(err));
+        return STORAGE_ENOSPC; /* the real disk is full */
+      }
+      errno = err;
+      return sh_fail("write", u->name);
+    }
+    done += (size_t)n;
+  }
+  u->written += len;
+  return STORAGE_OK;
+}
+
+/* Drops a failed commit's upload and passes its result on. */
+static int sh_commit_fail(storage_upload_t *u, int rc)
+{
+  storage_abort(u);
+  return rc;
+}
+
+/** Syncs the temporary file, renames it over the name and syncs the directory; frees u in every case. */
+int storage_commit(storage_upload_t *u, bool *replaced)
+{
+  char tmp[32];
+  sh_tmp_name(u, tmp, sizeof tmp);
+  if (replaced != NULL) {
+    *replaced = false;
+  }
+  if (fsync(u->fd) != 0) {
+    return sh_commit_fail(u, sh_fail("fsync", tmp));
+  }
+  uint64_t old = 0;
+  int s = sh_stat(u->name, &old); /* ENOENT: a new name, old stays 0 */
+  if (s == STORAGE_EIO) {
+    return sh_commit_fail(u, s);
+  }
+  if (renameat(sh_dirfd, tmp, sh_dirfd, u->name) != 0) {
+    return sh_commit_fail(u, sh_fail("renameat", u->name));
+  }
+  /* The new version is in place: account for it whatever follows. */
+  sh_used = (sh_used > old ? sh_used - old : 0) + u->written;
+  if (replaced != NULL) {
+    *replaced = s == STORAGE_OK;
+  }
+  close(u->fd);
+  u->used = false;
+  if (fsync(sh_dirfd) != 0) {
+    return sh_fail("fsync", "."); /* visible now, but not known to be durable */
+  }
+  return STORAGE_OK;
+}
+
+/** Drops the temporary file; the previous version is untouched. Frees u; NULL does nothing. */
+void storage_abort(storage_upload_t *u)
+{
+  if (u == NULL || !u->used) {
+    return;
+  }
+  char tmp[32];
+  sh_tmp_name(u, tmp, sizeof tmp);
+  close(u->fd);
+  if (unlinkat(sh_dirfd, tmp, 0) != 0 && errno != ENOENT) {
+    sh_fail("unlinkat", tmp);
+  }
+  u->used = false;
+}
+
+/** Removes a committed file; readers that have it open keep reading it. */
+int storage_remove(const char *name)
+{
+  int rc = sh_check(name);
+  if (rc != STORAGE_OK) {
+    return rc;
+  }
+  uint64_t size;
+  rc = sh_stat(name, &size);
+  if (rc != STORAGE_OK) {
+    return rc;
+  }
+  if (unlinkat(sh_dirfd, name, 0) != 0) {
+    return errno == ENOENT ? STORAGE_ENOENT : sh_fail("unlinkat", name);
+  }
+  sh_used = size > sh_used ? 0 : sh_used - size;
+  return STORAGE_OK;
+}
+
+/** Opens a committed file for reading from a reader slot; see storage.h. */
+int storage_read_open(const char *name, storage_reader_t **out, uint64_t *size)
+{
+  int rc = sh_check(name);
+  if (rc != STORAGE_OK) {
+    return rc;
+  }
+  int fd = openat(sh_dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) {
+    return errno == ENOENT || errno == ELOOP ? STORAGE_ENOENT : sh_fail("openat", name);
+  }
+  struct stat st;
+  rc = fstat(fd, &st) != 0 ? sh_fail("fstat", name) : S_ISREG(st.st_mode) ? STORAGE_OK : STORAGE_ENOENT;
+  for (int i = 0; rc == STORAGE_OK && i < POSTERN_MAX_CONNS; i++) {
+    if (!sh_readers[i].used) {
+      sh_readers[i].used = true;
+      sh_readers[i].fd = fd;
+      *out = &sh_readers[i];
+      if (size != NULL) {
+        *size = (uint64_t)st.st_size;
+      }
+      return STORAGE_OK;
+    }
+  }
+  close(fd);
+  return rc == STORAGE_OK ? STORAGE_EBUSY : rc; /* EBUSY: every reader slot is taken */
+}
+
+/** Reads up to len bytes at the reader's position; returns the count (0 at the end) or a negative result. */
+long storage_read(storage_reader_t *r, void *buf, size_t len)
+{
+  if (len > LONG_MAX) {
+    len = LONG_MAX;
+  }
+  for (;;) {
+    ssize_t n = read(r->fd, buf, len);
+    if (n >= 0) {
+      return (long)n;
+    }
+    if (errno != EINTR) {
+      return sh_fail("read", "reader");
+    }
+  }
+}
+
+/** Closes a reader and frees its slot; NULL does nothing. */
+void storage_read_close(storage_reader_t *r)
+{
+  if (r != NULL && r->used) {
+    close(r->fd);
+    r->used = false;
+  }
+}
+
+/* qsort order of sh_list: bytewise by name (strcmp compares unsigned chars). */
+static int sh_list_cmp(const void *a, const void *b)
+{
+  return strcmp(((const struct sh_entry *)a)->name, ((const struct sh_entry *)b)->name);
+}
+
+/** Calls fn for each committed file in byte order of names (the first 128 at most); see storage.h. */
+int storage_list(int (*fn)(void *ctx, const char *name, uint64_t size), void *ctx)
+{
+  if (sh_dirfd < 0) {
+    return STORAGE_EIO;
+  }
+  DIR *d = sh_opendir();
+  if (d == NULL) {
+    return STORAGE_EIO;
+  }
+  size_t count = 0;
+  bool cut = false;
+  struct dirent *e;
+  for (errno = 0; (e = readdir(d)) != NULL; errno = 0) {
+    uint64_t size;
+    if (!sh_name_ok(e->d_name) || sh_stat(e->d_name, &size) != STORAGE_OK) {
+      continue; /* dot-files, directories, names no request can reach */
+    }
+    size_t at = count;
+    if (count == SH_LIST_MAX) {
+      /* Full: keep the first names in order, so the newcomer replaces the last. */
+      cut = true;
+      at = 0;
+      for (size_t i = 1; i < count; i++) {
+        if (strcmp(sh_list[i].name, sh_list[at].name) > 0) {
+          at = i;
+        }
+      }
+      if (strcmp(e->d_name, sh_list[at].name) > 0) {
+        continue;
+      }
+    } else {
+      count++;
+    }
+    memcpy(sh_list[at].name, e->d_name, strlen(e->d_name) + 1); /* fits: sh_name_ok() */
+    sh_list[at].size = size;
+  }
+  if (errno != 0) {
+    int rc = sh_fail("readdir", ".");
+    closedir(d);
+    return rc;
+  }
+  closedir(d);
+  if (cut) {
+    log_line("storage: more than %d files, listing the first %d", SH_LIST_MAX, SH_LIST_MAX);
+  }
+  qsort(sh_list, count, sizeof sh_list[0], sh_list_cmp);
+  for (size_t i = 0; i < count; i++) {
+    int rc = fn(ctx, sh_list[i].name, sh_list[i].size);
+    if (rc != 0) {
+      return rc;
+    }
+  }
+  return 0;
+}

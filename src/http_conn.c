@@ -1,0 +1,1143 @@
+/* http_conn.c: postern's HTTP/1.1 server on altcp: head -> policy decision -> body -> storage -> response.
+ *
+ * The road of a request, top to bottom in this file:
+ *   1. conn_on_recv()     bytes arrive from lwIP and join c->rx (not yet acknowledged
+ *                         to the window: altcp_recved() only for what is consumed);
+ *   2. conn_feed_head()   the incremental parser reads them, never twice;
+ *   3. conn_on_head()     the complete head is checked, routed, and handed to the
+ *                         Lua policy, before one body byte is read;
+ *   4. conn_start_upload()  100 Continue, or the refusal (417 or the policy's status);
+ *   5. conn_feed_body()   body bytes stream through the chunked decoder and SHA-256
+ *                         into storage;
+ *   6. conn_end_upload()  digest check, the policy's last word, atomic commit, 201/200;
+ *   7. conn_respond()     every response goes out here, then keep-alive or a
+ *                         lingering close.
+ *
+ * Memory: connection state comes from a fixed pool of POSTERN_MAX_CONNS; the
+ * head is parsed in place from the pbufs, and copied into one shared bounded
+ * buffer only when it spans pbufs (the decision is synchronous, so one copy
+ * serves every connection).
+ */
+#include "http_conn.h"
+
+#include <stdbool.h>
+#include <string.h>
+
+#include "chunked.h"
+#include "digest.h"
+#include "http_parser.h"
+#include "http_response.h"
+#include "http_status.h"
+#include "log.h"
+#include "lwip/altcp_tcp.h"
+#include "lwip/ip_addr.h"
+#include "lwip/pbuf.h"
+#include "lwip/sys.h"
+#include "policy.h"
+#include "postern_opts.h"
+#include "storage.h"
+
+/** Poll interval of lwIP's poll callback, in its 500 ms ticks: timeouts run once a second. */
+#define CONN_POLL_TICKS 2
+/** Send-buffer room required before a response is rendered. */
+#define CONN_RESP_ROOM 1024
+/** Request line bytes kept for the access log. */
+#define CONN_REQLINE_MAX 96
+
+typedef enum conn_state {
+  CONN_FREE = 0,
+  CONN_HEAD,      /* reading a request head */
+  CONN_BODY,      /* streaming an accepted upload body to storage */
+  CONN_SEND_FILE, /* streaming a download */
+  CONN_SEND_LIST, /* streaming the JSON listing */
+  CONN_LINGER,    /* response sent, FIN sent; reading and dropping until the peer closes */
+} conn_state_t;
+
+typedef struct conn {
+  struct altcp_pcb *pcb;
+  conn_state_t state;
+  bool keep_alive;   /* the request allows a next one on this connection */
+  bool expect;       /* Expect: 100-continue was honoured */
+  bool chunked;      /* the body uses the chunked coding */
+  bool has_length;
+  bool want_digest;  /* Content-Digest: sha-256 was sent */
+  bool head_only;    /* HEAD: headers of a download without the bytes */
+  struct pbuf *rx;   /* received bytes not consumed yet */
+  uint16_t fed;      /* bytes of rx the head parser has seen */
+  uint32_t last_ms;  /* last progress, for the timeouts */
+  uint32_t linger_bytes;
+  hp_parser_t parser;
+  hp_request_t req;
+  uint64_t length;     /* announced body length */
+  uint64_t body_left;  /* body bytes still to come (Content-Length) */
+  uint64_t body_bytes; /* body bytes stored so far */
+  chunked_t chunk;
+  digest_sha256_t sha;
+  uint8_t digest[DIGEST_SHA256_LEN]; /* the client's Content-Digest */
+  storage_upload_t *upload;
+  storage_reader_t *reader;
+  uint64_t send_left; /* download or listing bytes still to send */
+  uint32_t list_next; /* listing: next entry to render */
+  uint16_t status;    /* final status, for the access log */
+  char name[POSTERN_NAME_MAX + 1];
+  char reqline[CONN_REQLINE_MAX];
+} conn_t;
+
+static conn_t conn_pool[POSTERN_MAX_CONNS];
+static uint32_t conn_active, conn_high_water;
+
+/* Shared scratch, safe because everything runs in the one main loop. */
+static char conn_head_buf[POSTERN_HEAD_MAX];
+static char conn_out[1024];
+static char conn_path[POSTERN_TARGET_MAX + 1];
+static uint8_t conn_io[TCP_MSS];
+
+static void conn_process(conn_t *c);
+static void conn_pump(conn_t *c);
+
+/** Connections open right now. */
+uint32_t http_conns_active(void)
+{
+  return conn_active;
+}
+
+/** The most connections ever open at once. */
+uint32_t http_conns_high_water(void)
+{
+  return conn_high_water;
+}
+
+/* ---- Connection life ---------------------------------------------------- */
+
+/* Gives back everything a connection holds except its pcb. */
+static void conn_release(conn_t *c)
+{
+  if (c->rx != NULL) {
+    pbuf_free(c->rx);
+    c->rx = NULL;
+  }
+  if (c->upload != NULL) {
+    storage_abort(c->upload);
+    c->upload = NULL;
+  }
+  if (c->reader != NULL) {
+    storage_read_close(c->reader);
+    c->reader = NULL;
+  }
+  c->state = CONN_FREE;
+  c->pcb = NULL;
+  conn_active--;
+}
+
+static void conn_detach(struct altcp_pcb *pcb)
+{
+  altcp_arg(pcb, NULL);
+  altcp_recv(pcb, NULL);
+  altcp_sent(pcb, NULL);
+  altcp_err(pcb, NULL);
+  altcp_poll(pcb, NULL, 0);
+}
+
+/* Closes the connection now; on a close failure the pcb is aborted. */
+static void conn_close(conn_t *c)
+{
+  struct altcp_pcb *pcb = c->pcb;
+  conn_detach(pcb);
+  conn_release(c);
+  if (altcp_close(pcb) != ERR_OK) {
+    altcp_abort(pcb);
+  }
+}
+
+/* Drops n bytes from the front of rx and opens the window by as much. */
+static void conn_consume(conn_t *c, size_t n)
+{
+  c->rx = pbuf_free_header(c->rx, (u16_t)n);
+  while (n > 0) {
+    u16_t part = n > 0xffff ? 0xffff : (u16_t)n;
+    altcp_recved(c->pcb, part);
+    n -= part;
+  }
+  c->last_ms = sys_now();
+}
+
+static bool conn_room(conn_t *c)
+{
+  return altcp_sndbuf(c->pcb) >= CONN_RESP_ROOM && altcp_sndqueuelen(c->pcb) < TCP_SND_QUEUELEN / 2;
+}
+
+/* ---- Responses ---------------------------------------------------------- */
+
+/* How a connection goes on after a response. */
+typedef enum conn_after {
+  AFTER_NEXT,   /* keep-alive: read the next request */
+  AFTER_LINGER, /* close: FIN, then drop what still arrives for a while */
+  AFTER_SEND,   /* a download or listing follows the head */
+} conn_after_t;
+
+static void conn_log(conn_t *c, const char *note)
+{
+  char ip[IPADDR_STRLEN_MAX] = "-";
+  const ip_addr_t *peer = altcp_get_ip(c->pcb, 0);
+  if (peer != NULL) {
+    ipaddr_ntoa_r(peer, ip, sizeof ip);
+  }
+  char date[32] = "-";
+  uint64_t now;
+  if (platform_unix_time(&now)) {
+    /* Common Log Format wants [22/Nov/2026:04:35:00 +0000]; rebuild it from the IMF date. */
+    char imf[30];
+    http_format_date(imf, now);
+    memcpy(date, imf + 5, 2);
+    date[2] = '/';
+    memcpy(date + 3, imf + 8, 3);
+    date[6] = '/';
+    memcpy(date + 7, imf + 12, 4);
+    date[11] = ':';
+    memcpy(date + 12, imf + 17, 8);
+    memcpy(date + 20, " +0000", 7);
+  }
+  log_line("%s - - [%s] \"%s\" %u %llu%s%s", ip, date, c->reqline[0] ? c->reqline : "-", c->status,
+           (unsigned long long)(c->body_bytes), note != NULL ? " " : "", note != NULL ? note : "");
+}
+
+/* Writes bytes into the send queue (copied); false when lwIP had no room. */
+static bool conn_write(conn_t *c, const void *data, size_t len, bool more)
+{
+  err_t err = altcp_write(c->pcb, data, (u16_t)len, TCP_WRITE_FLAG_COPY | (more ? TCP_WRITE_FLAG_MORE : 0));
+  if (err != ERR_OK) {
+    log_line("http: cannot queue %u response bytes (%d); closing", (unsigned)len, (int)err);
+    return false;
+  }
+  return true;
+}
+
+/* Enters the state that follows a response. */
+static void conn_after(conn_t *c, conn_after_t after)
+{
+  altcp_output(c->pcb);
+  if (after == AFTER_LINGER) {
+    /* Half-close: the response and a FIN go out, and whatever the client
+     * still sends is read and dropped, so no reset can destroy the response. */
+    altcp_shutdown(c->pcb, 0, 1);
+    c->state = CONN_LINGER;
+    c->last_ms = sys_now();
+    c->linger_bytes = 0;
+    if (c->rx != NULL) {
+      conn_consume(c, c->rx->tot_len);
+    }
+  } else if (after == AFTER_NEXT) {
+    c->state = CONN_HEAD;
+    c->fed = 0;
+    c->reqline[0] = '\0';
+    hp_init(&c->parser, &c->req);
+  }
+}
+
+/*
+ * Sends a complete response with a JSON body in the seed's shape and logs
+ * it. `close` adds Connection: close; the connection lingers and closes in
+ * both cases unless `after` is AFTER_NEXT.
+ */
+static void conn_respond_error(conn_t *c, int status, const char *key, const char *message, bool close_header,
+                               conn_after_t after, const char *challenge)
+{
+  wbuf_t b;
+  wb_init(&b, conn_out, sizeof conn_out);
+  http_head_t h = {.status = status, .close = close_header, .www_authenticate = challenge};
+  if (status == 405) {
+    h.allow = c->name[0] ? "GET, HEAD, PUT, DELETE" : "GET, HEAD";
+  }
+  http_render_error(&b, &h, key != NULL ? key : http_error_key(status), message);
+  c->status = (uint16_t)status;
+  http_status_count(status);
+  conn_log(c, message != NULL && message[0] ? message : NULL);
+  if (!conn_write(c, b.p, b.len, false)) {
+    conn_close(c);
+    return;
+  }
+  conn_after(c, after);
+}
+
+/* The usual refusal of a request whose body may follow: answer and close. */
+static void conn_refuse(conn_t *c, int status, const char *message)
+{
+  conn_respond_error(c, status, NULL, message, true, AFTER_LINGER, NULL);
+}
+
+/* ---- 2. The head ---------------------------------------------------------- */
+
+/* Feeds unparsed bytes of rx to the parser. Returns the parser's result. */
+static int conn_feed_head(conn_t *c)
+{
+  int rc = HP_MORE;
+  u16_t off = c->fed;
+  struct pbuf *q = c->rx;
+  while (q != NULL && off >= q->len) {
+    off = (u16_t)(off - q->len);
+    q = q->next;
+  }
+  for (; q != NULL && rc == HP_MORE; q = q->next, off = 0) {
+    size_t used = 0;
+    rc = hp_feed(&c->parser, (const char *)q->payload + off, (size_t)(q->len - off), &used);
+    c->fed = (u16_t)(c->fed + used);
+  }
+  return rc;
+}
+
+/* ---- 3. Routing and the decision ----------------------------------------- */
+
+typedef enum conn_route { ROUTE_NONE, ROUTE_FILE, ROUTE_LIST, ROUTE_STATUS } conn_route_t;
+
+/* A stored name: bounded, no path separators, no dot-names, no control bytes. */
+static bool conn_name_ok(const char *name, size_t len)
+{
+  if (len == 0 || len > POSTERN_NAME_MAX || name[0] == '.') {
+    return false;
+  }
+  for (size_t i = 0; i < len; i++) {
+    unsigned char ch = (unsigned char)name[i];
+    if (ch < 0x20 || ch == 0x7f || ch == '/' || ch == '\\') {
+      return false;
+    }
+  }
+  return true;
+}
+
+/*
+ * Splits the target into the decoded path (conn_path) and the raw query.
+ * Accepts origin-form and absolute-form (RFC 9112 3.2). Returns 0 or a status.
+ */
+static int conn_parse_target(const char *t, size_t n, policy_str_t *query)
+{
+  if (n >= 7 && (memcmp(t, "http://", 7) == 0 || (n >= 8 && memcmp(t, "https://", 8) == 0))) {
+    size_t skip = t[4] == 's' ? 8 : 7;
+    const char *slash = memchr(t + skip, '/', n - skip);
+    if (slash == NULL) {
+      t = "/", n = 1;
+    } else {
+      n -= (size_t)(slash - t);
+      t = slash;
+    }
+  }
+  if (n == 0 || t[0] != '/') {
+    return 400; /* asterisk-form and authority-form are not served here */
+  }
+  const char *q = memchr(t, '?', n);
+  size_t path_len = q != NULL ? (size_t)(q - t) : n;
+  *query = q != NULL ? (policy_str_t){q + 1, n - path_len - 1} : (policy_str_t){NULL, 0};
+  if (hp_pct_decode(t, path_len, conn_path, sizeof conn_path) < 0) {
+    return 400;
+  }
+  return 0;
+}
+
+static conn_route_t conn_route(conn_t *c, int *status)
+{
+  *status = 0;
+  c->name[0] = '\0';
+  if (strcmp(conn_path, "/_status") == 0) {
+    return ROUTE_STATUS;
+  }
+  if (strcmp(conn_path, "/files") == 0 || strcmp(conn_path, "/files/") == 0) {
+    return ROUTE_LIST;
+  }
+  if (strncmp(conn_path, "/files/", 7) == 0) {
+    const char *name = conn_path + 7;
+    size_t len = strlen(name);
+    if (!conn_name_ok(name, len) || strstr(name, "..") != NULL) {
+      *status = 400;
+      return ROUTE_NONE;
+    }
+    memcpy(c->name, name, len + 1);
+    return ROUTE_FILE;
+  }
+  *status = 404;
+  return ROUTE_NONE;
+}
+
+static void conn_peer(conn_t *c, char *out, size_t cap)
+{
+  const ip_addr_t *ip = altcp_get_ip(c->pcb, 0);
+  wbuf_t b;
+  wb_init(&b, out, cap - 1);
+  char tmp[IPADDR_STRLEN_MAX];
+  wb_str(&b, ip != NULL ? ipaddr_ntoa_r(ip, tmp, sizeof tmp) : "?");
+  wb_str(&b, ":");
+  wb_u64(&b, altcp_get_port(c->pcb, 0));
+  out[b.len] = '\0';
+}
+
+static void conn_start_upload(conn_t *c, const policy_decision_t *d);
+static void conn_start_download(conn_t *c, bool head_only);
+static void conn_start_list(conn_t *c);
+static void conn_send_status(conn_t *c);
+
+/*
+ * A complete head is in `head` (in place or copied). Everything the body
+ * stage needs is copied into c; the head is dropped by the caller.
+ */
+static void conn_on_head(conn_t *c, const char *head)
+{
+  hp_request_t *r = &c->req;
+  size_t rl = (size_t)(r->target.off + r->target.len - r->method.off) + 9;
+  if (rl >= sizeof c->reqline) {
+    rl = sizeof c->reqline - 1;
+  }
+  memcpy(c->reqline, head + r->method.off, rl);
+  c->reqline[rl] = '\0';
+  c->body_bytes = 0;
+
+  hp_meta_t m;
+  int st = hp_analyze(r, head, &m);
+  c->keep_alive = m.keep_alive;
+  if (st != 0) {
+    conn_refuse(c, st, st == 501 ? "only the chunked transfer coding is supported" : "malformed framing headers");
+    return;
+  }
+  c->has_length = m.has_length;
+  c->length = m.content_length;
+  c->chunked = m.chunked;
+  bool has_body = m.chunked || (m.has_length && m.content_length > 0);
+
+  policy_str_t query;
+  if (conn_parse_target(head + r->target.off, r->target.len, &query) != 0) {
+    conn_refuse(c, 400, "bad request target");
+    return;
+  }
+  int route_status;
+  conn_route_t route = conn_route(c, &route_status);
+  bool is_put = r->method.len == 3 && memcmp(head + r->method.off, "PUT", 3) == 0;
+  bool is_get = r->method.len == 3 && memcmp(head + r->method.off, "GET", 3) == 0;
+  bool is_head = r->method.len == 4 && memcmp(head + r->method.off, "HEAD", 4) == 0;
+  bool is_delete = r->method.len == 6 && memcmp(head + r->method.off, "DELETE", 6) == 0;
+
+  if (route == ROUTE_NONE) {
+    conn_respond_error(c, route_status, route_status == 400 ? "bad_name" : NULL,
+                       route_status == 400 ? "file names: 1 to 64 bytes, no '/', '..', leading '.' or control bytes"
+                                           : "no such route",
+                       has_body, has_body ? AFTER_LINGER : AFTER_NEXT, NULL);
+    return;
+  }
+  bool allowed = route == ROUTE_FILE ? (is_put || is_get || is_head || is_delete) : (is_get || is_head);
+  if (!allowed) {
+    conn_respond_error(c, 405, NULL, "method not allowed here", has_body, has_body ? AFTER_LINGER : AFTER_NEXT,
+                       NULL);
+    return;
+  }
+  if (m.expect == HP_EXPECT_OTHER) {
+    /* RFC 9110 10.1.1: an expectation the server cannot meet. */
+    conn_refuse(c, 417, "only the 100-continue expectation is supported");
+    return;
+  }
+  if (is_put && !m.has_length && !m.chunked) {
+    conn_refuse(c, 411, "an upload needs Content-Length or chunked");
+    return;
+  }
+  if (!is_put && has_body) {
+    conn_refuse(c, 400, "this request takes no body");
+    return;
+  }
+  c->expect = is_put && has_body && m.expect == HP_EXPECT_CONTINUE;
+  c->want_digest = false;
+  int dh = hp_find(r, head, "content-digest");
+  if (dh >= 0 && is_put) {
+    int d = digest_parse_content_digest(head + r->headers[dh].value.off, r->headers[dh].value.len, c->digest);
+    if (d < 0) {
+      conn_refuse(c, 400, "malformed Content-Digest");
+      return;
+    }
+    c->want_digest = d == 1;
+  }
+
+  /* The request as the policy sees it. */
+  static policy_str_t names[POSTERN_MAX_HEADERS], values[POSTERN_MAX_HEADERS];
+  for (int i = 0; i < r->n_headers; i++) {
+    names[i] = (policy_str_t){head + r->headers[i].name.off, r->headers[i].name.len};
+    values[i] = (policy_str_t){head + r->headers[i].value.off, r->headers[i].value.len};
+  }
+  char peer[IPADDR_STRLEN_MAX + 8];
+  conn_peer(c, peer, sizeof peer);
+  policy_request_t pr = {
+    .method = {head + r->method.off, r->method.len},
+    .path = {conn_path, strlen(conn_path)},
+    .query = query,
+    .version = {r->version_minor ? "HTTP/1.1" : "HTTP/1.0", 8},
+    .name = c->name[0] ? (policy_str_t){c->name, strlen(c->name)} : (policy_str_t){NULL, 0},
+    .header_names = names,
+    .header_values = values,
+    .n_headers = r->n_headers,
+    .has_length = m.has_length,
+    .length = m.content_length,
+    .expect = m.expect_hdr >= 0 && r->version_minor == 1
+                ? (policy_str_t){head + r->headers[m.expect_hdr].value.off, r->headers[m.expect_hdr].value.len}
+                : (policy_str_t){NULL, 0},
+    .peer = {peer, strlen(peer)},
+    .tls = NULL,
+  };
+  static policy_decision_t d;
+  policy_decide(&pr, &d);
+
+  if (d.status != 100) {
+    /* Refused: no 100 is ever sent; body bytes in flight are never parsed. */
+    const char *key = d.policy_error ? "policy_error" : NULL;
+    bool retry_417 = d.status == 417 && d.retryable && c->expect;
+    const char *challenge = d.status == 401 ? (d.www_authenticate[0] ? d.www_authenticate : "Bearer realm=\"postern\"")
+                                            : NULL;
+    conn_respond_error(c, d.status, key, d.message, has_body && !retry_417, has_body ? AFTER_LINGER : AFTER_NEXT,
+                       challenge);
+    return;
+  }
+  if (d.name[0] != '\0' && route == ROUTE_FILE) {
+    memcpy(c->name, d.name, sizeof c->name);
+  }
+  switch (route) {
+  case ROUTE_FILE:
+    if (is_put) {
+      conn_start_upload(c, &d);
+    } else if (is_delete) {
+      int rc = storage_remove(c->name);
+      if (rc == STORAGE_OK) {
+        c->status = 204;
+        http_status_count(204);
+        wbuf_t b;
+        wb_init(&b, conn_out, sizeof conn_out);
+        http_head_t h = {.status = 204};
+        http_render_head(&b, &h);
+        conn_log(c, NULL);
+        if (conn_write(c, b.p, b.len, false)) {
+          conn_after(c, c->keep_alive ? AFTER_NEXT : AFTER_LINGER);
+        } else {
+          conn_close(c);
+        }
+      } else {
+        conn_respond_error(c, rc == STORAGE_ENOENT ? 404 : 500, NULL,
+                           rc == STORAGE_ENOENT ? "no such file" : "storage error", !c->keep_alive,
+                           c->keep_alive ? AFTER_NEXT : AFTER_LINGER, NULL);
+      }
+    } else {
+      conn_start_download(c, is_head);
+    }
+    break;
+  case ROUTE_LIST:
+    c->head_only = is_head;
+    conn_start_list(c);
+    break;
+  case ROUTE_STATUS:
+    c->head_only = is_head;
+    conn_send_status(c);
+    break;
+  case ROUTE_NONE:
+    break;
+  }
+}
+
+/* ---- 4. Accepted uploads -------------------------------------------------- */
+
+static void conn_start_upload(conn_t *c, const policy_decision_t *d)
+{
+  (void)d;
+  int rc = storage_open(c->name, c->chunked ? STORAGE_LEN_UNKNOWN : c->length, &c->upload);
+  if (rc != STORAGE_OK) {
+    c->upload = NULL;
+    int status = rc == STORAGE_ENOSPC ? (c->length > storage_capacity() ? 413 : 507)
+                 : rc == STORAGE_EBUSY ? 409
+                                       : 500;
+    const char *msg = rc == STORAGE_ENOSPC ? "not enough free space"
+                      : rc == STORAGE_EBUSY ? "this name is being uploaded right now"
+                                            : "storage error";
+    /* With Expect, the client waits for 100 or a refusal: 417 says "not this way". */
+    conn_refuse(c, c->expect ? 417 : status, msg);
+    return;
+  }
+  digest_sha256_start(&c->sha);
+  c->body_left = c->chunked ? 0 : c->length;
+  chunked_init(&c->chunk);
+  c->state = CONN_BODY;
+  if (c->expect) {
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    if (!conn_write(c, cont, sizeof cont - 1, false)) {
+      conn_close(c);
+      return;
+    }
+    altcp_output(c->pcb);
+  }
+}
+
+/* ---- 5. The body ---------------------------------------------------------- */
+
+/* Storage and the digest take one span of payload. Returns a storage result. */
+static int conn_sink(conn_t *c, const uint8_t *data, size_t len)
+{
+  if (len == 0) {
+    return STORAGE_OK;
+  }
+  int rc = storage_write(c->upload, data, len);
+  if (rc == STORAGE_OK) {
+    digest_sha256_update(&c->sha, data, len);
+    c->body_bytes += len;
+  }
+  return rc;
+}
+
+static void conn_end_upload(conn_t *c);
+
+/* Aborts the upload after a failure mid-body and answers. */
+static void conn_fail_upload(conn_t *c, int status, const char *msg)
+{
+  storage_abort(c->upload);
+  c->upload = NULL;
+  conn_refuse(c, status, msg);
+}
+
+/* Streams what rx holds of the body. */
+static void conn_feed_body(conn_t *c)
+{
+  bool done = !c->chunked && c->body_left == 0;
+  while (!done && c->rx != NULL) {
+    struct pbuf *q = c->rx;
+    const uint8_t *data = q->payload;
+    size_t used, out_len = 0;
+    const uint8_t *out = NULL;
+    int rc;
+    if (c->chunked) {
+      rc = chunked_decode(&c->chunk, data, q->len, &used, &out, &out_len);
+      if (rc == CHUNKED_ERR) {
+        conn_fail_upload(c, 400, "malformed chunked body");
+        return;
+      }
+      done = rc == CHUNKED_DONE;
+    } else {
+      used = q->len < c->body_left ? q->len : (size_t)c->body_left;
+      out = data;
+      out_len = used;
+      c->body_left -= used;
+      done = c->body_left == 0;
+    }
+    rc = conn_sink(c, out, out_len);
+    if (rc != STORAGE_OK) {
+      conn_fail_upload(c, rc == STORAGE_ENOSPC ? (c->chunked ? 413 : 507) : 500,
+                       rc == STORAGE_ENOSPC ? "storage quota exceeded while streaming" : "storage error");
+      return;
+    }
+    conn_consume(c, used);
+  }
+  if (done) {
+    conn_end_upload(c);
+  }
+}
+
+/* ---- 6. Commit ------------------------------------------------------------ */
+
+static void conn_end_upload(conn_t *c)
+{
+  if (!conn_room(c)) {
+    c->body_left = 0;
+    c->chunked = false; /* the decoder is done; wait for room in conn_on_sent */
+    return;
+  }
+  uint8_t sum[DIGEST_SHA256_LEN];
+  digest_sha256_finish(&c->sha, sum);
+  if (c->want_digest && !digest_equal(sum, c->digest, sizeof sum)) {
+    storage_abort(c->upload);
+    c->upload = NULL;
+    conn_respond_error(c, 400, "digest_mismatch", "Content-Digest does not match the body; nothing stored",
+                       !c->keep_alive, c->keep_alive ? AFTER_NEXT : AFTER_LINGER, NULL);
+    return;
+  }
+  char hex[2 * DIGEST_SHA256_LEN + 1];
+  digest_hex(sum, sizeof sum, hex);
+  policy_request_t pr = {
+    .method = {"PUT", 3},
+    .path = {c->name, strlen(c->name)},
+    .name = {c->name, strlen(c->name)},
+    .version = {"HTTP/1.1", 8},
+    .has_length = true,
+    .length = c->body_bytes,
+  };
+  static policy_decision_t d;
+  policy_after_body(&pr, c->body_bytes, hex, &d);
+  if (d.status != 100) {
+    storage_abort(c->upload);
+    c->upload = NULL;
+    conn_respond_error(c, d.status, d.policy_error ? "policy_error" : NULL, d.message, !c->keep_alive,
+                       c->keep_alive ? AFTER_NEXT : AFTER_LINGER, NULL);
+    return;
+  }
+  bool replaced = false;
+  int rc = storage_commit(c->upload, &replaced);
+  c->upload = NULL;
+  if (rc != STORAGE_OK) {
+    conn_respond_error(c, 500, "storage_error", "commit failed; the previous version is intact", true,
+                       AFTER_LINGER, NULL);
+    return;
+  }
+  char b64[DIGEST_SHA256_B64_LEN];
+  digest_base64_encode(sum, sizeof sum, b64, sizeof b64);
+  char body[256];
+  wbuf_t j;
+  wb_init(&j, body, sizeof body);
+  wb_str(&j, "{\"name\":");
+  wb_json_str(&j, c->name, strlen(c->name));
+  wb_str(&j, ",\"size\":");
+  wb_u64(&j, c->body_bytes);
+  wb_str(&j, ",\"sha256\":\"");
+  wb_str(&j, hex);
+  wb_str(&j, "\"}\n");
+  c->status = replaced ? 200 : 201;
+  http_status_count(c->status);
+  wbuf_t b;
+  wb_init(&b, conn_out, sizeof conn_out);
+  http_head_t h = {.status = c->status, .content_type = "application/json", .content_length = j.len,
+                   .close = !c->keep_alive, .repr_digest = b64};
+  http_render_head(&b, &h);
+  wb_mem(&b, body, j.len);
+  conn_log(c, NULL);
+  if (!conn_write(c, b.p, b.len, false)) {
+    conn_close(c);
+    return;
+  }
+  conn_after(c, c->keep_alive ? AFTER_NEXT : AFTER_LINGER);
+}
+
+/* ---- Downloads, listing, status ------------------------------------------- */
+
+static void conn_start_download(conn_t *c, bool head_only)
+{
+  uint64_t size = 0;
+  int rc = storage_read_open(c->name, &c->reader, &size);
+  if (rc != STORAGE_OK) {
+    c->reader = NULL;
+    conn_respond_error(c, rc == STORAGE_ENOENT ? 404 : rc == STORAGE_EBUSY ? 503 : 500, NULL,
+                       rc == STORAGE_ENOENT ? "no such file" : "storage busy or failing", !c->keep_alive,
+                       c->keep_alive ? AFTER_NEXT : AFTER_LINGER, NULL);
+    return;
+  }
+  c->status = 200;
+  http_status_count(200);
+  wbuf_t b;
+  wb_init(&b, conn_out, sizeof conn_out);
+  http_head_t h = {.status = 200, .content_type = "application/octet-stream", .content_length = size,
+                   .close = !c->keep_alive};
+  http_render_head(&b, &h);
+  c->body_bytes = head_only ? 0 : size;
+  conn_log(c, NULL);
+  c->body_bytes = 0;
+  if (!conn_write(c, b.p, b.len, !head_only && size > 0)) {
+    conn_close(c);
+    return;
+  }
+  c->send_left = head_only ? 0 : size;
+  c->state = CONN_SEND_FILE;
+  conn_pump(c);
+}
+
+typedef struct conn_list_ctx {
+  wbuf_t *b;
+  uint32_t index, skip;
+  bool full;
+} conn_list_ctx_t;
+
+/* Renders listing entries from ctx->skip on, until the buffer is full. */
+static int conn_list_entry(void *arg, const char *name, uint64_t size)
+{
+  conn_list_ctx_t *ctx = arg;
+  if (ctx->index++ < ctx->skip) {
+    return 0;
+  }
+  char one[POSTERN_NAME_MAX * 6 + 48];
+  wbuf_t e;
+  wb_init(&e, one, sizeof one);
+  wb_str(&e, ctx->index == 1 ? "{\"name\":" : ",{\"name\":");
+  wb_json_str(&e, name, strlen(name));
+  wb_str(&e, ",\"size\":");
+  wb_u64(&e, size);
+  wb_str(&e, "}");
+  if (e.len > ctx->b->cap - ctx->b->len) {
+    ctx->index--;
+    ctx->full = true;
+    return 1;
+  }
+  wb_mem(ctx->b, one, e.len);
+  return 0;
+}
+
+/* Renders listing bytes from entry `from` into b; returns the next entry. */
+static uint32_t conn_list_render(wbuf_t *b, uint32_t from, bool *finished)
+{
+  conn_list_ctx_t ctx = {b, 0, from, false};
+  if (from == 0) {
+    wb_str(b, "{\"files\":[");
+  }
+  storage_list(conn_list_entry, &ctx);
+  *finished = !ctx.full;
+  if (*finished) {
+    wb_str(b, "]}\n");
+  }
+  return ctx.index;
+}
+
+static void conn_start_list(conn_t *c)
+{
+  /* First pass: the length, for Content-Length. */
+  uint64_t total = 0;
+  uint32_t next = 0;
+  bool finished = false;
+  while (!finished) {
+    wbuf_t b;
+    wb_init(&b, (char *)conn_io, sizeof conn_io);
+    next = conn_list_render(&b, next, &finished);
+    total += b.len;
+  }
+  c->status = 200;
+  http_status_count(200);
+  wbuf_t b;
+  wb_init(&b, conn_out, sizeof conn_out);
+  http_head_t h = {.status = 200, .content_type = "application/json", .content_length = total,
+                   .close = !c->keep_alive};
+  http_render_head(&b, &h);
+  c->body_bytes = c->head_only ? 0 : total;
+  conn_log(c, NULL);
+  c->body_bytes = 0;
+  if (!conn_write(c, b.p, b.len, !c->head_only)) {
+    conn_close(c);
+    return;
+  }
+  c->send_left = c->head_only ? 0 : total;
+  c->list_next = 0;
+  c->state = CONN_SEND_LIST;
+  conn_pump(c);
+}
+
+static void conn_send_status(conn_t *c)
+{
+  static char body[900];
+  wbuf_t j;
+  wb_init(&j, body, sizeof body);
+  http_status_render(&j);
+  c->status = 200;
+  http_status_count(200);
+  wbuf_t b;
+  wb_init(&b, conn_out, sizeof conn_out);
+  http_head_t h = {.status = 200, .content_type = "application/json", .content_length = j.len,
+                   .close = !c->keep_alive};
+  http_render_head(&b, &h);
+  c->body_bytes = c->head_only ? 0 : j.len;
+  conn_log(c, NULL);
+  c->body_bytes = 0;
+  if (!conn_write(c, b.p, b.len, !c->head_only) || (!c->head_only && !conn_write(c, body, j.len, false))) {
+    conn_close(c);
+    return;
+  }
+  conn_after(c, c->keep_alive ? AFTER_NEXT : AFTER_LINGER);
+}
+
+/* Moves download or listing bytes into the send buffer while it has room. */
+static void conn_pump(conn_t *c)
+{
+  while (c->send_left > 0) {
+    size_t room = altcp_sndbuf(c->pcb);
+    if (room < 256 && room < c->send_left) {
+      break;
+    }
+    if (altcp_sndqueuelen(c->pcb) >= TCP_SND_QUEUELEN - 2) {
+      break;
+    }
+    size_t n = room < sizeof conn_io ? room : sizeof conn_io;
+    if (n > c->send_left) {
+      n = (size_t)c->send_left;
+    }
+    if (c->state == CONN_SEND_FILE) {
+      long got = storage_read(c->reader, conn_io, n);
+      if (got <= 0) {
+        log_line("http: %s: read failed at %llu bytes left; closing", c->name, (unsigned long long)c->send_left);
+        conn_close(c);
+        return;
+      }
+      n = (size_t)got;
+    } else {
+      wbuf_t b;
+      bool finished;
+      wb_init(&b, (char *)conn_io, n);
+      c->list_next = conn_list_render(&b, c->list_next, &finished);
+      if (b.len == 0 || b.len > c->send_left) {
+        log_line("http: the listing changed while it was sent; closing");
+        conn_close(c);
+        return;
+      }
+      n = b.len;
+    }
+    if (!conn_write(c, conn_io, n, c->send_left > n)) {
+      conn_close(c);
+      return;
+    }
+    c->send_left -= n;
+    c->last_ms = sys_now();
+  }
+  altcp_output(c->pcb);
+  if (c->send_left == 0) {
+    if (c->reader != NULL) {
+      storage_read_close(c->reader);
+      c->reader = NULL;
+    }
+    conn_after(c, c->keep_alive ? AFTER_NEXT : AFTER_LINGER);
+  }
+}
+
+/* ---- The state machine ---------------------------------------------------- */
+
+/* Runs the connection as far as the received bytes and the send room allow. */
+static void conn_process(conn_t *c)
+{
+  for (;;) {
+    switch (c->state) {
+    case CONN_HEAD: {
+      if (c->rx == NULL || !conn_room(c)) {
+        return;
+      }
+      int rc = conn_feed_head(c);
+      if (rc == HP_MORE) {
+        return;
+      }
+      if (rc != HP_DONE) {
+        c->keep_alive = false;
+        if (c->reqline[0] == '\0') {
+          memcpy(c->reqline, "-", 2);
+        }
+        conn_refuse(c, hp_status_for(rc), rc == HP_ERR_SYNTAX ? "malformed request" : NULL);
+        if (c->state == CONN_FREE) {
+          return;
+        }
+        continue;
+      }
+      uint16_t len = c->req.head_len;
+      const char *head;
+      if (c->rx->len >= len) {
+        head = c->rx->payload; /* in place: the head lies in one pbuf */
+      } else {
+        pbuf_copy_partial(c->rx, conn_head_buf, len, 0);
+        head = conn_head_buf;
+      }
+      conn_on_head(c, head);
+      if (c->state == CONN_FREE) {
+        return;
+      }
+      if (c->rx != NULL && c->state != CONN_LINGER) {
+        conn_consume(c, len); /* the head is done with; body bytes stay */
+      }
+      c->fed = 0;
+      continue;
+    }
+    case CONN_BODY:
+      if (c->rx == NULL && (c->chunked || c->body_left > 0)) {
+        return;
+      }
+      conn_feed_body(c);
+      if (c->state == CONN_BODY) {
+        return;
+      }
+      continue;
+    case CONN_LINGER:
+      if (c->rx != NULL) {
+        c->linger_bytes += c->rx->tot_len;
+        conn_consume(c, c->rx->tot_len);
+      }
+      if (c->linger_bytes > POSTERN_LINGER_MAX) {
+        conn_close(c);
+      }
+      return;
+    default: /* CONN_SEND_*: pipelined requests wait for the response to finish */
+      return;
+    }
+  }
+}
+
+/* ---- altcp callbacks ------------------------------------------------------- */
+
+static err_t conn_on_recv(void *arg, struct altcp_pcb *pcb, struct pbuf *p, err_t err)
+{
+  conn_t *c = arg;
+  if (c == NULL) {
+    if (p != NULL) {
+      altcp_recved(pcb, p->tot_len);
+      pbuf_free(p);
+    }
+    return ERR_OK;
+  }
+  if (p == NULL || err != ERR_OK) {
+    /* The peer closed. An unfinished upload is dropped; nothing partial is committed. */
+    if (p != NULL) {
+      pbuf_free(p);
+    }
+    if (c->state == CONN_BODY && c->upload != NULL) {
+      log_line("http: %s: client went away after %llu body bytes; nothing stored", c->name,
+               (unsigned long long)c->body_bytes);
+    }
+    if (c->state == CONN_SEND_FILE || c->state == CONN_SEND_LIST) {
+      return ERR_OK; /* half-closed: the response still goes out */
+    }
+    conn_close(c);
+    return ERR_OK;
+  }
+  if (c->rx == NULL) {
+    c->rx = p;
+  } else {
+    pbuf_cat(c->rx, p);
+  }
+  c->last_ms = sys_now();
+  conn_process(c);
+  return ERR_OK;
+}
+
+static err_t conn_on_sent(void *arg, struct altcp_pcb *pcb, u16_t len)
+{
+  conn_t *c = arg;
+  LWIP_UNUSED_ARG(pcb);
+  LWIP_UNUSED_ARG(len);
+  if (c == NULL) {
+    return ERR_OK;
+  }
+  if (c->state == CONN_SEND_FILE || c->state == CONN_SEND_LIST) {
+    conn_pump(c);
+  }
+  if (c->state != CONN_FREE) {
+    conn_process(c); /* pipelined requests, or an answer that waited for room */
+  }
+  return ERR_OK;
+}
+
+static void conn_on_err(void *arg, err_t err)
+{
+  conn_t *c = arg;
+  if (c == NULL) {
+    return;
+  }
+  if (c->upload != NULL) {
+    log_line("http: %s: connection reset (%d) after %llu body bytes; nothing stored", c->name, (int)err,
+             (unsigned long long)c->body_bytes);
+  }
+  conn_release(c); /* lwIP has freed the pcb already */
+}
+
+/* Timeouts, once a second: head completion, body inactivity, idle keep-alive, linger. */
+static err_t conn_on_poll(void *arg, struct altcp_pcb *pcb)
+{
+  conn_t *c = arg;
+  if (c == NULL) {
+    altcp_abort(pcb);
+    return ERR_ABRT;
+  }
+  uint32_t idle = sys_now() - c->last_ms;
+  switch (c->state) {
+  case CONN_HEAD:
+    if (c->rx == NULL && idle >= POSTERN_IDLE_TIMEOUT_S * 1000u) {
+      conn_close(c);
+    } else if (c->rx != NULL && idle >= POSTERN_HEAD_TIMEOUT_S * 1000u) {
+      c->keep_alive = false;
+      memcpy(c->reqline, "-", 2);
+      conn_refuse(c, 408, "the request head did not arrive in time");
+    } else if (c->rx != NULL) {
+      conn_process(c); /* maybe waiting for send room */
+    }
+    break;
+  case CONN_BODY:
+    if (idle >= POSTERN_BODY_TIMEOUT_S * 1000u) {
+      log_line("http: %s: no body bytes for %us after %llu; nothing stored", c->name, POSTERN_BODY_TIMEOUT_S,
+               (unsigned long long)c->body_bytes);
+      if (c->upload != NULL) {
+        conn_fail_upload(c, 408, "the body stopped arriving; nothing stored");
+      } else {
+        conn_close(c);
+      }
+    }
+    break;
+  case CONN_SEND_FILE:
+  case CONN_SEND_LIST:
+    if (idle >= POSTERN_BODY_TIMEOUT_S * 1000u) {
+      conn_close(c);
+    } else {
+      conn_pump(c);
+      if (c->state == CONN_HEAD) {
+        conn_process(c);
+      }
+    }
+    break;
+  case CONN_LINGER:
+    if (idle >= POSTERN_LINGER_S * 1000u) {
+      conn_close(c);
+    }
+    break;
+  default:
+    break;
+  }
+  return ERR_OK;
+}
+
+/* A new connection: a slot from the pool, or a quick 503 when it is full. */
+static err_t conn_on_accept(void *arg, struct altcp_pcb *pcb, err_t err)
+{
+  LWIP_UNUSED_ARG(arg);
+  if (err != ERR_OK || pcb == NULL) {
+    return ERR_VAL;
+  }
+  conn_t *c = NULL;
+  for (int i = 0; i < POSTERN_MAX_CONNS; i++) {
+    if (conn_pool[i].state == CONN_FREE) {
+      c = &conn_pool[i];
+      break;
+    }
+  }
+  if (c == NULL) {
+    /* Every slot is busy: say so in one segment and close; uploads in progress go on. */
+    wbuf_t b;
+    wb_init(&b, conn_out, sizeof conn_out);
+    http_head_t h = {.status = 503, .close = true};
+    http_render_error(&b, &h, "service_unavailable", "all connection slots are busy; try again");
+    http_status_count(503);
+    log_line("http: connection refused with 503: all %d slots busy", POSTERN_MAX_CONNS);
+    if (altcp_write(pcb, b.p, (u16_t)b.len, TCP_WRITE_FLAG_COPY) != ERR_OK || altcp_close(pcb) != ERR_OK) {
+      altcp_abort(pcb);
+      return ERR_ABRT;
+    }
+    return ERR_OK;
+  }
+  memset(c, 0, sizeof *c);
+  c->pcb = pcb;
+  c->state = CONN_HEAD;
+  c->keep_alive = true;
+  c->last_ms = sys_now();
+  hp_init(&c->parser, &c->req);
+  conn_active++;
+  if (conn_active > conn_high_water) {
+    conn_high_water = conn_active;
+  }
+  altcp_arg(pcb, c);
+  altcp_recv(pcb, conn_on_recv);
+  altcp_sent(pcb, conn_on_sent);
+  altcp_err(pcb, conn_on_err);
+  altcp_poll(pcb, conn_on_poll, CONN_POLL_TICKS);
+  altcp_setprio(pcb, TCP_PRIO_MIN);
+  return ERR_OK;
+}
+
+/** Listens on `port` with connections made by `alloc` (NULL: plain TCP). */
+err_t http_listen(altcp_allocator_t *alloc, uint16_t port)
+{
+  struct altcp_pcb *pcb = alloc != NULL ? altcp_new_ip_type(alloc, IPADDR_TYPE_ANY)
+                                        : altcp_tcp_new_ip_type(IPADDR_TYPE_ANY);
+  if (pcb == NULL) {
+    return ERR_MEM;
+  }
+  err_t err = altcp_bind(pcb, IP_ANY_TYPE, port);
+  if (err != ERR_OK) {
+    altcp_close(pcb);
+    return err;
+  }
+  struct altcp_pcb *listener = altcp_listen(pcb);
+  if (listener == NULL) {
+    altcp_close(pcb);
+    return ERR_MEM;
+  }
+  altcp_accept(listener, conn_on_accept);
+  return ERR_OK;
+}

@@ -1,0 +1,39 @@
+/* http_response.h: renders response heads and JSON bodies into a caller's buffer (no allocation). */
+#ifndef POSTERN_HTTP_RESPONSE_H
+#define POSTERN_HTTP_RESPONSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/** A bounded output buffer; `overflow` is set, never the bytes past cap. */
+typedef struct wbuf {
+  char *p;
+  size_t len, cap;
+  bool overflow;
+} wbuf_t;
+
+void wb_init(wbuf_t *b, char *p, size_t cap);
+void wb_mem(wbuf_t *b, const char *s, size_t n);
+void wb_str(wbuf_t *b, const char *s);
+void wb_u64(wbuf_t *b, uint64_t v);
+void wb_json_str(wbuf_t *b, const char *s, size_t n);
+
+/** What a response head says besides the status line. */
+typedef struct http_head {
+  int status;
+  const char *content_type;     /* NULL: no Content-Type */
+  uint64_t content_length;      /* always sent, except on 100 and 204 */
+  bool close;                   /* Connection: close */
+  const char *www_authenticate; /* NULL: none */
+  const char *allow;            /* NULL: none */
+  const char *repr_digest;      /* base64 SHA-256 of the stored file, or NULL */
+} http_head_t;
+
+const char *http_reason(int status);
+const char *http_error_key(int status);
+void http_render_head(wbuf_t *b, const http_head_t *h);
+void http_render_error(wbuf_t *b, http_head_t *h, const char *key, const char *message);
+void http_format_date(char out[30], uint64_t unix_seconds);
+
+#endif /* POSTERN_HTTP_RESPONSE_H */

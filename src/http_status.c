@@ -1,0 +1,104 @@
+/* http_status.c: counters by response status and the /_status JSON document. */
+#include "http_status.h"
+
+#include "http_conn.h"
+#include "lwip/memp.h"
+#include "lwip/stats.h"
+#include "lwip/sys.h"
+#include "policy.h"
+#include "postern_opts.h"
+#include "storage.h"
+
+/* The statuses postern sends, each with its counter. */
+static const uint16_t status_codes[] = {100, 200, 201, 204, 400, 401, 403, 404, 405, 408, 409, 411, 413,
+                                        414, 417, 429, 431, 500, 501, 503, 505, 507};
+#define STATUS_N (sizeof status_codes / sizeof status_codes[0])
+static uint32_t status_counts[STATUS_N + 1]; /* the last one: any other status */
+static uint32_t status_boot_ms;
+static bool status_booted;
+
+/** Counts one response with this status. */
+void http_status_count(int status)
+{
+  if (!status_booted) {
+    status_boot_ms = sys_now();
+    status_booted = true;
+  }
+  size_t i = 0;
+  while (i < STATUS_N && status_codes[i] != status) {
+    i++;
+  }
+  status_counts[i]++;
+}
+
+static void status_mem(wbuf_t *b, const char *name, const struct stats_mem *m, bool comma)
+{
+  wb_str(b, comma ? ",\"" : "\"");
+  wb_str(b, name);
+  wb_str(b, "\":{\"used\":");
+  wb_u64(b, m->used);
+  wb_str(b, ",\"max\":");
+  wb_u64(b, m->max);
+  wb_str(b, ",\"avail\":");
+  wb_u64(b, m->avail);
+  wb_str(b, ",\"err\":");
+  wb_u64(b, m->err);
+  wb_str(b, "}");
+}
+
+/** Renders /_status: uptime, storage, memory high-water marks, connections, counters. */
+void http_status_render(wbuf_t *b)
+{
+  static const struct {
+    const char *name;
+    memp_t pool;
+  } pools[] = {
+    {"tcp_pcb", MEMP_TCP_PCB}, {"tcp_pcb_listen", MEMP_TCP_PCB_LISTEN}, {"tcp_seg", MEMP_TCP_SEG},
+    {"altcp_pcb", MEMP_ALTCP_PCB}, {"pbuf_pool", MEMP_PBUF_POOL}, {"pbuf_ref", MEMP_PBUF},
+    {"sys_timeout", MEMP_SYS_TIMEOUT},
+  };
+  if (!status_booted) {
+    status_boot_ms = sys_now();
+    status_booted = true;
+  }
+  wb_str(b, "{\"uptime_s\":");
+  wb_u64(b, (sys_now() - status_boot_ms) / 1000u);
+  wb_str(b, ",\"storage\":{\"capacity\":");
+  wb_u64(b, storage_capacity());
+  wb_str(b, ",\"free\":");
+  wb_u64(b, storage_free());
+  wb_str(b, "},\"memory\":{\"lwip\":{");
+  status_mem(b, "heap", &lwip_stats.mem, false);
+  for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++) {
+    status_mem(b, pools[i].name, lwip_stats.memp[pools[i].pool], true);
+  }
+  wb_str(b, "},\"lua\":{\"in_use\":");
+  wb_u64(b, policy_memory_in_use());
+  wb_str(b, ",\"high_water\":");
+  wb_u64(b, policy_memory_high_water());
+  wb_str(b, ",\"cap\":");
+  wb_u64(b, POSTERN_LUA_ARENA_SIZE);
+  wb_str(b, "},\"tls_heap\":null},\"connections\":{\"active\":");
+  wb_u64(b, http_conns_active());
+  wb_str(b, ",\"high_water\":");
+  wb_u64(b, http_conns_high_water());
+  wb_str(b, ",\"max\":");
+  wb_u64(b, POSTERN_MAX_CONNS);
+  wb_str(b, "},\"responses\":{");
+  bool first = true;
+  for (size_t i = 0; i <= STATUS_N; i++) {
+    if (status_counts[i] == 0) {
+      continue;
+    }
+    wb_str(b, first ? "\"" : ",\"");
+    if (i < STATUS_N) {
+      wb_u64(b, status_codes[i]);
+    } else {
+      wb_str(b, "other");
+    }
+    wb_str(b, "\":");
+    wb_u64(b, status_counts[i]);
+    first = false;
+  }
+  wb_str(b, "}}\n");
+}

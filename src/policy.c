@@ -1,0 +1,848 @@
+/* policy.c: the Lua policy bridge: one sandboxed Lua 5.4 VM in a bounded arena, with an instruction budget per call. */
+#include "policy.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "digest.h"
+#include "lauxlib.h"
+#include "log.h"
+#include "lua.h"
+#include "lua_arena.h"
+#include "lualib.h"
+#include "mbedtls/base64.h"
+#include "storage.h"
+
+#define WWW_AUTH_MAX ((int)sizeof(((policy_decision_t *)0)->www_authenticate))
+#define LOG_TEXT_MAX 240
+
+static lua_State *vm;
+static bool loaded;
+static long budget_used;
+static bool budget_exhausted;
+
+/* Registry keys (their addresses). */
+static const char ro_meta_key = 0;
+static const char pin_key = 0;
+
+/* ---- Small helpers ---------------------------------------------------- */
+
+/* Copies s[0..n) into dst (cap bytes, NUL included), control bytes as '?'. */
+static void copy_clean(char *dst, size_t cap, const char *s, size_t n) {
+  if (n >= cap) {
+    n = cap - 1;
+  }
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    dst[i] = (c < 0x20 || c == 0x7F) ? '?' : (char)c;
+  }
+  dst[n] = '\0';
+}
+
+/* Logs "policy: <text>" with control bytes neutralised (no forged log lines). */
+static void log_text(const char *s, size_t n) {
+  char line[LOG_TEXT_MAX + 1];
+  copy_clean(line, sizeof line, s, n);
+  log_line("policy: %s", line);
+}
+
+static void push_u64(lua_State *L, uint64_t v) {
+  if (v <= (uint64_t)LUA_MAXINTEGER) {
+    lua_pushinteger(L, (lua_Integer)v);
+  } else {
+    lua_pushnumber(L, (lua_Number)v);
+  }
+}
+
+/* t[key] = s for the table on top, unless s is absent. */
+static void set_str(lua_State *L, const char *key, policy_str_t s) {
+  if (s.p != NULL) {
+    lua_pushlstring(L, s.p, s.n);
+    lua_setfield(L, -2, key);
+  }
+}
+
+static void fail_closed(policy_decision_t *out) {
+  memset(out, 0, sizeof *out);
+  out->status = 500;
+  out->policy_error = true;
+  snprintf(out->message, sizeof out->message, "%s", "policy_error");
+}
+
+/* ---- Read-only proxies ------------------------------------------------
+ * A proxy is an empty userdata whose user value is the backing table: rawset
+ * cannot reach it, and the shared metatable only reads. */
+
+static int ro_index(lua_State *L) {
+  lua_getiuservalue(L, 1, 1);
+  lua_pushvalue(L, 2);
+  lua_rawget(L, -2);
+  return 1;
+}
+
+static int ro_newindex(lua_State *L) {
+  if (lua_type(L, 2) == LUA_TSTRING) {
+    return luaL_error(L, "attempt to modify read-only field '%s'", lua_tostring(L, 2));
+  }
+  return luaL_error(L, "attempt to modify a read-only table");
+}
+
+static int ro_next(lua_State *L) {
+  lua_settop(L, 2);
+  if (lua_next(L, lua_upvalueindex(1)) == 0) {
+    lua_pushnil(L);
+    return 1;
+  }
+  return 2;
+}
+
+static int ro_pairs(lua_State *L) {
+  lua_getiuservalue(L, 1, 1);
+  lua_pushcclosure(L, ro_next, 1);
+  lua_pushnil(L);
+  lua_pushnil(L);
+  return 3;
+}
+
+static int ro_len(lua_State *L) {
+  lua_getiuservalue(L, 1, 1);
+  lua_pushinteger(L, (lua_Integer)lua_rawlen(L, -1));
+  return 1;
+}
+
+/* Replaces the table on top of the stack with its read-only proxy. */
+static void push_ro(lua_State *L) {
+  lua_newuserdatauv(L, 0, 1);
+  lua_insert(L, -2);
+  lua_setiuservalue(L, -2, 1);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &ro_meta_key);
+  lua_setmetatable(L, -2);
+}
+
+/* ---- Helpers given to the script ---------------------------------------- */
+
+static int h_storage_free(lua_State *L) {
+  push_u64(L, storage_free());
+  return 1;
+}
+
+static int h_storage_capacity(lua_State *L) {
+  push_u64(L, storage_capacity());
+  return 1;
+}
+
+static int h_storage_exists(lua_State *L) {
+  size_t n;
+  const char *name = luaL_checklstring(L, 1, &n);
+  uint64_t size = 0;
+  if (strlen(name) != n || !storage_exists(name, &size)) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  lua_pushboolean(L, 1);
+  push_u64(L, size);
+  return 2;
+}
+
+static bool is_token68_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '.' || c == '_' || c == '~' || c == '+' || c == '/';
+}
+
+/* Finds the token68 credentials of `scheme` in an Authorization value:
+ * returns them (and their length in *n) or NULL. */
+static const char *auth_credentials(lua_State *L, const char *scheme, size_t *n) {
+  size_t len, sl = strlen(scheme), i = 0;
+  if (lua_type(L, 1) != LUA_TSTRING) {
+    return NULL;
+  }
+  const char *v = lua_tolstring(L, 1, &len);
+  while (i < len && (v[i] == ' ' || v[i] == '\t')) {
+    i++;
+  }
+  if (len - i <= sl) {
+    return NULL;
+  }
+  for (size_t k = 0; k < sl; k++) {
+    char c = v[i + k];
+    if (c >= 'A' && c <= 'Z') {
+      c = (char)(c + 32);
+    }
+    if (c != scheme[k]) {
+      return NULL;
+    }
+  }
+  i += sl;
+  if (v[i] != ' ') {
+    return NULL;
+  }
+  while (i < len && v[i] == ' ') {
+    i++;
+  }
+  while (len > i && (v[len - 1] == ' ' || v[len - 1] == '\t')) {
+    len--;
+  }
+  size_t start = i;
+  while (i < len && is_token68_char(v[i])) {
+    i++;
+  }
+  if (i == start) {
+    return NULL;
+  }
+  while (i < len && v[i] == '=') {
+    i++;
+  }
+  if (i != len) {
+    return NULL;
+  }
+  *n = len - start;
+  return v + start;
+}
+
+static int h_auth_bearer(lua_State *L) {
+  size_t n;
+  const char *tok = auth_credentials(L, "bearer", &n);
+  if (tok == NULL) {
+    lua_pushnil(L);
+  } else {
+    lua_pushlstring(L, tok, n);
+  }
+  return 1;
+}
+
+static int h_auth_basic(lua_State *L) {
+  size_t n, olen = 0;
+  const char *b64 = auth_credentials(L, "basic", &n);
+  if (b64 == NULL) {
+    lua_pushnil(L);
+    return 1;
+  }
+  luaL_Buffer b;
+  unsigned char *dst = (unsigned char *)luaL_buffinitsize(L, &b, n);
+  if (mbedtls_base64_decode(dst, n, &olen, (const unsigned char *)b64, n) != 0) {
+    lua_pushnil(L);
+    return 1;
+  }
+  const char *colon = memchr(dst, ':', olen);
+  for (size_t i = 0; i < olen; i++) {
+    if (dst[i] < 0x20 || dst[i] == 0x7F) {
+      colon = NULL;
+    }
+  }
+  if (colon == NULL) {
+    lua_pushnil(L);
+    return 1;
+  }
+  size_t user = (size_t)(colon - (const char *)dst);
+  lua_pushlstring(L, (const char *)dst, user);
+  lua_pushlstring(L, colon + 1, olen - user - 1);
+  return 2;
+}
+
+static int h_auth_equal(lua_State *L) {
+  size_t la, lb;
+  if (lua_type(L, 1) != LUA_TSTRING || lua_type(L, 2) != LUA_TSTRING) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  const char *a = lua_tolstring(L, 1, &la);
+  const char *b = lua_tolstring(L, 2, &lb);
+  bool same = la == lb ? digest_equal(a, b, la) : (digest_equal(a, a, la) && false);
+  lua_pushboolean(L, same);
+  return 1;
+}
+
+static int h_crypto_sha256(lua_State *L) {
+  size_t n;
+  const char *s = luaL_checklstring(L, 1, &n);
+  uint8_t d[DIGEST_SHA256_LEN];
+  char hex[2 * DIGEST_SHA256_LEN + 1];
+  digest_sha256(s, n, d);
+  digest_hex(d, sizeof d, hex);
+  lua_pushlstring(L, hex, 2 * DIGEST_SHA256_LEN);
+  return 1;
+}
+
+static int h_crypto_hmac_sha256(lua_State *L) {
+  size_t kn, mn;
+  const char *k = luaL_checklstring(L, 1, &kn);
+  const char *m = luaL_checklstring(L, 2, &mn);
+  uint8_t d[DIGEST_SHA256_LEN];
+  char hex[2 * DIGEST_SHA256_LEN + 1];
+  digest_hmac_sha256(k, kn, m, mn, d);
+  digest_hex(d, sizeof d, hex);
+  lua_pushlstring(L, hex, 2 * DIGEST_SHA256_LEN);
+  return 1;
+}
+
+/* log(s) or log(fmt, ...): one line "policy: ..." (upvalue 1 is string.format). */
+static int h_log(lua_State *L) {
+  int n = lua_gettop(L);
+  size_t len;
+  if (n > 1) {
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, n, 1);
+  } else {
+    lua_settop(L, 1);
+    luaL_tolstring(L, 1, NULL);
+  }
+  const char *s = lua_tolstring(L, -1, &len);
+  log_text(s ? s : "", s ? len : 0);
+  return 0;
+}
+
+/* print(...): the arguments, tab-separated, as one log line. */
+static int h_print(lua_State *L) {
+  int n = lua_gettop(L);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (int i = 1; i <= n; i++) {
+    if (i > 1) {
+      luaL_addchar(&b, '\t');
+    }
+    luaL_tolstring(L, i, NULL);
+    luaL_addvalue(&b);
+  }
+  luaL_pushresult(&b);
+  size_t len;
+  const char *s = lua_tolstring(L, -1, &len);
+  log_text(s, len);
+  return 0;
+}
+
+/* load(chunk [, chunkname [, mode [, env]]]): text chunks given as strings only. */
+static int sb_load(lua_State *L) {
+  size_t n;
+  if (lua_type(L, 1) != LUA_TSTRING) {
+    return luaL_argerror(L, 1, "string expected (a policy loads text chunks only)");
+  }
+  const char *s = lua_tolstring(L, 1, &n);
+  const char *name = luaL_optstring(L, 2, s);
+  int env = lua_isnone(L, 4) ? 0 : 4;
+  if (luaL_loadbufferx(L, s, n, name, "t") == LUA_OK) {
+    if (env != 0) {
+      lua_pushvalue(L, env);
+      if (lua_setupvalue(L, -2, 1) == NULL) {
+        lua_pop(L, 1);
+      }
+    }
+    return 1;
+  }
+  lua_pushnil(L);
+  lua_insert(L, -2);
+  return 2;
+}
+
+/* collectgarbage(["collect"|"count"]): the other options are refused. */
+static int sb_collectgarbage(lua_State *L) {
+  const char *opt = luaL_optstring(L, 1, "collect");
+  if (strcmp(opt, "collect") == 0) {
+    lua_gc(L, LUA_GCCOLLECT);
+    lua_pushinteger(L, 0);
+    return 1;
+  }
+  if (strcmp(opt, "count") == 0) {
+    int kb = lua_gc(L, LUA_GCCOUNT), rest = lua_gc(L, LUA_GCCOUNTB);
+    lua_pushnumber(L, (lua_Number)kb + (lua_Number)rest / 1024);
+    return 1;
+  }
+  return luaL_error(L, "collectgarbage: only \"collect\" and \"count\" are allowed");
+}
+
+/* setmetatable without finalizers: a __gc would run outside the budget. */
+static int sb_setmetatable(lua_State *L) {
+  int t = lua_type(L, 2);
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_argexpected(L, t == LUA_TNIL || t == LUA_TTABLE, 2, "nil or table");
+  if (t == LUA_TTABLE) {
+    lua_pushliteral(L, "__gc");
+    if (lua_rawget(L, 2) != LUA_TNIL) {
+      return luaL_error(L, "__gc metamethods are not allowed in a policy");
+    }
+    lua_pop(L, 1);
+  }
+  if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL) {
+    return luaL_error(L, "cannot change a protected metatable");
+  }
+  lua_settop(L, 2);
+  lua_setmetatable(L, 1);
+  return 1;
+}
+
+/* ---- Sandbox machinery ------------------------------------------------ */
+
+/* Count hook: past the budget, every further instruction raises an error,
+ * so a script's own pcall cannot swallow the stop. */
+static void budget_hook(lua_State *L, lua_Debug *ar) {
+  lua_Debug d;
+  (void)ar;
+  budget_used += POSTERN_LUA_HOOK_STEP;
+  if (!budget_exhausted && budget_used < POSTERN_LUA_BUDGET) {
+    return;
+  }
+  if (!budget_exhausted) {
+    budget_exhausted = true;
+    lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
+  }
+  if (lua_getstack(L, 0, &d) && lua_getinfo(L, "Sl", &d) && d.currentline > 0) {
+    lua_pushfstring(L, "instruction budget exhausted at %s:%d", d.short_src, d.currentline);
+  } else {
+    lua_pushliteral(L, "instruction budget exhausted");
+  }
+  lua_error(L);
+}
+
+/* Message handler: makes the error a string that names the script line. */
+static int msgh(lua_State *L) {
+  lua_Debug d;
+  size_t n;
+  const char *msg = lua_type(L, 1) == LUA_TSTRING || lua_type(L, 1) == LUA_TNUMBER
+                        ? lua_tolstring(L, 1, &n)
+                        : lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  for (int level = 1; lua_getstack(L, level, &d); level++) {
+    if (lua_getinfo(L, "Sl", &d) && d.currentline > 0) {
+      const char *where = lua_pushfstring(L, "%s:%d", d.short_src, d.currentline);
+      size_t wl = strlen(where), ml = strlen(msg);
+      bool named = (ml > wl && strncmp(msg, where, wl) == 0 && msg[wl] == ':') ||
+                   (ml >= wl && strcmp(msg + ml - wl, where) == 0);
+      if (!named) {
+        lua_pushfstring(L, "%s (at %s)", msg, where);
+        return 1;
+      }
+      break;
+    }
+  }
+  lua_pushstring(L, msg);
+  return 1;
+}
+
+/* Runs f(ctx) protected, under the budget and the message handler; logs a
+ * failure as one line and collects the garbage it left. Returns Lua's status. */
+static int run_protected(lua_CFunction f, void *ctx) {
+  lua_State *L = vm;
+  int base = lua_gettop(L);
+  budget_used = 0;
+  budget_exhausted = false;
+  lua_sethook(L, budget_hook, LUA_MASKCOUNT, POSTERN_LUA_HOOK_STEP);
+  lua_pushcfunction(L, msgh);
+  lua_pushcfunction(L, f);
+  lua_pushlightuserdata(L, ctx);
+  int st = lua_pcall(L, 1, 0, base + 1);
+  if (st == LUA_ERRMEM) {
+    log_line("policy: error: out of memory (arena %lu bytes)", (unsigned long)POSTERN_LUA_ARENA_SIZE);
+  } else if (st != LUA_OK) {
+    size_t n = 0;
+    const char *m = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
+    char line[LOG_TEXT_MAX + 1];
+    copy_clean(line, sizeof line, m ? m : "unknown error", m ? n : 13);
+    log_line("policy: error: %s", line);
+  }
+  lua_settop(L, base);
+  if (st != LUA_OK) {
+    lua_gc(L, LUA_GCCOLLECT);
+  }
+  return st;
+}
+
+static int panic(lua_State *L) {
+  const char *m = lua_tostring(L, -1);
+  log_line("policy: panic: %s", m ? m : "?");
+  return 0;
+}
+
+/* ---- Setup --------------------------------------------------------------- */
+
+typedef struct init_ctx {
+  const char *const *names;
+  const char *const *values;
+  int n;
+} init_ctx_t;
+
+static void new_helper(lua_State *L, const char *global, const luaL_Reg *fns) {
+  lua_newtable(L);
+  luaL_setfuncs(L, fns, 0);
+  push_ro(L);
+  lua_setglobal(L, global);
+}
+
+static int init_k(lua_State *L) {
+  const init_ctx_t *c = (const init_ctx_t *)lua_touserdata(L, 1);
+  static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base},      {LUA_STRLIBNAME, luaopen_string},
+                                  {LUA_TABLIBNAME, luaopen_table}, {LUA_MATHLIBNAME, luaopen_math},
+                                  {LUA_UTF8LIBNAME, luaopen_utf8}, {NULL, NULL}};
+  static const luaL_Reg ro_meta[] = {{"__index", ro_index}, {"__newindex", ro_newindex},
+                                     {"__pairs", ro_pairs}, {"__len", ro_len},
+                                     {NULL, NULL}};
+  static const luaL_Reg storage_fns[] = {{"free", h_storage_free}, {"capacity", h_storage_capacity},
+                                         {"exists", h_storage_exists}, {NULL, NULL}};
+  static const luaL_Reg auth_fns[] = {{"bearer", h_auth_bearer}, {"basic", h_auth_basic},
+                                      {"equal", h_auth_equal}, {NULL, NULL}};
+  static const luaL_Reg crypto_fns[] = {{"sha256", h_crypto_sha256},
+                                        {"hmac_sha256", h_crypto_hmac_sha256}, {NULL, NULL}};
+
+  for (const luaL_Reg *lib = libs; lib->func != NULL; lib++) {
+    luaL_requiref(L, lib->name, lib->func, 1);
+    lua_pop(L, 1);
+  }
+  /* Kept interned so that Lua never allocates it in an unprotected spot. */
+  lua_pushliteral(L, "error in error handling");
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &pin_key);
+
+  lua_newtable(L);
+  luaL_setfuncs(L, ro_meta, 0);
+  lua_pushboolean(L, 0);
+  lua_setfield(L, -2, "__metatable");
+  lua_pushliteral(L, "read-only");
+  lua_setfield(L, -2, "__name");
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &ro_meta_key);
+
+  /* The base library, trimmed. */
+  lua_pushnil(L);
+  lua_setglobal(L, "dofile");
+  lua_pushnil(L);
+  lua_setglobal(L, "loadfile");
+  lua_pushcfunction(L, sb_load);
+  lua_setglobal(L, "load");
+  lua_pushcfunction(L, sb_collectgarbage);
+  lua_setglobal(L, "collectgarbage");
+  lua_pushcfunction(L, sb_setmetatable);
+  lua_setglobal(L, "setmetatable");
+  lua_pushcfunction(L, h_print);
+  lua_setglobal(L, "print");
+  lua_getglobal(L, LUA_STRLIBNAME);
+  lua_pushnil(L);
+  lua_setfield(L, -2, "dump");
+  lua_getfield(L, -1, "format");
+  lua_pushcclosure(L, h_log, 1);
+  lua_setglobal(L, "log");
+  lua_pop(L, 1);
+
+  new_helper(L, "storage", storage_fns);
+  new_helper(L, "auth", auth_fns);
+  new_helper(L, "crypto", crypto_fns);
+  lua_createtable(L, 0, c->n);
+  for (int i = 0; i < c->n; i++) {
+    lua_pushstring(L, c->values[i]);
+    lua_setfield(L, -2, c->names[i]);
+  }
+  push_ro(L);
+  lua_setglobal(L, "config");
+  return 0;
+}
+
+/** Creates the VM in the Lua arena with the sandboxed libraries and helpers;
+ *  settings become config.NAME. Returns 0, or -1 (logged). */
+int policy_init(const char *const *setting_names, const char *const *setting_values, int n_settings) {
+  init_ctx_t c = {setting_names, setting_values, n_settings};
+  policy_shutdown();
+  if (n_settings < 0 || n_settings > POSTERN_MAX_SETTINGS) {
+    log_line("policy: error: %d settings (at most %d)", n_settings, POSTERN_MAX_SETTINGS);
+    return -1;
+  }
+  for (int i = 0; i < n_settings; i++) {
+    if (setting_names[i] == NULL || setting_names[i][0] == '\0' || setting_values[i] == NULL) {
+      log_line("policy: error: setting %d has no name or value", i);
+      return -1;
+    }
+  }
+  lua_arena_init();
+  vm = lua_newstate(lua_arena_alloc, NULL);
+  if (vm == NULL) {
+    log_line("policy: error: out of memory (arena %lu bytes)", (unsigned long)POSTERN_LUA_ARENA_SIZE);
+    return -1;
+  }
+  lua_atpanic(vm, panic);
+  if (run_protected(init_k, &c) != LUA_OK) {
+    policy_shutdown();
+    return -1;
+  }
+  return 0;
+}
+
+typedef struct load_ctx {
+  const char *chunkname;
+  const char *source;
+  size_t len;
+} load_ctx_t;
+
+static int load_k(lua_State *L) {
+  const load_ctx_t *c = (const load_ctx_t *)lua_touserdata(L, 1);
+  const char *name = c->chunkname;
+  if (name[0] != '@' && name[0] != '=') {
+    name = lua_pushfstring(L, "@%s", name);
+  }
+  int st = luaL_loadbufferx(L, c->source, c->len, name, "t");
+  if (st == LUA_ERRMEM) {
+    return luaL_error(L, "out of memory (arena %d bytes) loading %s", (int)POSTERN_LUA_ARENA_SIZE, name + 1);
+  }
+  if (st != LUA_OK) {
+    return lua_error(L);
+  }
+  lua_call(L, 0, 0);
+  if (lua_getglobal(L, "on_request") != LUA_TFUNCTION) {
+    return luaL_error(L, "%s does not define a global function on_request", name + 1);
+  }
+  return 0;
+}
+
+/** Runs a policy script once (text only); it must define a global function
+ *  on_request. Returns 0, or -1 with Lua's message (file:line) logged. */
+int policy_load(const char *chunkname, const char *source, size_t len) {
+  load_ctx_t c = {chunkname ? chunkname : "policy", source, len};
+  if (vm == NULL) {
+    log_line("policy: error: policy_load before policy_init");
+    return -1;
+  }
+  if (run_protected(load_k, &c) != LUA_OK) {
+    return -1;
+  }
+  loaded = true;
+  return 0;
+}
+
+/* ---- Calls ----------------------------------------------------------------- */
+
+typedef struct call_ctx {
+  const policy_request_t *req;
+  const char *fn;          /* "on_request" or "on_stored" */
+  bool optional;           /* a missing function means accept */
+  bool stored;             /* pass {size=, sha256=} too */
+  uint64_t size;
+  const char *sha256_hex;
+  policy_decision_t *out;
+} call_ctx_t;
+
+/* Pushes the read-only request object. */
+static void push_request(lua_State *L, const policy_request_t *r) {
+  lua_createtable(L, 0, 12);
+  set_str(L, "method", r->method);
+  set_str(L, "path", r->path);
+  set_str(L, "query", r->query);
+  set_str(L, "version", r->version);
+  set_str(L, "name", r->name);
+  set_str(L, "expect", r->expect);
+  set_str(L, "peer", r->peer);
+  if (r->has_length) {
+    push_u64(L, r->length);
+    lua_setfield(L, -2, "length");
+  }
+  lua_createtable(L, 0, r->n_headers > 0 ? r->n_headers : 0);
+  for (int i = 0; i < r->n_headers; i++) {
+    policy_str_t nm = r->header_names[i], val = r->header_values[i];
+    luaL_Buffer b;
+    if (nm.p == NULL) {
+      continue;
+    }
+    char *k = luaL_buffinitsize(L, &b, nm.n);
+    for (size_t j = 0; j < nm.n; j++) {
+      char ch = nm.p[j];
+      k[j] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
+    }
+    luaL_pushresultsize(&b, nm.n);
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, -3) == LUA_TNIL) {
+      lua_pop(L, 1);
+      lua_pushlstring(L, val.p ? val.p : "", val.p ? val.n : 0);
+    } else {
+      lua_pushliteral(L, ", ");
+      lua_pushlstring(L, val.p ? val.p : "", val.p ? val.n : 0);
+      lua_concat(L, 3);
+    }
+    lua_rawset(L, -3);
+  }
+  push_ro(L);
+  lua_setfield(L, -2, "headers");
+  if (r->tls != NULL) {
+    lua_createtable(L, 0, 4);
+    set_str(L, "version", r->tls->version);
+    set_str(L, "cipher", r->tls->cipher);
+    set_str(L, "subject", r->tls->subject);
+    set_str(L, "fingerprint", r->tls->fingerprint);
+    push_ro(L);
+    lua_setfield(L, -2, "tls");
+  }
+  push_ro(L);
+}
+
+static bool valid_status(lua_Integer s) {
+  return s == 100 || (s >= 200 && s <= 599);
+}
+
+/* A plain file name: 1..POSTERN_NAME_MAX bytes, no '/', no leading '.', no control bytes. */
+static bool valid_name(const char *s, size_t n) {
+  if (n == 0 || n > POSTERN_NAME_MAX || s[0] == '.') {
+    return false;
+  }
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '/' || c < 0x20 || c == 0x7F) {
+      return false;
+    }
+  }
+  return true;
+}
+
+/* Status from a scalar result (true, false, a number, "accept"); -1 when invalid. */
+static lua_Integer scalar_status(lua_State *L, int idx) {
+  int isnum = 0;
+  lua_Integer s;
+  switch (lua_type(L, idx)) {
+    case LUA_TBOOLEAN:
+      return lua_toboolean(L, idx) ? 100 : 403;
+    case LUA_TNUMBER:
+      s = lua_tointegerx(L, idx, &isnum);
+      return isnum && valid_status(s) ? s : -1;
+    case LUA_TSTRING:
+      return strcmp(lua_tostring(L, idx), "accept") == 0 ? 100 : -1;
+    default:
+      return -1;
+  }
+}
+
+/* Copies an optional string at idx into dst; false when it is neither nil nor a string. */
+static bool opt_message(lua_State *L, int idx, char *dst, size_t cap) {
+  size_t n;
+  if (lua_isnoneornil(L, idx)) {
+    return true;
+  }
+  if (lua_type(L, idx) != LUA_TSTRING) {
+    return false;
+  }
+  const char *s = lua_tolstring(L, idx, &n);
+  copy_clean(dst, cap, s, n);
+  return true;
+}
+
+/* Reads the two results of a call (at v and v + 1) into d; raises an error
+ * naming `who` when they do not follow the conventions. */
+static void read_result(lua_State *L, int v, policy_decision_t *d, const char *who) {
+  memset(d, 0, sizeof *d);
+  if (lua_type(L, v) != LUA_TTABLE) {
+    lua_Integer s = scalar_status(L, v);
+    if (s < 0) {
+      luaL_error(L, "%s returned an invalid decision (%s)", who, luaL_typename(L, v));
+    }
+    if (!opt_message(L, v + 1, d->message, sizeof d->message)) {
+      luaL_error(L, "%s returned a message that is not a string", who);
+    }
+    d->status = (int)s;
+    return;
+  }
+  lua_getfield(L, v, "status");
+  lua_Integer s = scalar_status(L, -1);
+  if (s < 0) {
+    luaL_error(L, "%s returned an invalid status field", who);
+  }
+  d->status = (int)s;
+  lua_getfield(L, v, "message");
+  if (!opt_message(L, -1, d->message, sizeof d->message)) {
+    luaL_error(L, "%s returned a message that is not a string", who);
+  }
+  lua_getfield(L, v, "retry");
+  if (!lua_isnil(L, -1) && !lua_isboolean(L, -1)) {
+    luaL_error(L, "%s returned a retry field that is not a boolean", who);
+  }
+  d->retryable = lua_toboolean(L, -1) && s == 417;
+  lua_getfield(L, v, "name");
+  if (!lua_isnil(L, -1)) {
+    size_t n = 0;
+    const char *name = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
+    if (name == NULL || !valid_name(name, n)) {
+      luaL_error(L, "%s returned an invalid storage name", who);
+    }
+    memcpy(d->name, name, n);
+    d->name[n] = '\0';
+  }
+  lua_getfield(L, v, "www_authenticate");
+  if (!lua_isnil(L, -1)) {
+    size_t n = 0;
+    const char *w = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
+    bool ok = w != NULL && n < (size_t)WWW_AUTH_MAX;
+    for (size_t i = 0; ok && i < n; i++) {
+      ok = (unsigned char)w[i] >= 0x20 && (unsigned char)w[i] != 0x7F;
+    }
+    if (!ok) {
+      luaL_error(L, "%s returned an invalid www_authenticate", who);
+    }
+    memcpy(d->www_authenticate, w, n);
+    d->www_authenticate[n] = '\0';
+  }
+}
+
+static int call_k(lua_State *L) {
+  const call_ctx_t *c = (const call_ctx_t *)lua_touserdata(L, 1);
+  lua_Debug d;
+  int t = lua_getglobal(L, c->fn);
+  if (t == LUA_TNIL && c->optional) {
+    memset(c->out, 0, sizeof *c->out);
+    c->out->status = 100;
+    return 0;
+  }
+  if (t != LUA_TFUNCTION) {
+    return luaL_error(L, "%s is not a function", c->fn);
+  }
+  lua_pushvalue(L, -1);
+  lua_getinfo(L, ">S", &d);
+  const char *who = lua_pushfstring(L, "%s:%d: %s", d.short_src, d.linedefined, c->fn);
+  lua_insert(L, -2);
+  push_request(L, c->req);
+  if (c->stored) {
+    lua_createtable(L, 0, 2);
+    push_u64(L, c->size);
+    lua_setfield(L, -2, "size");
+    lua_pushstring(L, c->sha256_hex ? c->sha256_hex : "");
+    lua_setfield(L, -2, "sha256");
+  }
+  lua_call(L, c->stored ? 2 : 1, 2);
+  read_result(L, lua_gettop(L) - 1, c->out, who);
+  return 0;
+}
+
+/* Runs one policy call into *out, failing closed on any error. */
+static void call_policy(call_ctx_t *c, policy_decision_t *out) {
+  policy_decision_t d;
+  c->out = &d;
+  if (vm == NULL || !loaded) {
+    log_line("policy: error: no policy loaded");
+    fail_closed(out);
+    return;
+  }
+  if (run_protected(call_k, c) != LUA_OK) {
+    fail_closed(&d);
+  }
+  *out = d;
+}
+
+/** Calls on_request(req) under the sandbox; fails closed (500, policy_error). */
+void policy_decide(const policy_request_t *req, policy_decision_t *out) {
+  call_ctx_t c = {req, "on_request", false, false, 0, NULL, NULL};
+  call_policy(&c, out);
+}
+
+/** Calls the optional on_stored(req, {size=, sha256=}) before the commit;
+ *  without that function the upload is accepted (status 100). */
+void policy_after_body(const policy_request_t *req, uint64_t size, const char *sha256_hex,
+                       policy_decision_t *out) {
+  call_ctx_t c = {req, "on_stored", true, true, size, sha256_hex, NULL};
+  call_policy(&c, out);
+}
+
+/** Bytes the VM holds now in its arena. */
+size_t policy_memory_in_use(void) {
+  return vm != NULL ? lua_arena_in_use() : 0;
+}
+
+/** Most bytes the VM has held since policy_init. */
+size_t policy_memory_high_water(void) {
+  return lua_arena_high_water();
+}
+
+/** Closes the VM and returns every arena byte. */
+void policy_shutdown(void) {
+  if (vm != NULL) {
+    lua_close(vm);
+    vm = NULL;
+  }
+  loaded = false;
+}

@@ -1,0 +1,105 @@
+"""httpwire.py: a raw-socket HTTP/1.1 client for the end-to-end tests: exact bytes out, exact bytes in."""
+import json
+import socket
+import time
+
+
+class Response:
+    def __init__(self, status, reason, headers, body, raw_head):
+        self.status = status
+        self.reason = reason
+        self.headers = headers  # lower-case name -> value (last wins)
+        self.body = body
+        self.raw_head = raw_head
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return "<Response %d %r %r>" % (self.status, self.headers, self.body[:200])
+
+
+class Conn:
+    """One TCP connection; reads responses off it one at a time."""
+
+    def __init__(self, port, timeout=10):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def _fill(self, deadline):
+        self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise EOFError("connection closed; %d bytes unread: %r" % (len(self.buf), self.buf[:200]))
+        self.buf += chunk
+
+    def read_response(self, timeout=10, head_request=False):
+        """Reads one response (a 1xx is returned on its own)."""
+        deadline = time.monotonic() + timeout
+        while b"\r\n\r\n" not in self.buf:
+            self._fill(deadline)
+        raw_head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        lines = raw_head.decode("latin-1").split("\r\n")
+        version, status, reason = (lines[0].split(" ", 2) + [""])[:3]
+        assert version == "HTTP/1.1", lines[0]
+        headers = {}
+        for line in lines[1:]:
+            name, value = line.split(":", 1)
+            headers[name.strip().lower()] = value.strip()
+        status = int(status)
+        body = b""
+        if status >= 200 and status != 204 and not head_request:
+            n = int(headers.get("content-length", "0"))
+            while len(self.buf) < n:
+                self._fill(deadline)
+            body, self.buf = self.buf[:n], self.buf[n:]
+        return Response(status, reason, headers, body, raw_head)
+
+    def nothing_more(self, wait=1.0):
+        """True when the peer sends nothing else and closes (or stays silent) within `wait`."""
+        deadline = time.monotonic() + wait
+        try:
+            while time.monotonic() < deadline:
+                self._fill(deadline)
+        except (EOFError, socket.timeout, ConnectionResetError):
+            pass
+        return self.buf == b""
+
+    def closed_by_peer(self, wait=5.0):
+        """Waits for the peer's FIN (after any bytes). True when it came."""
+        deadline = time.monotonic() + wait
+        try:
+            while time.monotonic() < deadline:
+                self._fill(deadline)
+        except EOFError:
+            return True
+        except ConnectionResetError:
+            return True
+        except socket.timeout:
+            return False
+        return False
+
+    def close(self):
+        self.sock.close()
+
+
+def request(port, method, path, body=b"", headers=None, timeout=10):
+    """One request on a fresh connection; returns the final response."""
+    c = Conn(port, timeout)
+    try:
+        h = {"Host": "device"}
+        if body is not None and method in ("PUT", "POST"):
+            h["Content-Length"] = str(len(body))
+        h.update(headers or {})
+        head = "%s %s HTTP/1.1\r\n" % (method, path)
+        head += "".join("%s: %s\r\n" % kv for kv in h.items() if kv[1] is not None)
+        c.send(head.encode() + b"\r\n" + (body or b""))
+        r = c.read_response(timeout, head_request=(method == "HEAD"))
+        while r.status < 200:
+            r = c.read_response(timeout, head_request=(method == "HEAD"))
+        return r
+    finally:
+        c.close()

@@ -1,0 +1,551 @@
+/* test_storage_host.c: unit tests of the host storage backend, each in a fresh temporary directory. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "platform.h"
+#include "postern_opts.h"
+#include "storage.h"
+#include "storage_host.h"
+#include "unit.h"
+
+/* The last log line, kept so that tests can look at what init reported. */
+static char g_log[512];
+
+/* log.c's console: stdout, plus a copy of the line in g_log. */
+void platform_console_write(const char *s, size_t n)
+{
+  fwrite(s, 1, n, stdout);
+  size_t k = n < sizeof g_log - 1 ? n : sizeof g_log - 1;
+  memcpy(g_log, s, k);
+  g_log[k] = '\0';
+}
+
+static char g_dir[64];
+
+/* Path of `name` inside the test directory (one static buffer). */
+static const char *path_of(const char *name)
+{
+  static char p[256];
+  snprintf(p, sizeof p, "%s/%s", g_dir, name);
+  return p;
+}
+
+/* Creates a fresh directory (not yet initialized). */
+static void make_dir(void)
+{
+  snprintf(g_dir, sizeof g_dir, "/tmp/postern-storage-XXXXXX");
+  if (mkdtemp(g_dir) == NULL) {
+    perror("mkdtemp");
+    exit(2);
+  }
+}
+
+/* Creates a fresh directory and serves it with `capacity` bytes. */
+static void setup(uint64_t capacity)
+{
+  make_dir();
+  CHECK_EQ(storage_host_init(g_dir, capacity), 0);
+}
+
+/* Removes the test directory, one level of subdirectories included. */
+static void teardown(void)
+{
+  DIR *d = opendir(g_dir);
+  if (d != NULL) {
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+      if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
+          unlinkat(dirfd(d), e->d_name, 0) != 0) {
+        unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR);
+      }
+    }
+    closedir(d);
+  }
+  rmdir(g_dir);
+}
+
+/* Writes a file outside the backend, as a crash or another tool would. */
+static void plant(const char *name, const char *data)
+{
+  FILE *f = fopen(path_of(name), "wb");
+  CHECK(f != NULL);
+  if (f != NULL) {
+    fputs(data, f);
+    fclose(f);
+  }
+}
+
+/* True when the directory holds an entry starting with `prefix`. */
+static bool dir_has_prefix(const char *prefix)
+{
+  bool found = false;
+  DIR *d = opendir(g_dir);
+  struct dirent *e;
+  while (d != NULL && (e = readdir(d)) != NULL) {
+    found = found || strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+  }
+  if (d != NULL) {
+    closedir(d);
+  }
+  return found;
+}
+
+/* Uploads `data` under `name` in one write; returns the first failing result or 0. */
+static int put(const char *name, const char *data, bool *replaced)
+{
+  storage_upload_t *u;
+  size_t n = strlen(data);
+  int rc = storage_open(name, n, &u);
+  if (rc != STORAGE_OK) {
+    return rc;
+  }
+  rc = storage_write(u, data, n);
+  if (rc != STORAGE_OK) {
+    storage_abort(u);
+    return rc;
+  }
+  return storage_commit(u, replaced);
+}
+
+/* Reads all of `name` through a reader into buf (NUL-terminated); returns the length or a result. */
+static long get(const char *name, char *buf, size_t cap)
+{
+  storage_reader_t *r;
+  uint64_t size = 0;
+  int rc = storage_read_open(name, &r, &size);
+  if (rc != STORAGE_OK) {
+    return rc;
+  }
+  size_t got = 0;
+  long n;
+  while ((n = storage_read(r, buf + got, cap - 1 - got > 3 ? 3 : cap - 1 - got)) > 0) {
+    got += (size_t)n; /* small reads on purpose: the position must advance */
+  }
+  storage_read_close(r);
+  buf[got] = '\0';
+  CHECK_EQ(n, 0);
+  CHECK_EQ(size, got);
+  return (long)got;
+}
+
+static void test_capacity_accounting(void)
+{
+  setup(1000);
+  CHECK_EQ(storage_capacity(), 1000);
+  CHECK_EQ(storage_free(), 1000);
+  storage_upload_t *u;
+  CHECK_EQ(storage_open("a", STORAGE_LEN_UNKNOWN, &u), STORAGE_OK);
+  CHECK_EQ(storage_free(), 1000); /* an open reserves nothing */
+  char block[100];
+  memset(block, 'x', sizeof block);
+  CHECK_EQ(storage_write(u, block, sizeof block), STORAGE_OK);
+  CHECK_EQ(storage_free(), 900);
+  CHECK_EQ(storage_commit(u, NULL), STORAGE_OK);
+  CHECK_EQ(storage_free(), 900);
+  CHECK_EQ(put("b", "0123456789", NULL), STORAGE_OK);
+  CHECK_EQ(storage_free(), 890);
+  /* A restart finds the same bytes by scanning. */
+  CHECK_EQ(storage_host_init(g_dir, 1000), 0);
+  CHECK_EQ(storage_free(), 890);
+  CHECK(strstr(g_log, "2 files, 110 of 1000 bytes used") != NULL);
+  /* Files beyond the capacity still start, with nothing free. */
+  CHECK_EQ(storage_host_init(g_dir, 50), 0);
+  CHECK_EQ(storage_capacity(), 50);
+  CHECK_EQ(storage_free(), 0);
+  CHECK_EQ(storage_open("c", 1, &u), STORAGE_ENOSPC);
+  CHECK_EQ(storage_open("c", 0, &u), STORAGE_OK);
+  CHECK_EQ(storage_write(u, "z", 1), STORAGE_ENOSPC);
+  CHECK_EQ(storage_commit(u, NULL), STORAGE_OK); /* an empty file costs nothing */
+  CHECK(storage_exists("c", NULL));
+  CHECK_EQ(storage_remove("a"), STORAGE_OK);
+  CHECK_EQ(storage_free(), 40);
+  teardown();
+}
+
+static void test_commit_makes_visible(void)
+{
+  setup(1000);
+  storage_upload_t *u;
+  CHECK_EQ(storage_open("hello.txt", 11, &u), STORAGE_OK);
+  CHECK_EQ(storage_write(u, "hello ", 6), STORAGE_OK);
+  CHECK_EQ(storage_write(u, "", 0), STORAGE_OK);
+  CHECK_EQ(storage_write(u, "world", 5), STORAGE_OK);
+  bool replaced = true;
+  CHECK_EQ(storage_commit(u, &replaced), STORAGE_OK);
+  CHECK(!replaced);
+  uint64_t size = 0;
+  CHECK(storage_exists("hello.txt", &size));
+  CHECK(storage_exists("hello.txt", NULL));
+  CHECK_EQ(size, 11);
+  char buf[64];
+  CHECK_EQ(get("hello.txt", buf, sizeof buf), 11);
+  CHECK_STR(buf, "hello world");
+  struct stat st;
+  CHECK_EQ(stat(path_of("hello.txt"), &st), 0);
+  CHECK_EQ(st.st_size, 11);
+  CHECK(!dir_has_prefix(".upload-"));
+  teardown();
+}
+
+static void test_invisible_before_commit(void)
+{
+  setup(1000);
+  storage_upload_t *u;
+  CHECK_EQ(storage_open("new", STORAGE_LEN_UNKNOWN, &u), STORAGE_OK);
+  CHECK_EQ(storage_write(u, "partial", 7), STORAGE_OK);
+  struct stat st;
+  CHECK(stat(path_of("new"), &st) != 0);
+  CHECK(!storage_exists("new", NULL));
+  storage_reader_t *r;
+  CHECK_EQ(storage_read_open("new", &r, NULL), STORAGE_ENOENT);
+  CHECK(dir_has_prefix(".upload-"));
+  CHECK_EQ(storage_commit(u, NULL), STORAGE_OK);
+  CHECK(storage_exists("new", NULL));
+  teardown();
+}
+
+static void test_replace_keeps_old_until_commit(void)
+{
+  setup(1000);
+  char buf[64];
+  CHECK_EQ(put("f", "old content", NULL), STORAGE_OK);
+  storage_upload_t *u;
+  CHECK_EQ(storage_open("f", 3, &u), STORAGE_OK);
+  CHECK_EQ(storage_write(u, "new", 3), STORAGE_OK);
+  uint64_t size = 0;
+  CHECK(storage_exists("f", &size));
+  CHECK_EQ(size, 11);
+  CHECK_EQ(get("f", buf, sizeof buf), 11);
+  CHECK_STR(buf, "old content");
+  CHECK_EQ(storage_free(), 1000 - 11 - 3); /* both versions count until the commit */
+  bool replaced = false;
+  CHECK_EQ(storage_commit(u, &replaced), STORAGE_OK);
+  CHECK(replaced);
+  CHECK_EQ(get("f", buf, sizeof buf), 3);
+  CHECK_STR(buf, "new");
+  CHECK_EQ(storage_free(), 1000 - 3);
+  teardown();
+}
+
+static void test_abort_restores(void)
+{
+  setup(1000);
+  char buf[64];
+  CHECK_EQ(put("f", "keep me", NULL), STORAGE_OK);
+  uint64_t before = storage_free();
+  storage_upload_t *u;
+  CHECK_EQ(storage_open("f", STORAGE_LEN_UNKNOWN, &u), STORAGE_OK);
+  CHECK_EQ(storage_write(u, "garbage garbage", 15), STORAGE_OK);
+  CHECK_EQ(storage_free(), before - 15);
+  storage_abort(u);
+  storage_abort(NULL);
+  CHECK_EQ(storage_free(), before);
+  CHECK_EQ(get("f", buf, sizeof buf), 7);
+  CHECK_STR(buf, "keep me");
+  CHECK(!dir_has_prefix(".upload-"));
+  /* An aborted new name leaves nothing behind. */
+  CHECK_EQ(storage_open("g", STORAGE_LEN_UNKNOWN, &u), STORAGE_OK);
+  CHECK_EQ(storage_write(u, "x", 1), STORAGE_OK);
+  storage_abort(u);
+  CHECK(!storage_exists("g", NULL));
+  CHECK_EQ(storage_free(), before);
+  teardown();
+}
+
+static void test_enospc(void)
+{
+  setup(100);
+  storage_upload_t *u, *v;
+  char block[100];
+  memset(block, 'y', sizeof block);
+  CHECK_EQ(storage_open("big", 101, &u), STORAGE_ENOSPC);
+  CHECK_EQ(storage_free(), 100);
+  CHECK_EQ(storage_open("big", 100, &u), STORAGE_OK);
+  CHECK_EQ(storage_write(u, block, 60), STORAGE_OK);
+  /* Another upload sees the bytes already written. */
+  CHECK_EQ(storage_open("other", 41, &v), STORAGE_ENOSPC);
+  CHECK_EQ(storage_open("other", STORAGE_LEN_UNKNOWN, &v), STORAGE_OK);
+  CHECK_EQ(storage_write(v, block, 30), STORAGE_OK);
+  CHECK_EQ(storage_write(u, block, 11), STORAGE_ENOSPC); /* mid-stream */
+  CHECK_EQ(storage_free(), 10);                          /* nothing of that call was kept */
+  CHECK_EQ(storage_write(u, block, 10), STORAGE_OK);     /* exactly full */
+  CHECK_EQ(storage_free(), 0);
+  CHECK_EQ(storage_write(v, block, 1), STORAGE_ENOSPC);
+  storage_abort(v);
+  CHECK_EQ(storage_free(), 30);
+  storage_abort(u);
+  CHECK_EQ(storage_free(), 100);
+  CHECK(!storage_exists("big", NULL));
+  CHECK(!dir_has_prefix(".upload-"));
+  teardown();
+}
+
+/* storage_list callback that appends "name:size," to the string ctx. */
+static int collect(void *ctx, const char *name, uint64_t size)
+{
+  char *s = ctx;
+  snprintf(s + strlen(s), 512 - strlen(s), "%s:%llu,", name, (unsigned long long)size);
+  return 0;
+}
+
+/* storage_list callback that stops after the first name. */
+static int stop_first(void *ctx, const char *name, uint64_t size)
+{
+  (void)name;
+  (void)size;
+  ++*(int *)ctx;
+  return 42;
+}
+
+static void test_stale_upload_removed(void)
+{
+  make_dir();
+  plant(".upload-3", "half an upload");
+  plant("kept", "1234");
+  CHECK_EQ(storage_host_init(g_dir, 1000), 0);
+  CHECK(strstr(g_log, "1 file, 4 of 1000 bytes used") != NULL);
+  CHECK(strstr(g_log, "removed 1 unfinished upload") != NULL);
+  struct stat st;
+  CHECK(stat(path_of(".upload-3"), &st) != 0);
+  CHECK_EQ(storage_free(), 996);
+  char list[512] = "";
+  CHECK_EQ(storage_list(collect, list), 0);
+  CHECK_STR(list, "kept:4,");
+  CHECK(!storage_exists(".upload-3", NULL));
+  teardown();
+}
+
+static void test_same_name_busy(void)
+{
+  setup(1000);
+  storage_upload_t *u, *v, *w;
+  CHECK_EQ(storage_open("n", STORAGE_LEN_UNKNOWN, &u), STORAGE_OK);
+  CHECK_EQ(storage_open("n", STORAGE_LEN_UNKNOWN, &v), STORAGE_EBUSY);
+  CHECK_EQ(storage_open("m", STORAGE_LEN_UNKNOWN, &w), STORAGE_OK);
+  CHECK_EQ(storage_write(u, "first", 5), STORAGE_OK);
+  storage_abort(u);
+  CHECK_EQ(storage_open("n", STORAGE_LEN_UNKNOWN, &v), STORAGE_OK);
+  CHECK_EQ(storage_write(v, "second", 6), STORAGE_OK);
+  CHECK_EQ(storage_commit(v, NULL), STORAGE_OK);
+  CHECK_EQ(storage_commit(w, NULL), STORAGE_OK);
+  char buf[64];
+  CHECK_EQ(get("n", buf, sizeof buf), 6);
+  CHECK_STR(buf, "second");
+  teardown();
+}
+
+static void test_slot_exhaustion(void)
+{
+  setup(1000);
+  storage_upload_t *u[POSTERN_MAX_CONNS], *extra;
+  char name[16];
+  for (int i = 0; i < POSTERN_MAX_CONNS; i++) {
+    snprintf(name, sizeof name, "f%d", i);
+    CHECK_EQ(storage_open(name, STORAGE_LEN_UNKNOWN, &u[i]), STORAGE_OK);
+  }
+  CHECK_EQ(storage_open("more", STORAGE_LEN_UNKNOWN, &extra), STORAGE_EBUSY);
+  CHECK_EQ(storage_commit(u[0], NULL), STORAGE_OK);
+  CHECK_EQ(storage_open("more", STORAGE_LEN_UNKNOWN, &u[0]), STORAGE_OK);
+  CHECK_EQ(storage_open("more2", STORAGE_LEN_UNKNOWN, &extra), STORAGE_EBUSY);
+  storage_abort(u[1]);
+  CHECK_EQ(storage_open("more2", STORAGE_LEN_UNKNOWN, &u[1]), STORAGE_OK);
+  for (int i = 0; i < POSTERN_MAX_CONNS; i++) {
+    storage_abort(u[i]);
+  }
+  /* Reader slots too. */
+  storage_reader_t *r[POSTERN_MAX_CONNS], *rx;
+  for (int i = 0; i < POSTERN_MAX_CONNS; i++) {
+    CHECK_EQ(storage_read_open("f0", &r[i], NULL), STORAGE_OK);
+  }
+  CHECK_EQ(storage_read_open("f0", &rx, NULL), STORAGE_EBUSY);
+  storage_read_close(r[2]);
+  storage_read_close(NULL);
+  CHECK_EQ(storage_read_open("f0", &r[2], NULL), STORAGE_OK);
+  for (int i = 0; i < POSTERN_MAX_CONNS; i++) {
+    storage_read_close(r[i]);
+  }
+  teardown();
+}
+
+static void test_list_order(void)
+{
+  setup(1000);
+  const char *names[] = {"b", "a", "B", "a1", "\xc3\xa9", "~", "a.txt", "10", "9"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    CHECK_EQ(put(names[i], names[i], NULL), STORAGE_OK);
+  }
+  plant(".hidden", "secret");
+  CHECK_EQ(mkdir(path_of("sub"), 0755), 0);
+  char list[512] = "";
+  CHECK_EQ(storage_list(collect, list), 0);
+  CHECK_STR(list, "10:2,9:1,B:1,a:1,a.txt:5,a1:2,b:1,~:1,\xc3\xa9:2,");
+  CHECK(!storage_exists("sub", NULL));
+  int calls = 0;
+  CHECK_EQ(storage_list(stop_first, &calls), 42);
+  CHECK_EQ(calls, 1);
+  teardown();
+  /* An empty directory lists nothing. */
+  setup(10);
+  list[0] = '\0';
+  CHECK_EQ(storage_list(collect, list), 0);
+  CHECK_STR(list, "");
+  teardown();
+}
+
+static char g_prev[POSTERN_NAME_MAX + 1];
+
+/* storage_list callback that checks the order, counts the names and keeps the last in g_prev. */
+static int count_sorted(void *ctx, const char *name, uint64_t size)
+{
+  char *prev = g_prev;
+  int *n = ctx;
+  CHECK(*n == 0 || strcmp(prev, name) < 0);
+  CHECK_EQ(size, 1);
+  snprintf(prev, sizeof g_prev, "%s", name);
+  ++*n;
+  return 0;
+}
+
+static void test_list_bounded(void)
+{
+  setup(1000);
+  char name[16];
+  for (int i = 139; i >= 0; i--) {
+    snprintf(name, sizeof name, "n%03d", i);
+    plant(name, "x");
+  }
+  CHECK_EQ(storage_host_init(g_dir, 1000), 0);
+  CHECK_EQ(storage_free(), 860);
+  int n = 0;
+  CHECK_EQ(storage_list(count_sorted, &n), 0);
+  CHECK_EQ(n, 128); /* the first 128 in name order */
+  CHECK_STR(g_prev, "n127");
+  CHECK(strstr(g_log, "listing the first 128") != NULL);
+  CHECK(storage_exists("n127", NULL) && storage_exists("n139", NULL));
+  teardown();
+}
+
+static void test_remove(void)
+{
+  setup(1000);
+  CHECK_EQ(put("gone", "12345", NULL), STORAGE_OK);
+  CHECK_EQ(put("stays", "1", NULL), STORAGE_OK);
+  CHECK_EQ(storage_free(), 994);
+  CHECK_EQ(storage_remove("gone"), STORAGE_OK);
+  CHECK(!storage_exists("gone", NULL));
+  CHECK(storage_exists("stays", NULL));
+  CHECK_EQ(storage_free(), 999);
+  CHECK_EQ(storage_remove("gone"), STORAGE_ENOENT);
+  CHECK_EQ(storage_remove("never"), STORAGE_ENOENT);
+  storage_reader_t *r;
+  CHECK_EQ(storage_read_open("gone", &r, NULL), STORAGE_ENOENT);
+  char list[512] = "";
+  CHECK_EQ(storage_list(collect, list), 0);
+  CHECK_STR(list, "stays:1,");
+  teardown();
+}
+
+static void test_reader_survives_replace(void)
+{
+  setup(100000);
+  static char old[20000], fresh[20000], got[20000];
+  for (size_t i = 0; i < sizeof old; i++) {
+    old[i] = (char)('a' + i % 26);
+    fresh[i] = (char)('0' + i % 10);
+  }
+  old[sizeof old - 1] = fresh[sizeof fresh - 1] = '\0';
+  CHECK_EQ(put("f", old, NULL), STORAGE_OK);
+  storage_reader_t *r;
+  uint64_t size = 0;
+  CHECK_EQ(storage_read_open("f", &r, &size), STORAGE_OK);
+  CHECK_EQ(size, sizeof old - 1);
+  CHECK_EQ(storage_read(r, got, 1000), 1000);
+  CHECK_EQ(put("f", fresh, NULL), STORAGE_OK);
+  size_t n = 1000;
+  long k;
+  while ((k = storage_read(r, got + n, sizeof got - n)) > 0) {
+    n += (size_t)k;
+  }
+  CHECK_EQ(k, 0);
+  CHECK_EQ(n, sizeof old - 1);
+  CHECK(memcmp(got, old, n) == 0);
+  storage_read_close(r);
+  /* The same after a remove. */
+  CHECK_EQ(storage_read_open("f", &r, NULL), STORAGE_OK);
+  CHECK_EQ(storage_remove("f"), STORAGE_OK);
+  n = 0;
+  while ((k = storage_read(r, got + n, sizeof got - n)) > 0) {
+    n += (size_t)k;
+  }
+  CHECK_EQ(n, sizeof fresh - 1);
+  CHECK(memcmp(got, fresh, n) == 0);
+  storage_read_close(r);
+  teardown();
+}
+
+static void test_invalid_names(void)
+{
+  setup(1000);
+  char longname[POSTERN_NAME_MAX + 2];
+  memset(longname, 'n', sizeof longname - 1);
+  longname[sizeof longname - 1] = '\0';
+  const char *bad[] = {"a/b", "/abs", ".hidden", ".upload-0", ".", "..", "", longname};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    storage_upload_t *u;
+    storage_reader_t *r;
+    CHECK_EQ(storage_open(bad[i], 1, &u), STORAGE_EINVAL);
+    CHECK_EQ(storage_read_open(bad[i], &r, NULL), STORAGE_EINVAL);
+    CHECK_EQ(storage_remove(bad[i]), STORAGE_EINVAL);
+    CHECK(!storage_exists(bad[i], NULL));
+  }
+  longname[POSTERN_NAME_MAX] = '\0'; /* the longest allowed */
+  CHECK_EQ(put(longname, "ok", NULL), STORAGE_OK);
+  CHECK(storage_exists(longname, NULL));
+  teardown();
+}
+
+static void test_init_errors(void)
+{
+  make_dir();
+  CHECK_EQ(storage_host_init(path_of("no/such/parent"), 10), -1);
+  plant("file", "x");
+  CHECK_EQ(storage_host_init(path_of("file"), 10), -1);
+  /* After a failed init every call fails cleanly. */
+  storage_upload_t *u;
+  CHECK_EQ(storage_open("a", 1, &u), STORAGE_EIO);
+  CHECK(!storage_exists("a", NULL));
+  /* A missing directory (one level) is created. */
+  CHECK_EQ(storage_host_init(path_of("made"), 10), 0);
+  struct stat st;
+  CHECK(stat(path_of("made"), &st) == 0 && S_ISDIR(st.st_mode));
+  CHECK_EQ(put("x", "1", NULL), STORAGE_OK);
+  CHECK_EQ(unlink(path_of("made/x")), 0);
+  teardown();
+}
+
+int main(void)
+{
+  RUN(test_capacity_accounting);
+  RUN(test_commit_makes_visible);
+  RUN(test_invisible_before_commit);
+  RUN(test_replace_keeps_old_until_commit);
+  RUN(test_abort_restores);
+  RUN(test_enospc);
+  RUN(test_stale_upload_removed);
+  RUN(test_same_name_busy);
+  RUN(test_slot_exhaustion);
+  RUN(test_list_order);
+  RUN(test_list_bounded);
+  RUN(test_remove);
+  RUN(test_reader_survives_replace);
+  RUN(test_invalid_names);
+  RUN(test_init_errors);
+  return UNIT_END();
+}
