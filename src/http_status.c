@@ -74,6 +74,8 @@ void http_status_render(wbuf_t *b)
   }
   wb_str(b, "},\"lua\":{\"in_use\":");
   wb_u64(b, policy_memory_in_use());
+  wb_str(b, ",\"live\":");
+  wb_u64(b, policy_memory_live());
   wb_str(b, ",\"high_water\":");
   wb_u64(b, policy_memory_high_water());
   wb_str(b, ",\"cap\":");

@@ -56,6 +56,8 @@ void policy_after_body(const policy_request_t *req, uint64_t size, const char *s
                        policy_decision_t *out);
 /** Bytes the VM holds now in its arena. */
 size_t policy_memory_in_use(void);
+/** Runs a full collection, then returns the bytes still live. */
+size_t policy_memory_live(void);
 /** Most bytes the VM has held since policy_init. */
 size_t policy_memory_high_water(void);
 /** Closes the VM and returns every arena byte. */

@@ -354,5 +354,5 @@ def test_status_pools_and_lua_arena_back_at_baseline(dev):
     for pool in ("tcp_seg", "pbuf_pool", "pbuf_ref", "altcp_pcb"):
         assert after["memory"]["lwip"][pool]["used"] == base["memory"]["lwip"][pool]["used"], pool
     assert after["memory"]["lwip"]["heap"]["used"] == base["memory"]["lwip"]["heap"]["used"]
-    assert after["memory"]["lua"]["in_use"] == base["memory"]["lua"]["in_use"]
+    assert after["memory"]["lua"]["live"] == base["memory"]["lua"]["live"]
     assert after["connections"]["active"] == 1  # this request's own
