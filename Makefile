@@ -3,6 +3,8 @@
 #   make                 build the firmware or simulator for BOARD
 #   make run             build, then start the simulated device (ARGS='...' passes options)
 #   make test            unit tests (ASan/UBSan) and end-to-end tests; ends with a summary line
+#   make fuzz            runs every libFuzzer target for FUZZ_TIME seconds (default 60)
+#   make bench           prints throughput figures (not part of make test)
 #   make clean           remove build/<board>; make distclean removes build/ (fetched sources too)
 #
 # LWIP_DIR, MBEDTLS_DIR and LUA_DIR point the build at upstream trees instead
@@ -60,7 +62,7 @@ OWN_OBJS := $(CORE_SRCS:%.c=$(OUT)/obj/%.o) $(PORT_SRCS:%.c=$(OUT)/obj/%.o) $(BO
 ALL_OBJS := $(OWN_OBJS) $(LWIP_OBJS) $(MBEDTLS_OBJS) $(LUA_OBJS)
 DEPS_STAMP := $(BUILD)/deps/.checked-$(BOARD)
 
-.PHONY: all tools deps run test unit e2e clean distclean
+.PHONY: all tools deps run test unit bench fuzz fuzz-build clean distclean
 
 all: $(OUT)/$(BOARD_TARGET)
 

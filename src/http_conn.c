@@ -1139,5 +1139,6 @@ err_t http_listen(altcp_allocator_t *alloc, uint16_t port)
     return ERR_MEM;
   }
   altcp_accept(listener, conn_on_accept);
+  http_status_boot();
   return ERR_OK;
 }

@@ -15,15 +15,16 @@ static const uint16_t status_codes[] = {100, 200, 201, 204, 400, 401, 403, 404, 
 #define STATUS_N (sizeof status_codes / sizeof status_codes[0])
 static uint32_t status_counts[STATUS_N + 1]; /* the last one: any other status */
 static uint32_t status_boot_ms;
-static bool status_booted;
+
+/** Marks the start of service: uptime counts from here. */
+void http_status_boot(void)
+{
+  status_boot_ms = sys_now();
+}
 
 /** Counts one response with this status. */
 void http_status_count(int status)
 {
-  if (!status_booted) {
-    status_boot_ms = sys_now();
-    status_booted = true;
-  }
   size_t i = 0;
   while (i < STATUS_N && status_codes[i] != status) {
     i++;
@@ -57,10 +58,6 @@ void http_status_render(wbuf_t *b)
     {"altcp_pcb", MEMP_ALTCP_PCB}, {"pbuf_pool", MEMP_PBUF_POOL}, {"pbuf_ref", MEMP_PBUF},
     {"sys_timeout", MEMP_SYS_TIMEOUT},
   };
-  if (!status_booted) {
-    status_boot_ms = sys_now();
-    status_booted = true;
-  }
   wb_str(b, "{\"uptime_s\":");
   wb_u64(b, (sys_now() - status_boot_ms) / 1000u);
   wb_str(b, ",\"storage\":{\"capacity\":");

@@ -4,6 +4,8 @@
 
 #include "http_response.h"
 
+/** Marks the start of service: uptime counts from here. */
+void http_status_boot(void);
 /** Counts one response with this status. */
 void http_status_count(int status);
 /** Renders /_status: uptime, storage, memory high-water marks, connections, counters. */

@@ -57,11 +57,41 @@ $(foreach n,$(UNIT_NAMES),$(eval $(call unit_rule,$(n))))
 
 unit: $(UNIT_BINS)
 
+# libFuzzer targets (clang): tests/fuzz/fuzz_NAME.c with FUZZ_NAME sources.
+FUZZ_http_parser := src/http_parser.c
+FUZZ_chunked := src/chunked.c
+FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS := $(FUZZ_NAMES:%=$(BUILD)/fuzz/fuzz_%)
+FUZZ_CFLAGS := -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $(INCLUDES) $(WARNINGS)
+FUZZ_TIME ?= 60
+
+define fuzz_rule
+$(BUILD)/fuzz/fuzz_$(1): tests/fuzz/fuzz_$(1).c $(FUZZ_$(1)) src/postern_opts.h boards/$(BOARD)/board_opts.h
+	@mkdir -p $$(@D)
+	@echo "  FUZZ    $$@"
+	@clang $(FUZZ_CFLAGS) -o $$@ tests/fuzz/fuzz_$(1).c $(FUZZ_$(1))
+endef
+$(foreach n,$(FUZZ_NAMES),$(eval $(call fuzz_rule,$(n))))
+
+fuzz-build: $(FUZZ_BINS)
+
+# Runs each target for FUZZ_TIME seconds, growing a corpus under build/fuzz.
+fuzz: $(FUZZ_BINS)
+	@for n in $(FUZZ_NAMES); do \
+	  mkdir -p $(BUILD)/fuzz/corpus-$$n; \
+	  $(BUILD)/fuzz/fuzz_$$n -max_total_time=$(FUZZ_TIME) -print_final_stats=1 \
+	    $(BUILD)/fuzz/corpus-$$n tests/fuzz/corpus/$$n || exit 1; \
+	done
+
 E2E_PYTEST := /usr/bin/python3 -m pytest
 
 # One pytest run: every unit binary (tests/test_unit.py) and every
 # end-to-end scenario, closed by pytest's summary line.
 test:
 	@scripts/need-tools.sh $(TOOLS) $(BOARD_TOOLS) $(TEST_TOOLS)
-	@$(MAKE) --no-print-directory -j2 all unit
+	@$(MAKE) --no-print-directory -j2 all unit fuzz-build
 	@$(E2E_PYTEST) -q -p no:cacheprovider tests $(PYTEST_ARGS)
+
+# Figures, not tests: prints host throughput of upload vs. the discard sink.
+bench: all
+	@/usr/bin/python3 tests/bench/upload_vs_discard.py

@@ -92,7 +92,9 @@ int main(int argc, char **argv)
   }
 
   for (size_t i = 0; i < sizeof fwds / sizeof fwds[0]; i++) {
-    if (fwds[i].host_port != 0) {
+    if (fwds[i].host_port != 0 && fwds[i].device_port == 443) {
+      log_line("postern: https forward 127.0.0.1:%u reserved; no TLS server in this build yet", fwds[i].host_port);
+    } else if (fwds[i].host_port != 0) {
       log_line("postern: %s on 127.0.0.1:%u (device port %u)", fwds[i].what, fwds[i].host_port,
                fwds[i].device_port);
     }
