@@ -356,3 +356,17 @@ def test_status_pools_and_lua_arena_back_at_baseline(dev):
     assert after["memory"]["lwip"]["heap"]["used"] == base["memory"]["lwip"]["heap"]["used"]
     assert after["memory"]["lua"]["live"] == base["memory"]["lua"]["live"]
     assert after["connections"]["active"] == 1  # this request's own
+
+
+def test_readme_example_policy_caps(start_device):
+    dev = start_device("--policy", os.path.join(ROOT, "scripts", "examples", "caps.lua"), "--set", "token=" + TOKEN)
+    a = {"Authorization": AUTH}
+    assert request(dev.http, "PUT", "/files/fw-1.bin", b"f" * 1000, a).status == 201
+    assert request(dev.http, "PUT", "/files/other.bin", b"o", a).status == 403
+    assert request(dev.http, "PUT", "/files/logs-1.txt", b"l" * 70000, a).status == 413
+    c = Conn(dev.http)
+    c.send(("PUT /files/logs-2.txt HTTP/1.1\r\nHost: d\r\nAuthorization: %s\r\nTransfer-Encoding: chunked\r\n\r\n"
+            "%x\r\n%s\r\n0\r\n\r\n" % (AUTH, 70000, "l" * 70000)).encode())
+    assert c.read_response().status == 413  # vetoed by on_stored
+    c.close()
+    assert visible_files(dev) == ["fw-1.bin"]
