@@ -26,7 +26,7 @@ LUA_DIR ?= $(DEPS_DIR)/lua
 # CHECK:PACKAGE pairs; scripts/need-tools.sh installs what is missing (as root
 # with apt) or prints the apt-get command to run.
 TOOLS := gcc:gcc make:make dpkg-source:dpkg-dev /usr/share/keyrings/debian-archive-keyring.gpg:debian-archive-keyring \
-         pkg-config:pkg-config curl:curl openssl:openssl
+         bzip2:bzip2 xz:xz-utils pkg-config:pkg-config curl:curl openssl:openssl
 TEST_TOOLS := /usr/bin/python3:python3 /usr/lib/python3/dist-packages/pytest:python3-pytest clang:clang \
               /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.asan-x86_64.a:libclang-rt-14-dev
 

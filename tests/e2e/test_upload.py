@@ -370,3 +370,13 @@ def test_readme_example_policy_caps(start_device):
     assert c.read_response().status == 413  # vetoed by on_stored
     c.close()
     assert visible_files(dev) == ["fw-1.bin"]
+
+
+def test_slow_head_gets_408_and_close_device_keeps_serving(dev):
+    c = Conn(dev.http, timeout=20)
+    c.send(b"PUT /files/slow HTTP/1.1\r\nHost: d\r\n")  # and never the end of the head
+    r = c.read_response(timeout=20)
+    assert r.status == 408 and r.headers["connection"] == "close"
+    assert r.json()["error"] == "request_timeout"
+    assert c.closed_by_peer()
+    assert request(dev.http, "GET", "/_status").status == 200
