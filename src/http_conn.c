@@ -265,6 +265,33 @@ static void conn_refuse(conn_t *c, int status, const char *message)
   conn_respond_error(c, status, NULL, message, true, AFTER_LINGER, NULL);
 }
 
+/*
+ * Sends a success head plus an optional short body in one write, counts and
+ * logs it (log_bytes: the bytes the log line reports). Returns false after
+ * closing the connection when lwIP had no room.
+ */
+static bool conn_send_ok(conn_t *c, int status, const char *type, uint64_t length, const char *repr_digest,
+                         const char *body, size_t body_len, uint64_t log_bytes, bool more)
+{
+  wbuf_t b;
+  wb_init(&b, conn_out, sizeof conn_out);
+  http_head_t h = {.status = status, .content_type = type, .content_length = length, .close = !c->keep_alive,
+                   .repr_digest = repr_digest};
+  http_render_head(&b, &h);
+  wb_mem(&b, body, body_len);
+  c->status = (uint16_t)status;
+  http_status_count(status);
+  uint64_t received = c->body_bytes;
+  c->body_bytes = log_bytes;
+  conn_log(c, NULL);
+  c->body_bytes = received;
+  if (!conn_write(c, b.p, b.len, more)) {
+    conn_close(c);
+    return false;
+  }
+  return true;
+}
+
 /* ---- 2. The head ---------------------------------------------------------- */
 
 /* Feeds unparsed bytes of rx to the parser. Returns the parser's result. */
@@ -498,17 +525,8 @@ static void conn_on_head(conn_t *c, const char *head)
     } else if (is_delete) {
       int rc = storage_remove(c->name);
       if (rc == STORAGE_OK) {
-        c->status = 204;
-        http_status_count(204);
-        wbuf_t b;
-        wb_init(&b, conn_out, sizeof conn_out);
-        http_head_t h = {.status = 204};
-        http_render_head(&b, &h);
-        conn_log(c, NULL);
-        if (conn_write(c, b.p, b.len, false)) {
+        if (conn_send_ok(c, 204, NULL, 0, NULL, NULL, 0, 0, false)) {
           conn_after(c, c->keep_alive ? AFTER_NEXT : AFTER_LINGER);
-        } else {
-          conn_close(c);
         }
       } else {
         conn_respond_error(c, rc == STORAGE_ENOENT ? 404 : 500, NULL,
@@ -684,17 +702,7 @@ static void conn_end_upload(conn_t *c)
   wb_str(&j, ",\"sha256\":\"");
   wb_str(&j, hex);
   wb_str(&j, "\"}\n");
-  c->status = replaced ? 200 : 201;
-  http_status_count(c->status);
-  wbuf_t b;
-  wb_init(&b, conn_out, sizeof conn_out);
-  http_head_t h = {.status = c->status, .content_type = "application/json", .content_length = j.len,
-                   .close = !c->keep_alive, .repr_digest = b64};
-  http_render_head(&b, &h);
-  wb_mem(&b, body, j.len);
-  conn_log(c, NULL);
-  if (!conn_write(c, b.p, b.len, false)) {
-    conn_close(c);
+  if (!conn_send_ok(c, replaced ? 200 : 201, "application/json", j.len, b64, body, j.len, c->body_bytes, false)) {
     return;
   }
   conn_after(c, c->keep_alive ? AFTER_NEXT : AFTER_LINGER);
@@ -713,18 +721,8 @@ static void conn_start_download(conn_t *c, bool head_only)
                        c->keep_alive ? AFTER_NEXT : AFTER_LINGER, NULL);
     return;
   }
-  c->status = 200;
-  http_status_count(200);
-  wbuf_t b;
-  wb_init(&b, conn_out, sizeof conn_out);
-  http_head_t h = {.status = 200, .content_type = "application/octet-stream", .content_length = size,
-                   .close = !c->keep_alive};
-  http_render_head(&b, &h);
-  c->body_bytes = head_only ? 0 : size;
-  conn_log(c, NULL);
-  c->body_bytes = 0;
-  if (!conn_write(c, b.p, b.len, !head_only && size > 0)) {
-    conn_close(c);
+  if (!conn_send_ok(c, 200, "application/octet-stream", size, NULL, NULL, 0, head_only ? 0 : size,
+                    !head_only && size > 0)) {
     return;
   }
   c->send_left = head_only ? 0 : size;
@@ -789,18 +787,7 @@ static void conn_start_list(conn_t *c)
     next = conn_list_render(&b, next, &finished);
     total += b.len;
   }
-  c->status = 200;
-  http_status_count(200);
-  wbuf_t b;
-  wb_init(&b, conn_out, sizeof conn_out);
-  http_head_t h = {.status = 200, .content_type = "application/json", .content_length = total,
-                   .close = !c->keep_alive};
-  http_render_head(&b, &h);
-  c->body_bytes = c->head_only ? 0 : total;
-  conn_log(c, NULL);
-  c->body_bytes = 0;
-  if (!conn_write(c, b.p, b.len, !c->head_only)) {
-    conn_close(c);
+  if (!conn_send_ok(c, 200, "application/json", total, NULL, NULL, 0, c->head_only ? 0 : total, !c->head_only)) {
     return;
   }
   c->send_left = c->head_only ? 0 : total;
@@ -815,18 +802,8 @@ static void conn_send_status(conn_t *c)
   wbuf_t j;
   wb_init(&j, body, sizeof body);
   http_status_render(&j);
-  c->status = 200;
-  http_status_count(200);
-  wbuf_t b;
-  wb_init(&b, conn_out, sizeof conn_out);
-  http_head_t h = {.status = 200, .content_type = "application/json", .content_length = j.len,
-                   .close = !c->keep_alive};
-  http_render_head(&b, &h);
-  c->body_bytes = c->head_only ? 0 : j.len;
-  conn_log(c, NULL);
-  c->body_bytes = 0;
-  if (!conn_write(c, b.p, b.len, !c->head_only) || (!c->head_only && !conn_write(c, body, j.len, false))) {
-    conn_close(c);
+  if (!conn_send_ok(c, 200, "application/json", j.len, NULL, c->head_only ? NULL : body, c->head_only ? 0 : j.len,
+                    c->head_only ? 0 : j.len, false)) {
     return;
   }
   conn_after(c, c->keep_alive ? AFTER_NEXT : AFTER_LINGER);

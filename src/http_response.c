@@ -17,6 +17,9 @@ void wb_init(wbuf_t *b, char *p, size_t cap)
 /** Appends n bytes, or marks the buffer overflowed. */
 void wb_mem(wbuf_t *b, const char *s, size_t n)
 {
+  if (n == 0) {
+    return;
+  }
   if (b->overflow || n > b->cap - b->len) {
     b->overflow = true;
     return;

@@ -163,6 +163,7 @@ def test_retryable_417_curl_retries_on_a_new_connection(start_device, tmp_path, 
     r = c.read_response()
     assert r.status == 417 and "connection" not in r.headers
     assert c.closed_by_peer()  # still closed, after the lingering close
+    dev.wait_for_log('"PUT /files/%s HTTP/1.1" 417' % name)  # the reader thread has it before the mark
     src = tmp_path / "body.bin"
     src.write_bytes(b"data" * 1000)
     mark = dev.log_mark()
