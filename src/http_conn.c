@@ -230,6 +230,7 @@ static void conn_after(conn_t *c, conn_after_t after)
     c->state = CONN_HEAD;
     c->fed = 0;
     c->reqline[0] = '\0';
+    c->head_only = false;
     hp_init(&c->parser, &c->req);
   }
 }
@@ -252,7 +253,9 @@ static void conn_respond_error(conn_t *c, int status, const char *key, const cha
   c->status = (uint16_t)status;
   http_status_count(status);
   conn_log(c, message != NULL && message[0] ? message : NULL);
-  if (!conn_write(c, b.p, b.len, false)) {
+  /* RFC 9110 9.3.2: a response to HEAD carries no content, or keep-alive desyncs. */
+  size_t len = c->head_only ? b.len - (size_t)h.content_length : b.len;
+  if (!conn_write(c, b.p, len, false)) {
     conn_close(c);
     return;
   }
@@ -414,6 +417,7 @@ static void conn_on_head(conn_t *c, const char *head)
   memcpy(c->reqline, head + r->method.off, rl);
   c->reqline[rl] = '\0';
   c->body_bytes = 0;
+  c->head_only = r->method.len == 4 && memcmp(head + r->method.off, "HEAD", 4) == 0;
 
   hp_meta_t m;
   int st = hp_analyze(r, head, &m);
