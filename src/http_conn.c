@@ -85,6 +85,8 @@ typedef struct conn {
 
 static conn_t conn_pool[POSTERN_MAX_CONNS];
 static uint32_t conn_active, conn_high_water;
+/* Set when a callback had to abort its pcb: lwIP then needs ERR_ABRT back. */
+static bool conn_aborted;
 
 /* Shared scratch, safe because everything runs in the one main loop. */
 static char conn_head_buf[POSTERN_HEAD_MAX];
@@ -146,7 +148,16 @@ static void conn_close(conn_t *c)
   conn_release(c);
   if (altcp_close(pcb) != ERR_OK) {
     altcp_abort(pcb);
+    conn_aborted = true;
   }
+}
+
+/* What a callback returns: ERR_ABRT when its pcb was aborted on the way. */
+static err_t conn_cb_result(void)
+{
+  bool aborted = conn_aborted;
+  conn_aborted = false;
+  return aborted ? ERR_ABRT : ERR_OK;
 }
 
 /* Drops n bytes from the front of rx and opens the window by as much. */
@@ -958,7 +969,7 @@ static err_t conn_on_recv(void *arg, struct altcp_pcb *pcb, struct pbuf *p, err_
       return ERR_OK; /* half-closed: the response still goes out */
     }
     conn_close(c);
-    return ERR_OK;
+    return conn_cb_result();
   }
   if (c->rx == NULL) {
     c->rx = p;
@@ -967,7 +978,7 @@ static err_t conn_on_recv(void *arg, struct altcp_pcb *pcb, struct pbuf *p, err_
   }
   c->last_ms = sys_now();
   conn_process(c);
-  return ERR_OK;
+  return conn_cb_result();
 }
 
 static err_t conn_on_sent(void *arg, struct altcp_pcb *pcb, u16_t len)
@@ -984,7 +995,7 @@ static err_t conn_on_sent(void *arg, struct altcp_pcb *pcb, u16_t len)
   if (c->state != CONN_FREE) {
     conn_process(c); /* pipelined requests, or an answer that waited for room */
   }
-  return ERR_OK;
+  return conn_cb_result();
 }
 
 static void conn_on_err(void *arg, err_t err)
@@ -1051,7 +1062,7 @@ static err_t conn_on_poll(void *arg, struct altcp_pcb *pcb)
   default:
     break;
   }
-  return ERR_OK;
+  return conn_cb_result();
 }
 
 /* A new connection: a slot from the pool, or a quick 503 when it is full. */

@@ -60,6 +60,16 @@ unit: $(UNIT_BINS)
 # libFuzzer targets (clang): tests/fuzz/fuzz_NAME.c with FUZZ_NAME sources.
 FUZZ_http_parser := src/http_parser.c
 FUZZ_chunked := src/chunked.c
+# The whole connection state machine over a fake altcp and storage (tests/fuzz/fake_*.c):
+# real lwIP pbufs and pools (lwIP's altcp layer is replaced by the fake), the Lua policy, mbedTLS.
+FUZZ_conn := tests/fuzz/fake_altcp.c tests/fuzz/fake_storage_mem.c src/http_conn.c src/http_parser.c src/chunked.c \
+  src/http_response.c src/http_status.c src/digest.c src/log.c src/policy.c port/lua_arena.c \
+  $(filter-out %/altcp.c %/altcp_alloc.c %/altcp_tcp.c,$(LWIP_ALL)) $(LUA_ALL) $(MBEDTLS_ALL)
+# Extra flags of one target. Lua wants its config header; mbedTLS's alignment.h tests
+# MBEDTLS_GCC_VERSION, which clang leaves undefined (0 either way), under -Wundef;
+# lwIP checks its pools for double frees and overruns.
+FUZZ_CFLAGS_conn := $(DEFINES) -include port/lua/luaconf_postern.h -DMBEDTLS_GCC_VERSION=0 \
+  -DMEMP_SANITY_CHECK=1 -DMEMP_OVERFLOW_CHECK=2 -DMEM_SANITY_CHECK=1 -DMEM_OVERFLOW_CHECK=2
 FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_NAMES:%=$(BUILD)/fuzz/fuzz_%)
 FUZZ_CFLAGS := -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $(INCLUDES) $(WARNINGS)
@@ -69,7 +79,7 @@ define fuzz_rule
 $(BUILD)/fuzz/fuzz_$(1): tests/fuzz/fuzz_$(1).c $(FUZZ_$(1)) src/postern_opts.h boards/$(BOARD)/board_opts.h
 	@mkdir -p $$(@D)
 	@echo "  FUZZ    $$@"
-	@clang $(FUZZ_CFLAGS) -o $$@ tests/fuzz/fuzz_$(1).c $(FUZZ_$(1))
+	@clang $(FUZZ_CFLAGS) $(FUZZ_CFLAGS_$(1)) -o $$@ tests/fuzz/fuzz_$(1).c $(FUZZ_$(1))
 endef
 $(foreach n,$(FUZZ_NAMES),$(eval $(call fuzz_rule,$(n))))
 

@@ -1,0 +1,400 @@
+/* fake_storage_mem.c: an in-memory storage.h for fuzz_conn: real uploads, commits and readers, with checks and faults. */
+#define _GNU_SOURCE /* memmem */
+#include <stdlib.h>
+#include <string.h>
+
+#include "digest.h"
+#include "fuzz_conn_fakes.h"
+#include "postern_opts.h"
+#include "storage.h"
+
+#define FS_FILES 8
+#define FS_UPLOADS 2
+#define FS_READERS 2
+#define FS_DIGESTS 32
+
+typedef struct fs_file {
+  bool used;
+  char name[POSTERN_NAME_MAX + 1];
+  uint8_t *data;
+  size_t len;
+} fs_file_t;
+
+struct storage_upload {
+  char name[POSTERN_NAME_MAX + 1];
+  uint64_t announced; /* STORAGE_LEN_UNKNOWN for chunked */
+  uint8_t *data;
+  size_t len, cap;
+  fa_pcb_t *pcb; /* the connection that opened it */
+};
+
+struct storage_reader {
+  uint8_t *data; /* a snapshot: stays readable if the file is replaced */
+  size_t len, pos;
+};
+
+static fs_file_t fs_files[FS_FILES];
+static storage_upload_t *fs_uploads[FS_UPLOADS];
+static int fs_readers;
+static uint64_t fs_capacity;
+static enum fs_fault fs_fault;
+static bool fs_fault_enospc;
+static bool fs_listing;
+static char fs_digests[FS_DIGESTS][2 * DIGEST_SHA256_LEN + 1];
+static int fs_n_digests;
+
+static bool fs_take_fault(enum fs_fault f)
+{
+  if (fs_fault == f) {
+    fs_fault = FS_FAULT_NONE;
+    return true;
+  }
+  return false;
+}
+
+/* Names reaching storage passed the core's checks: no separators, no dot-names, bounded. */
+static void fs_check_name(const char *name)
+{
+  size_t n = strlen(name);
+  FUZZ_CHECK(n > 0 && n <= POSTERN_NAME_MAX, "storage name empty or too long");
+  FUZZ_CHECK(name[0] != '.', "storage name starts with a dot");
+  FUZZ_CHECK(strchr(name, '/') == NULL, "storage name with a slash");
+}
+
+static fs_file_t *fs_find(const char *name)
+{
+  for (int i = 0; i < FS_FILES; i++) {
+    if (fs_files[i].used && strcmp(fs_files[i].name, name) == 0) {
+      return &fs_files[i];
+    }
+  }
+  return NULL;
+}
+
+static uint64_t fs_used(void)
+{
+  uint64_t used = 0;
+  for (int i = 0; i < FS_FILES; i++) {
+    used += fs_files[i].used ? fs_files[i].len : 0;
+  }
+  for (int i = 0; i < FS_UPLOADS; i++) {
+    storage_upload_t *u = fs_uploads[i];
+    if (u != NULL) {
+      used += u->announced != STORAGE_LEN_UNKNOWN ? u->announced : u->len;
+    }
+  }
+  return used;
+}
+
+static int fs_upload_slot(storage_upload_t *u)
+{
+  FUZZ_CHECK(u != NULL, "storage call on a NULL upload");
+  for (int i = 0; i < FS_UPLOADS; i++) {
+    if (fs_uploads[i] == u) {
+      return i;
+    }
+  }
+  FUZZ_CHECK(0, "storage call on an upload that is not open (use after commit/abort)");
+  return -1;
+}
+
+void fs_reset(uint64_t capacity)
+{
+  for (int i = 0; i < FS_FILES; i++) {
+    free(fs_files[i].data);
+    memset(&fs_files[i], 0, sizeof fs_files[i]);
+  }
+  fs_check_idle();
+  fs_capacity = capacity;
+  fs_fault = FS_FAULT_NONE;
+  fs_n_digests = 0;
+}
+
+void fs_add(const char *name, const uint8_t *data, size_t len)
+{
+  for (int i = 0; i < FS_FILES; i++) {
+    if (!fs_files[i].used) {
+      fs_files[i].used = true;
+      strcpy(fs_files[i].name, name);
+      fs_files[i].data = malloc(len ? len : 1);
+      memcpy(fs_files[i].data, data, len);
+      fs_files[i].len = len;
+      return;
+    }
+  }
+}
+
+void fs_inject(enum fs_fault f, bool enospc)
+{
+  fs_fault = f;
+  fs_fault_enospc = enospc;
+}
+
+void fs_check_idle(void)
+{
+  for (int i = 0; i < FS_UPLOADS; i++) {
+    FUZZ_CHECK(fs_uploads[i] == NULL, "an upload is still open after every connection closed");
+  }
+  FUZZ_CHECK(fs_readers == 0, "a reader is still open after every connection closed");
+}
+
+bool fs_committed_digest(const char *hex)
+{
+  for (int i = 0; i < fs_n_digests; i++) {
+    if (memcmp(fs_digests[i], hex, 2 * DIGEST_SHA256_LEN) == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/* ---- storage.h ---------------------------------------------------------------- */
+
+uint64_t storage_capacity(void)
+{
+  return fs_capacity;
+}
+
+uint64_t storage_free(void)
+{
+  uint64_t used = fs_used();
+  return used >= fs_capacity ? 0 : fs_capacity - used;
+}
+
+bool storage_exists(const char *name, uint64_t *size)
+{
+  fs_file_t *f = fs_find(name);
+  if (f != NULL && size != NULL) {
+    *size = f->len;
+  }
+  return f != NULL;
+}
+
+int storage_open(const char *name, uint64_t length, storage_upload_t **out)
+{
+  FUZZ_CHECK(!fs_listing, "storage_open during storage_list");
+  fs_check_name(name);
+  FUZZ_CHECK(fa_current != NULL, "storage_open outside a connection callback");
+  *out = NULL;
+  if (fs_take_fault(FS_FAULT_OPEN)) {
+    return fs_fault_enospc ? STORAGE_ENOSPC : STORAGE_EIO;
+  }
+  int slot = -1;
+  for (int i = 0; i < FS_UPLOADS; i++) {
+    if (fs_uploads[i] != NULL && strcmp(fs_uploads[i]->name, name) == 0) {
+      return STORAGE_EBUSY;
+    }
+    if (fs_uploads[i] == NULL && slot < 0) {
+      slot = i;
+    }
+  }
+  if (slot < 0) {
+    return STORAGE_EBUSY;
+  }
+  if (length != STORAGE_LEN_UNKNOWN && length > storage_free()) {
+    return STORAGE_ENOSPC;
+  }
+  storage_upload_t *u = calloc(1, sizeof *u);
+  strcpy(u->name, name);
+  u->announced = length;
+  u->pcb = fa_current;
+  fs_uploads[slot] = u;
+  *out = u;
+  return STORAGE_OK;
+}
+
+int storage_write(storage_upload_t *u, const void *data, size_t len)
+{
+  fs_upload_slot(u);
+  FUZZ_CHECK(u->pcb == fa_current, "storage_write from another connection's callback");
+  FUZZ_CHECK(len > 0 && data != NULL, "storage_write of nothing");
+  if (u->announced != STORAGE_LEN_UNKNOWN) {
+    FUZZ_CHECK(u->len + len <= u->announced, "more body bytes written than Content-Length announced");
+  }
+  if (fs_take_fault(FS_FAULT_WRITE)) {
+    return fs_fault_enospc ? STORAGE_ENOSPC : STORAGE_EIO;
+  }
+  if (u->announced == STORAGE_LEN_UNKNOWN && len > storage_free()) {
+    return STORAGE_ENOSPC;
+  }
+  if (u->len + len > u->cap) {
+    size_t cap = u->cap ? u->cap : 256;
+    while (cap < u->len + len) {
+      cap *= 2;
+    }
+    u->data = realloc(u->data, cap);
+    u->cap = cap;
+  }
+  memcpy(u->data + u->len, data, len);
+  u->len += len;
+  return STORAGE_OK;
+}
+
+/* True when a[0..n) is a subsequence of b[0..m). */
+static bool fs_subsequence(const uint8_t *a, size_t n, const uint8_t *b, size_t m)
+{
+  size_t i = 0;
+  for (size_t j = 0; i < n && j < m; j++) {
+    i += a[i] == b[j];
+  }
+  return i == n;
+}
+
+static void fs_free_upload(storage_upload_t *u)
+{
+  fs_uploads[fs_upload_slot(u)] = NULL;
+  free(u->data);
+  free(u);
+}
+
+int storage_commit(storage_upload_t *u, bool *replaced)
+{
+  fs_upload_slot(u);
+  FUZZ_CHECK(u->pcb == fa_current, "storage_commit from another connection's callback");
+  if (u->announced != STORAGE_LEN_UNKNOWN) {
+    FUZZ_CHECK(u->len == u->announced, "commit of an upload shorter than its Content-Length");
+  }
+  /* The stored bytes came from this connection, in order: contiguous for
+   * Content-Length, a subsequence (chunk framing removed) for chunked. */
+  fa_pcb_t *p = u->pcb;
+  if (p->delivered <= FA_REC_MAX && u->len > 0) {
+    if (u->announced != STORAGE_LEN_UNKNOWN) {
+      FUZZ_CHECK(memmem(p->in, p->in_len, u->data, u->len) != NULL, "committed bytes are not the request's body");
+    } else {
+      FUZZ_CHECK(fs_subsequence(u->data, u->len, p->in, p->in_len), "committed bytes are not the chunked body");
+    }
+  }
+  *replaced = false;
+  if (fs_take_fault(FS_FAULT_COMMIT)) {
+    fs_free_upload(u);
+    return STORAGE_EIO;
+  }
+  fs_file_t *f = fs_find(u->name);
+  if (f == NULL) {
+    for (int i = 0; i < FS_FILES && f == NULL; i++) {
+      if (!fs_files[i].used) {
+        f = &fs_files[i];
+      }
+    }
+    if (f == NULL) {
+      fs_free_upload(u);
+      return STORAGE_ENOSPC;
+    }
+    f->used = true;
+    strcpy(f->name, u->name);
+  } else {
+    *replaced = true;
+    free(f->data);
+  }
+  f->data = malloc(u->len ? u->len : 1);
+  if (u->len > 0) {
+    memcpy(f->data, u->data, u->len);
+  }
+  f->len = u->len;
+  if (fs_n_digests < FS_DIGESTS) {
+    uint8_t sum[DIGEST_SHA256_LEN];
+    digest_sha256(f->data, f->len, sum);
+    digest_hex(sum, sizeof sum, fs_digests[fs_n_digests++]);
+  }
+  fs_free_upload(u);
+  return STORAGE_OK;
+}
+
+void storage_abort(storage_upload_t *u)
+{
+  if (u == NULL) {
+    return;
+  }
+  fs_free_upload(u);
+}
+
+int storage_remove(const char *name)
+{
+  FUZZ_CHECK(!fs_listing, "storage_remove during storage_list");
+  fs_check_name(name);
+  if (fs_take_fault(FS_FAULT_REMOVE)) {
+    return STORAGE_EIO;
+  }
+  fs_file_t *f = fs_find(name);
+  if (f == NULL) {
+    return STORAGE_ENOENT;
+  }
+  free(f->data);
+  memset(f, 0, sizeof *f);
+  return STORAGE_OK;
+}
+
+int storage_read_open(const char *name, storage_reader_t **out, uint64_t *size)
+{
+  fs_check_name(name);
+  *out = NULL;
+  if (fs_take_fault(FS_FAULT_OPEN)) {
+    return STORAGE_EIO;
+  }
+  fs_file_t *f = fs_find(name);
+  if (f == NULL) {
+    return STORAGE_ENOENT;
+  }
+  if (fs_readers >= FS_READERS) {
+    return STORAGE_EBUSY;
+  }
+  storage_reader_t *r = calloc(1, sizeof *r);
+  r->data = malloc(f->len ? f->len : 1);
+  memcpy(r->data, f->data, f->len);
+  r->len = f->len;
+  fs_readers++;
+  *size = f->len;
+  *out = r;
+  return STORAGE_OK;
+}
+
+long storage_read(storage_reader_t *r, void *buf, size_t len)
+{
+  FUZZ_CHECK(r != NULL && buf != NULL, "storage_read of NULL");
+  if (fs_take_fault(FS_FAULT_READ)) {
+    return STORAGE_EIO;
+  }
+  size_t n = r->len - r->pos < len ? r->len - r->pos : len;
+  memcpy(buf, r->data + r->pos, n);
+  r->pos += n;
+  return (long)n;
+}
+
+void storage_read_close(storage_reader_t *r)
+{
+  if (r == NULL) {
+    return;
+  }
+  FUZZ_CHECK(fs_readers > 0, "storage_read_close with no reader open");
+  fs_readers--;
+  free(r->data);
+  free(r); /* ASan flags a second close or a read after it */
+}
+
+static int fs_cmp(const void *a, const void *b)
+{
+  const fs_file_t *x = *(const fs_file_t *const *)a, *y = *(const fs_file_t *const *)b;
+  return strcmp(x->name, y->name);
+}
+
+int storage_list(int (*fn)(void *ctx, const char *name, uint64_t size), void *ctx)
+{
+  FUZZ_CHECK(!fs_listing, "storage_list called inside storage_list");
+  fs_file_t *order[FS_FILES];
+  int n = 0;
+  for (int i = 0; i < FS_FILES; i++) {
+    if (fs_files[i].used) {
+      order[n++] = &fs_files[i];
+    }
+  }
+  qsort(order, (size_t)n, sizeof order[0], fs_cmp);
+  int rc = 0;
+  fs_listing = true;
+  for (int i = 0; i < n && rc == 0; i++) {
+    char name[POSTERN_NAME_MAX + 1];
+    strcpy(name, order[i]->name); /* valid during the call only */
+    rc = fn(ctx, name, order[i]->len);
+  }
+  fs_listing = false;
+  return rc;
+}

@@ -1,0 +1,84 @@
+/* fuzz_conn_fakes.h: the fake altcp transport and in-memory storage behind fuzz_conn.c. */
+#ifndef POSTERN_FUZZ_CONN_FAKES_H
+#define POSTERN_FUZZ_CONN_FAKES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lwip/altcp.h"
+
+/* Prints why and aborts, so the fuzzer reports the input. */
+#define FUZZ_CHECK(cond, why)              \
+  do {                                     \
+    if (!(cond)) {                         \
+      fuzz_fail(__FILE__, __LINE__, why);  \
+    }                                      \
+  } while (0)
+void fuzz_fail(const char *file, int line, const char *why);
+
+/* ---- Fake altcp (fake_altcp.c) ------------------------------------------ */
+
+/** Connection pcbs one input may open (slots are never reused within an input). */
+#define FA_MAX_PCBS 16
+/** Bytes of each direction kept per pcb for the checks. */
+#define FA_REC_MAX 16384
+
+typedef struct fa_pcb {
+  struct altcp_pcb pcb; /* first: the pointer handed out */
+  bool used;            /* the slot was handed out in this input */
+  bool alive;           /* the application may still use it */
+  bool peer_fin;        /* the peer sent FIN: no more data */
+  bool shut_tx;         /* the application sent FIN */
+  bool aborted;         /* altcp_abort() was called on it */
+  uint32_t unacked;     /* bytes written and not acknowledged */
+  uint16_t segs[64];    /* queued segments (FIFO of byte counts) */
+  uint32_t seg_head, seg_count;
+  uint64_t delivered, recved, written;
+  uint32_t pbufs_held_max; /* pbufs handed over while alive (an upper bound of what it may hold) */
+  uint8_t in[FA_REC_MAX];  /* bytes delivered, first FA_REC_MAX */
+  uint8_t out[FA_REC_MAX]; /* bytes written, first FA_REC_MAX */
+  size_t in_len, out_len;
+  ip_addr_t ip;
+  u16_t port;
+} fa_pcb_t;
+
+extern fa_pcb_t fa_pcbs[FA_MAX_PCBS];
+/** The pcb whose callback runs now (NULL outside callbacks). */
+extern fa_pcb_t *fa_current;
+/** Set: the next altcp_close() fails with ERR_MEM. */
+extern bool fa_close_fails_next;
+
+/** Forgets every connection pcb (all must be dead); the listener stays. */
+void fa_reset(void);
+/** A new connection through the listener's accept callback; -1 when none is possible. */
+int fa_open(void);
+/** Hands a pbuf chain to pcb k's recv callback; its bytes are recorded. */
+void fa_deliver(int k, struct pbuf *p);
+/** The peer's FIN (recv with NULL). */
+void fa_fin(int k);
+/** The peer acknowledges up to n bytes; calls the sent callback. */
+void fa_ack(int k, uint32_t n);
+/** Runs every live pcb's poll callback once. */
+void fa_poll_all(void);
+/** The peer resets: lwIP frees the pcb, then calls the err callback. */
+void fa_rst(int k);
+/** Live connection pcbs. */
+int fa_live(void);
+
+/* ---- Fake storage (fake_storage_mem.c) ------------------------------------ */
+
+enum fs_fault { FS_FAULT_NONE, FS_FAULT_OPEN, FS_FAULT_WRITE, FS_FAULT_COMMIT, FS_FAULT_READ, FS_FAULT_REMOVE };
+
+/** Forgets every file and handle state; sets the capacity. */
+void fs_reset(uint64_t capacity);
+/** Adds a committed file. */
+void fs_add(const char *name, const uint8_t *data, size_t len);
+/** The next operation of kind f fails (EIO; ENOSPC for writes when enospc). */
+void fs_inject(enum fs_fault f, bool enospc);
+/** Aborts unless no upload or reader is open. */
+void fs_check_idle(void);
+/** True when a commit produced this SHA-256 (hex) in the current input. */
+bool fs_committed_digest(const char *hex);
+
+#endif /* POSTERN_FUZZ_CONN_FAKES_H */
