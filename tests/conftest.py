@@ -24,6 +24,19 @@ class Device:
 
     def __init__(self, storage, args):
         self.storage = storage
+        # A port found free can be taken by some client's ephemeral port before
+        # the device binds it: then start again on fresh ports.
+        for attempt in range(5):
+            self._start(args)
+            try:
+                self.wait_for_log("postern: ready", timeout=20)
+                return
+            except AssertionError:
+                self.stop()
+                if attempt == 4 or not any("Address already in use" in l for l in self.lines):
+                    raise
+
+    def _start(self, args):
         self.http = free_port()
         self.https = free_port()
         self.echo = free_port()
@@ -32,12 +45,11 @@ class Device:
         self.cond = threading.Condition()
         cmd = [HOST_BINARY, "--http", str(self.http), "--https", str(self.https),
                "--echo", str(self.echo), "--discard", str(self.discard),
-               "--storage", storage] + list(args)
+               "--storage", self.storage] + list(args)
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, bufsize=1)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
-        self.wait_for_log("postern: ready", timeout=20)
 
     def _read(self):
         for line in self.proc.stdout:
