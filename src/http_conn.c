@@ -1,17 +1,19 @@
 /* http_conn.c: postern's HTTP/1.1 server on altcp: head -> policy decision -> body -> storage -> response.
  *
- * The road of a request, top to bottom in this file:
- *   1. conn_on_recv()     bytes arrive from lwIP and join c->rx (not yet acknowledged
- *                         to the window: altcp_recved() only for what is consumed);
- *   2. conn_feed_head()   the incremental parser reads them, never twice;
- *   3. conn_on_head()     the complete head is checked, routed, and handed to the
- *                         Lua policy, before one body byte is read;
- *   4. conn_start_upload()  100 Continue, or the refusal (417 or the policy's status);
- *   5. conn_feed_body()   body bytes stream through the chunked decoder and SHA-256
- *                         into storage;
- *   6. conn_end_upload()  digest check, the policy's last word, atomic commit, 201/200;
- *   7. conn_respond()     every response goes out here, then keep-alive or a
- *                         lingering close.
+ * The road of a request (the altcp callbacks that start it sit at the bottom):
+ *   1. conn_on_recv()       bytes arrive from lwIP and join c->rx; altcp_recved()
+ *                           opens the window only for what a stage consumed;
+ *   2. conn_feed_head()     the incremental parser reads them, never twice;
+ *   3. conn_on_head()       the complete head is checked, routed, and handed to the
+ *                           Lua policy, before one body byte is read; a refusal
+ *                           is answered here (417 or the policy's status);
+ *   4. conn_start_upload()  storage opens, then 100 Continue;
+ *   5. conn_feed_body()     body bytes stream through the chunked decoder and
+ *                           SHA-256 into storage;
+ *   6. conn_end_upload()    digest check, the policy's last word, atomic commit,
+ *                           201/200;
+ *   Responses leave through conn_respond_error() and conn_send_ok(), then
+ *   conn_after() picks keep-alive or a lingering close.
  *
  * Memory: connection state comes from a fixed pool of POSTERN_MAX_CONNS; the
  * head is parsed in place from the pbufs, and copied into one shared bounded
@@ -409,7 +411,7 @@ static void conn_peer(conn_t *c, char *out, size_t cap)
   out[b.len] = '\0';
 }
 
-static void conn_start_upload(conn_t *c, const policy_decision_t *d);
+static void conn_start_upload(conn_t *c);
 static void conn_start_download(conn_t *c, bool head_only);
 static void conn_start_list(conn_t *c);
 static void conn_send_status(conn_t *c);
@@ -536,7 +538,7 @@ static void conn_on_head(conn_t *c, const char *head)
   switch (route) {
   case ROUTE_FILE:
     if (is_put) {
-      conn_start_upload(c, &d);
+      conn_start_upload(c);
     } else if (is_delete) {
       int rc = storage_remove(c->name);
       if (rc == STORAGE_OK) {
@@ -567,9 +569,8 @@ static void conn_on_head(conn_t *c, const char *head)
 
 /* ---- 4. Accepted uploads -------------------------------------------------- */
 
-static void conn_start_upload(conn_t *c, const policy_decision_t *d)
+static void conn_start_upload(conn_t *c)
 {
-  (void)d;
   int rc = storage_open(c->name, c->chunked ? STORAGE_LEN_UNKNOWN : c->length, &c->upload);
   if (rc != STORAGE_OK) {
     c->upload = NULL;
