@@ -74,12 +74,6 @@
 #define POSTERN_LINGER_MAX (256u * 1024u)
 #endif
 
-/** Body bytes after a refusal that are read and dropped on a kept-alive
- *  connection instead of closing it (the announced length must fit). */
-#ifndef POSTERN_DISCARD_MAX
-#define POSTERN_DISCARD_MAX 0
-#endif
-
 /* ---- Lua policy -------------------------------------------------------- */
 
 /** Bytes of the Lua arena: the memory cap of the policy VM. */
