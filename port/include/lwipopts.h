@@ -66,9 +66,11 @@
 #define LWIP_WND_SCALE 0
 #define TCP_OVERSIZE TCP_MSS
 
-/* HTTP connections + self-test connections + room for TIME_WAIT. */
+/* HTTP connections, as many again for connections beyond the pool that are
+ * being answered 503 and closed (a missing pcb drops the SYN, and the client
+ * only retries a second later), plus the self-test connections. */
 #ifndef MEMP_NUM_TCP_PCB
-#define MEMP_NUM_TCP_PCB (POSTERN_MAX_CONNS + 4)
+#define MEMP_NUM_TCP_PCB (2 * POSTERN_MAX_CONNS + 4)
 #endif
 #define MEMP_NUM_TCP_PCB_LISTEN 4
 #ifndef MEMP_NUM_TCP_SEG

@@ -225,7 +225,9 @@ def test_pool_exhaustion_quick_503_and_the_upload_goes_on(dev):
     assert len(refused) == 5, outcomes
     assert sum(o[0] == "silent" for o in outcomes) == 3, outcomes
     for kind, r, dt in refused:
-        assert dt < 2.0, outcomes
+        # Quick means well before any timeout: without a free pcb a SYN is
+        # dropped and the client retries after 1 s, which still passes.
+        assert dt < 3.0, outcomes
         if kind == "resp":
             assert_json_error(r, 503, "service_unavailable")
             assert r.headers["connection"] == "close"
