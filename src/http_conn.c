@@ -30,8 +30,8 @@
 #include "http_parser.h"
 #include "http_response.h"
 #include "http_status.h"
+#include "listen.h"
 #include "log.h"
-#include "lwip/altcp_tcp.h"
 #include "lwip/ip_addr.h"
 #include "lwip/pbuf.h"
 #include "lwip/sys.h"
@@ -283,12 +283,18 @@ static void conn_refuse(conn_t *c, int status, const char *message)
 
 /*
  * Sends a success head plus an optional short body in one write, counts and
- * logs it (log_bytes: the bytes the log line reports). Returns false after
- * closing the connection when lwIP had no room.
+ * logs it (log_bytes: the bytes the log line reports; `more`: content
+ * follows). A HEAD request gets the head alone. Returns false after closing
+ * the connection when lwIP had no room.
  */
 static bool conn_send_ok(conn_t *c, int status, const char *type, uint64_t length, const char *repr_digest,
                          const char *body, size_t body_len, uint64_t log_bytes, bool more)
 {
+  if (c->head_only) {
+    body_len = 0;
+    log_bytes = 0;
+    more = false;
+  }
   wbuf_t b;
   wb_init(&b, conn_out, sizeof conn_out);
   http_head_t h = {.status = status, .content_type = type, .content_length = length, .close = !c->keep_alive,
@@ -412,9 +418,16 @@ static void conn_peer(conn_t *c, char *out, size_t cap)
 }
 
 static void conn_start_upload(conn_t *c);
-static void conn_start_download(conn_t *c, bool head_only);
+static void conn_start_download(conn_t *c);
 static void conn_start_list(conn_t *c);
 static void conn_send_status(conn_t *c);
+
+/* Methods are case-sensitive (RFC 9110 9.1). */
+static bool conn_method_is(const char *head, const hp_request_t *r, const char *method)
+{
+  size_t n = strlen(method);
+  return r->method.len == n && memcmp(head + r->method.off, method, n) == 0;
+}
 
 /*
  * A complete head is in `head` (in place or copied). Everything the body
@@ -430,7 +443,7 @@ static void conn_on_head(conn_t *c, const char *head)
   memcpy(c->reqline, head + r->method.off, rl);
   c->reqline[rl] = '\0';
   c->body_bytes = 0;
-  c->head_only = r->method.len == 4 && memcmp(head + r->method.off, "HEAD", 4) == 0;
+  c->head_only = conn_method_is(head, r, "HEAD");
 
   hp_meta_t m;
   int st = hp_analyze(r, head, &m);
@@ -451,10 +464,9 @@ static void conn_on_head(conn_t *c, const char *head)
   }
   int route_status;
   conn_route_t route = conn_route(c, &route_status);
-  bool is_put = r->method.len == 3 && memcmp(head + r->method.off, "PUT", 3) == 0;
-  bool is_get = r->method.len == 3 && memcmp(head + r->method.off, "GET", 3) == 0;
-  bool is_head = r->method.len == 4 && memcmp(head + r->method.off, "HEAD", 4) == 0;
-  bool is_delete = r->method.len == 6 && memcmp(head + r->method.off, "DELETE", 6) == 0;
+  bool is_put = conn_method_is(head, r, "PUT");
+  bool is_get = conn_method_is(head, r, "GET");
+  bool is_delete = conn_method_is(head, r, "DELETE");
 
   if (route == ROUTE_NONE) {
     conn_respond_error(c, route_status, route_status == 400 ? "bad_name" : NULL,
@@ -463,7 +475,7 @@ static void conn_on_head(conn_t *c, const char *head)
                        has_body, has_body ? AFTER_LINGER : AFTER_NEXT, NULL);
     return;
   }
-  bool allowed = route == ROUTE_FILE ? (is_put || is_get || is_head || is_delete) : (is_get || is_head);
+  bool allowed = route == ROUTE_FILE ? (is_put || is_get || c->head_only || is_delete) : (is_get || c->head_only);
   if (!allowed) {
     conn_respond_error(c, 405, NULL, "method not allowed here", has_body, has_body ? AFTER_LINGER : AFTER_NEXT,
                        NULL);
@@ -551,15 +563,13 @@ static void conn_on_head(conn_t *c, const char *head)
                            c->keep_alive ? AFTER_NEXT : AFTER_LINGER, NULL);
       }
     } else {
-      conn_start_download(c, is_head);
+      conn_start_download(c);
     }
     break;
   case ROUTE_LIST:
-    c->head_only = is_head;
     conn_start_list(c);
     break;
   case ROUTE_STATUS:
-    c->head_only = is_head;
     conn_send_status(c);
     break;
   case ROUTE_NONE:
@@ -726,7 +736,7 @@ static void conn_end_upload(conn_t *c)
 
 /* ---- Downloads, listing, status ------------------------------------------- */
 
-static void conn_start_download(conn_t *c, bool head_only)
+static void conn_start_download(conn_t *c)
 {
   uint64_t size = 0;
   int rc = storage_read_open(c->name, &c->reader, &size);
@@ -737,11 +747,10 @@ static void conn_start_download(conn_t *c, bool head_only)
                        c->keep_alive ? AFTER_NEXT : AFTER_LINGER, NULL);
     return;
   }
-  if (!conn_send_ok(c, 200, "application/octet-stream", size, NULL, NULL, 0, head_only ? 0 : size,
-                    !head_only && size > 0)) {
+  if (!conn_send_ok(c, 200, "application/octet-stream", size, NULL, NULL, 0, size, size > 0)) {
     return;
   }
-  c->send_left = head_only ? 0 : size;
+  c->send_left = c->head_only ? 0 : size;
   c->state = CONN_SEND_FILE;
   conn_pump(c);
 }
@@ -803,7 +812,7 @@ static void conn_start_list(conn_t *c)
     next = conn_list_render(&b, next, &finished);
     total += b.len;
   }
-  if (!conn_send_ok(c, 200, "application/json", total, NULL, NULL, 0, c->head_only ? 0 : total, !c->head_only)) {
+  if (!conn_send_ok(c, 200, "application/json", total, NULL, NULL, 0, total, true)) {
     return;
   }
   c->send_left = c->head_only ? 0 : total;
@@ -818,8 +827,7 @@ static void conn_send_status(conn_t *c)
   wbuf_t j;
   wb_init(&j, body, sizeof body);
   http_status_render(&j);
-  if (!conn_send_ok(c, 200, "application/json", j.len, NULL, c->head_only ? NULL : body, c->head_only ? 0 : j.len,
-                    c->head_only ? 0 : j.len, false)) {
+  if (!conn_send_ok(c, 200, "application/json", j.len, NULL, body, j.len, j.len, false)) {
     return;
   }
   conn_after(c, c->keep_alive ? AFTER_NEXT : AFTER_LINGER);
@@ -1073,12 +1081,21 @@ static err_t conn_on_accept(void *arg, struct altcp_pcb *pcb, err_t err)
   if (err != ERR_OK || pcb == NULL) {
     return ERR_VAL;
   }
-  conn_t *c = NULL;
-  for (int i = 0; i < POSTERN_MAX_CONNS; i++) {
+  conn_t *c = NULL, *lingering = NULL;
+  for (int i = 0; i < POSTERN_MAX_CONNS && c == NULL; i++) {
     if (conn_pool[i].state == CONN_FREE) {
       c = &conn_pool[i];
-      break;
+    } else if (conn_pool[i].state == CONN_LINGER &&
+               (lingering == NULL || (int32_t)(conn_pool[i].last_ms - lingering->last_ms) < 0)) {
+      lingering = &conn_pool[i];
     }
+  }
+  if (c == NULL && lingering != NULL) {
+    /* A lingering close only protects a response already sent: it gives its
+     * slot to a new client rather than turn the client away. */
+    conn_close(lingering);
+    conn_aborted = false; /* another pcb: this callback's own is untouched */
+    c = lingering;
   }
   if (c == NULL) {
     /* Every slot is busy: say so in one segment and close; uploads in progress go on. */
@@ -1116,22 +1133,9 @@ static err_t conn_on_accept(void *arg, struct altcp_pcb *pcb, err_t err)
 /** Listens on `port` with connections made by `alloc` (NULL: plain TCP). */
 err_t http_listen(altcp_allocator_t *alloc, uint16_t port)
 {
-  struct altcp_pcb *pcb = alloc != NULL ? altcp_new_ip_type(alloc, IPADDR_TYPE_ANY)
-                                        : altcp_tcp_new_ip_type(IPADDR_TYPE_ANY);
-  if (pcb == NULL) {
-    return ERR_MEM;
+  err_t err = listen_on(alloc, port, conn_on_accept, NULL);
+  if (err == ERR_OK) {
+    http_status_boot();
   }
-  err_t err = altcp_bind(pcb, IP_ANY_TYPE, port);
-  if (err != ERR_OK) {
-    altcp_close(pcb);
-    return err;
-  }
-  struct altcp_pcb *listener = altcp_listen(pcb);
-  if (listener == NULL) {
-    altcp_close(pcb);
-    return ERR_MEM;
-  }
-  altcp_accept(listener, conn_on_accept);
-  http_status_boot();
-  return ERR_OK;
+  return err;
 }

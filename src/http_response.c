@@ -66,60 +66,71 @@ void wb_json_str(wbuf_t *b, const char *s, size_t n)
   wb_mem(b, "\"", 1);
 }
 
+/* Every status postern sends: its reason phrase and its JSON error key. */
+static const struct {
+  uint16_t code;
+  const char *reason, *key;
+} http_statuses[] = {
+  {100, "Continue", NULL},
+  {200, "OK", NULL},
+  {201, "Created", NULL},
+  {204, "No Content", NULL},
+  {400, "Bad Request", "bad_request"},
+  {401, "Unauthorized", "unauthorized"},
+  {403, "Forbidden", "forbidden"},
+  {404, "Not Found", "not_found"},
+  {405, "Method Not Allowed", "method_not_allowed"},
+  {408, "Request Timeout", "request_timeout"},
+  {409, "Conflict", "conflict"},
+  {411, "Length Required", "length_required"},
+  {413, "Content Too Large", "content_too_large"},
+  {414, "URI Too Long", "uri_too_long"},
+  {417, "Expectation Failed", "expectation_failed"},
+  {429, "Too Many Requests", "too_many_requests"},
+  {431, "Request Header Fields Too Large", "header_too_large"},
+  {500, "Internal Server Error", "internal_error"},
+  {501, "Not Implemented", "not_implemented"},
+  {503, "Service Unavailable", "service_unavailable"},
+  {505, "HTTP Version Not Supported", "version_not_supported"},
+  {507, "Insufficient Storage", "insufficient_storage"},
+};
+_Static_assert(sizeof http_statuses / sizeof http_statuses[0] == HTTP_STATUS_KNOWN,
+               "HTTP_STATUS_KNOWN must count the rows of http_statuses");
+
+/** The status's row in the table, or HTTP_STATUS_KNOWN for a status not in it. */
+size_t http_status_slot(int status)
+{
+  size_t i = 0;
+  while (i < HTTP_STATUS_KNOWN && http_statuses[i].code != status) {
+    i++;
+  }
+  return i;
+}
+
+/** The status code of a table row (slot < HTTP_STATUS_KNOWN). */
+int http_status_code(size_t slot)
+{
+  return http_statuses[slot].code;
+}
+
 /** The reason phrase of a status code postern sends. */
 const char *http_reason(int status)
 {
-  switch (status) {
-  case 100: return "Continue";
-  case 200: return "OK";
-  case 201: return "Created";
-  case 204: return "No Content";
-  case 400: return "Bad Request";
-  case 401: return "Unauthorized";
-  case 403: return "Forbidden";
-  case 404: return "Not Found";
-  case 405: return "Method Not Allowed";
-  case 408: return "Request Timeout";
-  case 409: return "Conflict";
-  case 411: return "Length Required";
-  case 413: return "Content Too Large";
-  case 414: return "URI Too Long";
-  case 417: return "Expectation Failed";
-  case 429: return "Too Many Requests";
-  case 431: return "Request Header Fields Too Large";
-  case 500: return "Internal Server Error";
-  case 501: return "Not Implemented";
-  case 503: return "Service Unavailable";
-  case 505: return "HTTP Version Not Supported";
-  case 507: return "Insufficient Storage";
-  default: return status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
+  size_t i = http_status_slot(status);
+  if (i < HTTP_STATUS_KNOWN) {
+    return http_statuses[i].reason;
   }
+  return status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
 }
 
 /** The snake_case error key used in JSON bodies for a status. */
 const char *http_error_key(int status)
 {
-  switch (status) {
-  case 400: return "bad_request";
-  case 401: return "unauthorized";
-  case 403: return "forbidden";
-  case 404: return "not_found";
-  case 405: return "method_not_allowed";
-  case 408: return "request_timeout";
-  case 409: return "conflict";
-  case 411: return "length_required";
-  case 413: return "content_too_large";
-  case 414: return "uri_too_long";
-  case 417: return "expectation_failed";
-  case 429: return "too_many_requests";
-  case 431: return "header_too_large";
-  case 500: return "internal_error";
-  case 501: return "not_implemented";
-  case 503: return "service_unavailable";
-  case 505: return "version_not_supported";
-  case 507: return "insufficient_storage";
-  default: return status < 500 ? "client_error" : "server_error";
+  size_t i = http_status_slot(status);
+  if (i < HTTP_STATUS_KNOWN && http_statuses[i].key != NULL) {
+    return http_statuses[i].key;
   }
+  return status < 500 ? "client_error" : "server_error";
 }
 
 /** Formats an IMF-fixdate ("Sun, 22 Nov 2026 04:35:00 GMT") without gmtime's static state. */
@@ -159,6 +170,17 @@ void http_format_date(char out[30], uint64_t t)
   out[b.len] = '\0';
 }
 
+/* Appends "Name: value\r\n" when value is not NULL. */
+static void wb_header(wbuf_t *b, const char *name, const char *value)
+{
+  if (value != NULL) {
+    wb_str(b, name);
+    wb_str(b, ": ");
+    wb_str(b, value);
+    wb_str(b, "\r\n");
+  }
+}
+
 /** Renders the status line and headers, ending with the empty line. */
 void http_render_head(wbuf_t *b, const http_head_t *h)
 {
@@ -172,42 +194,27 @@ void http_render_head(wbuf_t *b, const http_head_t *h)
     return;
   }
   uint64_t now;
-  if (platform_unix_time(&now)) {
-    char date[30];
+  char date[30];
+  bool has_date = platform_unix_time(&now);
+  if (has_date) {
     http_format_date(date, now);
-    wb_str(b, "Date: ");
-    wb_str(b, date);
-    wb_str(b, "\r\n");
   }
-  wb_str(b, "Server: postern\r\n");
-  if (h->content_type != NULL) {
-    wb_str(b, "Content-Type: ");
-    wb_str(b, h->content_type);
-    wb_str(b, "\r\n");
-  }
+  wb_header(b, "Date", has_date ? date : NULL);
+  wb_header(b, "Server", "postern");
+  wb_header(b, "Content-Type", h->content_type);
   if (h->status != 204) {
     wb_str(b, "Content-Length: ");
     wb_u64(b, h->content_length);
     wb_str(b, "\r\n");
   }
-  if (h->www_authenticate != NULL) {
-    wb_str(b, "WWW-Authenticate: ");
-    wb_str(b, h->www_authenticate);
-    wb_str(b, "\r\n");
-  }
-  if (h->allow != NULL) {
-    wb_str(b, "Allow: ");
-    wb_str(b, h->allow);
-    wb_str(b, "\r\n");
-  }
+  wb_header(b, "WWW-Authenticate", h->www_authenticate);
+  wb_header(b, "Allow", h->allow);
   if (h->repr_digest != NULL) {
     wb_str(b, "Repr-Digest: sha-256=:");
     wb_str(b, h->repr_digest);
     wb_str(b, ":\r\n");
   }
-  if (h->close) {
-    wb_str(b, "Connection: close\r\n");
-  }
+  wb_header(b, "Connection", h->close ? "close" : NULL);
   wb_str(b, "\r\n");
 }
 

@@ -30,6 +30,11 @@ typedef struct http_head {
   const char *repr_digest;      /* base64 SHA-256 of the stored file, or NULL */
 } http_head_t;
 
+/** Rows of the status table (reason, error key, counter slot). */
+#define HTTP_STATUS_KNOWN 22
+
+size_t http_status_slot(int status);
+int http_status_code(size_t slot);
 const char *http_reason(int status);
 const char *http_error_key(int status);
 void http_render_head(wbuf_t *b, const http_head_t *h);

@@ -9,11 +9,8 @@
 #include "postern_opts.h"
 #include "storage.h"
 
-/* The statuses postern sends, each with its counter. */
-static const uint16_t status_codes[] = {100, 200, 201, 204, 400, 401, 403, 404, 405, 408, 409, 411, 413,
-                                        414, 417, 429, 431, 500, 501, 503, 505, 507};
-#define STATUS_N (sizeof status_codes / sizeof status_codes[0])
-static uint32_t status_counts[STATUS_N + 1]; /* the last one: any other status */
+/* One counter per row of the status table, the last for any other status. */
+static uint32_t status_counts[HTTP_STATUS_KNOWN + 1];
 static uint32_t status_boot_ms;
 
 /** Marks the start of service: uptime counts from here. */
@@ -25,11 +22,7 @@ void http_status_boot(void)
 /** Counts one response with this status. */
 void http_status_count(int status)
 {
-  size_t i = 0;
-  while (i < STATUS_N && status_codes[i] != status) {
-    i++;
-  }
-  status_counts[i]++;
+  status_counts[http_status_slot(status)]++;
 }
 
 static void status_mem(wbuf_t *b, const char *name, const struct stats_mem *m, bool comma)
@@ -85,13 +78,13 @@ void http_status_render(wbuf_t *b)
   wb_u64(b, POSTERN_MAX_CONNS);
   wb_str(b, "},\"responses\":{");
   bool first = true;
-  for (size_t i = 0; i <= STATUS_N; i++) {
+  for (size_t i = 0; i <= HTTP_STATUS_KNOWN; i++) {
     if (status_counts[i] == 0) {
       continue;
     }
     wb_str(b, first ? "\"" : ",\"");
-    if (i < STATUS_N) {
-      wb_u64(b, status_codes[i]);
+    if (i < HTTP_STATUS_KNOWN) {
+      wb_u64(b, (uint64_t)http_status_code(i));
     } else {
       wb_str(b, "other");
     }

@@ -4,10 +4,9 @@
 #include <inttypes.h>
 #include <stdbool.h>
 
+#include "listen.h"
 #include "log.h"
 #include "lwip/altcp.h"
-#include "lwip/altcp_tcp.h"
-#include "lwip/ip_addr.h"
 #include "lwip/pbuf.h"
 
 #define SELFTEST_ECHO_PORT 7
@@ -168,34 +167,13 @@ static err_t selftest_on_accept(void *arg, struct altcp_pcb *pcb, err_t err)
   return ERR_OK;
 }
 
-static err_t selftest_listen(u16_t port, bool echo)
-{
-  struct altcp_pcb *pcb = altcp_tcp_new_ip_type(IPADDR_TYPE_ANY);
-  if (pcb == NULL) {
-    return ERR_MEM;
-  }
-  err_t err = altcp_bind(pcb, IP_ANY_TYPE, port);
-  if (err != ERR_OK) {
-    altcp_close(pcb);
-    return err;
-  }
-  struct altcp_pcb *listener = altcp_listen(pcb);
-  if (listener == NULL) {
-    altcp_close(pcb);
-    return ERR_MEM;
-  }
-  /* The listener's arg only tells echo (non-NULL) from discard. */
-  altcp_arg(listener, echo ? (void *)&selftest_conns : NULL);
-  altcp_accept(listener, selftest_on_accept);
-  return ERR_OK;
-}
-
 /** Starts echo on device port 7 and discard on device port 9. */
 err_t selftest_start(void)
 {
-  err_t err = selftest_listen(SELFTEST_ECHO_PORT, true);
+  /* The listener's arg only tells echo (non-NULL) from discard. */
+  err_t err = listen_on(NULL, SELFTEST_ECHO_PORT, selftest_on_accept, &selftest_conns);
   if (err == ERR_OK) {
-    err = selftest_listen(SELFTEST_DISCARD_PORT, false);
+    err = listen_on(NULL, SELFTEST_DISCARD_PORT, selftest_on_accept, NULL);
   }
   return err;
 }

@@ -1,0 +1,11 @@
+/* listen.h: opens an altcp listener on a device port, for every service postern runs. */
+#ifndef POSTERN_LISTEN_H
+#define POSTERN_LISTEN_H
+
+#include <stdint.h>
+
+#include "lwip/altcp.h"
+
+err_t listen_on(altcp_allocator_t *alloc, uint16_t port, altcp_accept_fn accept, void *arg);
+
+#endif /* POSTERN_LISTEN_H */
