@@ -15,4 +15,11 @@ bool platform_unix_time(uint64_t *seconds);
 /** 32 random bits for TCP sequence numbers and ports (not for keys). */
 uint32_t platform_random(void);
 
+/**
+ * Fills buf with len bytes of entropy for the TLS random generator; false when
+ * the board cannot. Boards without a hardware RNG derive them from a seed
+ * provisioned at build time, which is fit for emulation only.
+ */
+bool platform_entropy(uint8_t *buf, size_t len);
+
 #endif /* POSTERN_PLATFORM_H */

@@ -47,6 +47,23 @@ uint32_t platform_random(void)
   return r;
 }
 
+/** Entropy for TLS from the kernel's generator. */
+bool platform_entropy(uint8_t *buf, size_t len)
+{
+  while (len > 0) {
+    ssize_t n = getrandom(buf, len, 0);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      return false;
+    }
+    buf += n;
+    len -= (size_t)n;
+  }
+  return true;
+}
+
 /** lwIP's millisecond clock: monotonic, wrapping at 2^32 like a SysTick counter. */
 u32_t sys_now(void)
 {
