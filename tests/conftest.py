@@ -1,7 +1,24 @@
-"""conftest.py: starts the simulated device on free loopback ports for the end-to-end tests, and always stops it."""
+"""conftest.py: starts devices for the end-to-end tests on free loopback ports, and always stops them.
+
+One suite serves every target. A target is a board and a scheme:
+
+  host        the simulator (build/host/postern), plain HTTP
+  host-https  the simulator over TLS (certificates from `make certs`)
+  mps2        the mps2-an385 firmware in qemu-system-arm, plain HTTP
+  mps2-https  the same firmware over TLS
+
+A test that takes the `dev` or `launch` fixture runs once per target its
+module lists in TARGETS (all of them by default). A scenario that cannot run
+on a target says so with @pytest.mark.targets("host", ..., why="...") and is
+reported as skipped there, with the reason. POSTERN_TARGETS=host,mps2 limits
+a run to some targets.
+"""
+import hashlib
+import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -10,6 +27,9 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOST_BINARY = os.path.join(ROOT, "build", "host", "postern")
+CERTS = os.path.join(ROOT, "build", "certs")
+CA_CERT = os.path.join(CERTS, "ca.crt")
+ALL_TARGETS = ("host", "host-https", "mps2", "mps2-https")
 
 
 def free_port():
@@ -19,42 +39,20 @@ def free_port():
         return s.getsockname()[1]
 
 
-class Device:
-    """One running simulator: its ports, its storage folder and its console lines."""
+class Console:
+    """The console lines of a device process, read by a thread as they come."""
 
-    def __init__(self, storage, args):
-        self.storage = storage
-        # A port found free can be taken by some client's ephemeral port before
-        # the device binds it: then start again on fresh ports.
-        for attempt in range(5):
-            self._start(args)
-            try:
-                self.wait_for_log("postern: ready", timeout=20)
-                return
-            except AssertionError:
-                self.stop()
-                if attempt == 4 or not any("Address already in use" in l for l in self.lines):
-                    raise
-
-    def _start(self, args):
-        self.http = free_port()
-        self.https = free_port()
-        self.echo = free_port()
-        self.discard = free_port()
+    def _attach(self, proc):
+        self.proc = proc
         self.lines = []
         self.cond = threading.Condition()
-        cmd = [HOST_BINARY, "--http", str(self.http), "--https", str(self.https),
-               "--echo", str(self.echo), "--discard", str(self.discard),
-               "--storage", self.storage] + list(args)
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, bufsize=1)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 
     def _read(self):
         for line in self.proc.stdout:
             with self.cond:
-                self.lines.append(line.rstrip("\n"))
+                self.lines.append(line.rstrip("\r\n"))
                 self.cond.notify_all()
         with self.cond:
             self.cond.notify_all()
@@ -80,6 +78,21 @@ class Device:
         with self.cond:
             return len(self.lines)
 
+    def _start_on_free_ports(self, start):
+        # A port found free can be taken by some client's ephemeral port before
+        # the device binds it: then start again on fresh ports.
+        for attempt in range(5):
+            self.http, self.https, self.echo, self.discard = (free_port() for _ in range(4))
+            start()
+            try:
+                self.wait_for_log("postern: ready", timeout=30)
+                return
+            except AssertionError:
+                self.stop()
+                if attempt == 4 or not any("Address already in use" in l or "Could not set up host forwarding" in l
+                                           for l in self.lines):
+                    raise
+
     def stop(self, sig=signal.SIGTERM):
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
@@ -90,6 +103,21 @@ class Device:
                 self.proc.wait()
         self.reader.join(timeout=5)
         return self.proc.returncode
+
+
+class Device(Console):
+    """One running simulator: its ports, its storage folder and its console lines."""
+
+    def __init__(self, storage, args):
+        self.storage = storage
+        self._start_on_free_ports(lambda: self._start(args))
+
+    def _start(self, args):
+        cmd = [HOST_BINARY, "--http", str(self.http), "--https", str(self.https),
+               "--echo", str(self.echo), "--discard", str(self.discard),
+               "--storage", self.storage] + list(args)
+        self._attach(subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True, bufsize=1))
 
 
 @pytest.fixture
@@ -105,3 +133,153 @@ def start_device(tmp_path):
     yield start
     for dev in devices:
         dev.stop()
+
+
+# ---- Targets --------------------------------------------------------------------------------
+
+class Endpoint:
+    """Where a test's requests go: a loopback port, plain or TLS."""
+
+    def __init__(self, port, tls):
+        self.port = port
+        self.tls = tls
+
+    @property
+    def scheme(self):
+        return "https" if self.tls else "http"
+
+    def url(self, path):
+        return "%s://127.0.0.1:%d%s" % (self.scheme, self.port, path)
+
+    def curl_args(self):
+        return ["--cacert", CA_CERT] if self.tls else []
+
+    def connect(self, timeout):
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        if not self.tls:
+            return sock
+        ctx = ssl.create_default_context(cafile=CA_CERT)
+        return ctx.wrap_socket(sock, server_hostname="127.0.0.1")
+
+
+class Dut:
+    """A device under test on some target, with one way to reach it and read its storage."""
+
+    def __init__(self, target, device, token):
+        self.target = target
+        self.board, _, scheme = target.partition("-")
+        self.device = device
+        self.token = token
+        self.web = Endpoint(device.https if scheme == "https" else device.http, scheme == "https")
+        self.echo = device.echo
+        self.discard = device.discard
+        self.storage = getattr(device, "storage", None)  # a folder on the host board only
+
+    @property
+    def lines(self):
+        return self.device.lines
+
+    def wait_for_log(self, text, timeout=10, start=0):
+        return self.device.wait_for_log(text, timeout, start)
+
+    def log_mark(self):
+        return self.device.log_mark()
+
+    def stop(self, sig=signal.SIGTERM):
+        return self.device.stop(sig)
+
+    def _get(self, path):
+        from httpwire import request
+        headers = {"Authorization": "Bearer " + self.token} if self.token else None
+        return request(self.web, "GET", path, None, headers, timeout=30)
+
+    def read_file(self, name):
+        """The committed bytes of a file, or None. The host reads its folder; a board is asked over HTTP."""
+        if self.storage is not None:
+            path = os.path.join(self.storage, name)
+            return open(path, "rb").read() if os.path.exists(path) else None
+        r = self._get("/files/" + name)
+        assert r.status in (200, 404), r
+        return r.body if r.status == 200 else None
+
+    def files(self):
+        """Names of the committed files, sorted."""
+        if self.storage is not None:
+            return sorted(n for n in os.listdir(self.storage) if not n.startswith("."))
+        r = self._get("/files/")
+        assert r.status == 200, r
+        return sorted(f["name"] for f in r.json()["files"])
+
+
+def _enabled_targets():
+    wanted = os.environ.get("POSTERN_TARGETS")
+    return [t for t in ALL_TARGETS if not wanted or t in wanted.split(",")]
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "targets(*names, why): the targets a scenario can run on, and why not the rest")
+
+
+def pytest_generate_tests(metafunc):
+    if "target" not in metafunc.fixturenames:
+        return
+    module_targets = getattr(metafunc.module, "TARGETS", ALL_TARGETS)
+    marker = metafunc.definition.get_closest_marker("targets")
+    params = []
+    for t in _enabled_targets():
+        if t not in module_targets:
+            continue
+        if marker is not None and t not in marker.args:
+            params.append(pytest.param(t, marks=pytest.mark.skip(reason=marker.kwargs["why"])))
+        else:
+            params.append(t)
+    metafunc.parametrize("target", params)
+
+
+def _board_image(settings, policy):
+    """Builds (or reuses) an mps2-an385 image with these settings and policy baked in; returns the ELF."""
+    policy = policy or os.path.join(ROOT, "scripts", "policy.lua")
+    key = json.dumps([sorted(settings.items()), open(policy, "rb").read().decode("latin-1")])
+    variant = "t" + hashlib.sha256(key.encode()).hexdigest()[:12]
+    elf = os.path.join(ROOT, "build", "mps2-an385", variant, "postern.elf")
+    if not os.path.exists(elf):
+        set_arg = " ".join("%s=%s" % kv for kv in sorted(settings.items()))
+        r = subprocess.run(["make", "--no-print-directory", "-C", ROOT, "BOARD=mps2-an385", "VARIANT=" + variant,
+                            "SET=" + set_arg, "POLICY=" + os.path.abspath(policy)],
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, "board image did not build:\n" + r.stdout[-3000:] + r.stderr[-3000:]
+    return elf
+
+
+@pytest.fixture
+def launch(target, tmp_path):
+    """Factory: launch(settings={...}, policy=path, storage=folder) starts a device on the test's target.
+
+    settings are what the policy sees as config.NAME (capacity= sizes the storage); the host
+    takes them as options, a board has them baked into its image."""
+    started = []
+
+    def start(settings=None, policy=None, storage=None):
+        settings = dict(settings or {})
+        board, _, scheme = target.partition("-")
+        if board == "host":
+            args = []
+            capacity = settings.pop("capacity", None)
+            if capacity:
+                args += ["--capacity", capacity]
+            for kv in settings.items():
+                args += ["--set", "%s=%s" % kv]
+            if policy:
+                args += ["--policy", policy]
+            if scheme == "https":
+                args += ["--cert", os.path.join(CERTS, "server.crt"), "--key", os.path.join(CERTS, "server.key")]
+            device = Device(storage or str(tmp_path / "storage"), args)
+        else:
+            from qemu_device import QemuDevice
+            device = QemuDevice(_board_image(settings, policy))
+        started.append(device)
+        return Dut(target, device, (settings or {}).get("token"))
+
+    yield start
+    for device in started:
+        device.stop()

@@ -1,6 +1,7 @@
 """httpwire.py: a raw-socket HTTP/1.1 client for the end-to-end tests: exact bytes out, exact bytes in."""
 import json
 import socket
+import ssl
 import time
 
 
@@ -20,18 +21,30 @@ class Response:
 
 
 class Conn:
-    """One TCP connection; reads responses off it one at a time."""
+    """One connection (TCP, or TLS over it); reads responses off it one at a time.
 
-    def __init__(self, port, timeout=10):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    `where` is a loopback port number or an Endpoint (tests/conftest.py), which may speak TLS.
+    A TLS peer that went away shows up as it would on TCP: EOFError on reads, BrokenPipeError on writes."""
+
+    def __init__(self, where, timeout=10):
+        if isinstance(where, int):
+            self.sock = socket.create_connection(("127.0.0.1", where), timeout=timeout)
+        else:
+            self.sock = where.connect(timeout)
         self.buf = b""
 
     def send(self, data):
-        self.sock.sendall(data)
+        try:
+            self.sock.sendall(data)
+        except ssl.SSLError as e:
+            raise BrokenPipeError("TLS peer gone: %s" % e) from e
 
     def _fill(self, deadline):
         self.sock.settimeout(max(0.01, deadline - time.monotonic()))
-        chunk = self.sock.recv(65536)
+        try:
+            chunk = self.sock.recv(65536)
+        except ssl.SSLError as e:  # a FIN without close_notify, or an alert
+            raise EOFError("TLS connection ended: %s" % e) from e
         if not chunk:
             raise EOFError("connection closed; %d bytes unread: %r" % (len(self.buf), self.buf[:200]))
         self.buf += chunk
@@ -86,9 +99,9 @@ class Conn:
         self.sock.close()
 
 
-def request(port, method, path, body=b"", headers=None, timeout=10):
-    """One request on a fresh connection; returns the final response."""
-    c = Conn(port, timeout)
+def request(where, method, path, body=b"", headers=None, timeout=10):
+    """One request on a fresh connection (to a port or an Endpoint); returns the final response."""
+    c = Conn(where, timeout)
     try:
         h = {"Host": "device"}
         if body is not None and method in ("PUT", "POST"):

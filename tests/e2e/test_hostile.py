@@ -15,12 +15,13 @@ TOKEN = "h0stile-T"
 AUTH = "Bearer " + TOKEN
 AUTH_LINE = ("Authorization: %s\r\n" % AUTH).encode()
 SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
+TARGETS = ("host", "mps2")  # plain HTTP; test_upload.py covers TLS
 
 
 # ---- helpers -------------------------------------------------------------------------
 
 def status_doc(dev):
-    r = request(dev.http, "GET", "/_status")
+    r = request(dev.web, "GET", "/_status")
     assert r.status == 200, r
     return r.json()
 
@@ -43,16 +44,28 @@ def assert_json_error(r, status, key=None):
     return doc
 
 
-def dir_entries(dev):
-    return sorted(os.listdir(dev.storage))
-
-
 def visible_files(dev):
-    return sorted(n for n in os.listdir(dev.storage) if not n.startswith("."))
+    return dev.files()
 
 
 def temp_files(dev):
+    """Unfinished uploads' temporary files: the host's folder shows them; a board's flash does not."""
+    if dev.storage is None:
+        return []
     return sorted(n for n in os.listdir(dev.storage) if n.startswith(".upload-"))
+
+
+def upload_in_progress(dev):
+    """True while an upload holds storage (nothing committed): the free space is below the capacity."""
+    st = status_doc(dev)["storage"]
+    return st["free"] < st["capacity"]
+
+
+def assert_nothing_left(dev):
+    """No file, no unfinished upload, every byte of the storage free again."""
+    assert visible_files(dev) == [] and temp_files(dev) == []
+    st = status_doc(dev)["storage"]
+    assert st["free"] == st["capacity"], st
 
 
 def wait_until(pred, timeout, step=0.05):
@@ -65,8 +78,8 @@ def wait_until(pred, timeout, step=0.05):
 
 
 @pytest.fixture
-def dev(start_device):
-    return start_device("--set", "token=" + TOKEN, "--capacity", "4M")
+def dev(launch):
+    return launch({"token": TOKEN, "capacity": "4M"})
 
 
 # ---- 1. Parser strictness over the wire ---------------------------------------------------
@@ -107,7 +120,7 @@ STRICT = [
 
 @pytest.mark.parametrize("raw,status,key,closes", [c[1:] for c in STRICT], ids=[c[0] for c in STRICT])
 def test_parser_strictness_over_the_wire(dev, raw, status, key, closes):
-    c = Conn(dev.http)
+    c = Conn(dev.web)
     try:
         c.send(raw)
     except (BrokenPipeError, ConnectionResetError):
@@ -118,12 +131,12 @@ def test_parser_strictness_over_the_wire(dev, raw, status, key, closes):
         assert r.headers.get("connection") == "close", r
     assert c.closed_by_peer(3.0) == closes
     c.close()
-    assert visible_files(dev) == [] and temp_files(dev) == []  # nothing stored, nothing left over
+    assert_nothing_left(dev)  # nothing stored, nothing left over
     assert_serving(dev)
 
 
 def test_absolute_form_target_is_accepted(dev):
-    c = Conn(dev.http)
+    c = Conn(dev.web)
     c.send(b"PUT http://device/files/abs.txt HTTP/1.1\r\nHost: device\r\n" + AUTH_LINE +
            b"Content-Length: 5\r\n\r\nhello")
     r = c.read_response()
@@ -134,7 +147,7 @@ def test_absolute_form_target_is_accepted(dev):
     c.send(b"GET http://device/_status HTTP/1.1\r\nHost: device\r\n\r\n")
     assert c.read_response().status == 200
     c.close()
-    assert open(os.path.join(dev.storage, "abs.txt"), "rb").read() == b"hello"
+    assert dev.read_file("abs.txt") == b"hello"
     assert_serving(dev)
 
 
@@ -144,18 +157,17 @@ def test_timeouts_head_body_and_idle_keepalive(dev):
     """All three run at once on one device (about 21 s in all, not 45): head 10 s -> 408 and close;
     keep-alive idle 15 s -> silent close; body inactivity 20 s -> 408, nothing stored."""
     t0 = time.monotonic()
-    head = Conn(dev.http, timeout=30)
+    head = Conn(dev.web, timeout=30)
     head.send(b"GET /_status HTTP/1.1\r\nHost: d\r\n")  # never finished
-    idle = Conn(dev.http, timeout=30)
+    idle = Conn(dev.web, timeout=30)
     idle.send(b"GET /_status HTTP/1.1\r\nHost: d\r\n\r\n")
     assert idle.read_response().status == 200
     t_idle = time.monotonic()
-    body = Conn(dev.http, timeout=30)
+    body = Conn(dev.web, timeout=30)
     body.send(b"PUT /files/slow.bin HTTP/1.1\r\nHost: d\r\n" + AUTH_LINE + b"Content-Length: 100000\r\n\r\n" +
               b"s" * 1000)
     t_body = time.monotonic()
-    time.sleep(0.3)
-    assert temp_files(dev) != []  # the upload is in progress
+    assert wait_until(lambda: upload_in_progress(dev), 5)
 
     r = head.read_response(timeout=14)
     dt = time.monotonic() - t0
@@ -178,7 +190,7 @@ def test_timeouts_head_body_and_idle_keepalive(dev):
     assert r.headers["connection"] == "close"
     assert body.closed_by_peer(3)
     body.close()
-    assert visible_files(dev) == [] and temp_files(dev) == []
+    assert_nothing_left(dev)
     assert_serving(dev)
 
 
@@ -186,17 +198,17 @@ def test_timeouts_head_body_and_idle_keepalive(dev):
 
 def test_pool_exhaustion_quick_503_and_the_upload_goes_on(dev):
     data = os.urandom(2 * 1024 * 1024)
-    up = Conn(dev.http, timeout=20)
+    up = Conn(dev.web, timeout=20)
     up.send(b"PUT /files/big.bin HTTP/1.1\r\nHost: d\r\n" + AUTH_LINE + b"Content-Length: %d\r\n\r\n" % len(data))
     half = len(data) // 2
     up.send(data[:half])
-    assert wait_until(lambda: temp_files(dev) != [], 5)
+    assert wait_until(lambda: upload_in_progress(dev), 5)
 
     extra = []
     outcomes = []
     for i in range(8):
         t = time.monotonic()
-        c = Conn(dev.http, timeout=5)
+        c = Conn(dev.web, timeout=5)
         if i % 2:
             try:
                 c.send(b"PUT /files/x HTTP/1.1\r\nHost: d\r\n")  # a partial head
@@ -242,50 +254,51 @@ def test_pool_exhaustion_quick_503_and_the_upload_goes_on(dev):
     assert r.status == 201, r
     assert r.json()["sha256"] == hashlib.sha256(data).hexdigest()
     up.close()
-    with open(os.path.join(dev.storage, "big.bin"), "rb") as f:
-        assert hashlib.sha256(f.read()).hexdigest() == hashlib.sha256(data).hexdigest()
+    assert hashlib.sha256(dev.read_file("big.bin")).hexdigest() == hashlib.sha256(data).hexdigest()
     assert wait_until(lambda: status_doc(dev)["connections"]["active"] == 1, 5)
     assert_serving(dev)
 
 
 # ---- 4. Power loss and a full flash ------------------------------------------------------------
 
-def test_power_loss_mid_upload_keeps_v1_and_leaves_nothing(start_device, tmp_path):
+@pytest.mark.targets("host", why="the board's flash model lives in QEMU's RAM and does not outlive the process; "
+                     "tests/unit/test_storage_flash.c cuts power at every program step instead")
+def test_power_loss_mid_upload_keeps_v1_and_leaves_nothing(launch, tmp_path):
     storage = str(tmp_path / "flash")
     os.makedirs(storage)
-    dev = start_device("--set", "token=" + TOKEN, "--capacity", "4M", storage=storage)
+    dev = launch({"token": TOKEN, "capacity": "4M"}, storage=storage)
     v1 = os.urandom(200 * 1024)
-    assert request(dev.http, "PUT", "/files/fw.bin", v1, {"Authorization": AUTH}).status == 201
-    c = Conn(dev.http)
+    assert request(dev.web, "PUT", "/files/fw.bin", v1, {"Authorization": AUTH}).status == 201
+    c = Conn(dev.web)
     c.send(b"PUT /files/fw.bin HTTP/1.1\r\nHost: d\r\n" + AUTH_LINE + b"Content-Length: 1048576\r\n\r\n" +
            os.urandom(300 * 1024))
     assert wait_until(lambda: temp_files(dev) != [] and os.path.getsize(
         os.path.join(storage, temp_files(dev)[0])) >= 100 * 1024, 5)
-    dev.proc.kill()
-    dev.proc.wait()
+    dev.device.proc.kill()
+    dev.device.proc.wait()
     c.close()
     assert temp_files(dev) != []  # the kill left the partial v2 behind, as a power loss would
 
-    dev2 = start_device("--set", "token=" + TOKEN, "--capacity", "4M", storage=storage)
+    dev2 = launch({"token": TOKEN, "capacity": "4M"}, storage=storage)
     assert "removed 1 unfinished upload" in dev2.wait_for_log("storage: ")
     assert sorted(os.listdir(storage)) == ["fw.bin"]
     with open(os.path.join(storage, "fw.bin"), "rb") as f:
         assert f.read() == v1
-    r = request(dev2.http, "GET", "/files/fw.bin", None, {"Authorization": AUTH})
+    r = request(dev2.web, "GET", "/files/fw.bin", None, {"Authorization": AUTH})
     assert r.status == 200 and r.body == v1
     assert status_doc(dev2)["storage"]["free"] == 4 * 1024 * 1024 - len(v1)
 
 
-def test_flash_fills_mid_stream_507_nothing_partial_space_back(start_device):
-    dev = start_device("--set", "token=" + TOKEN, "--capacity", "256K")
+def test_flash_fills_mid_stream_507_nothing_partial_space_back(launch):
+    dev = launch({"token": TOKEN, "capacity": "256K"})
     base = status_doc(dev)["storage"]["free"]
     size = 160 * 1024  # each fits alone; the two together do not
     a_data, b_data = os.urandom(size), os.urandom(size)
-    a = Conn(dev.http)
+    a = Conn(dev.web)
     a.send(b"PUT /files/a.bin HTTP/1.1\r\nHost: d\r\n" + AUTH_LINE + b"Content-Length: %d\r\n\r\n" % size +
            a_data[:150 * 1024])
     assert wait_until(lambda: status_doc(dev)["storage"]["free"] == base - 150 * 1024, 5)
-    b = Conn(dev.http)
+    b = Conn(dev.web)
     b.send(b"PUT /files/b.bin HTTP/1.1\r\nHost: d\r\n" + AUTH_LINE + b"Content-Length: %d\r\n\r\n" % size)
     try:
         b.send(b_data)
@@ -300,9 +313,9 @@ def test_flash_fills_mid_stream_507_nothing_partial_space_back(start_device):
     r = a.read_response()
     assert r.status == 201 and r.json()["sha256"] == hashlib.sha256(a_data).hexdigest()
     a.close()
-    assert sorted(os.listdir(dev.storage)) == ["a.bin"]  # nothing of b.bin, no temporary file
+    assert visible_files(dev) == ["a.bin"] and temp_files(dev) == []  # nothing of b.bin, no temporary file
     assert status_doc(dev)["storage"]["free"] == base - size
-    assert request(dev.http, "DELETE", "/files/a.bin", None, {"Authorization": AUTH}).status == 204
+    assert request(dev.web, "DELETE", "/files/a.bin", None, {"Authorization": AUTH}).status == 204
     assert status_doc(dev)["storage"]["free"] == base
     assert_serving(dev)
 
@@ -336,7 +349,7 @@ def test_soak_2000_mixed_requests_resources_back_at_baseline(dev):
     def keepalive(req, head_request=False):
         nonlocal ka
         if ka is None:
-            ka = Conn(dev.http, timeout=10)
+            ka = Conn(dev.web, timeout=10)
         ka.send(req)
         return ka.read_response(head_request=head_request)
 
@@ -347,7 +360,7 @@ def test_soak_2000_mixed_requests_resources_back_at_baseline(dev):
         # connection and three fresh ones in a row, the pool (4) can be full for a moment. That is the
         # documented answer (a quick 503 JSON, Connection: close); count it and retry shortly.
         for _ in range(20):
-            c = Conn(dev.http, timeout=10)
+            c = Conn(dev.web, timeout=10)
             try:
                 try:
                     c.send(req)
@@ -424,7 +437,7 @@ def test_soak_2000_mixed_requests_resources_back_at_baseline(dev):
     assert n >= 1000, (n, wall)  # bounded by 2000 requests or 55 s, whichever comes first
 
     for name in sorted(names):
-        assert request(dev.http, "DELETE", "/files/" + name, None, {"Authorization": AUTH}).status == 204
+        assert request(dev.web, "DELETE", "/files/" + name, None, {"Authorization": AUTH}).status == 204
     assert visible_files(dev) == []
     last = [None]
 
@@ -432,7 +445,7 @@ def test_soak_2000_mixed_requests_resources_back_at_baseline(dev):
         last[0] = _resources(status_doc(dev))
         return last[0] == base
     assert wait_until(back, 10, step=0.5), (base, last[0])
-    assert temp_files(dev) == []
+    assert_nothing_left(dev)
 
 
 # ---- HEAD error responses carry no content (found by the soak) ---------------------------------
@@ -440,7 +453,7 @@ def test_soak_2000_mixed_requests_resources_back_at_baseline(dev):
 def test_head_error_response_has_no_body_and_keepalive_stays_in_sync(dev):
     """RFC 9110 9.3.2: a 404 (or any error) to HEAD must not carry the JSON body, or the next response on
     the kept-alive connection starts with stray bytes. Content-Length still tells the GET's length."""
-    c = Conn(dev.http)
+    c = Conn(dev.web)
     c.send(b"HEAD /files/missing.bin HTTP/1.1\r\nHost: d\r\n" + AUTH_LINE + b"\r\n"
            b"HEAD /files/missing.bin HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer bad\r\n\r\n"
            b"GET /_status HTTP/1.1\r\nHost: d\r\n\r\n")

@@ -16,34 +16,35 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 @pytest.fixture
-def dev(start_device):
-    return start_device("--set", "token=" + TOKEN, "--capacity", "4M")
+def dev(launch):
+    return launch({"token": TOKEN, "capacity": "4M"})
 
 
 def stored(dev, name):
-    path = os.path.join(dev.storage, name)
-    return open(path, "rb").read() if os.path.exists(path) else None
+    return dev.read_file(name)
 
 
 def visible_files(dev):
-    return sorted(n for n in os.listdir(dev.storage) if not n.startswith("."))
+    return dev.files()
 
 
 def status_doc(dev):
-    r = request(dev.http, "GET", "/_status")
+    r = request(dev.web, "GET", "/_status")
     assert r.status == 200
     return r.json()
 
 
-def curl(*args, timeout=60):
-    return subprocess.run(["curl", "-sS", "-v"] + list(args), capture_output=True, text=True, timeout=timeout)
+def curl(dev, *args, timeout=120):
+    """curl -v against the device's endpoint; the last argument is the path."""
+    cmd = ["curl", "-sS", "-v"] + dev.web.curl_args() + list(args[:-1]) + [dev.web.url(args[-1])]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
 
 # ---- Expect: 100-continue, accepted -------------------------------------------
 
 def test_expect_accepted_100_arrives_before_any_body_byte_then_201(dev):
     body = os.urandom(300 * 1024)
-    c = Conn(dev.http)
+    c = Conn(dev.web)
     c.send(("PUT /files/fw.bin HTTP/1.1\r\nHost: d\r\nAuthorization: %s\r\nContent-Length: %d\r\n"
             "Expect: 100-continue\r\n\r\n" % (AUTH, len(body))).encode())
     interim = c.read_response()
@@ -66,7 +67,7 @@ def test_curl_upload_with_expect_shows_100_then_201_and_same_sha(dev, tmp_path):
     src = tmp_path / "5MiB.bin"
     data = os.urandom(3 * 1024 * 1024)
     src.write_bytes(data)
-    r = curl("-T", str(src), "-H", "Authorization: " + AUTH, "http://127.0.0.1:%d/files/fw.bin" % dev.http)
+    r = curl(dev, "-T", str(src), "-H", "Authorization: " + AUTH, "/files/fw.bin")
     assert "< HTTP/1.1 100 Continue" in r.stderr
     assert "< HTTP/1.1 201 Created" in r.stderr
     assert json.loads(r.stdout)["sha256"] == hashlib.sha256(data).hexdigest()
@@ -74,14 +75,14 @@ def test_curl_upload_with_expect_shows_100_then_201_and_same_sha(dev, tmp_path):
     # A second upload of the same name replaces it: 200, new content.
     data2 = os.urandom(1000)
     src.write_bytes(data2)
-    r = curl("-T", str(src), "-H", "Authorization: " + AUTH, "http://127.0.0.1:%d/files/fw.bin" % dev.http)
+    r = curl(dev, "-T", str(src), "-H", "Authorization: " + AUTH, "/files/fw.bin")
     assert "< HTTP/1.1 200 OK" in r.stderr
     assert stored(dev, "fw.bin") == data2
 
 
 def test_device_logs_the_request_in_common_log_format(dev):
     mark = dev.log_mark()
-    request(dev.http, "PUT", "/files/a.txt", b"abc", {"Authorization": AUTH})
+    request(dev.web, "PUT", "/files/a.txt", b"abc", {"Authorization": AUTH})
     line = dev.wait_for_log('"PUT /files/a.txt HTTP/1.1" 201 3', start=mark)
     assert line.startswith("10.0.2.2 - - [")
 
@@ -90,7 +91,7 @@ def test_device_logs_the_request_in_common_log_format(dev):
 
 @pytest.mark.parametrize("auth", [None, "Bearer wrong", "Basic Zm9vOmJhcg=="])
 def test_expect_refused_no_100_417_json_and_close(dev, auth):
-    c = Conn(dev.http)
+    c = Conn(dev.web)
     head = "PUT /files/x.bin HTTP/1.1\r\nHost: d\r\nContent-Length: 100000\r\nExpect: 100-continue\r\n"
     if auth:
         head += "Authorization: %s\r\n" % auth
@@ -109,7 +110,7 @@ def test_curl_stops_without_sending_the_body_after_417(dev, tmp_path):
     src = tmp_path / "big.bin"
     src.write_bytes(os.urandom(1024 * 1024))
     mark = dev.log_mark()
-    r = curl("-T", str(src), "-H", "Authorization: Bearer nope", "http://127.0.0.1:%d/files/x.bin" % dev.http)
+    r = curl(dev, "-T", str(src), "-H", "Authorization: Bearer nope", "/files/x.bin")
     assert "< HTTP/1.1 417 Expectation Failed" in r.stderr
     assert "100 Continue" not in r.stderr
     assert "We are completely uploaded" not in r.stderr
@@ -120,14 +121,14 @@ def test_curl_stops_without_sending_the_body_after_417(dev, tmp_path):
 
 
 def test_unknown_expectation_gets_417(dev):
-    r = request(dev.http, "PUT", "/files/y", b"", {"Expect": "something-else", "Content-Length": "10",
+    r = request(dev.web, "PUT", "/files/y", b"", {"Expect": "something-else", "Content-Length": "10",
                                                    "Authorization": AUTH})
     assert r.status == 417 and r.json()["error"] == "expectation_failed"
     assert visible_files(dev) == []
 
 
 def test_http10_with_expect_gets_no_100(dev):
-    c = Conn(dev.http)
+    c = Conn(dev.web)
     c.send(("PUT /files/old.txt HTTP/1.0\r\nAuthorization: %s\r\nContent-Length: 5\r\n"
             "Expect: 100-continue\r\n\r\n" % AUTH).encode())
     time.sleep(0.3)
@@ -154,11 +155,11 @@ end
 
 
 @pytest.mark.parametrize("name,final", [("yes.bin", 201), ("no.bin", 403)])
-def test_retryable_417_curl_retries_on_a_new_connection(start_device, tmp_path, name, final):
+def test_retryable_417_curl_retries_on_a_new_connection(launch, tmp_path, name, final):
     pol = tmp_path / "retry.lua"
     pol.write_text(RETRY_POLICY)
-    dev = start_device("--policy", str(pol))
-    c = Conn(dev.http)
+    dev = launch(policy=str(pol))
+    c = Conn(dev.web)
     c.send(b"PUT /files/%s HTTP/1.1\r\nHost: d\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n" % name.encode())
     r = c.read_response()
     assert r.status == 417 and "connection" not in r.headers
@@ -167,7 +168,7 @@ def test_retryable_417_curl_retries_on_a_new_connection(start_device, tmp_path, 
     src = tmp_path / "body.bin"
     src.write_bytes(b"data" * 1000)
     mark = dev.log_mark()
-    r = curl("-T", str(src), "http://127.0.0.1:%d/files/%s" % (dev.http, name))
+    r = curl(dev, "-T", str(src), "/files/" + name)
     assert "< HTTP/1.1 417" in r.stderr
     assert "< HTTP/1.1 %d" % final in r.stderr
     # The policy decided twice: once with Expect, once for the retry.
@@ -180,29 +181,29 @@ def test_retryable_417_curl_retries_on_a_new_connection(start_device, tmp_path, 
 
 def test_too_large_with_expect_417_without_expect_413_or_507_old_file_intact(dev):
     old = os.urandom(2000)
-    assert request(dev.http, "PUT", "/files/keep.bin", old, {"Authorization": AUTH}).status == 201
+    assert request(dev.web, "PUT", "/files/keep.bin", old, {"Authorization": AUTH}).status == 201
     free = status_doc(dev)["storage"]["free"]
-    c = Conn(dev.http)
+    c = Conn(dev.web)
     c.send(("PUT /files/keep.bin HTTP/1.1\r\nHost: d\r\nAuthorization: %s\r\nContent-Length: %d\r\n"
             "Expect: 100-continue\r\n\r\n" % (AUTH, free + 1)).encode())
     assert c.read_response().status == 417
     c.close()
-    c = Conn(dev.http)
+    c = Conn(dev.web)
     c.send(("PUT /files/keep.bin HTTP/1.1\r\nHost: d\r\nAuthorization: %s\r\nContent-Length: %d\r\n\r\n"
             % (AUTH, free + 1)).encode() + b"x" * 5000)
     r = c.read_response()
     assert r.status == 507, r
     c.close()
-    r = request(dev.http, "PUT", "/files/keep.bin", None, {"Authorization": AUTH, "Content-Length": str(10 ** 12)})
+    r = request(dev.web, "PUT", "/files/keep.bin", None, {"Authorization": AUTH, "Content-Length": str(10 ** 12)})
     assert r.status == 413
     assert stored(dev, "keep.bin") == old
     assert status_doc(dev)["storage"]["free"] == free
 
 
-def test_chunked_over_quota_midstream_507_or_413_nothing_stored_space_back(start_device):
-    dev = start_device("--set", "token=" + TOKEN, "--capacity", "256K")
+def test_chunked_over_quota_midstream_507_or_413_nothing_stored_space_back(launch):
+    dev = launch({"token": TOKEN, "capacity": "256K"})
     free = status_doc(dev)["storage"]["free"]
-    c = Conn(dev.http)
+    c = Conn(dev.web)
     c.send(("PUT /files/stream.bin HTTP/1.1\r\nHost: d\r\nAuthorization: %s\r\nTransfer-Encoding: chunked\r\n"
             "Expect: 100-continue\r\n\r\n" % AUTH).encode())
     assert c.read_response().status == 100
@@ -220,7 +221,7 @@ def test_chunked_over_quota_midstream_507_or_413_nothing_stored_space_back(start
 
 
 def test_chunked_upload_within_quota_is_stored(dev):
-    c = Conn(dev.http)
+    c = Conn(dev.web)
     parts = [os.urandom(n) for n in (1, 100, 5000, 70000)]
     c.send(("PUT /files/ch.bin HTTP/1.1\r\nHost: d\r\nAuthorization: %s\r\nTransfer-Encoding: chunked\r\n\r\n"
             % AUTH).encode())
@@ -236,7 +237,7 @@ def test_chunked_upload_within_quota_is_stored(dev):
 # ---- Refused, and the client sends the body anyway ------------------------------
 
 def test_refused_body_sent_anyway_is_never_parsed_as_a_request(dev):
-    c = Conn(dev.http)
+    c = Conn(dev.web)
     smuggled = b"GET /_status HTTP/1.1\r\nHost: d\r\n\r\n" * 50
     c.send(("PUT /files/x HTTP/1.1\r\nHost: d\r\nContent-Length: %d\r\n\r\n" % len(smuggled)).encode() + smuggled)
     r = c.read_response()
@@ -249,9 +250,9 @@ def test_refused_body_sent_anyway_is_never_parsed_as_a_request(dev):
 
 
 def test_without_expect_wrong_token_403_missing_401(dev):
-    r = request(dev.http, "PUT", "/files/a", b"abc", {"Authorization": "Bearer bad"})
+    r = request(dev.web, "PUT", "/files/a", b"abc", {"Authorization": "Bearer bad"})
     assert r.status == 403 and r.json()["error"] == "forbidden"
-    r = request(dev.http, "PUT", "/files/a", b"abc")
+    r = request(dev.web, "PUT", "/files/a", b"abc")
     assert r.status == 401 and "www-authenticate" in r.headers
     assert visible_files(dev) == []
 
@@ -261,20 +262,20 @@ def test_without_expect_wrong_token_403_missing_401(dev):
 def test_content_digest_mismatch_400_nothing_stored(dev):
     body = b"payload" * 100
     wrong = base64.b64encode(hashlib.sha256(b"other").digest()).decode()
-    r = request(dev.http, "PUT", "/files/d.bin", body, {"Authorization": AUTH,
+    r = request(dev.web, "PUT", "/files/d.bin", body, {"Authorization": AUTH,
                                                         "Content-Digest": "sha-256=:%s:" % wrong})
     assert r.status == 400 and r.json()["error"] == "digest_mismatch"
     assert visible_files(dev) == []
     right = base64.b64encode(hashlib.sha256(body).digest()).decode()
-    r = request(dev.http, "PUT", "/files/d.bin", body, {"Authorization": AUTH,
+    r = request(dev.web, "PUT", "/files/d.bin", body, {"Authorization": AUTH,
                                                         "Content-Digest": "sha-256=:%s:" % right})
     assert r.status == 201 and stored(dev, "d.bin") == body
 
 
 def test_client_disconnect_mid_upload_leaves_nothing_and_old_version(dev):
     old = b"old version"
-    assert request(dev.http, "PUT", "/files/v.bin", old, {"Authorization": AUTH}).status == 201
-    c = Conn(dev.http)
+    assert request(dev.web, "PUT", "/files/v.bin", old, {"Authorization": AUTH}).status == 201
+    c = Conn(dev.web)
     c.send(("PUT /files/v.bin HTTP/1.1\r\nHost: d\r\nAuthorization: %s\r\nContent-Length: 100000\r\n\r\n"
             % AUTH).encode() + b"n" * 30000)
     time.sleep(0.3)
@@ -290,18 +291,18 @@ def test_client_disconnect_mid_upload_leaves_nothing_and_old_version(dev):
     "function on_request(req) while true do end end",
     "function on_request(req) local t = {} local i = 0 while true do i = i + 1 t[i] = string.rep('x', 64) .. i end end",
 ])
-def test_runaway_policy_500_fast_and_next_request_served(start_device, tmp_path, script):
+def test_runaway_policy_500_fast_and_next_request_served(launch, tmp_path, script):
     pol = tmp_path / "bad.lua"
     pol.write_text("-- misbehaving policy\nfunction ok(req) return true end\n" + script + "\n")
-    dev = start_device("--policy", str(pol))
+    dev = launch(policy=str(pol))
     t = time.monotonic()
-    r = request(dev.http, "PUT", "/files/a", b"abc")
+    r = request(dev.web, "PUT", "/files/a", b"abc")
     assert time.monotonic() - t < 1.0
     assert r.status == 500 and r.json()["error"] == "policy_error"
     dev.wait_for_log("policy: error")
-    r = request(dev.http, "PUT", "/files/a", b"abc")
+    r = request(dev.web, "PUT", "/files/a", b"abc")
     assert r.status == 500  # the VM is still usable, and still refuses
-    assert request(dev.http, "GET", "/files/").status == 500
+    assert request(dev.web, "GET", "/files/").status == 500
 
 
 def test_policy_that_does_not_load_stops_the_start(tmp_path):
@@ -319,8 +320,8 @@ def test_policy_that_does_not_load_stops_the_start(tmp_path):
 
 def test_routes_listing_delete_head_and_pipelining(dev):
     for n, b in (("b.txt", b"bb"), ("a.txt", b"a")):
-        assert request(dev.http, "PUT", "/files/" + n, b, {"Authorization": AUTH}).status == 201
-    c = Conn(dev.http)
+        assert request(dev.web, "PUT", "/files/" + n, b, {"Authorization": AUTH}).status == 201
+    c = Conn(dev.web)
     a = ("Authorization: %s\r\n" % AUTH).encode()
     c.send(b"GET /files/ HTTP/1.1\r\nHost: d\r\n" + a + b"\r\n"
            b"HEAD /files/b.txt HTTP/1.1\r\nHost: d\r\n" + a + b"\r\n"
@@ -339,7 +340,7 @@ def test_routes_listing_delete_head_and_pipelining(dev):
 @pytest.mark.parametrize("path,status", [("/files/..", 400), ("/files/.hidden", 400), ("/files/a%2Fb", 400),
                                          ("/files/%00x", 400), ("/nope", 404), ("/files/%zz", 400)])
 def test_bad_names_and_routes(dev, path, status):
-    r = request(dev.http, "GET", path, None, {"Authorization": AUTH})
+    r = request(dev.web, "GET", path, None, {"Authorization": AUTH})
     assert r.status == status, r
     assert "error" in r.json()
 
@@ -347,9 +348,9 @@ def test_bad_names_and_routes(dev, path, status):
 def test_status_pools_and_lua_arena_back_at_baseline(dev):
     base = status_doc(dev)
     for i in range(5):
-        request(dev.http, "PUT", "/files/s%d" % i, os.urandom(20000), {"Authorization": AUTH})
-        request(dev.http, "PUT", "/files/s%d" % i, b"x", {"Authorization": "Bearer bad"})
-        request(dev.http, "GET", "/files/s%d" % i, None, {"Authorization": AUTH})
+        request(dev.web, "PUT", "/files/s%d" % i, os.urandom(20000), {"Authorization": AUTH})
+        request(dev.web, "PUT", "/files/s%d" % i, b"x", {"Authorization": "Bearer bad"})
+        request(dev.web, "GET", "/files/s%d" % i, None, {"Authorization": AUTH})
     time.sleep(2.5)  # lingering closes end
     after = status_doc(dev)
     for pool in ("tcp_seg", "pbuf_pool", "pbuf_ref", "altcp_pcb"):
@@ -359,13 +360,13 @@ def test_status_pools_and_lua_arena_back_at_baseline(dev):
     assert after["connections"]["active"] == 1  # this request's own
 
 
-def test_readme_example_policy_caps(start_device):
-    dev = start_device("--policy", os.path.join(ROOT, "scripts", "examples", "caps.lua"), "--set", "token=" + TOKEN)
+def test_readme_example_policy_caps(launch):
+    dev = launch({"token": TOKEN}, policy=os.path.join(ROOT, "scripts", "examples", "caps.lua"))
     a = {"Authorization": AUTH}
-    assert request(dev.http, "PUT", "/files/fw-1.bin", b"f" * 1000, a).status == 201
-    assert request(dev.http, "PUT", "/files/other.bin", b"o", a).status == 403
-    assert request(dev.http, "PUT", "/files/logs-1.txt", b"l" * 70000, a).status == 413
-    c = Conn(dev.http)
+    assert request(dev.web, "PUT", "/files/fw-1.bin", b"f" * 1000, a).status == 201
+    assert request(dev.web, "PUT", "/files/other.bin", b"o", a).status == 403
+    assert request(dev.web, "PUT", "/files/logs-1.txt", b"l" * 70000, a).status == 413
+    c = Conn(dev.web)
     c.send(("PUT /files/logs-2.txt HTTP/1.1\r\nHost: d\r\nAuthorization: %s\r\nTransfer-Encoding: chunked\r\n\r\n"
             "%x\r\n%s\r\n0\r\n\r\n" % (AUTH, 70000, "l" * 70000)).encode())
     assert c.read_response().status == 413  # vetoed by on_stored
@@ -374,10 +375,10 @@ def test_readme_example_policy_caps(start_device):
 
 
 def test_slow_head_gets_408_and_close_device_keeps_serving(dev):
-    c = Conn(dev.http, timeout=20)
+    c = Conn(dev.web, timeout=20)
     c.send(b"PUT /files/slow HTTP/1.1\r\nHost: d\r\n")  # and never the end of the head
     r = c.read_response(timeout=20)
     assert r.status == 408 and r.headers["connection"] == "close"
     assert r.json()["error"] == "request_timeout"
     assert c.closed_by_peer()
-    assert request(dev.http, "GET", "/_status").status == 200
+    assert request(dev.web, "GET", "/_status").status == 200
