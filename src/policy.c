@@ -1,6 +1,7 @@
 /* policy.c: the Lua policy bridge: one sandboxed Lua 5.4 VM in a bounded arena, with an instruction budget per call. */
 #include "policy.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,6 +26,8 @@ static bool mem_failed; /* the arena refused memory during this call */
 /* Registry keys (their addresses). */
 static const char ro_meta_key = 0;
 static const char pin_key = 0;
+static const char hdr_meta_key = 0;
+static const char req_meta_key = 0;
 
 /* ---- Small helpers ---------------------------------------------------- */
 
@@ -118,6 +121,196 @@ static void push_ro(lua_State *L) {
   lua_setiuservalue(L, -2, 1);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &ro_meta_key);
   lua_setmetatable(L, -2);
+}
+
+/* ---- req and req.headers: views on the parsed head ---------------------
+ * Nothing is copied into the VM until the script reads a field: a decision
+ * that looks at three fields interns three strings, not the whole head.
+ * The views point into the request, so they refuse to work once their call
+ * is over (a script may keep them in a global). */
+
+typedef struct view {
+  const policy_request_t *req;
+  uint32_t gen; /* the call it belongs to */
+} view_t;
+
+static uint32_t call_gen; /* advanced after every call */
+
+/* The request behind the view at index 1, while its call lasts. */
+static const policy_request_t *view_req(lua_State *L) {
+  const view_t *v = (const view_t *)lua_touserdata(L, 1);
+  if (v->gen != call_gen) {
+    luaL_error(L, "the request object is only valid during the policy call");
+  }
+  return v->req;
+}
+
+/* Pushes a new view of kind `meta` (a registry key) on r. */
+static void push_view(lua_State *L, const policy_request_t *r, const char *meta, int user_values) {
+  view_t *v = (view_t *)lua_newuserdatauv(L, sizeof *v, user_values);
+  v->req = r;
+  v->gen = call_gen;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, meta);
+  lua_setmetatable(L, -2);
+}
+
+/* True when the header name, lower-cased, is exactly k. */
+static bool hdr_name_is(policy_str_t nm, const char *k, size_t kn) {
+  if (nm.p == NULL || nm.n != kn) {
+    return false;
+  }
+  for (size_t j = 0; j < kn; j++) {
+    char ch = nm.p[j];
+    if (((ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch) != k[j]) {
+      return false;
+    }
+  }
+  return true;
+}
+
+/* Pushes the value of the fields named k (lower case); repeated fields are
+ * joined with ", " (RFC 9110 5.3); nil when there is none. */
+static void hdr_push(lua_State *L, const policy_request_t *r, const char *k, size_t kn) {
+  int found = 0;
+  for (int i = 0; i < r->n_headers; i++) {
+    if (!hdr_name_is(r->header_names[i], k, kn)) {
+      continue;
+    }
+    policy_str_t v = r->header_values[i];
+    lua_pushlstring(L, v.p ? v.p : "", v.p ? v.n : 0);
+    if (found++ > 0) {
+      lua_pushliteral(L, ", ");
+      lua_insert(L, -2);
+      lua_concat(L, 3);
+    }
+  }
+  if (found == 0) {
+    lua_pushnil(L);
+  }
+}
+
+static int hdr_index(lua_State *L) {
+  const policy_request_t *r = view_req(L);
+  size_t kn;
+  if (lua_type(L, 2) != LUA_TSTRING) {
+    lua_pushnil(L);
+    return 1;
+  }
+  const char *k = lua_tolstring(L, 2, &kn);
+  hdr_push(L, r, k, kn);
+  return 1;
+}
+
+/* Iterates over the table just built (pairs on a view). */
+static int view_iterate(lua_State *L) {
+  lua_pushcclosure(L, ro_next, 1);
+  lua_pushnil(L);
+  lua_pushnil(L);
+  return 3;
+}
+
+/* pairs(req.headers): the whole table, lower-case names, built when asked. */
+static int hdr_pairs(lua_State *L) {
+  const policy_request_t *r = view_req(L);
+  lua_createtable(L, 0, r->n_headers);
+  for (int i = 0; i < r->n_headers; i++) {
+    policy_str_t nm = r->header_names[i];
+    if (nm.p == NULL) {
+      continue;
+    }
+    luaL_Buffer b;
+    char *k = luaL_buffinitsize(L, &b, nm.n);
+    for (size_t j = 0; j < nm.n; j++) {
+      char ch = nm.p[j];
+      k[j] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
+    }
+    luaL_pushresultsize(&b, nm.n);
+    size_t kn;
+    const char *key = lua_tolstring(L, -1, &kn);
+    hdr_push(L, r, key, kn);
+    lua_rawset(L, -3);
+  }
+  return view_iterate(L);
+}
+
+static int view_len(lua_State *L) {
+  view_req(L);
+  lua_pushinteger(L, 0); /* names only, no sequence */
+  return 1;
+}
+
+/* The string fields of req, by name. */
+static const struct {
+  const char *name;
+  size_t offset;
+} req_strings[] = {
+  {"method", offsetof(policy_request_t, method)},   {"path", offsetof(policy_request_t, path)},
+  {"query", offsetof(policy_request_t, query)},     {"version", offsetof(policy_request_t, version)},
+  {"name", offsetof(policy_request_t, name)},       {"expect", offsetof(policy_request_t, expect)},
+  {"peer", offsetof(policy_request_t, peer)},
+};
+
+/* Pushes req[k] for the view at index 1 (user values: 1 headers, 2 tls). */
+static void req_push(lua_State *L, const policy_request_t *r, const char *k) {
+  for (size_t i = 0; i < sizeof req_strings / sizeof req_strings[0]; i++) {
+    if (strcmp(k, req_strings[i].name) == 0) {
+      const policy_str_t *s = (const policy_str_t *)(const void *)((const char *)r + req_strings[i].offset);
+      if (s->p != NULL) {
+        lua_pushlstring(L, s->p, s->n);
+      } else {
+        lua_pushnil(L);
+      }
+      return;
+    }
+  }
+  if (strcmp(k, "length") == 0 && r->has_length) {
+    push_u64(L, r->length);
+  } else if (strcmp(k, "headers") == 0) {
+    if (lua_getiuservalue(L, 1, 1) == LUA_TNIL) {
+      lua_pop(L, 1);
+      push_view(L, r, &hdr_meta_key, 0);
+      lua_pushvalue(L, -1);
+      lua_setiuservalue(L, 1, 1);
+    }
+  } else if (strcmp(k, "tls") == 0 && r->tls != NULL) {
+    if (lua_getiuservalue(L, 1, 2) == LUA_TNIL) {
+      lua_pop(L, 1);
+      lua_createtable(L, 0, 4);
+      set_str(L, "version", r->tls->version);
+      set_str(L, "cipher", r->tls->cipher);
+      set_str(L, "subject", r->tls->subject);
+      set_str(L, "fingerprint", r->tls->fingerprint);
+      push_ro(L);
+      lua_pushvalue(L, -1);
+      lua_setiuservalue(L, 1, 2);
+    }
+  } else {
+    lua_pushnil(L);
+  }
+}
+
+static int req_index(lua_State *L) {
+  const policy_request_t *r = view_req(L);
+  if (lua_type(L, 2) != LUA_TSTRING) {
+    lua_pushnil(L);
+    return 1;
+  }
+  req_push(L, r, lua_tostring(L, 2));
+  return 1;
+}
+
+/* pairs(req): every field present, built when asked. */
+static int req_pairs(lua_State *L) {
+  static const char *const others[] = {"length", "headers", "tls"};
+  const policy_request_t *r = view_req(L);
+  lua_createtable(L, 0, 10);
+  for (size_t i = 0; i < sizeof req_strings / sizeof req_strings[0] + 3; i++) {
+    const char *k = i < sizeof req_strings / sizeof req_strings[0]
+                      ? req_strings[i].name : others[i - sizeof req_strings / sizeof req_strings[0]];
+    req_push(L, r, k);
+    lua_setfield(L, -2, k);
+  }
+  return view_iterate(L);
 }
 
 /* ---- Helpers given to the script ---------------------------------------- */
@@ -507,6 +700,17 @@ static void new_helper(lua_State *L, const char *global, const luaL_Reg *fns) {
   lua_setglobal(L, global);
 }
 
+/* Registers a read-only metatable with these functions under the registry key. */
+static void new_meta(lua_State *L, const luaL_Reg *fns, const char *key) {
+  lua_newtable(L);
+  luaL_setfuncs(L, fns, 0);
+  lua_pushboolean(L, 0);
+  lua_setfield(L, -2, "__metatable");
+  lua_pushliteral(L, "read-only");
+  lua_setfield(L, -2, "__name");
+  lua_rawsetp(L, LUA_REGISTRYINDEX, key);
+}
+
 static int init_k(lua_State *L) {
   const init_ctx_t *c = (const init_ctx_t *)lua_touserdata(L, 1);
   static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base},      {LUA_STRLIBNAME, luaopen_string},
@@ -515,6 +719,10 @@ static int init_k(lua_State *L) {
   static const luaL_Reg ro_meta[] = {{"__index", ro_index}, {"__newindex", ro_newindex},
                                      {"__pairs", ro_pairs}, {"__len", ro_len},
                                      {NULL, NULL}};
+  static const luaL_Reg hdr_meta[] = {{"__index", hdr_index}, {"__newindex", ro_newindex},
+                                      {"__pairs", hdr_pairs}, {"__len", view_len}, {NULL, NULL}};
+  static const luaL_Reg req_meta[] = {{"__index", req_index}, {"__newindex", ro_newindex},
+                                      {"__pairs", req_pairs}, {"__len", view_len}, {NULL, NULL}};
   static const luaL_Reg storage_fns[] = {{"free", h_storage_free}, {"capacity", h_storage_capacity},
                                          {"exists", h_storage_exists}, {NULL, NULL}};
   static const luaL_Reg auth_fns[] = {{"bearer", h_auth_bearer}, {"basic", h_auth_basic},
@@ -530,13 +738,9 @@ static int init_k(lua_State *L) {
   lua_pushliteral(L, "error in error handling");
   lua_rawsetp(L, LUA_REGISTRYINDEX, &pin_key);
 
-  lua_newtable(L);
-  luaL_setfuncs(L, ro_meta, 0);
-  lua_pushboolean(L, 0);
-  lua_setfield(L, -2, "__metatable");
-  lua_pushliteral(L, "read-only");
-  lua_setfield(L, -2, "__name");
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &ro_meta_key);
+  new_meta(L, ro_meta, &ro_meta_key);
+  new_meta(L, hdr_meta, &hdr_meta_key);
+  new_meta(L, req_meta, &req_meta_key);
 
   /* The base library, trimmed. */
   lua_pushnil(L);
@@ -665,56 +869,9 @@ typedef struct call_ctx {
   policy_decision_t *out;
 } call_ctx_t;
 
-/* Pushes the read-only request object. */
+/* Pushes the read-only request object: a view, filled in as it is read. */
 static void push_request(lua_State *L, const policy_request_t *r) {
-  lua_createtable(L, 0, 12);
-  set_str(L, "method", r->method);
-  set_str(L, "path", r->path);
-  set_str(L, "query", r->query);
-  set_str(L, "version", r->version);
-  set_str(L, "name", r->name);
-  set_str(L, "expect", r->expect);
-  set_str(L, "peer", r->peer);
-  if (r->has_length) {
-    push_u64(L, r->length);
-    lua_setfield(L, -2, "length");
-  }
-  lua_createtable(L, 0, r->n_headers > 0 ? r->n_headers : 0);
-  for (int i = 0; i < r->n_headers; i++) {
-    policy_str_t nm = r->header_names[i], val = r->header_values[i];
-    luaL_Buffer b;
-    if (nm.p == NULL) {
-      continue;
-    }
-    char *k = luaL_buffinitsize(L, &b, nm.n);
-    for (size_t j = 0; j < nm.n; j++) {
-      char ch = nm.p[j];
-      k[j] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
-    }
-    luaL_pushresultsize(&b, nm.n);
-    lua_pushvalue(L, -1);
-    if (lua_rawget(L, -3) == LUA_TNIL) {
-      lua_pop(L, 1);
-      lua_pushlstring(L, val.p ? val.p : "", val.p ? val.n : 0);
-    } else {
-      lua_pushliteral(L, ", ");
-      lua_pushlstring(L, val.p ? val.p : "", val.p ? val.n : 0);
-      lua_concat(L, 3);
-    }
-    lua_rawset(L, -3);
-  }
-  push_ro(L);
-  lua_setfield(L, -2, "headers");
-  if (r->tls != NULL) {
-    lua_createtable(L, 0, 4);
-    set_str(L, "version", r->tls->version);
-    set_str(L, "cipher", r->tls->cipher);
-    set_str(L, "subject", r->tls->subject);
-    set_str(L, "fingerprint", r->tls->fingerprint);
-    push_ro(L);
-    lua_setfield(L, -2, "tls");
-  }
-  push_ro(L);
+  push_view(L, r, &req_meta_key, 2);
 }
 
 static bool valid_status(lua_Integer s) {
@@ -766,17 +923,32 @@ static bool opt_message(lua_State *L, int idx, char *dst, size_t cap) {
   return true;
 }
 
+/* The function that returned a result, for error messages: named only when
+ * one is raised, so a good decision pays nothing for it. */
+typedef struct result_src {
+  int fidx;        /* stack index of the function */
+  const char *fn;  /* its global name */
+} result_src_t;
+
+/* Raises "<script>:<line>: <fn> returned <what>". */
+static void result_error(lua_State *L, const result_src_t *src, const char *what) {
+  lua_Debug d;
+  lua_pushvalue(L, src->fidx);
+  lua_getinfo(L, ">S", &d);
+  luaL_error(L, "%s:%d: %s returned %s", d.short_src, d.linedefined, src->fn, what);
+}
+
 /* Reads the two results of a call (at v and v + 1) into d; raises an error
- * naming `who` when they do not follow the conventions. */
-static void read_result(lua_State *L, int v, policy_decision_t *d, const char *who) {
+ * naming the function when they do not follow the conventions. */
+static void read_result(lua_State *L, int v, policy_decision_t *d, const result_src_t *who) {
   memset(d, 0, sizeof *d);
   if (lua_type(L, v) != LUA_TTABLE) {
     lua_Integer s = scalar_status(L, v);
     if (s < 0) {
-      luaL_error(L, "%s returned an invalid decision (%s)", who, luaL_typename(L, v));
+      result_error(L, who, lua_pushfstring(L, "an invalid decision (%s)", luaL_typename(L, v)));
     }
     if (!opt_message(L, v + 1, d->message, sizeof d->message)) {
-      luaL_error(L, "%s returned a message that is not a string", who);
+      result_error(L, who, "a message that is not a string");
     }
     d->status = (int)s;
     return;
@@ -784,16 +956,16 @@ static void read_result(lua_State *L, int v, policy_decision_t *d, const char *w
   lua_getfield(L, v, "status");
   lua_Integer s = scalar_status(L, -1);
   if (s < 0) {
-    luaL_error(L, "%s returned an invalid status field", who);
+    result_error(L, who, "an invalid status field");
   }
   d->status = (int)s;
   lua_getfield(L, v, "message");
   if (!opt_message(L, -1, d->message, sizeof d->message)) {
-    luaL_error(L, "%s returned a message that is not a string", who);
+    result_error(L, who, "a message that is not a string");
   }
   lua_getfield(L, v, "retry");
   if (!lua_isnil(L, -1) && !lua_isboolean(L, -1)) {
-    luaL_error(L, "%s returned a retry field that is not a boolean", who);
+    result_error(L, who, "a retry field that is not a boolean");
   }
   d->retryable = lua_toboolean(L, -1) && s == 417;
   lua_getfield(L, v, "name");
@@ -801,7 +973,7 @@ static void read_result(lua_State *L, int v, policy_decision_t *d, const char *w
     size_t n = 0;
     const char *name = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
     if (name == NULL || !valid_name(name, n)) {
-      luaL_error(L, "%s returned an invalid storage name", who);
+      result_error(L, who, "an invalid storage name");
     }
     memcpy(d->name, name, n);
     d->name[n] = '\0';
@@ -815,7 +987,7 @@ static void read_result(lua_State *L, int v, policy_decision_t *d, const char *w
       ok = (unsigned char)w[i] >= 0x20 && (unsigned char)w[i] != 0x7F;
     }
     if (!ok) {
-      luaL_error(L, "%s returned an invalid www_authenticate", who);
+      result_error(L, who, "an invalid www_authenticate");
     }
     memcpy(d->www_authenticate, w, n);
     d->www_authenticate[n] = '\0';
@@ -824,7 +996,6 @@ static void read_result(lua_State *L, int v, policy_decision_t *d, const char *w
 
 static int call_k(lua_State *L) {
   const call_ctx_t *c = (const call_ctx_t *)lua_touserdata(L, 1);
-  lua_Debug d;
   int t = lua_getglobal(L, c->fn);
   if (t == LUA_TNIL && c->optional) {
     memset(c->out, 0, sizeof *c->out);
@@ -834,10 +1005,8 @@ static int call_k(lua_State *L) {
   if (t != LUA_TFUNCTION) {
     return luaL_error(L, "%s is not a function", c->fn);
   }
+  result_src_t who = {lua_gettop(L), c->fn};
   lua_pushvalue(L, -1);
-  lua_getinfo(L, ">S", &d);
-  const char *who = lua_pushfstring(L, "%s:%d: %s", d.short_src, d.linedefined, c->fn);
-  lua_insert(L, -2);
   push_request(L, c->req);
   if (c->stored) {
     lua_createtable(L, 0, 2);
@@ -847,7 +1016,7 @@ static int call_k(lua_State *L) {
     lua_setfield(L, -2, "sha256");
   }
   lua_call(L, c->stored ? 2 : 1, 2);
-  read_result(L, lua_gettop(L) - 1, c->out, who);
+  read_result(L, lua_gettop(L) - 1, c->out, &who);
   return 0;
 }
 
@@ -863,6 +1032,7 @@ static void call_policy(call_ctx_t *c, policy_decision_t *out) {
   if (run_protected(call_k, c) != LUA_OK) {
     fail_closed(&d);
   }
+  call_gen++; /* this call's req.headers is gone */
   *out = d;
 }
 
