@@ -106,6 +106,11 @@ uint32_t http_conns_active(void)
 }
 
 /** The most connections ever open at once. */
+size_t http_conn_slot_bytes(void)
+{
+  return sizeof(conn_t);
+}
+
 uint32_t http_conns_high_water(void)
 {
   return conn_high_water;

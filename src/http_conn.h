@@ -2,6 +2,7 @@
 #ifndef POSTERN_HTTP_CONN_H
 #define POSTERN_HTTP_CONN_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "lwip/altcp.h"
@@ -17,5 +18,8 @@ err_t http_listen(altcp_allocator_t *alloc, uint16_t port);
 /** Connections open right now, and the most ever open at once. */
 uint32_t http_conns_active(void);
 uint32_t http_conns_high_water(void);
+
+/** Bytes of one connection slot of the fixed pool (lwIP's pcbs aside). */
+size_t http_conn_slot_bytes(void);
 
 #endif /* POSTERN_HTTP_CONN_H */

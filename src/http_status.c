@@ -25,11 +25,14 @@ void http_status_count(int status)
   status_counts[http_status_slot(status)]++;
 }
 
-static void status_mem(wbuf_t *b, const char *name, const struct stats_mem *m, bool comma)
+/* One memory line; size is the bytes of one element (0 for the heap). */
+static void status_mem(wbuf_t *b, const char *name, const struct stats_mem *m, size_t size, bool comma)
 {
   wb_str(b, comma ? ",\"" : "\"");
   wb_str(b, name);
-  wb_str(b, "\":{\"used\":");
+  wb_str(b, "\":{\"size\":");
+  wb_u64(b, size);
+  wb_str(b, ",\"used\":");
   wb_u64(b, m->used);
   wb_str(b, ",\"max\":");
   wb_u64(b, m->max);
@@ -58,9 +61,9 @@ void http_status_render(wbuf_t *b)
   wb_str(b, ",\"free\":");
   wb_u64(b, storage_free());
   wb_str(b, "},\"memory\":{\"lwip\":{");
-  status_mem(b, "heap", &lwip_stats.mem, false);
+  status_mem(b, "heap", &lwip_stats.mem, 0, false);
   for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++) {
-    status_mem(b, pools[i].name, lwip_stats.memp[pools[i].pool], true);
+    status_mem(b, pools[i].name, lwip_stats.memp[pools[i].pool], memp_pools[pools[i].pool]->size, true);
   }
   wb_str(b, "},\"lua\":{\"in_use\":");
   wb_u64(b, policy_memory_in_use());
@@ -76,6 +79,8 @@ void http_status_render(wbuf_t *b)
   wb_u64(b, http_conns_high_water());
   wb_str(b, ",\"max\":");
   wb_u64(b, POSTERN_MAX_CONNS);
+  wb_str(b, ",\"slot_bytes\":");
+  wb_u64(b, http_conn_slot_bytes());
   wb_str(b, "},\"responses\":{");
   bool first = true;
   for (size_t i = 0; i <= HTTP_STATUS_KNOWN; i++) {
