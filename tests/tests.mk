@@ -102,6 +102,6 @@ test:
 	@$(MAKE) --no-print-directory -j2 all unit fuzz-build
 	@$(E2E_PYTEST) -q -p no:cacheprovider tests $(PYTEST_ARGS)
 
-# Figures, not tests: prints host throughput of upload vs. the discard sink.
+# Figures, not tests: footprint, RAM, decision cost and throughput against the budgets (tests/bench/figures.py).
 bench: all
-	@/usr/bin/python3 tests/bench/upload_vs_discard.py
+	@/usr/bin/python3 tests/bench/figures.py

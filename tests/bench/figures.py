@@ -1,0 +1,190 @@
+"""figures.py: `make bench`: postern's figures against the budgets of PRODUCT.md section 10.
+
+Prints one table and writes the same figures to build/bench/figures.json (and a
+Markdown copy, build/bench/figures.md, for the README). Deterministic where it
+can be: instruction counts come from callgrind; throughput is the median of
+several runs in one process lifetime.
+"""
+import json
+import os
+import platform
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
+from conftest import ROOT, HOST_BINARY, CERTS, Device, Endpoint, free_port  # noqa: E402
+from httpwire import Conn, request  # noqa: E402
+
+OUT_DIR = os.path.join(ROOT, "build", "bench")
+KIB = 1024
+MIB = 1024 * 1024
+TOKEN = "bench-T"
+THROUGHPUT_SIZE = 64 * MIB
+THROUGHPUT_RUNS = 3
+DECISIONS = 20
+
+rows = []  # (group, figure, value, unit, budget, note)
+figures = {}
+
+
+def row(group, key, figure, value, unit, budget=None, note=""):
+    """Records one figure; budget is (limit, "<=") or None."""
+    within = None if budget is None or value is None else value <= budget
+    rows.append((group, figure, value, unit, budget, within, note))
+    figures[key] = {"figure": figure, "value": value, "unit": unit, "budget": budget, "within_budget": within,
+                    "note": note}
+
+
+# ---- Decision cost: callgrind on the host build ---------------------------------------------------
+
+def _callgrind_decisions(auth):
+    """Host instructions inside conn_on_head (head complete -> policy -> 100 or 417 queued), per request."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "callgrind.out")
+        port = free_port()
+        log = open(os.path.join(tmp, "console"), "w+")
+        proc = subprocess.Popen(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out,
+                                 "--toggle-collect=conn_on_head", HOST_BINARY, "--http", str(port), "--https", "0",
+                                 "--echo", "0", "--discard", "0", "--storage", os.path.join(tmp, "s"),
+                                 "--set", "token=" + TOKEN], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 60
+            while "postern: ready" not in open(log.name).read():
+                assert proc.poll() is None and time.monotonic() < deadline, open(log.name).read()
+                time.sleep(0.2)
+            body = b"x" * 100
+            for i in range(DECISIONS):
+                c = Conn(port, timeout=30)
+                c.send(b"PUT /files/d%d.bin HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer %s\r\n"
+                       b"Content-Length: %d\r\nExpect: 100-continue\r\n\r\n" % (i, auth.encode(), len(body)))
+                r = c.read_response(timeout=30)
+                if r.status == 100:
+                    c.send(body)
+                    r = c.read_response(timeout=30)
+                    assert r.status == 201, r
+                else:
+                    assert r.status == 417, r
+                c.close()
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+        text = open(log.name).read()
+        m = re.search(r"Collected : (\d+)", text)
+        assert m, text
+        return int(m.group(1)) / DECISIONS
+
+
+def decision_cost():
+    budget = 5000
+    for what, auth in (("accepted: 100 Continue queued", TOKEN), ("refused: 417 queued", "wrong")):
+        n = _callgrind_decisions(auth)
+        row("decision (default policy)", "decision_" + what.split(":")[0], what, round(n), "x86-64 instr", budget,
+            "callgrind, host build -O2, mean of %d; head complete to response queued" % DECISIONS)
+
+
+# ---- Throughput on the host simulator -------------------------------------------------------------
+
+BLOCK = b"\x5a" * 65536
+
+
+def _discard(dev):
+    t = time.monotonic()
+    with socket.create_connection(("127.0.0.1", dev.discard), timeout=60) as s:
+        for _ in range(THROUGHPUT_SIZE // len(BLOCK)):
+            s.sendall(BLOCK)
+        s.shutdown(socket.SHUT_WR)
+        s.recv(1)
+    return time.monotonic() - t
+
+
+def _upload(endpoint, i):
+    t = time.monotonic()
+    c = Conn(endpoint, timeout=120)
+    c.send(("PUT /files/bench%d.bin HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n"
+            "Expect: 100-continue\r\n\r\n" % (i, TOKEN, THROUGHPUT_SIZE)).encode())
+    assert c.read_response().status == 100
+    for _ in range(THROUGHPUT_SIZE // len(BLOCK)):
+        c.send(BLOCK)
+    r = c.read_response(timeout=120)
+    assert r.status in (200, 201), r
+    c.close()
+    return time.monotonic() - t
+
+
+def throughput():
+    with tempfile.TemporaryDirectory() as tmp:
+        dev = Device(os.path.join(tmp, "storage"), ["--set", "token=" + TOKEN, "--capacity", "512M",
+                                                    "--cert", os.path.join(CERTS, "server.crt"),
+                                                    "--key", os.path.join(CERTS, "server.key")])
+        try:
+            d = statistics.median(_discard(dev) for _ in range(THROUGHPUT_RUNS))
+            u = statistics.median(_upload(Endpoint(dev.http, False), i % 2) for i in range(THROUGHPUT_RUNS))
+            s = statistics.median(_upload(Endpoint(dev.https, True), i % 2) for i in range(THROUGHPUT_RUNS))
+        finally:
+            dev.stop()
+    mib = THROUGHPUT_SIZE / MIB
+    note = "host simulator over libslirp, 64 MiB, median of %d" % THROUGHPUT_RUNS
+    row("upload path (host)", "discard_mib_s", "raw TCP discard sink (port 9)", round(mib / d, 1), "MiB/s", None, note)
+    row("upload path (host)", "put_http_mib_s", "PUT + Expect + policy + storage", round(mib / u, 1), "MiB/s", None,
+        note)
+    row("upload path (host)", "put_https_mib_s", "the same over HTTPS", round(mib / s, 1), "MiB/s", None, note)
+    row("upload path (host)", "put_http_ratio", "HTTP upload / discard", round(d / u, 2), "ratio", None,
+        "budget: >= 0.90")
+    row("upload path (host)", "put_https_ratio", "HTTPS upload / discard", round(d / s, 2), "ratio", None,
+        "no budget in PRODUCT.md")
+    figures["put_http_ratio"]["within_budget"] = d / u >= 0.90
+
+
+# ---- Output ----------------------------------------------------------------------------------------
+
+def _fmt(v):
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return "%.2f" % v if v < 10 else "%.1f" % v
+    return "{:,}".format(v)
+
+
+def report():
+    os.makedirs(OUT_DIR, exist_ok=True)
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    machine = "%s, %d cores, %s" % (platform.machine(), os.cpu_count() or 0, platform.platform())
+    lines = ["postern figures, %s, %s" % (stamp, machine), ""]
+    md = ["Measured %s on %s." % (stamp, machine), "",
+          "| group | figure | value | unit | budget | within |", "| --- | --- | --- | --- | --- | --- |"]
+    w = max(len(r[1]) for r in rows)
+    group = None
+    for g, figure, value, unit, budget, within, note in rows:
+        if g != group:
+            lines.append(g)
+            group = g
+        verdict = "" if within is None else ("ok" if within else "OVER")
+        lines.append("  %-*s %12s %-13s %10s %-4s  %s" % (w, figure, _fmt(value), unit,
+                                                          "<= " + _fmt(budget) if budget else "", verdict, note))
+        md.append("| %s | %s | %s | %s | %s | %s |" % (g, figure, _fmt(value), unit,
+                                                       "≤ " + _fmt(budget) if budget else "", verdict or ""))
+    print("\n".join(lines))
+    with open(os.path.join(OUT_DIR, "figures.json"), "w") as f:
+        json.dump({"measured": stamp, "machine": machine, "figures": figures}, f, indent=2)
+    with open(os.path.join(OUT_DIR, "figures.md"), "w") as f:
+        f.write("\n".join(md) + "\n")
+    print("\nwritten: build/bench/figures.json, build/bench/figures.md")
+
+
+def main():
+    t0 = time.monotonic()
+    decision_cost()
+    throughput()
+    report()
+    print("bench: %.0f s" % (time.monotonic() - t0))
+
+
+if __name__ == "__main__":
+    main()
