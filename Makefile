@@ -5,6 +5,7 @@
 #   make test            unit tests (ASan/UBSan) and end-to-end tests; ends with a summary line
 #   make fuzz            runs every libFuzzer target for FUZZ_TIME seconds (default 60)
 #   make bench           prints throughput figures (not part of make test)
+#   make certs           development certificates under build/certs (make run and make test use them)
 #   make clean           remove build/<board>; make distclean removes build/ (fetched sources too)
 #
 # LWIP_DIR, MBEDTLS_DIR and LUA_DIR point the build at upstream trees instead
@@ -30,6 +31,9 @@ TOOLS := gcc:gcc make:make dpkg-source:dpkg-dev /usr/share/keyrings/debian-archi
 TEST_TOOLS := /usr/bin/python3:python3 /usr/lib/python3/dist-packages/pytest:python3-pytest clang:clang \
               /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.asan-x86_64.a:libclang-rt-14-dev
 
+# 1: HTTPS (mbedTLS's TLS and port/tls.c); 0: plain HTTP only, for flash figures without TLS.
+TLS ?= 1
+
 include boards/$(BOARD)/board.mk
 
 # ---- Sources -------------------------------------------------------------
@@ -38,14 +42,13 @@ LWIP_SRCS := $(addprefix src/core/,init.c def.c inet_chksum.c ip.c mem.c memp.c 
              $(addprefix src/core/ipv4/,etharp.c icmp.c ip4.c ip4_addr.c ip4_frag.c) \
              src/netif/ethernet.c
 # TLS=0 builds without HTTPS: only the hashes of mbedTLS, and no port/tls.c.
-TLS ?= 1
 MBEDTLS_SRCS := $(addprefix library/,sha256.c md.c base64.c platform_util.c constant_time.c)
 ifeq ($(TLS),1)
 MBEDTLS_SRCS += $(addprefix library/,platform.c entropy.c entropy_poll.c ctr_drbg.c aes.c gcm.c chacha20.c \
                   poly1305.c chachapoly.c cipher.c cipher_wrap.c hkdf.c bignum.c bignum_core.c ecp.c ecp_curves.c \
                   ecdh.c ecdsa.c asn1parse.c asn1write.c oid.c pk.c pk_ecc.c pk_wrap.c pkparse.c pem.c x509.c \
                   x509_crt.c psa_crypto.c psa_crypto_aead.c psa_crypto_cipher.c psa_crypto_client.c \
-                  psa_crypto_driver_wrappers_no_static.c psa_crypto_ecp.c psa_crypto_hash.c psa_crypto_mac.c \
+                  psa_crypto_driver_wrappers_no_static.c psa_crypto_ecp.c psa_crypto_hash.c psa_crypto_mac.c psa_crypto_random.c \
                   psa_crypto_slot_management.c psa_util.c ssl_ciphersuites.c ssl_msg.c ssl_tls.c \
                   ssl_tls12_server.c ssl_tls13_generic.c ssl_tls13_keys.c ssl_tls13_server.c ssl_debug_helpers_generated.c)
 endif
@@ -73,7 +76,7 @@ OWN_OBJS := $(CORE_SRCS:%.c=$(OUT)/obj/%.o) $(PORT_SRCS:%.c=$(OUT)/obj/%.o) $(BO
 ALL_OBJS := $(OWN_OBJS) $(LWIP_OBJS) $(MBEDTLS_OBJS) $(LUA_OBJS)
 DEPS_STAMP := $(BUILD)/deps/.checked-$(BOARD)
 
-.PHONY: all tools deps run test unit bench fuzz fuzz-build clean distclean
+.PHONY: all tools deps run test unit bench fuzz fuzz-build certs clean distclean
 
 all: $(OUT)/$(BOARD_TARGET)
 
@@ -115,8 +118,14 @@ $(OUT)/$(BOARD_TARGET): $(ALL_OBJS)
 	@echo "  LD      $@"
 	@$(BOARD_LINK)
 
+# ---- Certificates ------------------------------------------------------------
+# Development CA, server and client certificates under build/certs (never committed).
+CERTS_DIR := $(BUILD)/certs
+certs: | tools
+	@scripts/make-certs.sh $(CERTS_DIR)
+
 # ---- Running ---------------------------------------------------------------
-run: all
+run: all $(BOARD_RUN_DEPS)
 	$(BOARD_RUN)
 
 # ---- Tests -----------------------------------------------------------------

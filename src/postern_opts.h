@@ -88,10 +88,11 @@
 #define POSTERN_MAX_TLS_CONNS 1
 #endif
 
-/** Bytes of the static mbedTLS heap: certificates and keys, plus each
- *  session at its handshake peak (16 KiB in + 4 KiB out records, handshake state). */
+/** Bytes of the static mbedTLS heap: the certificates and keys (about 2 KiB,
+ *  4 with a client CA), plus each session at its handshake peak (16 KiB in and
+ *  4 KiB out record buffers, handshake state, a client certificate chain). */
 #ifndef POSTERN_TLS_HEAP_SIZE
-#define POSTERN_TLS_HEAP_SIZE (8u * 1024u + POSTERN_MAX_TLS_CONNS * 38u * 1024u)
+#define POSTERN_TLS_HEAP_SIZE (6u * 1024u + POSTERN_MAX_TLS_CONNS * 30u * 1024u)
 #endif
 
 /** Seconds a TLS handshake may take before the connection is closed. */

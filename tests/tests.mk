@@ -99,7 +99,7 @@ E2E_PYTEST := /usr/bin/python3 -m pytest
 # end-to-end scenario, closed by pytest's summary line.
 test:
 	@scripts/need-tools.sh $(TOOLS) $(BOARD_TOOLS) $(TEST_TOOLS)
-	@$(MAKE) --no-print-directory -j2 all unit fuzz-build
+	@$(MAKE) --no-print-directory -j2 all unit fuzz-build certs
 	@$(E2E_PYTEST) -q -p no:cacheprovider tests $(PYTEST_ARGS)
 
 # Figures, not tests: prints host throughput of upload vs. the discard sink.
