@@ -13,7 +13,10 @@
 
 BOARD ?= host
 BUILD := build
-OUT := $(BUILD)/$(BOARD)
+# 1: HTTPS (mbedTLS's TLS and port/tls.c); 0: plain HTTP only, for flash figures without TLS.
+TLS ?= 1
+# A build without TLS keeps its own objects (the options differ).
+OUT := $(BUILD)/$(BOARD)$(if $(filter 0,$(TLS)),-notls)
 DEPS_DIR := $(BUILD)/deps
 LWIP_DIR ?= $(DEPS_DIR)/lwip
 MBEDTLS_DIR ?= $(DEPS_DIR)/mbedtls
@@ -31,9 +34,6 @@ TOOLS := gcc:gcc make:make dpkg-source:dpkg-dev /usr/share/keyrings/debian-archi
 TEST_TOOLS := /usr/bin/python3:python3 /usr/lib/python3/dist-packages/pytest:python3-pytest clang:clang \
               /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.asan-x86_64.a:libclang-rt-14-dev
 
-# 1: HTTPS (mbedTLS's TLS and port/tls.c); 0: plain HTTP only, for flash figures without TLS.
-TLS ?= 1
-
 include boards/$(BOARD)/board.mk
 
 # ---- Sources -------------------------------------------------------------
@@ -42,16 +42,15 @@ LWIP_SRCS := $(addprefix src/core/,init.c def.c inet_chksum.c ip.c mem.c memp.c 
              $(addprefix src/core/ipv4/,etharp.c icmp.c ip4.c ip4_addr.c ip4_frag.c) \
              src/netif/ethernet.c
 # TLS=0 builds without HTTPS: only the hashes of mbedTLS, and no port/tls.c.
-MBEDTLS_SRCS := $(addprefix library/,sha256.c md.c base64.c platform_util.c constant_time.c)
-ifeq ($(TLS),1)
-MBEDTLS_SRCS += $(addprefix library/,platform.c entropy.c entropy_poll.c ctr_drbg.c aes.c gcm.c chacha20.c \
+MBEDTLS_HASH_SRCS := $(addprefix library/,sha256.c md.c base64.c platform_util.c constant_time.c)
+MBEDTLS_TLS_SRCS := $(addprefix library/,platform.c entropy.c entropy_poll.c ctr_drbg.c aes.c gcm.c chacha20.c \
                   poly1305.c chachapoly.c cipher.c cipher_wrap.c hkdf.c bignum.c bignum_core.c ecp.c ecp_curves.c \
                   ecdh.c ecdsa.c asn1parse.c asn1write.c oid.c pk.c pk_ecc.c pk_wrap.c pkparse.c pem.c x509.c \
                   x509_crt.c psa_crypto.c psa_crypto_aead.c psa_crypto_cipher.c psa_crypto_client.c \
                   psa_crypto_driver_wrappers_no_static.c psa_crypto_ecp.c psa_crypto_hash.c psa_crypto_mac.c psa_crypto_random.c \
                   psa_crypto_slot_management.c psa_util.c ssl_ciphersuites.c ssl_msg.c ssl_tls.c \
                   ssl_tls12_server.c ssl_tls13_generic.c ssl_tls13_keys.c ssl_tls13_server.c ssl_debug_helpers_generated.c)
-endif
+MBEDTLS_SRCS := $(MBEDTLS_HASH_SRCS) $(if $(filter 1,$(TLS)),$(MBEDTLS_TLS_SRCS))
 LUA_SRCS := $(addprefix src/,lapi.c lcode.c lctype.c ldebug.c ldo.c ldump.c lfunc.c lgc.c llex.c lmem.c \
               lobject.c lopcodes.c lparser.c lstate.c lstring.c ltable.c ltm.c lundump.c lvm.c lzio.c \
               lauxlib.c lbaselib.c lstrlib.c ltablib.c lmathlib.c lutf8lib.c)
@@ -60,7 +59,8 @@ PORT_SRCS := $(filter-out $(if $(filter 1,$(TLS)),,port/tls.c),$(wildcard port/*
 
 INCLUDES := -Isrc -Iport -Iport/include -Iport/mbedtls -Iboards/$(BOARD) -I$(LWIP_DIR)/src/include \
             -I$(MBEDTLS_DIR)/include -I$(LUA_DIR)/src -Iport/lua
-DEFINES := -DMBEDTLS_CONFIG_FILE='"postern_mbedtls_config.h"' -DPOSTERN_TLS=$(TLS)
+DEFINES_BASE := -DMBEDTLS_CONFIG_FILE='"postern_mbedtls_config.h"'
+DEFINES := $(DEFINES_BASE) -DPOSTERN_TLS=$(TLS)
 WARNINGS := -Wall -Wextra -Wshadow -Wundef -Werror
 BASE_CFLAGS := -std=c11 -MMD -MP $(BOARD_CFLAGS) $(INCLUDES) $(DEFINES)
 # postern's own code: strict, the same flags on every board.

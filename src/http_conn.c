@@ -420,11 +420,13 @@ static void conn_peer(conn_t *c, char *out, size_t cap)
   out[b.len] = '\0';
 }
 
+#if POSTERN_TLS
 /* A C string as a policy string; NULL stays absent (nil). */
 static policy_str_t conn_str(const char *s)
 {
   return s != NULL ? (policy_str_t){s, strlen(s)} : (policy_str_t){NULL, 0};
 }
+#endif
 
 static void conn_start_upload(conn_t *c);
 static void conn_start_download(conn_t *c);

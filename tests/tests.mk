@@ -6,10 +6,12 @@
 
 TEST_OUT := $(BUILD)/test
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-TEST_CFLAGS := -std=c11 -g -O1 -MMD -MP $(SAN_FLAGS) $(INCLUDES) -Itests/unit $(DEFINES) -D_GNU_SOURCE
+# Unit tests and fuzz targets cover the core without TLS (only the hashes of
+# mbedTLS); the TLS layer is exercised end to end by tests/e2e/test_tls.py.
+TEST_CFLAGS := -std=c11 -g -O1 -MMD -MP $(SAN_FLAGS) $(INCLUDES) -Itests/unit $(DEFINES_BASE) -DPOSTERN_TLS=0 -D_GNU_SOURCE
 LWIP_ALL := $(addprefix $(LWIP_DIR)/,$(LWIP_SRCS))
 LUA_ALL := $(addprefix $(LUA_DIR)/,$(LUA_SRCS))
-MBEDTLS_ALL := $(addprefix $(MBEDTLS_DIR)/,$(MBEDTLS_SRCS))
+MBEDTLS_ALL := $(addprefix $(MBEDTLS_DIR)/,$(MBEDTLS_HASH_SRCS))
 
 UNIT_frameq := port/frameq.c
 UNIT_timers := $(LWIP_ALL)
@@ -68,7 +70,7 @@ FUZZ_conn := tests/fuzz/fake_altcp.c tests/fuzz/fake_storage_mem.c src/http_conn
 # Extra flags of one target. Lua wants its config header; mbedTLS's alignment.h tests
 # MBEDTLS_GCC_VERSION, which clang leaves undefined (0 either way), under -Wundef;
 # lwIP checks its pools for double frees and overruns.
-FUZZ_CFLAGS_conn := $(DEFINES) -include port/lua/luaconf_postern.h -DMBEDTLS_GCC_VERSION=0 \
+FUZZ_CFLAGS_conn := $(DEFINES_BASE) -DPOSTERN_TLS=0 -include port/lua/luaconf_postern.h -DMBEDTLS_GCC_VERSION=0 \
   -DMEMP_SANITY_CHECK=1 -DMEMP_OVERFLOW_CHECK=2 -DMEM_SANITY_CHECK=1 -DMEM_OVERFLOW_CHECK=2
 FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_NAMES:%=$(BUILD)/fuzz/fuzz_%)
