@@ -22,8 +22,11 @@ class Response:
 class Conn:
     """One TCP connection; reads responses off it one at a time."""
 
-    def __init__(self, port, timeout=10):
+    def __init__(self, port, timeout=10, tls=None):
+        """tls: an ssl.SSLContext to speak HTTPS (the handshake runs here), or None."""
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        if tls is not None:
+            self.sock = tls.wrap_socket(self.sock, server_hostname="localhost")
         self.buf = b""
 
     def send(self, data):
@@ -86,9 +89,9 @@ class Conn:
         self.sock.close()
 
 
-def request(port, method, path, body=b"", headers=None, timeout=10):
-    """One request on a fresh connection; returns the final response."""
-    c = Conn(port, timeout)
+def request(port, method, path, body=b"", headers=None, timeout=10, tls=None):
+    """One request on a fresh connection (HTTPS with an ssl.SSLContext); returns the final response."""
+    c = Conn(port, timeout, tls)
     try:
         h = {"Host": "device"}
         if body is not None and method in ("PUT", "POST"):
