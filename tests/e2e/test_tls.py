@@ -231,11 +231,11 @@ def test_required_client_cert_the_policy_sees_cn_and_fingerprint(start_device, t
 
 def test_optional_client_cert_untrusted_one_gives_no_subject(start_device, tmp_path):
     dev = start_device("--policy", write_policy(tmp_path, ECHO_POLICY), "--client-ca", CA, *SERVER)
-    r = request(dev.https, "GET", "/x", tls=client_context())
+    r = request(dev.https, "GET", "/files/x.bin", tls=client_context())
     assert "subject=nil" in r.json()["message"]
-    r = request(dev.https, "GET", "/x", tls=client_context(cert="rogue"))
+    r = request(dev.https, "GET", "/files/x.bin", tls=client_context(cert="rogue"))
     assert "subject=nil fp=nil" in r.json()["message"]
-    r = request(dev.https, "GET", "/x", tls=client_context(cert="device", version=ssl.TLSVersion.TLSv1_2))
+    r = request(dev.https, "GET", "/files/x.bin", tls=client_context(cert="device", version=ssl.TLSVersion.TLSv1_2))
     assert "tls=TLSv1.2" in r.json()["message"] and "subject=device-0001" in r.json()["message"]
 
 
