@@ -736,11 +736,8 @@ static void tls_recved(struct altcp_pcb *conn, u16_t len)
     return;
   }
   s->held = len < s->held ? s->held - len : 0;
-  if (s->held < POSTERN_TLS_RX_HELD_MAX && s->depth == 0 && s->phase == TLS_OPEN) {
-    s->depth++;
-    tls_pump(s);
-    tls_leave(s);
-  }
+  /* No delivery from here (the application may be in the middle of its own
+   * work): the callback that is running pumps when it returns, else the poll. */
 }
 
 static struct altcp_pcb *tls_listen(struct altcp_pcb *conn, u8_t backlog, err_t *err)
