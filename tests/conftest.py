@@ -9,7 +9,8 @@ import time
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-HOST_BINARY = os.path.join(ROOT, "build", "host", "postern")
+# POSTERN_HOST_BINARY runs the suite against another build (e.g. one with sanitizers).
+HOST_BINARY = os.environ.get("POSTERN_HOST_BINARY") or os.path.join(ROOT, "build", "host", "postern")
 
 
 def free_port():
