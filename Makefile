@@ -6,6 +6,7 @@
 #   make fuzz            runs every libFuzzer target for FUZZ_TIME seconds (default 60)
 #   make bench           prints throughput figures (not part of make test)
 #   make certs           development certificates under build/certs (make run and make test use them)
+#   make tls-size        flash cost of TLS on a Cortex-M3 (-Os): mbedTLS objects and port/tls.c
 #   make clean           remove build/<board>; make distclean removes build/ (fetched sources too)
 #
 # LWIP_DIR, MBEDTLS_DIR and LUA_DIR point the build at upstream trees instead
@@ -76,7 +77,7 @@ OWN_OBJS := $(CORE_SRCS:%.c=$(OUT)/obj/%.o) $(PORT_SRCS:%.c=$(OUT)/obj/%.o) $(BO
 ALL_OBJS := $(OWN_OBJS) $(LWIP_OBJS) $(MBEDTLS_OBJS) $(LUA_OBJS)
 DEPS_STAMP := $(BUILD)/deps/.checked-$(BOARD)
 
-.PHONY: all tools deps run test unit bench fuzz fuzz-build certs clean distclean
+.PHONY: all tools deps run test unit bench fuzz fuzz-build certs tls-size clean distclean
 
 all: $(OUT)/$(BOARD_TARGET)
 
@@ -123,6 +124,10 @@ $(OUT)/$(BOARD_TARGET): $(ALL_OBJS)
 CERTS_DIR := $(BUILD)/certs
 certs: | tools
 	@scripts/make-certs.sh $(CERTS_DIR)
+
+# Flash cost of TLS on a Cortex-M3 (-Os): mbedTLS objects, port/tls.c, a gc-sections link.
+tls-size: | $(DEPS_STAMP)
+	@scripts/tls-size.sh $(MBEDTLS_DIR) $(LWIP_DIR) "$(MBEDTLS_HASH_SRCS) $(MBEDTLS_TLS_SRCS)" "$(MBEDTLS_HASH_SRCS)"
 
 # ---- Running ---------------------------------------------------------------
 run: all $(BOARD_RUN_DEPS)
