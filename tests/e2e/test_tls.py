@@ -311,3 +311,44 @@ def test_tls_heap_back_at_baseline_after_mixed_traffic(dev, tmp_path):
     assert tls["high_water"] > 0
     assert doc["tls"]["sessions"] == 0 and doc["connections"]["active"] <= 1
     assert not os.path.exists(os.path.join(dev.storage, "cut.bin"))
+
+
+# ---- Closing ---------------------------------------------------------------------
+
+def test_connection_close_ends_with_close_notify(dev):
+    c = Conn(dev.https, tls=client_context())
+    c.send(b"GET /_status HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n")
+    assert c.read_response().status == 200
+    c.sock.settimeout(5)
+    assert c.sock.recv(100) == b""  # a clean close_notify: Python raises SSLEOFError without one
+    c.close()
+
+
+def test_refused_upload_over_tls_answer_survives_the_body_in_flight(dev):
+    c = Conn(dev.https, tls=client_context())
+    body = os.urandom(1024 * 1024)
+    c.send(("PUT /files/no.bin HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer wrong\r\nContent-Length: %d\r\n\r\n"
+            % len(body)).encode())
+    try:
+        c.send(body)
+    except (ssl.SSLError, OSError):
+        pass  # the device may stop reading once its linger is over
+    r = c.read_response()
+    assert r.status == 403 and r.headers.get("connection") == "close", r
+    c.close()
+    assert not os.path.exists(os.path.join(dev.storage, "no.bin"))
+    time.sleep(0.5)
+    assert status_doc(dev)["tls"]["sessions"] == 0
+    assert_serving(dev)
+
+
+def test_client_close_notify_mid_request_frees_the_session(dev):
+    c = Conn(dev.https, tls=client_context())
+    c.send(b"GET /_status HTTP/1.1\r\nHost: d\r\n")  # an unfinished head
+    raw = c.sock.unwrap()  # sends close_notify
+    raw.close()
+    deadline = time.monotonic() + 5
+    while status_doc(dev)["tls"]["sessions"] != 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert status_doc(dev)["tls"]["sessions"] == 0
+    assert_serving(dev)
