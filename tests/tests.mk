@@ -14,6 +14,7 @@ LUA_ALL := $(addprefix $(LUA_DIR)/,$(LUA_SRCS))
 MBEDTLS_ALL := $(addprefix $(MBEDTLS_DIR)/,$(MBEDTLS_HASH_SRCS))
 
 UNIT_frameq := port/frameq.c
+UNIT_arena := port/arena.c
 UNIT_timers := $(LWIP_ALL)
 UNIT_options := boards/host/options.c
 UNIT_http_parser := src/http_parser.c
