@@ -8,10 +8,9 @@
 #define MBEDTLS_MD_C
 #define MBEDTLS_BASE64_C
 
-/* POSTERN_TLS comes from the build (TLS=0 leaves it all out). */
-#ifndef POSTERN_TLS
-#define POSTERN_TLS 1
-#endif
+/* POSTERN_TLS (and every other postern option) has one home: postern_opts.h,
+ * set by the build (make TLS=0) or the board. */
+#include "postern_opts.h"
 
 #if POSTERN_TLS
 /* ---- Platform: no libc heap, no files, no threads, no clock ------------
