@@ -5,6 +5,8 @@
 #   make test            unit tests (ASan/UBSan) and end-to-end tests; ends with a summary line
 #   make fuzz            runs every libFuzzer target for FUZZ_TIME seconds (default 60)
 #   make bench           prints throughput figures (not part of make test)
+#   make certs           development certificates under build/certs (make run and make test use them)
+#   make tls-size        flash cost of TLS on a Cortex-M3 (-Os): mbedTLS objects and port/tls.c
 #   make clean           remove build/<board>; make distclean removes build/ (fetched sources too)
 #
 # LWIP_DIR, MBEDTLS_DIR and LUA_DIR point the build at upstream trees instead
@@ -12,7 +14,10 @@
 
 BOARD ?= host
 BUILD := build
-OUT := $(BUILD)/$(BOARD)
+# 1: HTTPS (mbedTLS's TLS and port/tls.c); 0: plain HTTP only, for flash figures without TLS.
+TLS ?= 1
+# A build without TLS keeps its own objects (the options differ).
+OUT := $(BUILD)/$(BOARD)$(if $(filter 0,$(TLS)),-notls)
 DEPS_DIR := $(BUILD)/deps
 LWIP_DIR ?= $(DEPS_DIR)/lwip
 MBEDTLS_DIR ?= $(DEPS_DIR)/mbedtls
@@ -37,16 +42,26 @@ LWIP_SRCS := $(addprefix src/core/,init.c def.c inet_chksum.c ip.c mem.c memp.c 
                altcp.c altcp_alloc.c altcp_tcp.c tcp.c tcp_in.c tcp_out.c timeouts.c udp.c) \
              $(addprefix src/core/ipv4/,etharp.c icmp.c ip4.c ip4_addr.c ip4_frag.c) \
              src/netif/ethernet.c
-MBEDTLS_SRCS := $(addprefix library/,sha256.c md.c base64.c platform_util.c constant_time.c)
+# TLS=0 builds without HTTPS: only the hashes of mbedTLS, and no port/tls.c.
+MBEDTLS_HASH_SRCS := $(addprefix library/,sha256.c md.c base64.c platform_util.c constant_time.c)
+MBEDTLS_TLS_SRCS := $(addprefix library/,platform.c entropy.c entropy_poll.c ctr_drbg.c aes.c gcm.c chacha20.c \
+                  poly1305.c chachapoly.c cipher.c cipher_wrap.c hkdf.c bignum.c bignum_core.c ecp.c ecp_curves.c \
+                  ecdh.c ecdsa.c asn1parse.c asn1write.c oid.c pk.c pk_ecc.c pk_wrap.c pkparse.c pem.c x509.c \
+                  x509_crt.c psa_crypto.c psa_crypto_aead.c psa_crypto_cipher.c psa_crypto_client.c \
+                  psa_crypto_driver_wrappers_no_static.c psa_crypto_ecp.c psa_crypto_hash.c psa_crypto_mac.c psa_crypto_random.c \
+                  psa_crypto_slot_management.c psa_util.c ssl_ciphersuites.c ssl_msg.c ssl_tls.c \
+                  ssl_tls12_server.c ssl_tls13_generic.c ssl_tls13_keys.c ssl_tls13_server.c ssl_debug_helpers_generated.c)
+MBEDTLS_SRCS := $(MBEDTLS_HASH_SRCS) $(if $(filter 1,$(TLS)),$(MBEDTLS_TLS_SRCS))
 LUA_SRCS := $(addprefix src/,lapi.c lcode.c lctype.c ldebug.c ldo.c ldump.c lfunc.c lgc.c llex.c lmem.c \
               lobject.c lopcodes.c lparser.c lstate.c lstring.c ltable.c ltm.c lundump.c lvm.c lzio.c \
               lauxlib.c lbaselib.c lstrlib.c ltablib.c lmathlib.c lutf8lib.c)
 CORE_SRCS := $(wildcard src/*.c)
-PORT_SRCS := $(wildcard port/*.c)
+PORT_SRCS := $(filter-out $(if $(filter 1,$(TLS)),,port/tls.c),$(wildcard port/*.c))
 
 INCLUDES := -Isrc -Iport -Iport/include -Iport/mbedtls -Iboards/$(BOARD) -I$(LWIP_DIR)/src/include \
             -I$(MBEDTLS_DIR)/include -I$(LUA_DIR)/src -Iport/lua
-DEFINES := -DMBEDTLS_CONFIG_FILE='"postern_mbedtls_config.h"'
+DEFINES_BASE := -DMBEDTLS_CONFIG_FILE='"postern_mbedtls_config.h"'
+DEFINES := $(DEFINES_BASE) -DPOSTERN_TLS=$(TLS)
 WARNINGS := -Wall -Wextra -Wshadow -Wundef -Werror
 BASE_CFLAGS := -std=c11 -MMD -MP $(BOARD_CFLAGS) $(INCLUDES) $(DEFINES)
 # postern's own code: strict, the same flags on every board.
@@ -62,7 +77,7 @@ OWN_OBJS := $(CORE_SRCS:%.c=$(OUT)/obj/%.o) $(PORT_SRCS:%.c=$(OUT)/obj/%.o) $(BO
 ALL_OBJS := $(OWN_OBJS) $(LWIP_OBJS) $(MBEDTLS_OBJS) $(LUA_OBJS)
 DEPS_STAMP := $(BUILD)/deps/.checked-$(BOARD)
 
-.PHONY: all tools deps run test unit bench fuzz fuzz-build clean distclean
+.PHONY: all tools deps run test unit bench fuzz fuzz-build certs tls-size clean distclean
 
 all: $(OUT)/$(BOARD_TARGET)
 
@@ -104,8 +119,18 @@ $(OUT)/$(BOARD_TARGET): $(ALL_OBJS)
 	@echo "  LD      $@"
 	@$(BOARD_LINK)
 
+# ---- Certificates ------------------------------------------------------------
+# Development CA, server and client certificates under build/certs (never committed).
+CERTS_DIR := $(BUILD)/certs
+certs: | tools
+	@scripts/make-certs.sh $(CERTS_DIR)
+
+# Flash cost of TLS on a Cortex-M3 (-Os): mbedTLS objects, port/tls.c, a gc-sections link.
+tls-size: | $(DEPS_STAMP)
+	@scripts/tls-size.sh $(MBEDTLS_DIR) $(LWIP_DIR) "$(MBEDTLS_HASH_SRCS) $(MBEDTLS_TLS_SRCS)" "$(MBEDTLS_HASH_SRCS)"
+
 # ---- Running ---------------------------------------------------------------
-run: all
+run: all $(BOARD_RUN_DEPS)
 	$(BOARD_RUN)
 
 # ---- Tests -----------------------------------------------------------------

@@ -38,11 +38,14 @@
 #include "policy.h"
 #include "postern_opts.h"
 #include "storage.h"
+#if POSTERN_TLS
+#include "tls.h"
+#endif
 
 /** Poll interval of lwIP's poll callback, in its 500 ms ticks: timeouts run once a second. */
 #define CONN_POLL_TICKS 2
 /** Send-buffer room required before a response is rendered. */
-#define CONN_RESP_ROOM 1024
+#define CONN_RESP_ROOM 1536
 /** Request line bytes kept for the access log. */
 #define CONN_REQLINE_MAX 96
 
@@ -92,7 +95,7 @@ static bool conn_aborted;
 
 /* Shared scratch, safe because everything runs in the one main loop. */
 static char conn_head_buf[POSTERN_HEAD_MAX];
-static char conn_out[1024];
+static char conn_out[1536];
 static char conn_path[POSTERN_TARGET_MAX + 1];
 static uint8_t conn_io[TCP_MSS];
 
@@ -422,6 +425,14 @@ static void conn_peer(conn_t *c, char *out, size_t cap)
   out[b.len] = '\0';
 }
 
+#if POSTERN_TLS
+/* A C string as a policy string; NULL stays absent (nil). */
+static policy_str_t conn_str(const char *s)
+{
+  return s != NULL ? (policy_str_t){s, strlen(s)} : (policy_str_t){NULL, 0};
+}
+#endif
+
 static void conn_start_upload(conn_t *c);
 static void conn_start_download(conn_t *c);
 static void conn_start_list(conn_t *c);
@@ -519,6 +530,18 @@ static void conn_on_head(conn_t *c, const char *head)
   }
   char peer[IPADDR_STRLEN_MAX + 8];
   conn_peer(c, peer, sizeof peer);
+  const policy_tls_t *tls = NULL;
+#if POSTERN_TLS
+  tls_facts_t facts;
+  policy_tls_t tls_view;
+  if (tls_get_facts(c->pcb, &facts)) {
+    tls_view.version = conn_str(facts.version);
+    tls_view.cipher = conn_str(facts.cipher);
+    tls_view.subject = conn_str(facts.subject);
+    tls_view.fingerprint = conn_str(facts.fingerprint);
+    tls = &tls_view;
+  }
+#endif
   policy_request_t pr = {
     .method = {head + r->method.off, r->method.len},
     .path = {conn_path, strlen(conn_path)},
@@ -534,7 +557,7 @@ static void conn_on_head(conn_t *c, const char *head)
                 ? (policy_str_t){head + r->headers[m.expect_hdr].value.off, r->headers[m.expect_hdr].value.len}
                 : (policy_str_t){NULL, 0},
     .peer = {peer, strlen(peer)},
-    .tls = NULL,
+    .tls = tls,
   };
   static policy_decision_t d;
   policy_decide(&pr, &d);
@@ -828,7 +851,7 @@ static void conn_start_list(conn_t *c)
 
 static void conn_send_status(conn_t *c)
 {
-  static char body[900];
+  static char body[1200];
   wbuf_t j;
   wb_init(&j, body, sizeof body);
   http_status_render(&j);

@@ -8,6 +8,9 @@
 #include "policy.h"
 #include "postern_opts.h"
 #include "storage.h"
+#if POSTERN_TLS
+#include "tls.h"
+#endif
 
 /* One counter per row of the status table, the last for any other status. */
 static uint32_t status_counts[HTTP_STATUS_KNOWN + 1];
@@ -73,7 +76,32 @@ void http_status_render(wbuf_t *b)
   wb_u64(b, policy_memory_high_water());
   wb_str(b, ",\"cap\":");
   wb_u64(b, POSTERN_LUA_ARENA_SIZE);
-  wb_str(b, "},\"tls_heap\":null},\"connections\":{\"active\":");
+  wb_str(b, "},\"tls_heap\":");
+#if POSTERN_TLS
+  tls_stats_t t;
+  tls_get_stats(&t);
+  wb_str(b, "{\"size\":");
+  wb_u64(b, t.heap_size);
+  wb_str(b, ",\"in_use\":");
+  wb_u64(b, t.heap_in_use);
+  wb_str(b, ",\"high_water\":");
+  wb_u64(b, t.heap_high_water);
+  wb_str(b, "}},\"tls\":{\"sessions\":");
+  wb_u64(b, t.sessions);
+  wb_str(b, ",\"high_water\":");
+  wb_u64(b, t.sessions_high_water);
+  wb_str(b, ",\"max\":");
+  wb_u64(b, t.sessions_max);
+  wb_str(b, ",\"handshakes\":");
+  wb_u64(b, t.handshakes);
+  wb_str(b, ",\"failed\":");
+  wb_u64(b, t.handshake_failures);
+  wb_str(b, ",\"refused_over_limit\":");
+  wb_u64(b, t.refused_over_limit);
+  wb_str(b, "},\"connections\":{\"active\":");
+#else
+  wb_str(b, "null},\"tls\":null,\"connections\":{\"active\":");
+#endif
   wb_u64(b, http_conns_active());
   wb_str(b, ",\"high_water\":");
   wb_u64(b, http_conns_high_water());

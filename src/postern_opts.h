@@ -74,6 +74,38 @@
 #define POSTERN_LINGER_MAX (256u * 1024u)
 #endif
 
+/* ---- TLS --------------------------------------------------------------- */
+
+/** 1: HTTPS on port 443 is built in (make TLS=0 leaves mbedTLS's TLS out). */
+#ifndef POSTERN_TLS
+#define POSTERN_TLS 1
+#endif
+
+/** Concurrent TLS sessions, handshakes included; they share POSTERN_MAX_CONNS
+ *  with plain connections, which always keep the remaining slots. A TLS
+ *  connection beyond it is closed before any handshake memory is taken. */
+#ifndef POSTERN_MAX_TLS_CONNS
+#define POSTERN_MAX_TLS_CONNS 1
+#endif
+
+/** Bytes of the static mbedTLS heap: the certificates and keys (about 2 KiB,
+ *  4 with a client CA), plus each session at its handshake peak (16 KiB in and
+ *  4 KiB out record buffers, handshake state, a client certificate chain). */
+#ifndef POSTERN_TLS_HEAP_SIZE
+#define POSTERN_TLS_HEAP_SIZE (6u * 1024u + POSTERN_MAX_TLS_CONNS * 30u * 1024u)
+#endif
+
+/** Seconds a TLS handshake may take before the connection is closed. */
+#ifndef POSTERN_TLS_HANDSHAKE_TIMEOUT_S
+#define POSTERN_TLS_HANDSHAKE_TIMEOUT_S 10
+#endif
+
+/** Plaintext bytes the application may hold unconsumed before the TLS layer
+ *  stops decrypting and stops opening the TCP window. */
+#ifndef POSTERN_TLS_RX_HELD_MAX
+#define POSTERN_TLS_RX_HELD_MAX 8192
+#endif
+
 /* ---- Lua policy -------------------------------------------------------- */
 
 /** Bytes of the Lua arena: the memory cap of the policy VM. */
@@ -111,6 +143,12 @@
 #endif
 #if POSTERN_MAX_HEADERS > 255
 #error "POSTERN_MAX_HEADERS must fit in 8 bits"
+#endif
+#if POSTERN_TLS && (POSTERN_MAX_TLS_CONNS < 1 || POSTERN_MAX_TLS_CONNS >= POSTERN_MAX_CONNS)
+#error "POSTERN_MAX_TLS_CONNS must lie between 1 and POSTERN_MAX_CONNS - 1, so plain connections keep a slot"
+#endif
+#if POSTERN_TLS_RX_HELD_MAX < POSTERN_HEAD_MAX
+#error "POSTERN_TLS_RX_HELD_MAX must hold a whole request head"
 #endif
 #if POSTERN_LUA_HOOK_STEP > POSTERN_LUA_BUDGET
 #error "POSTERN_LUA_HOOK_STEP must not exceed POSTERN_LUA_BUDGET"

@@ -26,7 +26,8 @@ import time
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-HOST_BINARY = os.path.join(ROOT, "build", "host", "postern")
+# POSTERN_HOST_BINARY runs the suite against another build (e.g. one with sanitizers).
+HOST_BINARY = os.environ.get("POSTERN_HOST_BINARY") or os.path.join(ROOT, "build", "host", "postern")
 CERTS = os.path.join(ROOT, "build", "certs")
 CA_CERT = os.path.join(CERTS, "ca.crt")
 ALL_TARGETS = ("host", "host-https", "mps2", "mps2-https")

@@ -6,18 +6,21 @@
 
 TEST_OUT := $(BUILD)/test
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-TEST_CFLAGS := -std=c11 -g -O1 -MMD -MP $(SAN_FLAGS) $(INCLUDES) -Itests/unit $(DEFINES) -D_GNU_SOURCE
+# Unit tests and fuzz targets cover the core without TLS (only the hashes of
+# mbedTLS); the TLS layer is exercised end to end by tests/e2e/test_tls.py.
+TEST_CFLAGS := -std=c11 -g -O1 -MMD -MP $(SAN_FLAGS) $(INCLUDES) -Itests/unit $(DEFINES_BASE) -DPOSTERN_TLS=0 -D_GNU_SOURCE
 LWIP_ALL := $(addprefix $(LWIP_DIR)/,$(LWIP_SRCS))
 LUA_ALL := $(addprefix $(LUA_DIR)/,$(LUA_SRCS))
-MBEDTLS_ALL := $(addprefix $(MBEDTLS_DIR)/,$(MBEDTLS_SRCS))
+MBEDTLS_ALL := $(addprefix $(MBEDTLS_DIR)/,$(MBEDTLS_HASH_SRCS))
 
 UNIT_frameq := port/frameq.c
+UNIT_arena := port/arena.c
 UNIT_timers := $(LWIP_ALL)
 UNIT_options := boards/host/options.c
 UNIT_http_parser := src/http_parser.c
 UNIT_chunked := src/chunked.c
 UNIT_digest := src/digest.c $(MBEDTLS_ALL)
-UNIT_policy := src/policy.c src/digest.c port/lua_arena.c src/log.c $(LUA_ALL) $(MBEDTLS_ALL) tests/unit/fake_storage.c
+UNIT_policy := src/policy.c src/digest.c port/lua_arena.c port/arena.c src/log.c $(LUA_ALL) $(MBEDTLS_ALL) tests/unit/fake_storage.c
 UNIT_LDLIBS_policy := -lm
 UNIT_storage_host := boards/host/storage_host.c src/log.c
 
@@ -63,12 +66,12 @@ FUZZ_chunked := src/chunked.c
 # The whole connection state machine over a fake altcp and storage (tests/fuzz/fake_*.c):
 # real lwIP pbufs and pools (lwIP's altcp layer is replaced by the fake), the Lua policy, mbedTLS.
 FUZZ_conn := tests/fuzz/fake_altcp.c tests/fuzz/fake_storage_mem.c src/http_conn.c src/listen.c src/http_parser.c src/chunked.c \
-  src/http_response.c src/http_status.c src/digest.c src/log.c src/policy.c port/lua_arena.c \
+  src/http_response.c src/http_status.c src/digest.c src/log.c src/policy.c port/lua_arena.c port/arena.c \
   $(filter-out %/altcp.c %/altcp_alloc.c %/altcp_tcp.c,$(LWIP_ALL)) $(LUA_ALL) $(MBEDTLS_ALL)
 # Extra flags of one target. Lua wants its config header; mbedTLS's alignment.h tests
 # MBEDTLS_GCC_VERSION, which clang leaves undefined (0 either way), under -Wundef;
 # lwIP checks its pools for double frees and overruns.
-FUZZ_CFLAGS_conn := $(DEFINES) -include port/lua/luaconf_postern.h -DMBEDTLS_GCC_VERSION=0 \
+FUZZ_CFLAGS_conn := $(DEFINES_BASE) -DPOSTERN_TLS=0 -include port/lua/luaconf_postern.h -DMBEDTLS_GCC_VERSION=0 \
   -DMEMP_SANITY_CHECK=1 -DMEMP_OVERFLOW_CHECK=2 -DMEM_SANITY_CHECK=1 -DMEM_OVERFLOW_CHECK=2
 FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_NAMES:%=$(BUILD)/fuzz/fuzz_%)
@@ -99,7 +102,7 @@ E2E_PYTEST := /usr/bin/python3 -m pytest
 # end-to-end scenario, closed by pytest's summary line.
 test:
 	@scripts/need-tools.sh $(TOOLS) $(BOARD_TOOLS) $(TEST_TOOLS)
-	@$(MAKE) --no-print-directory -j2 all unit fuzz-build
+	@$(MAKE) --no-print-directory -j2 all unit fuzz-build certs
 	@$(E2E_PYTEST) -q -p no:cacheprovider tests $(PYTEST_ARGS)
 
 # Figures, not tests: footprint, RAM, decision cost and throughput against the budgets (tests/bench/figures.py).

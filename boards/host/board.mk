@@ -7,5 +7,8 @@ BOARD_CFLAGS := -O2 -g -fno-strict-aliasing -ffunction-sections -fdata-sections
 BOARD_OWN_CFLAGS = $(if $(filter boards/host/%,$<),-D_GNU_SOURCE $(shell pkg-config --cflags slirp))
 BOARD_LDLIBS = $(shell pkg-config --libs slirp) -lm
 BOARD_SRCS := $(wildcard boards/host/*.c)
-BOARD_RUN = $(OUT)/postern --storage $(OUT)/storage $(ARGS)
+# HTTPS out of the box: the development certificates of `make certs` (TLS=0: none).
+BOARD_RUN_DEPS := $(if $(filter 1,$(TLS)),certs)
+BOARD_RUN = $(OUT)/postern --storage $(OUT)/storage $(if $(filter 1,$(TLS)),--cert $(CERTS_DIR)/server.crt \
+  --key $(CERTS_DIR)/server.key) $(ARGS)
 BOARD_LINK = $(CC) -Wl,--gc-sections -o $@ $^ $(BOARD_LDLIBS)

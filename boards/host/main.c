@@ -1,5 +1,7 @@
 /* main.c: the host simulator: postern's lwIP stack in a Linux process, wired to libslirp. */
 #include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,6 +15,9 @@
 #include "selftest.h"
 #include "slirp_netif.h"
 #include "storage_host.h"
+#if POSTERN_TLS
+#include "tls.h"
+#endif
 
 /** Largest policy script the simulator loads (the firmware embeds its own). */
 #define MAIN_POLICY_MAX (64 * 1024)
@@ -53,6 +58,63 @@ static int main_load_policy(const host_options_t *opt)
   return 0;
 }
 
+#if POSTERN_TLS
+/** Largest certificate or key file the simulator loads. */
+#define MAIN_PEM_MAX (16 * 1024)
+
+/* Reads a PEM (or DER) file into buf; PEM gets its NUL counted, as mbedTLS wants. */
+static int main_read_file(const char *path, uint8_t *buf, size_t cap, size_t *len)
+{
+  FILE *f = fopen(path, "rb");
+  if (f == NULL) {
+    log_line("postern: cannot open %s", path);
+    return -1;
+  }
+  size_t n = fread(buf, 1, cap - 1, f);
+  int too_big = n == cap - 1 && fgetc(f) != EOF;
+  fclose(f);
+  if (too_big || n == 0) {
+    log_line("postern: %s is empty or larger than %u bytes", path, (unsigned)(cap - 1));
+    return -1;
+  }
+  buf[n] = '\0';
+  *len = memmem(buf, n, "-----BEGIN", 10) != NULL ? n + 1 : n;
+  return 0;
+}
+
+/* Loads the certificate files into static buffers and starts HTTPS on device port 443. */
+static int main_start_tls(const host_options_t *opt)
+{
+  static uint8_t cert[MAIN_PEM_MAX], key[MAIN_PEM_MAX], ca[MAIN_PEM_MAX];
+  tls_server_params_t p = {.cert = cert, .key = key};
+  if (main_read_file(opt->cert, cert, sizeof cert, &p.cert_len) != 0 ||
+      main_read_file(opt->key, key, sizeof key, &p.key_len) != 0) {
+    return -1;
+  }
+  if (opt->client_ca != NULL) {
+    if (main_read_file(opt->client_ca, ca, sizeof ca, &p.client_ca_len) != 0) {
+      return -1;
+    }
+    p.client_ca = ca;
+    p.client_cert = opt->client_cert_required ? TLS_CLIENT_CERT_REQUIRED : TLS_CLIENT_CERT_OPTIONAL;
+  }
+  if (tls_server_init(&p) != 0) {
+    log_line("postern: TLS did not start; not starting");
+    return -1;
+  }
+  memset(key, 0, sizeof key); /* the parsed key lives in the TLS heap now */
+  if (http_listen(tls_allocator(), 443) != ERR_OK) {
+    log_line("postern: cannot listen on device port 443");
+    return -1;
+  }
+  if (opt->client_ca != NULL) {
+    log_line("postern: client certificates %s, CA %s", opt->client_cert_required ? "required" : "optional",
+             opt->client_ca);
+  }
+  return 0;
+}
+#endif /* POSTERN_TLS */
+
 int main(int argc, char **argv)
 {
   host_options_t opt;
@@ -90,10 +152,23 @@ int main(int argc, char **argv)
     log_line("postern: cannot listen on device port 80");
     return 1;
   }
+  bool https = false;
+#if POSTERN_TLS
+  if (opt.cert != NULL) {
+    if (main_start_tls(&opt) != 0) {
+      return 1;
+    }
+    https = true;
+  }
+#else
+  if (opt.cert != NULL) {
+    log_line("postern: built without TLS (TLS=0): --cert and --key are ignored");
+  }
+#endif
 
   for (size_t i = 0; i < sizeof fwds / sizeof fwds[0]; i++) {
-    if (fwds[i].host_port != 0 && fwds[i].device_port == 443) {
-      log_line("postern: https forward 127.0.0.1:%u reserved; no TLS server in this build yet", fwds[i].host_port);
+    if (fwds[i].host_port != 0 && fwds[i].device_port == 443 && !https) {
+      log_line("postern: https forward 127.0.0.1:%u idle: no --cert/--key given", fwds[i].host_port);
     } else if (fwds[i].host_port != 0) {
       log_line("postern: %s on 127.0.0.1:%u (device port %u)", fwds[i].what, fwds[i].host_port,
                fwds[i].device_port);

@@ -76,7 +76,12 @@
 #ifndef MEMP_NUM_TCP_SEG
 #define MEMP_NUM_TCP_SEG (2 * TCP_SND_QUEUELEN)
 #endif
+/* A TLS connection is two altcp pcbs (TLS over TCP), and so is its listener. */
+#if POSTERN_TLS
+#define MEMP_NUM_ALTCP_PCB (MEMP_NUM_TCP_PCB + MEMP_NUM_TCP_PCB_LISTEN + POSTERN_MAX_TLS_CONNS + 1)
+#else
 #define MEMP_NUM_ALTCP_PCB (MEMP_NUM_TCP_PCB + MEMP_NUM_TCP_PCB_LISTEN)
+#endif
 
 /* ---- Receive pbufs (the netif's frames land here) --------------------- */
 #ifndef PBUF_POOL_SIZE

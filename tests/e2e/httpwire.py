@@ -26,9 +26,12 @@ class Conn:
     `where` is a loopback port number or an Endpoint (tests/conftest.py), which may speak TLS.
     A TLS peer that went away shows up as it would on TCP: EOFError on reads, BrokenPipeError on writes."""
 
-    def __init__(self, where, timeout=10):
+    def __init__(self, where, timeout=10, tls=None):
+        """tls: an ssl.SSLContext to speak HTTPS to a port number (an Endpoint brings its own)."""
         if isinstance(where, int):
             self.sock = socket.create_connection(("127.0.0.1", where), timeout=timeout)
+            if tls is not None:
+                self.sock = tls.wrap_socket(self.sock, server_hostname="localhost")
         else:
             self.sock = where.connect(timeout)
         self.buf = b""
@@ -99,9 +102,9 @@ class Conn:
         self.sock.close()
 
 
-def request(where, method, path, body=b"", headers=None, timeout=10):
+def request(where, method, path, body=b"", headers=None, timeout=10, tls=None):
     """One request on a fresh connection (to a port or an Endpoint); returns the final response."""
-    c = Conn(where, timeout)
+    c = Conn(where, timeout, tls)
     try:
         h = {"Host": "device"}
         if body is not None and method in ("PUT", "POST"):

@@ -1,0 +1,1043 @@
+/* tls.c: postern's altcp TLS layer on mbedTLS 3.6: a server-side TLS 1.3/1.2 pcb that wraps an altcp_tcp pcb.
+ *
+ * Each accepted TCP connection (the inner pcb) gets a session from a pool of
+ * POSTERN_MAX_TLS_CONNS; beyond it the connection is closed before any TLS
+ * memory is taken. The outer pcb is what the application sees: its accept
+ * callback runs once the handshake is complete, and it then reads and writes
+ * plaintext through the usual altcp calls.
+ *
+ * Receiving: ciphertext pbufs queue in s->rx, and the window stays closed for
+ *   them. mbedTLS pulls them through tls_bio_recv() (s->taken counts what it
+ *   took); they are acknowledged with altcp_recved() on the inner pcb only
+ *   while the application holds less than POSTERN_TLS_RX_HELD_MAX plaintext
+ *   bytes it has not consumed (altcp_recved() on the outer pcb), so a slow
+ *   consumer closes the window within one record.
+ * Sending: altcp_write() on the outer pcb encrypts at once (records of at most
+ *   MBEDTLS_SSL_OUT_CONTENT_LEN) and tls_bio_send() queues the ciphertext on
+ *   the inner pcb; when lwIP has no room the record waits in mbedTLS's output
+ *   buffer and is flushed from the inner sent and poll callbacks, while the
+ *   outer sndbuf reads 0.
+ * Closing: close sends close_notify, then closes the inner pcb once mbedTLS's
+ *   output is flushed; abort and errors tear everything down at once. Work
+ *   that ends a connection inside a callback is finished when the callback
+ *   unwinds (s->depth), so no state is freed under a caller's feet.
+ */
+#include "postern_opts.h"
+
+#if POSTERN_TLS
+
+#include "tls.h"
+
+#include <string.h>
+
+#include "arena.h"
+#include "log.h"
+#include "lwip/altcp_tcp.h"
+#include "lwip/ip_addr.h"
+#include "lwip/pbuf.h"
+#include "lwip/priv/altcp_priv.h"
+#include "lwip/sys.h"
+#include "platform.h"
+/* ssl.h tests MBEDTLS_SSL_DTLS_CONNECTION_ID_COMPAT with #if after its own
+ * config undefined it (no DTLS here): -Wundef stays quiet for these headers only. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wundef"
+#include "mbedtls/oid.h"
+#include "mbedtls/pk.h"
+#include "mbedtls/platform.h"
+#include "mbedtls/psa_util.h"
+#include "mbedtls/sha256.h"
+#include "mbedtls/ssl.h"
+#include "mbedtls/x509_crt.h"
+#include "psa/crypto.h"
+#pragma GCC diagnostic pop
+
+/** Poll interval on the inner pcb while the application has none: 1 s. */
+#define TLS_POLL_TICKS 2
+/** Seconds a closing connection may take to flush before it is aborted. */
+#define TLS_CLOSE_TIMEOUT_S 5
+
+typedef enum tls_phase {
+  TLS_FREE = 0,
+  TLS_HANDSHAKE, /* no application yet */
+  TLS_OPEN,      /* handed to the application */
+  TLS_CLOSING,   /* the application let go: flushing, close_notify, then close */
+} tls_phase_t;
+
+typedef struct tls_session {
+  tls_phase_t phase;
+  struct altcp_pcb *outer, *inner;
+  mbedtls_ssl_context ssl;
+  struct pbuf *rx;       /* ciphertext not yet taken by mbedTLS */
+  struct pbuf *refused;  /* plaintext the application refused, delivered again */
+  uint32_t taken;        /* ciphertext taken by mbedTLS, not yet acknowledged */
+  uint32_t held;         /* plaintext delivered, not yet consumed by the application */
+  uint32_t since_ms;     /* start of the handshake or of the close */
+  uint8_t depth;         /* inner callbacks running for this session */
+  bool rx_eof;           /* the peer's FIN arrived */
+  bool eof_delivered;    /* the application got its NULL pbuf */
+  bool out_pending;      /* a record waits in mbedTLS's output buffer */
+  bool notify_sent;      /* close_notify queued */
+  bool shut_tx;          /* the application half-closed (close_notify sent or pending) */
+  bool doomed;           /* tear down when the callbacks unwind */
+  bool aborted;          /* the inner pcb is gone (aborted or reset) */
+  altcp_accept_fn accept; /* the listener's callback and argument */
+  void *accept_arg;
+  char subject[65];
+  char fingerprint[65];
+  bool has_peer;
+} tls_session_t;
+
+static tls_session_t tls_sessions[POSTERN_MAX_TLS_CONNS];
+static _Alignas(16) uint8_t tls_heap_mem[POSTERN_TLS_HEAP_SIZE];
+static arena_t tls_heap;
+static mbedtls_ssl_config tls_conf;
+static mbedtls_x509_crt tls_cert, tls_ca;
+static mbedtls_pk_context tls_key;
+static bool tls_ready;
+static uint32_t tls_active, tls_active_high, tls_handshakes, tls_failures, tls_refused;
+
+static const struct altcp_functions tls_functions;
+static altcp_allocator_t tls_alloc_obj;
+
+/* ---- Heap and entropy ----------------------------------------------------- */
+
+static void *tls_heap_calloc(size_t n, size_t size)
+{
+  return arena_calloc(&tls_heap, n, size);
+}
+
+static void tls_heap_free(void *p)
+{
+  arena_free(&tls_heap, p);
+}
+
+int mbedtls_hardware_poll(void *data, unsigned char *output, size_t len, size_t *olen);
+
+/** The entropy source of mbedTLS (MBEDTLS_ENTROPY_HARDWARE_ALT): the board's platform_entropy(). */
+int mbedtls_hardware_poll(void *data, unsigned char *output, size_t len, size_t *olen)
+{
+  (void)data;
+  if (!platform_entropy(output, len)) {
+    *olen = 0;
+    return -1;
+  }
+  *olen = len;
+  return 0;
+}
+
+/* ---- Small helpers -------------------------------------------------------- */
+
+/* A short reason for the log, for the errors a client can cause. */
+static const char *tls_reason(int rc)
+{
+  switch (rc) {
+  case MBEDTLS_ERR_SSL_HANDSHAKE_FAILURE: return "no common cipher suite or group";
+  case MBEDTLS_ERR_SSL_BAD_PROTOCOL_VERSION: return "protocol version not supported (TLS 1.2 and 1.3 only)";
+  case MBEDTLS_ERR_SSL_INVALID_RECORD: return "not a TLS record";
+  case MBEDTLS_ERR_SSL_DECODE_ERROR: return "malformed handshake message";
+  case MBEDTLS_ERR_SSL_CONN_EOF: return "peer closed the connection";
+  case MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE: return "fatal alert from the peer";
+  case MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE: return "no client certificate";
+  case MBEDTLS_ERR_X509_CERT_VERIFY_FAILED: return "client certificate not trusted";
+  case MBEDTLS_ERR_SSL_ALLOC_FAILED: return "TLS heap exhausted";
+  case MBEDTLS_ERR_SSL_INVALID_MAC: return "bad record MAC";
+  case MBEDTLS_ERR_SSL_UNSUPPORTED_EXTENSION: return "unsupported extension";
+  case MBEDTLS_ERR_SSL_ILLEGAL_PARAMETER: return "illegal parameter";
+  default: return "TLS error";
+  }
+}
+
+static void tls_log_peer(const tls_session_t *s, char *out, size_t cap)
+{
+  out[0] = '?';
+  out[1] = '\0';
+  if (s->inner != NULL) {
+    const ip_addr_t *ip = altcp_get_ip(s->inner, 0);
+    if (ip != NULL) {
+      ipaddr_ntoa_r(ip, out, (int)cap);
+    }
+  }
+}
+
+/* Acknowledges n bytes on the inner pcb. */
+static void tls_ack(tls_session_t *s, uint32_t n)
+{
+  while (n > 0 && s->inner != NULL) {
+    u16_t part = n > 0xffff ? 0xffff : (u16_t)n;
+    altcp_recved(s->inner, part);
+    n -= part;
+  }
+}
+
+static void tls_inner_detach(struct altcp_pcb *inner)
+{
+  altcp_arg(inner, NULL);
+  altcp_recv(inner, NULL);
+  altcp_sent(inner, NULL);
+  altcp_err(inner, NULL);
+  altcp_poll(inner, NULL, 0);
+}
+
+/* Gives back everything of a session but the pcbs. */
+static void tls_session_release(tls_session_t *s)
+{
+  if (s->phase == TLS_FREE) {
+    return;
+  }
+  mbedtls_ssl_free(&s->ssl);
+  if (s->rx != NULL) {
+    pbuf_free(s->rx);
+  }
+  if (s->refused != NULL) {
+    pbuf_free(s->refused);
+  }
+  memset(s, 0, sizeof *s); /* phase = TLS_FREE */
+  tls_active--;
+}
+
+/* ---- Teardown --------------------------------------------------------------- */
+
+static err_t tls_leave(tls_session_t *s);
+
+/* Frees the session and the outer pcb; the inner pcb must be gone or detached. */
+static void tls_destroy(tls_session_t *s)
+{
+  struct altcp_pcb *outer = s->outer;
+  tls_session_release(s);
+  if (outer != NULL) {
+    outer->state = NULL;
+    altcp_free(outer);
+  }
+}
+
+/* Aborts the inner pcb (RST) and frees everything now or when callbacks unwind. */
+static void tls_kill(tls_session_t *s)
+{
+  if (s->inner != NULL) {
+    struct altcp_pcb *inner = s->inner;
+    s->inner = NULL;
+    tls_inner_detach(inner);
+    altcp_abort(inner);
+    s->aborted = true;
+  }
+  s->doomed = true;
+  if (s->depth == 0) {
+    tls_destroy(s);
+  }
+}
+
+/* Acknowledges everything received (a close with unread data would send a
+ * reset and destroy the alert or response in flight) and drops it. */
+static void tls_drain(tls_session_t *s)
+{
+  uint32_t n = s->taken + (s->rx != NULL ? s->rx->tot_len : 0);
+  s->taken = 0;
+  if (s->rx != NULL) {
+    pbuf_free(s->rx);
+    s->rx = NULL;
+  }
+  tls_ack(s, n);
+}
+
+/* Closes the inner pcb gracefully (FIN after what is queued), then frees. */
+static void tls_close_inner(tls_session_t *s)
+{
+  tls_drain(s);
+  struct altcp_pcb *inner = s->inner;
+  if (inner != NULL) {
+    s->inner = NULL;
+    tls_inner_detach(inner);
+    if (altcp_close(inner) != ERR_OK) {
+      altcp_abort(inner);
+      s->aborted = true;
+    }
+  }
+  s->doomed = true;
+  if (s->depth == 0) {
+    tls_destroy(s);
+  }
+}
+
+/* Moves a closing session on: flush, close_notify, then the inner close. */
+static void tls_closing_step(tls_session_t *s)
+{
+  if (s->inner == NULL) {
+    return;
+  }
+  tls_drain(s);
+  if (mbedtls_ssl_is_handshake_over(&s->ssl) && !s->notify_sent) {
+    int rc = mbedtls_ssl_close_notify(&s->ssl);
+    if (rc == MBEDTLS_ERR_SSL_WANT_WRITE) {
+      s->out_pending = true;
+      altcp_output(s->inner);
+      return; /* the sent or poll callback comes back here */
+    }
+    s->notify_sent = true;
+    s->out_pending = false;
+  } else if (s->out_pending) {
+    int rc = mbedtls_ssl_write(&s->ssl, NULL, 0); /* flushes the pending record */
+    if (rc == MBEDTLS_ERR_SSL_WANT_WRITE) {
+      return;
+    }
+    s->out_pending = false;
+  }
+  tls_close_inner(s);
+}
+
+/* The application is done with the outer pcb (close): finish in the background. */
+static void tls_begin_close(tls_session_t *s)
+{
+  struct altcp_pcb *outer = s->outer;
+  outer->arg = NULL;
+  outer->recv = NULL;
+  outer->sent = NULL;
+  outer->err = NULL;
+  outer->poll = NULL;
+  s->phase = TLS_CLOSING;
+  s->since_ms = sys_now();
+  if (s->depth == 0) {
+    s->depth++;
+    tls_leave(s); /* runs the closing step */
+  }
+}
+
+/* A fatal error after the handshake: the application hears it like a reset. */
+static void tls_fail_open(tls_session_t *s, err_t err)
+{
+  struct altcp_pcb *outer = s->outer;
+  altcp_err_fn errf = outer->err;
+  void *arg = outer->arg;
+  outer->recv = NULL;
+  outer->sent = NULL;
+  outer->err = NULL;
+  outer->poll = NULL;
+  s->phase = TLS_CLOSING;
+  tls_close_inner(s); /* FIN after the alert mbedTLS queued */
+  if (errf != NULL) {
+    errf(arg, err);
+  }
+}
+
+/* ---- mbedTLS I/O on the inner pcb ----------------------------------------- */
+
+static int tls_bio_send(void *ctx, const unsigned char *buf, size_t len)
+{
+  tls_session_t *s = ctx;
+  if (s->inner == NULL) {
+    return MBEDTLS_ERR_SSL_INTERNAL_ERROR;
+  }
+  u16_t room = altcp_sndbuf(s->inner);
+  size_t n = len < room ? len : room;
+  if (n == 0) {
+    s->out_pending = true;
+    return MBEDTLS_ERR_SSL_WANT_WRITE;
+  }
+  err_t err = altcp_write(s->inner, buf, (u16_t)n, TCP_WRITE_FLAG_COPY);
+  if (err == ERR_MEM) {
+    s->out_pending = true;
+    return MBEDTLS_ERR_SSL_WANT_WRITE;
+  }
+  if (err != ERR_OK) {
+    return MBEDTLS_ERR_SSL_INTERNAL_ERROR;
+  }
+  return (int)n;
+}
+
+static int tls_bio_recv(void *ctx, unsigned char *buf, size_t len)
+{
+  tls_session_t *s = ctx;
+  if (s->rx == NULL) {
+    return s->rx_eof ? 0 : MBEDTLS_ERR_SSL_WANT_READ;
+  }
+  u16_t n = s->rx->tot_len;
+  if (len < n) {
+    n = (u16_t)len;
+  }
+  n = pbuf_copy_partial(s->rx, buf, n, 0);
+  s->rx = pbuf_free_header(s->rx, n);
+  s->taken += n;
+  return (int)n;
+}
+
+/* ---- The handshake ---------------------------------------------------------- */
+
+/* Hex of the SHA-256 of the client certificate and its subject CN, when trusted. */
+static void tls_read_peer(tls_session_t *s)
+{
+  const mbedtls_x509_crt *peer = mbedtls_ssl_get_peer_cert(&s->ssl);
+  if (peer == NULL) {
+    return;
+  }
+  uint32_t flags = mbedtls_ssl_get_verify_result(&s->ssl);
+  if (flags != 0) {
+    log_line("tls: client certificate not trusted (verify flags 0x%lx); the policy sees no subject",
+             (unsigned long)flags);
+    return;
+  }
+  uint8_t sum[32];
+  if (mbedtls_sha256(peer->raw.p, peer->raw.len, sum, 0) != 0) {
+    return;
+  }
+  static const char hex[] = "0123456789abcdef";
+  for (size_t i = 0; i < sizeof sum; i++) {
+    s->fingerprint[2 * i] = hex[sum[i] >> 4];
+    s->fingerprint[2 * i + 1] = hex[sum[i] & 15];
+  }
+  s->fingerprint[64] = '\0';
+  for (const mbedtls_x509_name *n = &peer->subject; n != NULL; n = n->next) {
+    if (MBEDTLS_OID_CMP(MBEDTLS_OID_AT_CN, &n->oid) == 0) {
+      size_t len = n->val.len < sizeof s->subject - 1 ? n->val.len : sizeof s->subject - 1;
+      for (size_t i = 0; i < len; i++) {
+        unsigned char ch = n->val.p[i];
+        s->subject[i] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
+      }
+      s->subject[len] = '\0';
+    }
+  }
+  s->has_peer = true;
+}
+
+/* Runs the handshake as far as the bytes allow; at its end, the application's accept. */
+static void tls_handshake(tls_session_t *s)
+{
+  int rc = mbedtls_ssl_handshake(&s->ssl);
+  uint32_t taken = s->taken;
+  s->taken = 0;
+  tls_ack(s, taken); /* handshake bytes carry no plaintext for the application */
+  if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE) {
+    if (s->inner != NULL) {
+      altcp_output(s->inner);
+    }
+    return;
+  }
+  s->out_pending = false;
+  if (rc != 0) {
+    char ip[IPADDR_STRLEN_MAX];
+    tls_log_peer(s, ip, sizeof ip);
+    log_line("tls: handshake with %s failed: %s (-0x%04x)", ip, tls_reason(rc), (unsigned)-rc);
+    tls_failures++;
+    s->phase = TLS_CLOSING;
+    tls_close_inner(s);
+    return;
+  }
+  tls_handshakes++;
+  tls_read_peer(s);
+  altcp_output(s->inner);
+  s->phase = TLS_OPEN;
+  err_t err = s->accept(s->accept_arg, s->outer, ERR_OK);
+  if (err == ERR_ABRT) {
+    return; /* the application aborted the outer pcb, which killed this session */
+  }
+  if (err != ERR_OK) {
+    tls_kill(s);
+  }
+}
+
+/* ---- Delivering plaintext ------------------------------------------------- */
+
+/* Hands one pbuf (or NULL for the end) to the application; false when it is gone. */
+static bool tls_deliver(tls_session_t *s, struct pbuf *p)
+{
+  struct altcp_pcb *outer = s->outer;
+  if (outer->recv == NULL) {
+    if (p != NULL) {
+      s->held -= p->tot_len;
+      pbuf_free(p);
+    }
+    return true;
+  }
+  err_t err = outer->recv(outer->arg, outer, p, ERR_OK);
+  if (s->doomed || s->phase != TLS_OPEN) {
+    return false;
+  }
+  if (err != ERR_OK && p != NULL) {
+    s->refused = p; /* kept, as TCP keeps refused data, and offered again later */
+    return false;
+  }
+  return true;
+}
+
+/* Decrypts and delivers while the application has room; then opens the window. */
+static void tls_pump(tls_session_t *s)
+{
+  if (s->phase == TLS_HANDSHAKE) {
+    tls_handshake(s);
+  }
+  if (s->phase == TLS_CLOSING && !s->doomed) {
+    tls_closing_step(s);
+    return;
+  }
+  if (s->phase != TLS_OPEN || s->doomed) {
+    return;
+  }
+  if (s->out_pending && mbedtls_ssl_write(&s->ssl, NULL, 0) != MBEDTLS_ERR_SSL_WANT_WRITE) {
+    s->out_pending = false;
+    if (s->shut_tx) {
+      altcp_shutdown(s->inner, 0, 1); /* the FIN a half-close left for after the flush */
+    }
+    altcp_output(s->inner);
+  }
+  while (!s->eof_delivered && s->held < POSTERN_TLS_RX_HELD_MAX) {
+    if (s->refused != NULL) {
+      struct pbuf *p = s->refused;
+      s->refused = NULL;
+      if (!tls_deliver(s, p)) {
+        return;
+      }
+      continue;
+    }
+    struct pbuf *p = pbuf_alloc(PBUF_RAW, TCP_MSS, PBUF_POOL);
+    if (p == NULL) {
+      break; /* the poll callback tries again */
+    }
+    int rc = mbedtls_ssl_read(&s->ssl, p->payload, p->len);
+    if (rc > 0) {
+      pbuf_realloc(p, (u16_t)rc);
+      s->held += (uint32_t)rc;
+      if (!tls_deliver(s, p)) {
+        return;
+      }
+      continue;
+    }
+    pbuf_free(p);
+    if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE) {
+      if (!s->rx_eof || s->rx != NULL) {
+        break;
+      }
+      rc = 0; /* FIN without close_notify: the end all the same */
+    }
+    if (rc == 0 || rc == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || rc == MBEDTLS_ERR_SSL_CONN_EOF) {
+      s->eof_delivered = true;
+      if (!tls_deliver(s, NULL)) {
+        return;
+      }
+      break;
+    }
+    char ip[IPADDR_STRLEN_MAX];
+    tls_log_peer(s, ip, sizeof ip);
+    log_line("tls: connection with %s failed: %s (-0x%04x)", ip, tls_reason(rc), (unsigned)-rc);
+    tls_fail_open(s, ERR_ABRT);
+    return;
+  }
+  if (s->held < POSTERN_TLS_RX_HELD_MAX) {
+    uint32_t taken = s->taken;
+    s->taken = 0;
+    tls_ack(s, taken);
+  }
+}
+
+/* ---- Inner pcb callbacks ---------------------------------------------------- */
+
+/* Ends an inner callback: a doomed session is freed once no callback runs. */
+static err_t tls_leave(tls_session_t *s)
+{
+  if (s->depth == 1 && s->phase == TLS_CLOSING && !s->doomed) {
+    tls_closing_step(s); /* the application closed inside a callback */
+  }
+  s->depth--;
+  if (s->depth > 0 || !s->doomed) {
+    return ERR_OK;
+  }
+  bool aborted = s->aborted;
+  tls_destroy(s);
+  return aborted ? ERR_ABRT : ERR_OK;
+}
+
+static err_t tls_inner_recv(void *arg, struct altcp_pcb *inner, struct pbuf *p, err_t err)
+{
+  struct altcp_pcb *outer = arg;
+  tls_session_t *s = outer != NULL ? outer->state : NULL;
+  if (s == NULL) {
+    if (p != NULL) {
+      altcp_recved(inner, p->tot_len);
+      pbuf_free(p);
+    }
+    return ERR_OK;
+  }
+  s->depth++;
+  if (p == NULL || err != ERR_OK) {
+    if (p != NULL) {
+      pbuf_free(p);
+    }
+    s->rx_eof = true;
+    if (s->phase == TLS_HANDSHAKE && s->rx == NULL) {
+      char ip[IPADDR_STRLEN_MAX];
+      tls_log_peer(s, ip, sizeof ip);
+      log_line("tls: handshake with %s failed: %s", ip, tls_reason(MBEDTLS_ERR_SSL_CONN_EOF));
+      tls_failures++;
+      s->phase = TLS_CLOSING;
+      tls_close_inner(s);
+      return tls_leave(s);
+    }
+  } else if (s->phase == TLS_CLOSING) {
+    altcp_recved(inner, p->tot_len); /* nobody reads any more */
+    pbuf_free(p);
+  } else if (s->rx == NULL) {
+    s->rx = p;
+  } else {
+    pbuf_cat(s->rx, p);
+  }
+  tls_pump(s);
+  return tls_leave(s);
+}
+
+static err_t tls_inner_sent(void *arg, struct altcp_pcb *inner, u16_t len)
+{
+  LWIP_UNUSED_ARG(inner);
+  struct altcp_pcb *outer = arg;
+  tls_session_t *s = outer != NULL ? outer->state : NULL;
+  if (s == NULL) {
+    return ERR_OK;
+  }
+  s->depth++;
+  if (s->phase == TLS_OPEN && s->out_pending) {
+    tls_pump(s); /* flushes first */
+  }
+  if (s->phase == TLS_OPEN && !s->doomed && outer->sent != NULL) {
+    outer->sent(outer->arg, outer, len);
+  }
+  if (!s->doomed) {
+    tls_pump(s);
+  }
+  return tls_leave(s);
+}
+
+static err_t tls_inner_poll(void *arg, struct altcp_pcb *inner)
+{
+  LWIP_UNUSED_ARG(inner);
+  struct altcp_pcb *outer = arg;
+  tls_session_t *s = outer != NULL ? outer->state : NULL;
+  if (s == NULL) {
+    return ERR_OK;
+  }
+  s->depth++;
+  uint32_t age = sys_now() - s->since_ms;
+  if (s->phase == TLS_HANDSHAKE && age >= POSTERN_TLS_HANDSHAKE_TIMEOUT_S * 1000u) {
+    char ip[IPADDR_STRLEN_MAX];
+    tls_log_peer(s, ip, sizeof ip);
+    log_line("tls: handshake with %s did not complete in %us; closed", ip, POSTERN_TLS_HANDSHAKE_TIMEOUT_S);
+    tls_failures++;
+    s->phase = TLS_CLOSING;
+    tls_close_inner(s);
+  } else if (s->phase == TLS_CLOSING && age >= TLS_CLOSE_TIMEOUT_S * 1000u) {
+    tls_kill(s);
+  } else if (s->phase == TLS_OPEN && outer->poll != NULL) {
+    outer->poll(outer->arg, outer);
+  }
+  if (!s->doomed) {
+    tls_pump(s);
+  }
+  return tls_leave(s);
+}
+
+static void tls_inner_err(void *arg, err_t err)
+{
+  struct altcp_pcb *outer = arg;
+  tls_session_t *s = outer != NULL ? outer->state : NULL;
+  if (s == NULL) {
+    return;
+  }
+  /* lwIP has freed the inner pcb already. */
+  s->inner = NULL;
+  s->aborted = true;
+  altcp_err_fn errf = s->phase == TLS_OPEN ? outer->err : NULL;
+  void *app = outer->arg;
+  s->doomed = true;
+  if (s->depth == 0) {
+    tls_destroy(s);
+  }
+  if (errf != NULL) {
+    errf(app, err);
+  }
+}
+
+/* A TCP connection arrived on the listener: a session, or a close when all are busy. */
+static err_t tls_inner_accept(void *arg, struct altcp_pcb *inner, err_t err)
+{
+  struct altcp_pcb *listener = arg;
+  if (err != ERR_OK || inner == NULL || listener == NULL || listener->accept == NULL) {
+    return ERR_VAL;
+  }
+  tls_session_t *s = NULL;
+  for (int i = 0; i < POSTERN_MAX_TLS_CONNS && s == NULL; i++) {
+    if (tls_sessions[i].phase == TLS_FREE) {
+      s = &tls_sessions[i];
+    }
+  }
+  struct altcp_pcb *outer = s != NULL ? altcp_alloc() : NULL;
+  if (outer == NULL) {
+    tls_refused++;
+    log_line("tls: connection closed before the handshake: all %d TLS sessions busy", POSTERN_MAX_TLS_CONNS);
+    tls_inner_detach(inner);
+    if (altcp_close(inner) != ERR_OK) {
+      altcp_abort(inner);
+      return ERR_ABRT;
+    }
+    return ERR_OK;
+  }
+  memset(s, 0, sizeof *s);
+  mbedtls_ssl_init(&s->ssl);
+  s->phase = TLS_HANDSHAKE;
+  tls_active++;
+  if (tls_active > tls_active_high) {
+    tls_active_high = tls_active;
+  }
+  s->outer = outer;
+  s->inner = inner;
+  s->since_ms = sys_now();
+  s->accept = listener->accept;
+  s->accept_arg = listener->arg;
+  outer->fns = &tls_functions;
+  outer->inner_conn = inner;
+  outer->state = s;
+  int rc = mbedtls_ssl_setup(&s->ssl, &tls_conf);
+  if (rc != 0) {
+    log_line("tls: cannot start a session: %s (-0x%04x)", tls_reason(rc), (unsigned)-rc);
+    tls_failures++;
+    tls_inner_detach(inner);
+    s->inner = NULL;
+    tls_destroy(s);
+    if (altcp_close(inner) != ERR_OK) {
+      altcp_abort(inner);
+      return ERR_ABRT;
+    }
+    return ERR_OK;
+  }
+  mbedtls_ssl_set_bio(&s->ssl, s, tls_bio_send, tls_bio_recv, NULL);
+  altcp_arg(inner, outer);
+  altcp_recv(inner, tls_inner_recv);
+  altcp_sent(inner, tls_inner_sent);
+  altcp_err(inner, tls_inner_err);
+  altcp_poll(inner, tls_inner_poll, TLS_POLL_TICKS);
+  return ERR_OK;
+}
+
+/* ---- The outer pcb's functions ---------------------------------------------- */
+
+static tls_session_t *tls_of(struct altcp_pcb *conn)
+{
+  return conn != NULL ? conn->state : NULL;
+}
+
+static void tls_set_poll(struct altcp_pcb *conn, u8_t interval)
+{
+  tls_session_t *s = tls_of(conn);
+  if (s != NULL && s->inner != NULL) {
+    altcp_poll(s->inner, tls_inner_poll, interval != 0 ? interval : TLS_POLL_TICKS);
+  }
+}
+
+/* The application consumed plaintext: the window may open again. */
+static void tls_recved(struct altcp_pcb *conn, u16_t len)
+{
+  tls_session_t *s = tls_of(conn);
+  if (s == NULL) {
+    return;
+  }
+  s->held = len < s->held ? s->held - len : 0;
+  /* No delivery from here (the application may be in the middle of its own
+   * work): the callback that is running pumps when it returns, else the poll. */
+}
+
+static struct altcp_pcb *tls_listen(struct altcp_pcb *conn, u8_t backlog, err_t *err)
+{
+  if (conn == NULL || conn->inner_conn == NULL) {
+    return NULL;
+  }
+  struct altcp_pcb *lpcb = altcp_listen_with_backlog_and_err(conn->inner_conn, backlog, err);
+  if (lpcb == NULL) {
+    return NULL;
+  }
+  conn->inner_conn = lpcb;
+  altcp_arg(lpcb, conn);
+  altcp_accept(lpcb, tls_inner_accept);
+  return conn;
+}
+
+static void tls_abort(struct altcp_pcb *conn)
+{
+  tls_session_t *s = tls_of(conn);
+  if (s == NULL) {
+    if (conn != NULL && conn->inner_conn != NULL) {
+      altcp_abort(conn->inner_conn);
+    }
+    altcp_free(conn);
+    return;
+  }
+  altcp_err_fn errf = conn->err;
+  void *arg = conn->arg;
+  conn->err = NULL;
+  tls_kill(s);
+  if (errf != NULL) {
+    errf(arg, ERR_ABRT);
+  }
+}
+
+static err_t tls_close(struct altcp_pcb *conn)
+{
+  if (conn == NULL) {
+    return ERR_VAL;
+  }
+  tls_session_t *s = tls_of(conn);
+  if (s == NULL) { /* a listener or a pcb that never connected */
+    if (conn->inner_conn != NULL) {
+      struct altcp_pcb *inner = conn->inner_conn;
+      altcp_arg(inner, NULL);
+      altcp_accept(inner, NULL);
+      if (altcp_close(inner) != ERR_OK) {
+        altcp_abort(inner);
+      }
+    }
+    altcp_free(conn);
+    return ERR_OK;
+  }
+  if (s->phase == TLS_OPEN) {
+    tls_begin_close(s);
+  }
+  return ERR_OK;
+}
+
+static err_t tls_shutdown(struct altcp_pcb *conn, int shut_rx, int shut_tx)
+{
+  tls_session_t *s = tls_of(conn);
+  if (s == NULL || s->phase != TLS_OPEN) {
+    return ERR_CONN;
+  }
+  if (shut_rx && shut_tx) {
+    return tls_close(conn);
+  }
+  if (!shut_tx || s->notify_sent) {
+    return ERR_OK; /* receiving stays on: a linger reads and drops */
+  }
+  /* Half-close: close_notify, then a FIN once mbedTLS's output is out. */
+  int rc = mbedtls_ssl_close_notify(&s->ssl);
+  s->notify_sent = true;
+  s->shut_tx = true;
+  if (rc == MBEDTLS_ERR_SSL_WANT_WRITE) {
+    s->out_pending = true;
+    return ERR_OK; /* tls_pump() sends the FIN after the flush */
+  }
+  return altcp_shutdown(s->inner, 0, 1);
+}
+
+static err_t tls_write(struct altcp_pcb *conn, const void *data, u16_t len, u8_t flags)
+{
+  LWIP_UNUSED_ARG(flags); /* always copied: the record is built at once */
+  tls_session_t *s = tls_of(conn);
+  if (s == NULL || s->phase != TLS_OPEN || s->inner == NULL || s->notify_sent) {
+    return ERR_CONN;
+  }
+  if (s->out_pending) {
+    if (mbedtls_ssl_write(&s->ssl, NULL, 0) == MBEDTLS_ERR_SSL_WANT_WRITE) {
+      return ERR_MEM;
+    }
+    s->out_pending = false;
+  }
+  const unsigned char *p = data;
+  size_t left = len;
+  int max = mbedtls_ssl_get_max_out_record_payload(&s->ssl);
+  while (left > 0) {
+    size_t chunk = max > 0 && left > (size_t)max ? (size_t)max : left;
+    int rc = mbedtls_ssl_write(&s->ssl, p, chunk);
+    if (rc == MBEDTLS_ERR_SSL_WANT_WRITE) {
+      /* The record is built and waits in mbedTLS's buffer: the data is taken. */
+      rc = (int)chunk;
+    }
+    if (rc <= 0) {
+      return ERR_CONN;
+    }
+    p += rc;
+    left -= (size_t)rc;
+    if (s->out_pending && left > 0) {
+      return ERR_MEM; /* the caller must close: part of its data went out */
+    }
+  }
+  return ERR_OK;
+}
+
+static err_t tls_output(struct altcp_pcb *conn)
+{
+  tls_session_t *s = tls_of(conn);
+  if (s == NULL || s->inner == NULL) {
+    return ERR_CONN;
+  }
+  return altcp_output(s->inner);
+}
+
+/* Room for plaintext: what the inner pcb takes, less each record's expansion. */
+static u16_t tls_sndbuf(struct altcp_pcb *conn)
+{
+  tls_session_t *s = tls_of(conn);
+  if (s == NULL || s->inner == NULL || s->phase != TLS_OPEN || s->out_pending) {
+    return 0;
+  }
+  int exp = mbedtls_ssl_get_record_expansion(&s->ssl);
+  int max = mbedtls_ssl_get_max_out_record_payload(&s->ssl);
+  if (exp < 0 || max <= 0) {
+    exp = 64, max = 1024;
+  }
+  uint32_t room = altcp_sndbuf(s->inner);
+  uint32_t records = room / (uint32_t)(max + exp) + 1;
+  uint32_t cost = records * (uint32_t)exp;
+  return room > cost ? (u16_t)(room - cost) : 0;
+}
+
+static void tls_dealloc(struct altcp_pcb *conn)
+{
+  LWIP_UNUSED_ARG(conn); /* sessions are released by tls_destroy() before the free */
+}
+
+static const struct altcp_functions tls_functions = {
+  .set_poll = tls_set_poll,
+  .recved = tls_recved,
+  .bind = altcp_default_bind,
+  .connect = NULL,
+  .listen = tls_listen,
+  .abort = tls_abort,
+  .close = tls_close,
+  .shutdown = tls_shutdown,
+  .write = tls_write,
+  .output = tls_output,
+  .mss = altcp_default_mss,
+  .sndbuf = tls_sndbuf,
+  .sndqueuelen = altcp_default_sndqueuelen,
+  .nagle_disable = altcp_default_nagle_disable,
+  .nagle_enable = altcp_default_nagle_enable,
+  .nagle_disabled = altcp_default_nagle_disabled,
+  .setprio = altcp_default_setprio,
+  .dealloc = tls_dealloc,
+  .addrinfo = altcp_default_get_tcp_addrinfo,
+  .getip = altcp_default_get_ip,
+  .getport = altcp_default_get_port,
+#ifdef LWIP_DEBUG
+  .dbg_get_tcp_state = altcp_default_dbg_get_tcp_state,
+#endif
+};
+
+/* The allocator: an outer pcb over a fresh TCP pcb (for the listener). */
+static struct altcp_pcb *tls_new(void *arg, u8_t ip_type)
+{
+  LWIP_UNUSED_ARG(arg);
+  if (!tls_ready) {
+    return NULL;
+  }
+  struct altcp_pcb *inner = altcp_tcp_new_ip_type(ip_type);
+  if (inner == NULL) {
+    return NULL;
+  }
+  struct altcp_pcb *outer = altcp_alloc();
+  if (outer == NULL) {
+    altcp_close(inner);
+    return NULL;
+  }
+  outer->fns = &tls_functions;
+  outer->inner_conn = inner;
+  return outer;
+}
+
+/* ---- Public API --------------------------------------------------------------- */
+
+/** The allocator for http_listen(): each connection is a TLS pcb over TCP. */
+altcp_allocator_t *tls_allocator(void)
+{
+  tls_alloc_obj.alloc = tls_new;
+  tls_alloc_obj.arg = NULL;
+  return &tls_alloc_obj;
+}
+
+/** Sets up the TLS heap, the random generator and the server configuration (0 or -1, logged). */
+int tls_server_init(const tls_server_params_t *p)
+{
+  arena_init(&tls_heap, tls_heap_mem, sizeof tls_heap_mem);
+  mbedtls_platform_set_calloc_free(tls_heap_calloc, tls_heap_free);
+  psa_status_t ps = psa_crypto_init();
+  if (ps != PSA_SUCCESS) {
+    log_line("tls: the crypto library did not start (PSA %d): no entropy?", (int)ps);
+    return -1;
+  }
+  mbedtls_x509_crt_init(&tls_cert);
+  mbedtls_x509_crt_init(&tls_ca);
+  mbedtls_pk_init(&tls_key);
+  mbedtls_ssl_config_init(&tls_conf);
+  int rc = mbedtls_x509_crt_parse(&tls_cert, p->cert, p->cert_len);
+  if (rc != 0) {
+    log_line("tls: the server certificate does not parse (-0x%04x): PEM or DER, ECDSA P-256", (unsigned)-rc);
+    return -1;
+  }
+  rc = mbedtls_pk_parse_key(&tls_key, p->key, p->key_len, NULL, 0, mbedtls_psa_get_random, MBEDTLS_PSA_RANDOM_STATE);
+  if (rc != 0 || !mbedtls_pk_can_do(&tls_key, MBEDTLS_PK_ECDSA)) {
+    log_line("tls: the server key does not parse as an ECDSA P-256 key (-0x%04x)", (unsigned)-rc);
+    return -1;
+  }
+  rc = mbedtls_pk_check_pair(&tls_cert.pk, &tls_key, mbedtls_psa_get_random, MBEDTLS_PSA_RANDOM_STATE);
+  if (rc != 0) {
+    log_line("tls: the server key does not belong to the certificate (-0x%04x)", (unsigned)-rc);
+    return -1;
+  }
+  rc = mbedtls_ssl_config_defaults(&tls_conf, MBEDTLS_SSL_IS_SERVER, MBEDTLS_SSL_TRANSPORT_STREAM,
+                                   MBEDTLS_SSL_PRESET_DEFAULT);
+  if (rc != 0) {
+    log_line("tls: cannot set up the TLS configuration (-0x%04x)", (unsigned)-rc);
+    return -1;
+  }
+  static const uint16_t groups[] = {MBEDTLS_SSL_IANA_TLS_GROUP_X25519, MBEDTLS_SSL_IANA_TLS_GROUP_SECP256R1,
+                                    MBEDTLS_SSL_IANA_TLS_GROUP_NONE};
+  mbedtls_ssl_conf_groups(&tls_conf, groups);
+  mbedtls_ssl_conf_min_tls_version(&tls_conf, MBEDTLS_SSL_VERSION_TLS1_2);
+  mbedtls_ssl_conf_max_tls_version(&tls_conf, MBEDTLS_SSL_VERSION_TLS1_3);
+  mbedtls_ssl_conf_rng(&tls_conf, mbedtls_psa_get_random, MBEDTLS_PSA_RANDOM_STATE);
+  rc = mbedtls_ssl_conf_own_cert(&tls_conf, &tls_cert, &tls_key);
+  if (rc != 0) {
+    log_line("tls: cannot use the server certificate (-0x%04x)", (unsigned)-rc);
+    return -1;
+  }
+  int mode = MBEDTLS_SSL_VERIFY_NONE;
+  if (p->client_ca != NULL) {
+    rc = mbedtls_x509_crt_parse(&tls_ca, p->client_ca, p->client_ca_len);
+    if (rc != 0) {
+      log_line("tls: the client CA does not parse (-0x%04x)", (unsigned)-rc);
+      return -1;
+    }
+    mbedtls_ssl_conf_ca_chain(&tls_conf, &tls_ca, NULL);
+    mode = p->client_cert == TLS_CLIENT_CERT_REQUIRED   ? MBEDTLS_SSL_VERIFY_REQUIRED
+           : p->client_cert == TLS_CLIENT_CERT_OPTIONAL ? MBEDTLS_SSL_VERIFY_OPTIONAL
+                                                        : MBEDTLS_SSL_VERIFY_NONE;
+  }
+  mbedtls_ssl_conf_authmode(&tls_conf, mode);
+  tls_ready = true;
+  arena_reset_high_water(&tls_heap);
+  log_line("tls: ready: TLS 1.3 and 1.2, %d sessions, heap %u of %u bytes in use (certificates and keys)",
+           POSTERN_MAX_TLS_CONNS, (unsigned)arena_in_use(&tls_heap), (unsigned)sizeof tls_heap_mem);
+  return 0;
+}
+
+/** Fills f for a TLS pcb (after its handshake); false for any other pcb. */
+bool tls_get_facts(struct altcp_pcb *pcb, tls_facts_t *f)
+{
+  if (pcb == NULL || pcb->fns != &tls_functions || pcb->state == NULL) {
+    return false;
+  }
+  tls_session_t *s = pcb->state;
+  f->version = mbedtls_ssl_get_version(&s->ssl);
+  f->cipher = mbedtls_ssl_get_ciphersuite(&s->ssl);
+  f->subject = s->has_peer && s->subject[0] != '\0' ? s->subject : NULL;
+  f->fingerprint = s->has_peer ? s->fingerprint : NULL;
+  return true;
+}
+
+/** Heap and session counters. */
+void tls_get_stats(tls_stats_t *st)
+{
+  st->heap_size = sizeof tls_heap_mem;
+  st->heap_in_use = arena_in_use(&tls_heap);
+  st->heap_high_water = arena_high_water(&tls_heap);
+  st->sessions = tls_active;
+  st->sessions_high_water = tls_active_high;
+  st->sessions_max = POSTERN_MAX_TLS_CONNS;
+  st->handshakes = tls_handshakes;
+  st->handshake_failures = tls_failures;
+  st->refused_over_limit = tls_refused;
+}
+
+#endif /* POSTERN_TLS */
