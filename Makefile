@@ -5,6 +5,7 @@
 #   make test            unit tests (ASan/UBSan) and end-to-end tests; ends with a summary line
 #   make fuzz            runs every libFuzzer target for FUZZ_TIME seconds (default 60)
 #   make bench           prints throughput figures (not part of make test)
+#   make e2e-asan        the end-to-end suite against a simulator built with ASan and UBSan
 #   make certs           development certificates under build/certs (make run and make test use them)
 #   make tls-size        flash cost of TLS on a Cortex-M3 (-Os): mbedTLS objects and port/tls.c
 #   make clean           remove build/<board>; make distclean removes build/ (fetched sources too)
@@ -77,7 +78,7 @@ OWN_OBJS := $(CORE_SRCS:%.c=$(OUT)/obj/%.o) $(PORT_SRCS:%.c=$(OUT)/obj/%.o) $(BO
 ALL_OBJS := $(OWN_OBJS) $(LWIP_OBJS) $(MBEDTLS_OBJS) $(LUA_OBJS)
 DEPS_STAMP := $(BUILD)/deps/.checked-$(BOARD)
 
-.PHONY: all tools deps run test unit bench fuzz fuzz-build certs tls-size clean distclean
+.PHONY: all tools deps run test unit bench fuzz fuzz-build certs tls-size e2e-asan clean distclean
 
 all: $(OUT)/$(BOARD_TARGET)
 
