@@ -45,13 +45,13 @@ LWIP_SRCS := $(addprefix src/core/,init.c def.c inet_chksum.c ip.c mem.c memp.c 
              src/netif/ethernet.c
 # TLS=0 builds without HTTPS: only the hashes of mbedTLS, and no port/tls.c.
 MBEDTLS_HASH_SRCS := $(addprefix library/,sha256.c md.c base64.c platform_util.c constant_time.c)
-MBEDTLS_TLS_SRCS := $(addprefix library/,platform.c entropy.c entropy_poll.c ctr_drbg.c aes.c gcm.c chacha20.c \
-                  poly1305.c chachapoly.c cipher.c cipher_wrap.c hkdf.c bignum.c bignum_core.c ecp.c ecp_curves.c \
+MBEDTLS_TLS_SRCS := $(addprefix library/,platform.c entropy.c ctr_drbg.c aes.c gcm.c chacha20.c \
+                  poly1305.c chachapoly.c cipher.c cipher_wrap.c bignum.c bignum_core.c ecp.c ecp_curves.c \
                   ecdh.c ecdsa.c asn1parse.c asn1write.c oid.c pk.c pk_ecc.c pk_wrap.c pkparse.c pem.c x509.c \
                   x509_crt.c psa_crypto.c psa_crypto_aead.c psa_crypto_cipher.c psa_crypto_client.c \
                   psa_crypto_driver_wrappers_no_static.c psa_crypto_ecp.c psa_crypto_hash.c psa_crypto_mac.c psa_crypto_random.c \
                   psa_crypto_slot_management.c psa_util.c ssl_ciphersuites.c ssl_msg.c ssl_tls.c \
-                  ssl_tls12_server.c ssl_tls13_generic.c ssl_tls13_keys.c ssl_tls13_server.c ssl_debug_helpers_generated.c)
+                  ssl_tls12_server.c ssl_tls13_generic.c ssl_tls13_keys.c ssl_tls13_server.c)
 MBEDTLS_SRCS := $(MBEDTLS_HASH_SRCS) $(if $(filter 1,$(TLS)),$(MBEDTLS_TLS_SRCS))
 LUA_SRCS := $(addprefix src/,lapi.c lcode.c lctype.c ldebug.c ldo.c ldump.c lfunc.c lgc.c llex.c lmem.c \
               lobject.c lopcodes.c lparser.c lstate.c lstring.c ltable.c ltm.c lundump.c lvm.c lzio.c \
