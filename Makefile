@@ -5,6 +5,7 @@
 #   make test            unit tests (ASan/UBSan) and end-to-end tests; ends with a summary line
 #   make fuzz            runs every libFuzzer target for FUZZ_TIME seconds (default 60)
 #   make bench           prints throughput figures (not part of make test)
+#   make e2e-asan        the end-to-end suite against a simulator built with ASan and UBSan
 #   make certs           development certificates under build/certs (make run and make test use them)
 #   make tls-size        flash cost of TLS on a Cortex-M3 (-Os): mbedTLS objects and port/tls.c
 #   make clean           remove build/<board>; make distclean removes build/ (fetched sources too)
@@ -44,13 +45,13 @@ LWIP_SRCS := $(addprefix src/core/,init.c def.c inet_chksum.c ip.c mem.c memp.c 
              src/netif/ethernet.c
 # TLS=0 builds without HTTPS: only the hashes of mbedTLS, and no port/tls.c.
 MBEDTLS_HASH_SRCS := $(addprefix library/,sha256.c md.c base64.c platform_util.c constant_time.c)
-MBEDTLS_TLS_SRCS := $(addprefix library/,platform.c entropy.c entropy_poll.c ctr_drbg.c aes.c gcm.c chacha20.c \
-                  poly1305.c chachapoly.c cipher.c cipher_wrap.c hkdf.c bignum.c bignum_core.c ecp.c ecp_curves.c \
+MBEDTLS_TLS_SRCS := $(addprefix library/,platform.c entropy.c ctr_drbg.c aes.c gcm.c chacha20.c \
+                  poly1305.c chachapoly.c cipher.c cipher_wrap.c bignum.c bignum_core.c ecp.c ecp_curves.c \
                   ecdh.c ecdsa.c asn1parse.c asn1write.c oid.c pk.c pk_ecc.c pk_wrap.c pkparse.c pem.c x509.c \
                   x509_crt.c psa_crypto.c psa_crypto_aead.c psa_crypto_cipher.c psa_crypto_client.c \
                   psa_crypto_driver_wrappers_no_static.c psa_crypto_ecp.c psa_crypto_hash.c psa_crypto_mac.c psa_crypto_random.c \
                   psa_crypto_slot_management.c psa_util.c ssl_ciphersuites.c ssl_msg.c ssl_tls.c \
-                  ssl_tls12_server.c ssl_tls13_generic.c ssl_tls13_keys.c ssl_tls13_server.c ssl_debug_helpers_generated.c)
+                  ssl_tls12_server.c ssl_tls13_generic.c ssl_tls13_keys.c ssl_tls13_server.c)
 MBEDTLS_SRCS := $(MBEDTLS_HASH_SRCS) $(if $(filter 1,$(TLS)),$(MBEDTLS_TLS_SRCS))
 LUA_SRCS := $(addprefix src/,lapi.c lcode.c lctype.c ldebug.c ldo.c ldump.c lfunc.c lgc.c llex.c lmem.c \
               lobject.c lopcodes.c lparser.c lstate.c lstring.c ltable.c ltm.c lundump.c lvm.c lzio.c \
@@ -77,7 +78,7 @@ OWN_OBJS := $(CORE_SRCS:%.c=$(OUT)/obj/%.o) $(PORT_SRCS:%.c=$(OUT)/obj/%.o) $(BO
 ALL_OBJS := $(OWN_OBJS) $(LWIP_OBJS) $(MBEDTLS_OBJS) $(LUA_OBJS)
 DEPS_STAMP := $(BUILD)/deps/.checked-$(BOARD)
 
-.PHONY: all tools deps run test unit bench fuzz fuzz-build certs tls-size clean distclean
+.PHONY: all tools deps run test unit bench fuzz fuzz-build certs tls-size e2e-asan clean distclean
 
 all: $(OUT)/$(BOARD_TARGET)
 

@@ -101,9 +101,10 @@
 #endif
 
 /** Plaintext bytes the application may hold unconsumed before the TLS layer
- *  stops decrypting and stops opening the TCP window. */
+ *  stops decrypting and stops opening the TCP window: one request head, which
+ *  the HTTP layer must see whole before it consumes any of it. */
 #ifndef POSTERN_TLS_RX_HELD_MAX
-#define POSTERN_TLS_RX_HELD_MAX 8192
+#define POSTERN_TLS_RX_HELD_MAX POSTERN_HEAD_MAX
 #endif
 
 /* ---- Lua policy -------------------------------------------------------- */

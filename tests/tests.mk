@@ -108,3 +108,12 @@ test:
 # Figures, not tests: footprint, RAM, decision cost and throughput against the budgets (tests/bench/figures.py).
 bench: all
 	@/usr/bin/python3 tests/bench/figures.py
+
+# The end-to-end suite against a simulator built with ASan and UBSan (host
+# board; TLS layer, lwIP, mbedTLS and Lua all sanitized). Not part of make test.
+E2E_SAN_OUT := $(BUILD)/$(BOARD)-asan
+e2e-asan:
+	@$(MAKE) --no-print-directory -j2 OUT=$(E2E_SAN_OUT) \
+	  BOARD_CFLAGS="-O1 -g -fno-strict-aliasing -ffunction-sections -fdata-sections $(SAN_FLAGS)" \
+	  BOARD_LDLIBS="$(SAN_FLAGS) $(BOARD_LDLIBS)" all certs
+	@POSTERN_HOST_BINARY=$(CURDIR)/$(E2E_SAN_OUT)/postern $(E2E_PYTEST) -q -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
