@@ -4,7 +4,7 @@
 
 /*
  * RAM budget (PRODUCT.md section 10: 128 KiB for static data and heaps):
- *   Lua arena                      32 KiB  (the default policy peaks near 20 KiB on 32 bits)
+ *   Lua arena                      40 KiB  (the default policy: 16 KiB live, near 32 KiB while compiling)
  *   lwIP heap (MEM_SIZE)           12 KiB  (responses and unacknowledged segments)
  *   lwIP PBUF_POOL 10 x 1.5 KiB   ~15 KiB  (received frames: the 6-MSS window and out-of-order segments)
  *   LAN9118 frame queue 4 x 1.5   ~6 KiB  (the controller's own 10,560-byte FIFO holds the rest)
@@ -16,7 +16,7 @@
 #define MEM_SIZE (12 * 1024)
 #define PBUF_POOL_SIZE 10
 #define LAN9118_RX_SLOTS 4
-#define POSTERN_LUA_ARENA_SIZE (32u * 1024u)
+#define POSTERN_LUA_ARENA_SIZE (40u * 1024u)
 
 /* lwIP asserts print through the console logger and stop the device (no stdio on the board). */
 void board_assert_failed(const char *msg, const char *file, int line);
