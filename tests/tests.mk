@@ -20,6 +20,7 @@ UNIT_digest := src/digest.c $(MBEDTLS_ALL)
 UNIT_policy := src/policy.c src/digest.c port/lua_arena.c src/log.c $(LUA_ALL) $(MBEDTLS_ALL) tests/unit/fake_storage.c
 UNIT_LDLIBS_policy := -lm
 UNIT_storage_host := boards/host/storage_host.c src/log.c
+UNIT_storage_flash := boards/mps2-an385/storage_flash.c boards/mps2-an385/flash_model.c src/log.c
 
 UNIT_NAMES := $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_NAMES:%=$(TEST_OUT)/unit/test_%)

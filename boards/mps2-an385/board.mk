@@ -51,3 +51,4 @@ $(MPS2_VARIANT_DIR)/baked.o: $(MPS2_VARIANT_DIR)/baked.c
 	@echo "  CC      $<"
 	@$(CC) $(OWN_CFLAGS) -c $< -o $@
 $(OUT)/$(BOARD_TARGET): $(MPS2_LDSCRIPT)
+-include $(MPS2_VARIANT_DIR)/baked.d
