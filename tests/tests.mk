@@ -96,11 +96,15 @@ fuzz: $(FUZZ_BINS)
 
 E2E_PYTEST := /usr/bin/python3 -m pytest
 
+# The mps2-an385 image the board smoke test boots (tests/e2e/test_board_smoke.py).
+SMOKE_IMAGE := BOARD=mps2-an385 VARIANT=smoke SET=token=smoke-token
+
 # One pytest run: every unit binary (tests/test_unit.py) and every
 # end-to-end scenario, closed by pytest's summary line.
 test:
 	@scripts/need-tools.sh $(TOOLS) $(BOARD_TOOLS) $(TEST_TOOLS)
 	@$(MAKE) --no-print-directory -j2 all unit fuzz-build
+	@$(MAKE) --no-print-directory -j2 $(SMOKE_IMAGE) all
 	@$(E2E_PYTEST) -q -p no:cacheprovider tests $(PYTEST_ARGS)
 
 # Figures, not tests: prints host throughput of upload vs. the discard sink.
