@@ -2,7 +2,7 @@
 # bake.sh: writes the C file that bakes settings, a policy, the storage capacity and an entropy seed into an mps2-an385 image.
 #
 # usage: scripts/bake.sh VARIANT POLICY_FILE "NAME=VALUE ..." > baked.c
-#   capacity=SIZE (bytes, or with K/M suffix; default 2M) sizes the emulated
+#   capacity=SIZE (bytes, or with K/M suffix; default 3M) sizes the emulated
 #   flash; every other NAME=VALUE becomes config.NAME for the policy.
 #   Values cannot hold spaces. The seed comes from /dev/urandom on each run.
 set -eu
@@ -23,7 +23,7 @@ c_string() {
   printf '%s' "$1" | od -An -v -to1 | awk 'BEGIN { printf "\"" } { for (i = 1; i <= NF; i++) printf "\\%s", $i } END { printf "\"" }'
 }
 
-capacity=2M
+capacity=3M
 names=""
 count=0
 for kv in $settings; do

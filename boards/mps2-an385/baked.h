@@ -15,7 +15,7 @@ extern const char baked_policy[];
 extern const size_t baked_policy_len;
 extern const char baked_policy_name[];
 
-/** The emulated flash medium (SET capacity=..., default 2M), placed outside RAM by the linker script. */
+/** The emulated flash medium (SET capacity=..., default 3M), placed outside RAM by the linker script. */
 extern uint8_t baked_medium[];
 extern const uint32_t baked_medium_size;
 

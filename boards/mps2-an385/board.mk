@@ -1,6 +1,6 @@
 # board.mk: the mps2-an385 board: Arm MPS2+ AN385 (Cortex-M3) firmware, run under qemu-system-arm.
 #
-#   make BOARD=mps2-an385 [SET="token=T capacity=2M"] [POLICY=scripts/policy.lua] [VARIANT=name]
+#   make BOARD=mps2-an385 [SET="token=T capacity=3M"] [POLICY=scripts/policy.lua] [VARIANT=name]
 #
 # Settings and the policy are baked into the image (scripts/bake.sh). Each
 # VARIANT shares every object; only its baked file and its link differ:
