@@ -31,11 +31,17 @@ done
 
 set -- -M mps2-an385 -nographic -monitor none -serial stdio -kernel "$elf" -nic "$nic"
 if [ -n "$debug" ]; then
-  gdb=$(command -v gdb-multiarch || command -v arm-none-eabi-gdb || command -v gdb || true)
+  # A debugger that knows Arm: gdb-multiarch, arm-none-eabi-gdb, or a gdb built for it.
+  gdb=""
+  for g in gdb-multiarch arm-none-eabi-gdb gdb; do
+    if command -v "$g" >/dev/null 2>&1 && "$g" -batch -ex 'set architecture armv7-m' >/dev/null 2>&1; then
+      gdb=$g
+      break
+    fi
+  done
   echo "qemu-run: halted; gdb server on 127.0.0.1:$debug. Attach with:"
   echo "  ${gdb:-gdb-multiarch} $elf -ex 'target remote 127.0.0.1:$debug'"
-  [ -n "$gdb" ] && ! "$gdb" -batch -ex 'set architecture armv7-m' >/dev/null 2>&1 &&
-    echo "qemu-run: $gdb does not know Arm; install gdb-multiarch (apt-get install gdb-multiarch)"
+  [ -z "$gdb" ] && echo "qemu-run: no gdb here knows Arm: apt-get install gdb-multiarch"
   set -- "$@" -S -gdb "tcp:127.0.0.1:$debug"
 fi
 exec qemu-system-arm "$@"
