@@ -12,42 +12,64 @@
 #include "mps2_an385.h"
 #include "platform.h"
 
-static volatile uint32_t board_ms; /* milliseconds since board_init, wraps at 2^32 */
+/*
+ * Time base: SysTick every BOARD_TICK_MS, the milliseconds within a period
+ * read from its down-counter. A 1 ms tick would be simpler, but QEMU with
+ * user-mode networking delivers timer interrupts to a sleeping (WFI) core
+ * with a delay of a millisecond or more each, and a 1 ms SysTick then runs
+ * about three times slow; a 10 ms period keeps the clock within a few percent.
+ */
+#define BOARD_TICK_MS 10u
+#define BOARD_TICK_CYCLES (MPS2_SYSCLK_HZ / 1000u * BOARD_TICK_MS)
 
-/** Starts the console (UART0, TX only) and SysTick at 1 ms from the 25 MHz system clock. */
+static volatile uint32_t board_ms; /* milliseconds at the last tick, wraps at 2^32 */
+
+/** Starts the console (UART0, TX only) and SysTick every BOARD_TICK_MS from the 25 MHz system clock. */
 void board_init(void)
 {
   MPS2_UART_BAUDDIV(MPS2_UART0_BASE) = MPS2_SYSCLK_HZ / MPS2_UART_BAUD;
   MPS2_UART_CTRL(MPS2_UART0_BASE) = MPS2_UART_CTRL_TX_EN;
-  MPS2_SYST_RVR = MPS2_SYSCLK_HZ / 1000u - 1u;
+  MPS2_SYST_RVR = BOARD_TICK_CYCLES - 1u;
   MPS2_SYST_CVR = 0;
   MPS2_SYST_CSR = MPS2_SYST_CSR_ENABLE | MPS2_SYST_CSR_TICKINT | MPS2_SYST_CSR_CLKSOURCE;
 }
 
-/** SysTick: one millisecond more. */
+/** SysTick: one period more. */
 void board_systick_isr(void)
 {
-  board_ms = board_ms + 1u;
+  board_ms = board_ms + BOARD_TICK_MS;
 }
 
-/** lwIP's millisecond clock. */
+/** lwIP's millisecond clock: the last tick plus the part of the period SysTick has counted down. */
 u32_t sys_now(void)
 {
-  return board_ms;
+  uint32_t ms, cvr;
+  do {
+    ms = board_ms;
+    cvr = MPS2_SYST_CVR;
+  } while (ms != board_ms); /* a tick came in between: read again */
+  uint32_t within = (BOARD_TICK_CYCLES - 1u - cvr) / (MPS2_SYSCLK_HZ / 1000u);
+  uint32_t now = ms + (within < BOARD_TICK_MS ? within : BOARD_TICK_MS - 1u);
+  /* The counter may have reloaded before its interrupt was taken: never go back. */
+  static uint32_t last;
+  if ((int32_t)(now - last) < 0) {
+    now = last;
+  }
+  last = now;
+  return now;
 }
 
 /**
- * Sleeps until the next interrupt (at most 1 ms, SysTick) unless busy()
- * reports work. Interrupts are masked around the check, so one that arrives
- * in between still ends the WFI.
+ * Sleeps until the next interrupt unless busy() reports work. An interrupt
+ * that slips in between the check and the WFI costs at most one SysTick
+ * period (BOARD_TICK_MS). (The PRIMASK-guarded form does not wake under QEMU: its
+ * NVIC only wakes a WFI for an interrupt that could preempt.)
  */
 void board_idle(int (*busy)(void))
 {
-  __asm volatile("cpsid i" ::: "memory");
   if (!busy()) {
     __asm volatile("dsb\nwfi" ::: "memory");
   }
-  __asm volatile("cpsie i" ::: "memory");
 }
 
 /** Writes console bytes to UART0, waiting while its transmit buffer is full. */
@@ -130,7 +152,7 @@ uint32_t platform_random(void)
   uint8_t b[4] = {0};
   platform_entropy(b, sizeof b);
   uint32_t r = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
-  return r ^ MPS2_SYST_CVR ^ (board_ms << 16);
+  return r ^ MPS2_SYST_CVR ^ (sys_now() << 16);
 }
 
 /** lwIP's LWIP_PLATFORM_ASSERT on this board (board_opts.h): log, then stop. */

@@ -4,11 +4,11 @@
 
 #include <stdint.h>
 
-/** Starts the console (UART0) and the 1 ms SysTick. */
+/** Starts the console (UART0) and SysTick (see board.c for the period). */
 void board_init(void);
-/** SysTick handler: counts milliseconds for sys_now(). */
+/** SysTick handler: advances the clock behind sys_now(). */
 void board_systick_isr(void);
-/** Sleeps until the next interrupt unless `busy` says there is work already. */
+/** Sleeps until the next interrupt (at most one SysTick period) unless `busy` says there is work already. */
 void board_idle(int (*busy)(void));
 /** Prints what went wrong and stops the device. */
 __attribute__((noreturn)) void board_panic(const char *what, uint32_t code);

@@ -7,7 +7,10 @@
 #include "platform.h"
 
 /* Symbols of the linker script (mps2_an385.ld). */
-extern uint32_t __data_start, __data_end, __data_load, __bss_start, __bss_end, __stack_top;
+extern uint32_t __data_start, __data_end, __data_load, __bss_start, __bss_end, __stack_bottom, __stack_top;
+
+/** Fill of the unused stack (see startup_reset); the first word that differs is the high-water mark. */
+#define STARTUP_STACK_PAINT 0x5A5A5A5Au
 
 int main(void);
 void startup_reset(void);
@@ -59,6 +62,12 @@ void startup_reset(void)
   }
   for (uint32_t *dst = &__bss_start; dst < &__bss_end;) {
     *dst++ = 0;
+  }
+  /* Paint the stack below this frame, so its high-water mark can be read from memory later. */
+  uint32_t sp;
+  __asm volatile("mov %0, sp" : "=r"(sp));
+  for (uint32_t *p = &__stack_bottom; (uintptr_t)p < sp - 64u; p++) {
+    *p = STARTUP_STACK_PAINT;
   }
   MPS2_SCB_VTOR = (uint32_t)(uintptr_t)startup_vectors;
   __asm volatile("dsb\nisb" ::: "memory");
