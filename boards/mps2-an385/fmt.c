@@ -1,10 +1,13 @@
-/* fmt.c: snprintf and vsnprintf for the board: newlib-nano's cannot print 64-bit integers (Lua's and the logs') nor floats. */
+/* fmt.c: snprintf, vsnprintf and strtod for the board: newlib-nano's printf cannot print 64-bit integers nor floats, and its strtod is 10 KiB. */
+#include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /*
@@ -96,8 +99,8 @@ static void fmt_integer(fmt_out_t *o, fmt_spec_t *s, uint64_t v, bool negative, 
   fmt_emit(o, s, prefix, tmp + sizeof tmp - n, n, zeros);
 }
 
-/* Up to 17 significant decimal digits of v > 0: digits[0..sig) and the exponent of the first. */
-static void fmt_sig_digits(double v, int sig, char *digits, int *exp10)
+/* 17 significant decimal digits of v > 0 (scaled in binary): digits[0..sig) and the exponent of the first. */
+static void fmt_scaled_digits(double v, int sig, char *digits, int *exp10)
 {
   int e = (int)floor(log10(v));
   for (int attempt = 0; attempt < 2; attempt++) {
@@ -112,7 +115,9 @@ static void fmt_sig_digits(double v, int sig, char *digits, int *exp10)
       p += 300;
     }
     scaled = p >= 0 ? scaled * pow(10.0, p) : scaled / pow(10.0, -p);
-    uint64_t n = (uint64_t)(scaled + 0.5);
+    double whole = floor(scaled);
+    double rest = scaled - whole;
+    uint64_t n = (uint64_t)whole + (rest > 0.5 || (rest == 0.5 && fmod(whole, 2.0) != 0.0)); /* ties to even */
     uint64_t lo = 1;
     for (int i = 1; i < sig; i++) {
       lo *= 10u;
@@ -135,6 +140,32 @@ static void fmt_sig_digits(double v, int sig, char *digits, int *exp10)
   memset(digits, '0', (size_t)sig);
   digits[0] = '1';
   *exp10 = e;
+}
+
+/*
+ * sig (1 to 17) significant digits of v > 0: the 17 a double needs, then
+ * rounded in decimal (half to even), so that 160.34999999999999 gives 160.3
+ * at one decimal rather than the 160.4 a binary rescaling rounds to.
+ */
+static void fmt_sig_digits(double v, int sig, char *digits, int *exp10)
+{
+  fmt_scaled_digits(v, 17, digits, exp10);
+  if (sig >= 17) {
+    return;
+  }
+  bool tail = false;
+  for (int i = sig + 1; i < 17; i++) {
+    tail = tail || digits[i] != '0';
+  }
+  bool up = digits[sig] > '5' || (digits[sig] == '5' && (tail || (digits[sig - 1] - '0') % 2 != 0));
+  for (int i = sig - 1; up && i >= 0; i--) {
+    up = digits[i] == '9';
+    digits[i] = up ? '0' : (char)(digits[i] + 1);
+  }
+  if (up) {
+    digits[0] = '1'; /* 9.99 -> 10.0: one digit more in front */
+    ++*exp10;
+  }
 }
 
 static void fmt_float(fmt_out_t *o, fmt_spec_t *s, double v, char conv)
@@ -224,11 +255,8 @@ static void fmt_float(fmt_out_t *o, fmt_spec_t *s, double v, char conv)
           sig = 1;
         }
       } else if (sig < 17) {
+        /* A carry into a new leading digit (9.96 -> 10.0) leaves only zeros after it. */
         fmt_sig_digits(v, sig, digits, &first);
-        if (first + 1 + prec > sig && sig < 17) {
-          sig++; /* rounding carried into a new digit: one more fits */
-          fmt_sig_digits(v, sig, digits, &first);
-        }
       } else {
         sig = 17;
       }
@@ -393,4 +421,104 @@ int snprintf(char *buf, size_t size, const char *fmt, ...)
   int n = vsnprintf(buf, size, fmt, ap);
   va_end(ap);
   return n;
+}
+
+/* Value of a hex digit, or -1. */
+static int fmt_hex_digit(char c)
+{
+  if (c >= '0' && c <= '9') {
+    return c - '0';
+  }
+  c = (char)(c | 0x20);
+  return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/*
+ * C99 strtod for decimal and hexadecimal numbers ("inf" and "nan" are not
+ * converted: Lua, its one user, rejects them before calling). The first 19
+ * significant digits count; the result is within an ulp or two of the
+ * correctly rounded one (exact when the digits and the power of ten are).
+ */
+double strtod(const char *str, char **end)
+{
+  const char *p = str;
+  while (isspace((unsigned char)*p)) {
+    p++;
+  }
+  bool negative = *p == '-';
+  if (*p == '-' || *p == '+') {
+    p++;
+  }
+  bool hex = p[0] == '0' && (p[1] | 0x20) == 'x' && (fmt_hex_digit(p[2]) >= 0 || (p[2] == '.' && fmt_hex_digit(p[3]) >= 0));
+  unsigned base = hex ? 16u : 10u;
+  if (hex) {
+    p += 2;
+  }
+  uint64_t mant = 0;
+  int digits = 0, scale = 0; /* scale: digits (hex: bits) dropped or after the point */
+  bool any = false, point = false;
+  for (;; p++) {
+    int d = hex ? fmt_hex_digit(*p) : (*p >= '0' && *p <= '9' ? *p - '0' : -1);
+    if (d < 0) {
+      if (*p == '.' && !point) {
+        point = true;
+        continue;
+      }
+      break;
+    }
+    any = true;
+    if (digits < (hex ? 15 : 19)) {
+      mant = mant * base + (unsigned)d;
+      if (mant != 0) {
+        digits++;
+      }
+      if (point) {
+        scale -= hex ? 4 : 1;
+      }
+    } else if (!point) {
+      scale += hex ? 4 : 1;
+    }
+  }
+  if (!any) {
+    if (end != NULL) {
+      *end = (char *)(uintptr_t)str;
+    }
+    return 0.0;
+  }
+  char expc = hex ? 'p' : 'e';
+  if ((*p | 0x20) == expc) {
+    const char *q = p + 1;
+    bool eneg = *q == '-';
+    if (*q == '-' || *q == '+') {
+      q++;
+    }
+    if (*q >= '0' && *q <= '9') {
+      long e = 0;
+      while (*q >= '0' && *q <= '9') {
+        if (e < 100000) {
+          e = e * 10 + (*q - '0');
+        }
+        q++;
+      }
+      scale += (int)(eneg ? -e : e);
+      p = q;
+    }
+  }
+  if (end != NULL) {
+    *end = (char *)(uintptr_t)p;
+  }
+  double v = (double)mant;
+  if (mant != 0) {
+    if (hex) {
+      v = ldexp(v, scale);
+    } else if (scale > 0) {
+      v = scale > 308 ? HUGE_VAL : v * pow(10.0, scale);
+    } else if (scale < 0) {
+      v = scale < -308 ? v / 1e308 / pow(10.0, -scale - 308 > 308 ? 308 : -scale - 308) : v / pow(10.0, -scale);
+    }
+    if (isinf(v) || v == 0.0) {
+      errno = ERANGE;
+    }
+  }
+  return negative ? -v : v;
 }

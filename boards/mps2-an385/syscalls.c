@@ -82,6 +82,14 @@ void __assert_func(const char *file, int line, const char *func, const char *exp
   board_panic(" <- C library assertion", (uint32_t)line);
 }
 
+/* Messages for errno values (newlib's table is 2.8 KiB; only file errors reach Lua here). */
+char *strerror(int err)
+{
+  static char unknown[] = "error";
+  static char noent[] = "no such file";
+  return err == ENOENT ? noent : unknown;
+}
+
 void _exit(int status)
 {
   board_panic("exit", (uint32_t)status);
