@@ -374,11 +374,8 @@ int storage_flash_init(flash_model_t *f)
   for (uint32_t b = 0; b < f->blocks; b++) {
     sf_rec_t r;
     bool head = sf_rec_get(b, SF_OFF_HDR, SF_MAGIC_HEAD, &r);
-    if (head || sf_rec_get(b, SF_OFF_HDR, SF_MAGIC_DATA, &r)) {
-      uint32_t id = head ? r.a : r.a;
-      if (id >= sf_next_id) {
-        sf_next_id = id + 1;
-      }
+    if ((head || sf_rec_get(b, SF_OFF_HDR, SF_MAGIC_DATA, &r)) && r.a >= sf_next_id) {
+      sf_next_id = r.a + 1; /* file ids are never reused, not even those of dropped uploads */
     }
     sf_state[b] = flash_is_erased(f, sf_addr(b, 0), FLASH_BLOCK_SIZE) ? SF_FREE : SF_DIRTY;
   }
