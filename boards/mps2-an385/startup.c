@@ -50,7 +50,9 @@ __attribute__((section(".vectors"), used)) static const startup_vector_t startup
   [12] = startup_unexpected, /* DebugMon */
   [14] = startup_unexpected, /* PendSV */
   [15] = board_systick_isr,
+  [16 ... 16 + MPS2_LAN9118_IRQ - 1] = startup_unexpected, /* interrupts nothing enables */
   [16 + MPS2_LAN9118_IRQ] = lan9118_isr,
+  [16 + MPS2_LAN9118_IRQ + 1 ... 16 + 31] = startup_unexpected,
 };
 
 /** Reset: copies .data from the image, zeroes .bss, points VTOR at the table, runs main. */
