@@ -4,7 +4,7 @@
 
 /*
  * RAM budget (PRODUCT.md section 10: 128 KiB for static data and heaps):
- *   Lua arena                      40 KiB  (the default policy: 16 KiB live, near 32 KiB while compiling)
+ *   Lua arena                      40 KiB  (the default policy keeps 16 KiB live; the collector uses the rest)
  *   lwIP heap (MEM_SIZE)           12 KiB  (responses and unacknowledged segments)
  *   lwIP PBUF_POOL 10 x 1.5 KiB   ~15 KiB  (received frames: the 6-MSS window and out-of-order segments)
  *   LAN9118 frame queue 4 x 1.5   ~6 KiB  (the controller's own 10,560-byte FIFO holds the rest)
