@@ -2,6 +2,8 @@
 #
 #   make                 build the firmware or simulator for BOARD
 #   make run             build, then start the simulated device (ARGS='...' passes options)
+#   make debug           start the device halted for a debugger (boards that have one)
+#   make size            flash and RAM by section and component against the budgets (firmware boards)
 #   make test            unit tests (ASan/UBSan) and end-to-end tests; ends with a summary line
 #   make fuzz            runs every libFuzzer target for FUZZ_TIME seconds (default 60)
 #   make bench           prints throughput figures (not part of make test)
@@ -78,7 +80,7 @@ OWN_OBJS := $(CORE_SRCS:%.c=$(OUT)/obj/%.o) $(PORT_SRCS:%.c=$(OUT)/obj/%.o) $(BO
 ALL_OBJS := $(OWN_OBJS) $(LWIP_OBJS) $(MBEDTLS_OBJS) $(LUA_OBJS)
 DEPS_STAMP := $(BUILD)/deps/.checked-$(BOARD)
 
-.PHONY: all tools deps run test unit bench fuzz fuzz-build certs tls-size e2e-asan clean distclean
+.PHONY: all tools deps run debug size test unit bench fuzz fuzz-build certs tls-size e2e-asan clean distclean
 
 all: $(OUT)/$(BOARD_TARGET)
 
@@ -88,7 +90,7 @@ tools:
 # Fetches (or checks) the three dependency trees once; later runs do nothing.
 $(DEPS_STAMP): scripts/fetch-deps.sh | tools
 	@scripts/fetch-deps.sh $(DEPS_DIR) lwip=$(LWIP_DIR) mbedtls=$(MBEDTLS_DIR) lua=$(LUA_DIR)
-	@touch $@
+	@mkdir -p $(@D) && touch $@
 deps: $(DEPS_STAMP)
 # The dependency sources appear once the fetch has run.
 $(addprefix $(LWIP_DIR)/,$(LWIP_SRCS)) $(addprefix $(MBEDTLS_DIR)/,$(MBEDTLS_SRCS)) \
@@ -116,7 +118,7 @@ $(OUT)/lua/%.o: $(LUA_DIR)/%.c | $(DEPS_STAMP)
 
 -include $(ALL_OBJS:.o=.d)
 
-$(OUT)/$(BOARD_TARGET): $(ALL_OBJS)
+$(OUT)/$(BOARD_TARGET): $(ALL_OBJS) $(BOARD_EXTRA_OBJS)
 	@echo "  LD      $@"
 	@$(BOARD_LINK)
 
@@ -133,6 +135,13 @@ tls-size: | $(DEPS_STAMP)
 # ---- Running ---------------------------------------------------------------
 run: all $(BOARD_RUN_DEPS)
 	$(BOARD_RUN)
+
+# Boards without a debugger or a size report say so (board.mk: BOARD_DEBUG, BOARD_SIZE).
+debug: all
+	$(if $(BOARD_DEBUG),$(BOARD_DEBUG),@echo "make debug: not available on board $(BOARD)")
+
+size: all
+	$(if $(BOARD_SIZE),$(BOARD_SIZE),@echo "make size: not available on board $(BOARD) (see BOARD=mps2-an385)")
 
 # ---- Tests -----------------------------------------------------------------
 include tests/tests.mk

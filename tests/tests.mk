@@ -23,6 +23,7 @@ UNIT_digest := src/digest.c $(MBEDTLS_ALL)
 UNIT_policy := src/policy.c src/digest.c port/lua_arena.c port/arena.c src/log.c $(LUA_ALL) $(MBEDTLS_ALL) tests/unit/fake_storage.c
 UNIT_LDLIBS_policy := -lm
 UNIT_storage_host := boards/host/storage_host.c src/log.c
+UNIT_storage_flash := boards/mps2-an385/storage_flash.c boards/mps2-an385/flash_model.c src/log.c
 
 UNIT_NAMES := $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_NAMES:%=$(TEST_OUT)/unit/test_%)
@@ -98,11 +99,15 @@ fuzz: $(FUZZ_BINS)
 
 E2E_PYTEST := /usr/bin/python3 -m pytest
 
+# The mps2-an385 image the board smoke test boots (tests/e2e/test_board_smoke.py).
+SMOKE_IMAGE := BOARD=mps2-an385 VARIANT=smoke SET=token=smoke-token
+
 # One pytest run: every unit binary (tests/test_unit.py) and every
 # end-to-end scenario, closed by pytest's summary line.
 test:
 	@scripts/need-tools.sh $(TOOLS) $(BOARD_TOOLS) $(TEST_TOOLS)
 	@$(MAKE) --no-print-directory -j2 all unit fuzz-build certs
+	@$(MAKE) --no-print-directory -j2 $(SMOKE_IMAGE) all
 	@$(E2E_PYTEST) -q -p no:cacheprovider tests $(PYTEST_ARGS)
 
 # Figures, not tests: footprint, RAM, decision cost and throughput against the budgets (tests/bench/figures.py).

@@ -1,0 +1,54 @@
+# board.mk: the mps2-an385 board: Arm MPS2+ AN385 (Cortex-M3) firmware, run under qemu-system-arm.
+#
+#   make BOARD=mps2-an385 [SET="token=T capacity=3M"] [POLICY=scripts/policy.lua] [VARIANT=name]
+#
+# Settings and the policy are baked into the image (scripts/bake.sh). Each
+# VARIANT shares every object; only its baked file and its link differ:
+# build/mps2-an385/<variant>/postern.elf.
+CC := arm-none-eabi-gcc
+SIZE := arm-none-eabi-size
+NM := arm-none-eabi-nm
+VARIANT ?= default
+SET ?=
+POLICY ?= scripts/policy.lua
+HTTP_PORT ?= 8080
+HTTPS_PORT ?= 8443
+ECHO_PORT ?= 8007
+DISCARD_PORT ?= 8009
+GDB_PORT ?= 1234
+
+BOARD_TARGET := $(VARIANT)/postern.elf
+BOARD_TOOLS := qemu-system-arm:qemu-system-arm arm-none-eabi-gcc:gcc-arm-none-eabi \
+               /usr/lib/arm-none-eabi/newlib/thumb/v7-m/nofp/libc_nano.a:libnewlib-arm-none-eabi
+MPS2_ARCH := -mcpu=cortex-m3 -mthumb
+BOARD_CFLAGS := $(MPS2_ARCH) -Os -g -fno-strict-aliasing -ffunction-sections -fdata-sections
+BOARD_OWN_CFLAGS :=
+BOARD_SRCS := $(wildcard boards/mps2-an385/*.c)
+
+MPS2_VARIANT_DIR := $(OUT)/$(VARIANT)
+MPS2_LDSCRIPT := boards/mps2-an385/mps2_an385.ld
+BOARD_EXTRA_OBJS := $(MPS2_VARIANT_DIR)/baked.o
+# newlib-nano for string and formatting functions; no start files, no
+# system calls but the few in syscalls.c (no _sbrk: nothing may call malloc).
+BOARD_LINK = $(CC) $(MPS2_ARCH) --specs=nano.specs -nostartfiles -T $(MPS2_LDSCRIPT) -Wl,--gc-sections \
+  -Wl,-Map=$(MPS2_VARIANT_DIR)/postern.map -Wl,--cref -o $@ $(filter %.o,$^) -lm
+BOARD_RUN = scripts/qemu-run.sh $(OUT)/$(BOARD_TARGET) $(HTTP_PORT) $(HTTPS_PORT) $(ECHO_PORT) $(DISCARD_PORT)
+BOARD_DEBUG = scripts/qemu-run.sh --debug $(GDB_PORT) $(OUT)/$(BOARD_TARGET) $(HTTP_PORT) $(HTTPS_PORT) \
+  $(ECHO_PORT) $(DISCARD_PORT)
+BOARD_SIZE = scripts/size-report.sh $(OUT)/$(BOARD_TARGET) $(MPS2_VARIANT_DIR)/postern.map
+
+# The baked settings change with SET, POLICY and VARIANT: a stamp holds them,
+# rewritten only when they differ, so the image relinks exactly then.
+.PHONY: mps2-bake-check
+$(MPS2_VARIANT_DIR)/bake.stamp: mps2-bake-check
+	@mkdir -p $(@D)
+	@printf '%s\n' 'variant=$(VARIANT)' 'policy=$(POLICY)' 'set=$(SET)' > $@.new
+	@if cmp -s $@.new $@; then rm -f $@.new; else mv $@.new $@; fi
+$(MPS2_VARIANT_DIR)/baked.c: $(MPS2_VARIANT_DIR)/bake.stamp $(POLICY) scripts/bake.sh
+	@echo "  BAKE    $@ ($(POLICY)$(if $(SET), SET=$(SET)))"
+	@scripts/bake.sh '$(VARIANT)' '$(POLICY)' '$(SET)' > $@.tmp && mv $@.tmp $@
+$(MPS2_VARIANT_DIR)/baked.o: $(MPS2_VARIANT_DIR)/baked.c
+	@echo "  CC      $<"
+	@$(CC) $(OWN_CFLAGS) -c $< -o $@
+$(OUT)/$(BOARD_TARGET): $(MPS2_LDSCRIPT)
+-include $(MPS2_VARIANT_DIR)/baked.d

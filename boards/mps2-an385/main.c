@@ -1,0 +1,82 @@
+/* main.c: the mps2-an385 firmware: board, storage, policy, lwIP over the LAN9118, the NO_SYS main loop. */
+#include "baked.h"
+#include "board.h"
+#include "flash_model.h"
+#include "http_conn.h"
+#include "lan9118.h"
+#include "log.h"
+#include "lwip/init.h"
+#include "lwip/netif.h"
+#include "lwip/timeouts.h"
+#include "netif/ethernet.h"
+#include "policy.h"
+#include "selftest.h"
+#include "storage_flash.h"
+
+/* Static addressing on QEMU's user-mode network. */
+#define MAIN_IP "10.0.2.15"
+#define MAIN_MASK "255.255.255.0"
+#define MAIN_GW "10.0.2.2"
+
+static flash_model_t main_medium;
+static struct netif main_netif;
+
+/* Creates the policy VM with the baked settings and runs the baked script. */
+static int main_load_policy(void)
+{
+  if (policy_init(baked_setting_names, baked_setting_values, baked_setting_count) != 0) {
+    log_line("postern: cannot create the Lua VM");
+    return -1;
+  }
+  if (policy_load(baked_policy_name, baked_policy, baked_policy_len) != 0) {
+    log_line("postern: policy %s did not load; not starting", baked_policy_name);
+    return -1;
+  }
+  log_line("postern: policy %s loaded (Lua arena %u bytes in use)", baked_policy_name,
+           (unsigned)policy_memory_in_use());
+  return 0;
+}
+
+/* Work for the loop without sleeping: frames waiting. */
+static int main_busy(void)
+{
+  return lan9118_rx_pending();
+}
+
+int main(void)
+{
+  board_init();
+  log_line("postern: mps2-an385 image '%s' booting", baked_variant);
+  flash_model_init(&main_medium, baked_medium, baked_medium_size);
+  if (storage_flash_init(&main_medium) != 0) {
+    board_panic("storage did not start", 0);
+  }
+  if (main_load_policy() != 0) {
+    board_panic("policy did not load", 0);
+  }
+  lwip_init();
+  ip4_addr_t ip, mask, gw;
+  ip4addr_aton(MAIN_IP, &ip);
+  ip4addr_aton(MAIN_MASK, &mask);
+  ip4addr_aton(MAIN_GW, &gw);
+  if (netif_add(&main_netif, &ip, &mask, &gw, NULL, lan9118_netif_init, ethernet_input) == NULL) {
+    board_panic("no network interface", 0);
+  }
+  netif_set_default(&main_netif);
+  netif_set_up(&main_netif);
+  if (selftest_start() != ERR_OK) {
+    board_panic("cannot start the self-test services", 0);
+  }
+  if (http_listen(NULL, 80) != ERR_OK) {
+    board_panic("cannot listen on port 80", 0);
+  }
+  log_line("postern: echo on device port 7, discard on device port 9; no TLS server in this build yet");
+  log_line("postern: ready (lwIP %s, device %s)", LWIP_VERSION_STRING, MAIN_IP);
+
+  /* The NO_SYS main loop: interrupts only queue frames; lwIP runs here. */
+  for (;;) {
+    lan9118_poll(&main_netif);
+    sys_check_timeouts();
+    board_idle(main_busy);
+  }
+}

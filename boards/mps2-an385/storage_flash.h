@@ -1,0 +1,29 @@
+/* storage_flash.h: storage.h on a flash medium (flash_model.h): log-structured block chains, commit record programmed last. */
+#ifndef POSTERN_STORAGE_FLASH_H
+#define POSTERN_STORAGE_FLASH_H
+
+#include "flash_model.h"
+
+/** Most erase blocks the backend tracks (3 MiB of 4 KiB blocks). */
+#ifndef STORAGE_FLASH_MAX_BLOCKS
+#define STORAGE_FLASH_MAX_BLOCKS 768
+#endif
+
+/** Most committed files. */
+#ifndef STORAGE_FLASH_MAX_FILES
+#define STORAGE_FLASH_MAX_FILES 64
+#endif
+
+/**
+ * Serves storage.h from medium `f`: rebuilds the index from what the medium
+ * holds (committed files; unfinished uploads and superseded versions are
+ * dropped, and their blocks erased when next needed). A medium that holds
+ * nothing of ours (fresh, all zeros or all ones) is simply empty.
+ * Returns 0, or -1 when the medium is larger than STORAGE_FLASH_MAX_BLOCKS.
+ */
+int storage_flash_init(flash_model_t *f);
+
+/** Erase blocks free now (erased, or waiting for an erase). */
+uint32_t storage_flash_free_blocks(void);
+
+#endif /* POSTERN_STORAGE_FLASH_H */

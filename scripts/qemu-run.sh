@@ -1,0 +1,47 @@
+#!/bin/sh
+# qemu-run.sh: runs a postern mps2-an385 image under qemu-system-arm, console on stdio, forwards on 127.0.0.1 only.
+#
+# usage: scripts/qemu-run.sh [--debug GDB_PORT] ELF [HTTP_PORT [HTTPS_PORT [ECHO_PORT [DISCARD_PORT]]]]
+#   Forwards 127.0.0.1:HTTP_PORT (8080) to device port 80, HTTPS_PORT (8443)
+#   to 443, ECHO_PORT (8007) to 7 and DISCARD_PORT (8009) to 9; a port of 0
+#   is not forwarded. The device is 10.0.2.15 on QEMU's user-mode network.
+#   --debug starts the CPU halted with a gdb server on 127.0.0.1:GDB_PORT.
+#   Ctrl-A X leaves QEMU.
+set -eu
+
+debug=""
+if [ "${1:-}" = "--debug" ]; then
+  debug=${2:?usage: qemu-run.sh --debug GDB_PORT ELF ...}
+  shift 2
+fi
+elf=${1:?usage: qemu-run.sh [--debug GDB_PORT] ELF [HTTP_PORT [HTTPS_PORT [ECHO_PORT [DISCARD_PORT]]]]}
+http=${2:-8080}
+https=${3:-8443}
+echo_port=${4:-8007}
+discard=${5:-8009}
+
+[ -f "$elf" ] || { echo "qemu-run: no image $elf (build it with make BOARD=mps2-an385)" >&2; exit 1; }
+
+nic="user,model=lan9118,restrict=on,net=10.0.2.0/24,host=10.0.2.2"
+for fwd in "$http:80" "$https:443" "$echo_port:7" "$discard:9"; do
+  host_port=${fwd%%:*}
+  [ "$host_port" = 0 ] && continue
+  nic="$nic,hostfwd=tcp:127.0.0.1:$host_port-:${fwd#*:}"
+done
+
+set -- -M mps2-an385 -nographic -monitor none -serial stdio -kernel "$elf" -nic "$nic"
+if [ -n "$debug" ]; then
+  # A debugger that knows Arm: gdb-multiarch, arm-none-eabi-gdb, or a gdb built for it.
+  gdb=""
+  for g in gdb-multiarch arm-none-eabi-gdb gdb; do
+    if command -v "$g" >/dev/null 2>&1 && "$g" -batch -ex 'set architecture armv7-m' >/dev/null 2>&1; then
+      gdb=$g
+      break
+    fi
+  done
+  echo "qemu-run: halted; gdb server on 127.0.0.1:$debug. Attach with:"
+  echo "  ${gdb:-gdb-multiarch} $elf -ex 'target remote 127.0.0.1:$debug'"
+  [ -z "$gdb" ] && echo "qemu-run: no gdb here knows Arm: apt-get install gdb-multiarch"
+  set -- "$@" -S -gdb "tcp:127.0.0.1:$debug"
+fi
+exec qemu-system-arm "$@"
