@@ -13,50 +13,50 @@
 #include "platform.h"
 
 /*
- * Time base: SysTick every BOARD_TICK_MS, the milliseconds within a period
- * read from its down-counter. A 1 ms tick would be simpler, but QEMU with
- * user-mode networking delivers timer interrupts to a sleeping (WFI) core
- * with a delay of a millisecond or more each, and a 1 ms SysTick then runs
- * about three times slow; a 10 ms period keeps the clock within a few percent.
+ * Time base: timer 0 counts the 25 MHz clock down through all 32 bits (a
+ * wrap every 171 s), and sys_now() adds up the cycles since its last call.
+ * Time is read, never counted in interrupts: under QEMU a sleeping (WFI)
+ * core takes its timer interrupts late, and a clock made of ticks ran about
+ * a third slow. SysTick only wakes the main loop every BOARD_TICK_MS, so
+ * sys_now() runs far more often than once per wrap.
  */
 #define BOARD_TICK_MS 10u
 #define BOARD_TICK_CYCLES (MPS2_SYSCLK_HZ / 1000u * BOARD_TICK_MS)
+#define BOARD_CYCLES_PER_MS (MPS2_SYSCLK_HZ / 1000u)
 
-static volatile uint32_t board_ms; /* milliseconds at the last tick, wraps at 2^32 */
+static uint32_t board_clock_last; /* timer 0 at the last sys_now() */
+static uint32_t board_clock_cycles; /* cycles not yet a whole millisecond */
+static uint32_t board_clock_ms;     /* wraps at 2^32, as lwIP expects */
 
-/** Starts the console (UART0, TX only) and SysTick every BOARD_TICK_MS from the 25 MHz system clock. */
+/** Starts the console (UART0, TX only), the free-running clock and the SysTick wake-up. */
 void board_init(void)
 {
   MPS2_UART_BAUDDIV(MPS2_UART0_BASE) = MPS2_SYSCLK_HZ / MPS2_UART_BAUD;
   MPS2_UART_CTRL(MPS2_UART0_BASE) = MPS2_UART_CTRL_TX_EN;
+  MPS2_TIMER_CTRL(MPS2_TIMER0_BASE) = 0;
+  MPS2_TIMER_RELOAD(MPS2_TIMER0_BASE) = 0xFFFFFFFFu;
+  MPS2_TIMER_VALUE(MPS2_TIMER0_BASE) = 0xFFFFFFFFu;
+  MPS2_TIMER_CTRL(MPS2_TIMER0_BASE) = MPS2_TIMER_CTRL_ENABLE;
+  board_clock_last = MPS2_TIMER_VALUE(MPS2_TIMER0_BASE);
   MPS2_SYST_RVR = BOARD_TICK_CYCLES - 1u;
   MPS2_SYST_CVR = 0;
   MPS2_SYST_CSR = MPS2_SYST_CSR_ENABLE | MPS2_SYST_CSR_TICKINT | MPS2_SYST_CSR_CLKSOURCE;
 }
 
-/** SysTick: one period more. */
+/** SysTick: nothing to count; taking the interrupt ends the main loop's WFI. */
 void board_systick_isr(void)
 {
-  board_ms = board_ms + BOARD_TICK_MS;
 }
 
-/** lwIP's millisecond clock: the last tick plus the part of the period SysTick has counted down. */
+/** lwIP's millisecond clock, from the cycles timer 0 counted since the last call (main loop only). */
 u32_t sys_now(void)
 {
-  uint32_t ms, cvr;
-  do {
-    ms = board_ms;
-    cvr = MPS2_SYST_CVR;
-  } while (ms != board_ms); /* a tick came in between: read again */
-  uint32_t within = (BOARD_TICK_CYCLES - 1u - cvr) / (MPS2_SYSCLK_HZ / 1000u);
-  uint32_t now = ms + (within < BOARD_TICK_MS ? within : BOARD_TICK_MS - 1u);
-  /* The counter may have reloaded before its interrupt was taken: never go back. */
-  static uint32_t last;
-  if ((int32_t)(now - last) < 0) {
-    now = last;
-  }
-  last = now;
-  return now;
+  uint32_t now = MPS2_TIMER_VALUE(MPS2_TIMER0_BASE);
+  uint64_t cycles = (uint64_t)board_clock_cycles + (uint32_t)(board_clock_last - now); /* counts down */
+  board_clock_last = now;
+  board_clock_ms += (uint32_t)(cycles / BOARD_CYCLES_PER_MS);
+  board_clock_cycles = (uint32_t)(cycles % BOARD_CYCLES_PER_MS);
+  return board_clock_ms;
 }
 
 /**

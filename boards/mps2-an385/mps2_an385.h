@@ -28,6 +28,13 @@
 #define MPS2_LAN9118_IRQ 13u
 
 /* ---- Cortex-M3 system control space -------------------------------------- */
+/* CMSDK APB timer 0: a 32-bit down-counter on the 25 MHz peripheral clock. */
+#define MPS2_TIMER0_BASE 0x40000000u
+#define MPS2_TIMER_CTRL(b) MPS2_REG((b) + 0x00u)
+#define MPS2_TIMER_VALUE(b) MPS2_REG((b) + 0x04u)
+#define MPS2_TIMER_RELOAD(b) MPS2_REG((b) + 0x08u)
+#define MPS2_TIMER_CTRL_ENABLE (1u << 0)
+
 #define MPS2_SYST_CSR MPS2_REG(0xE000E010u)
 #define MPS2_SYST_RVR MPS2_REG(0xE000E014u)
 #define MPS2_SYST_CVR MPS2_REG(0xE000E018u)

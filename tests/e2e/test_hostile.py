@@ -79,7 +79,7 @@ def wait_until(pred, timeout, step=0.05):
 
 @pytest.fixture
 def dev(launch):
-    return launch({"token": TOKEN, "capacity": "4M"})
+    return launch({"token": TOKEN, "capacity": "3M"})
 
 
 # ---- 1. Parser strictness over the wire ---------------------------------------------------
