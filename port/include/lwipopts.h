@@ -45,6 +45,11 @@
 #define LWIP_NETIF_LINK_CALLBACK 0
 #define ETHARP_SUPPORT_STATIC_ENTRIES 0
 #define ARP_TABLE_SIZE 4
+/* Several connections can open before the peer's address is resolved: keep
+ * every SYN-ACK waiting for it, not only the last (the others would wait
+ * for the peer's SYN retransmission, 3 s on QEMU's network). */
+#define ARP_QUEUEING 1
+#define MEMP_NUM_ARP_QUEUE 8
 
 /* ---- TCP ---------------------------------------------------------------
  * The receive window is sized to what the slowest board can buffer: the

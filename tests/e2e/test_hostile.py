@@ -290,6 +290,8 @@ def test_power_loss_mid_upload_keeps_v1_and_leaves_nothing(launch, tmp_path):
 
 
 def test_flash_fills_mid_stream_507_nothing_partial_space_back(launch):
+    """The host counts bytes as they are written, so b's 507 comes mid-stream; the board's flash reserves
+    a known length's blocks when the upload opens, so it comes at once. Either way: 507, nothing of b."""
     dev = launch({"token": TOKEN, "capacity": "256K"})
     base = status_doc(dev)["storage"]["free"]
     size = 160 * 1024  # each fits alone; the two together do not
@@ -297,7 +299,7 @@ def test_flash_fills_mid_stream_507_nothing_partial_space_back(launch):
     a = Conn(dev.web)
     a.send(b"PUT /files/a.bin HTTP/1.1\r\nHost: d\r\n" + AUTH_LINE + b"Content-Length: %d\r\n\r\n" % size +
            a_data[:150 * 1024])
-    assert wait_until(lambda: status_doc(dev)["storage"]["free"] == base - 150 * 1024, 5)
+    assert wait_until(lambda: status_doc(dev)["storage"]["free"] <= base - 150 * 1024, 5)
     b = Conn(dev.web)
     b.send(b"PUT /files/b.bin HTTP/1.1\r\nHost: d\r\n" + AUTH_LINE + b"Content-Length: %d\r\n\r\n" % size)
     try:
@@ -314,7 +316,11 @@ def test_flash_fills_mid_stream_507_nothing_partial_space_back(launch):
     assert r.status == 201 and r.json()["sha256"] == hashlib.sha256(a_data).hexdigest()
     a.close()
     assert visible_files(dev) == ["a.bin"] and temp_files(dev) == []  # nothing of b.bin, no temporary file
-    assert status_doc(dev)["storage"]["free"] == base - size
+    used = base - status_doc(dev)["storage"]["free"]
+    if dev.board == "host":
+        assert used == size
+    else:
+        assert size <= used <= size + 4096, used  # whole erase blocks, one header
     assert request(dev.web, "DELETE", "/files/a.bin", None, {"Authorization": AUTH}).status == 204
     assert status_doc(dev)["storage"]["free"] == base
     assert_serving(dev)
