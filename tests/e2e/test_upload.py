@@ -43,7 +43,7 @@ def curl(dev, *args, timeout=120):
 # ---- Expect: 100-continue, accepted -------------------------------------------
 
 def test_expect_accepted_100_arrives_before_any_body_byte_then_201(dev):
-    body = os.urandom(300 * 1024)
+    body = os.urandom(1024 * 1024)
     c = Conn(dev.web)
     c.send(("PUT /files/fw.bin HTTP/1.1\r\nHost: d\r\nAuthorization: %s\r\nContent-Length: %d\r\n"
             "Expect: 100-continue\r\n\r\n" % (AUTH, len(body))).encode())
