@@ -19,7 +19,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
-from conftest import ROOT, HOST_BINARY, CERTS, Device, Endpoint, free_port  # noqa: E402
+from conftest import ROOT, HOST_BINARY, CERTS, CA_CERT, Device, Endpoint, free_port, _board_image  # noqa: E402
+from qemu_device import QemuDevice  # noqa: E402
 from httpwire import Conn, request  # noqa: E402
 
 OUT_DIR = os.path.join(ROOT, "build", "bench")
@@ -40,6 +41,110 @@ def row(group, key, figure, value, unit, budget=None, note=""):
     rows.append((group, figure, value, unit, budget, within, note))
     figures[key] = {"figure": figure, "value": value, "unit": unit, "budget": budget, "within_budget": within,
                     "note": note}
+
+
+# ---- Footprint of the mps2-an385 firmware ---------------------------------------------------------
+
+COMPONENT = re.compile(r"^\s{2}(\S.*?)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+\|\s+(\d+)\s+(\d+)\s*$")
+BUDGET = re.compile(r"^\s*(flash|RAM) \(.*?\)\s+([\d.]+) KiB of (\d+) KiB")
+
+
+def _size_report(tls):
+    """`make BOARD=mps2-an385 TLS=<tls> size`: components (flash, RAM in bytes) and the image totals in KiB."""
+    r = subprocess.run(["make", "--no-print-directory", "-C", ROOT, "BOARD=mps2-an385", "TLS=%d" % tls, "size"],
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    comps, totals = {}, {}
+    for line in r.stdout.splitlines():
+        m = COMPONENT.match(line)
+        if m and m.group(1) != "component":
+            comps[m.group(1)] = (int(m.group(6)), int(m.group(7)))
+        m = BUDGET.match(line)
+        if m:
+            totals[m.group(1)] = float(m.group(2))
+    assert comps and "flash" in totals and "RAM" in totals, r.stdout
+    return comps, totals
+
+
+def footprint():
+    for tls, flash_budget in ((1, 320), (0, 192)):
+        comps, totals = _size_report(tls)
+        group = "mps2-an385 firmware, -Os, %s" % ("with TLS" if tls else "without TLS (TLS=0)")
+        key = "tls" if tls else "notls"
+        row(group, "flash_kib_" + key, "flash (text + rodata + data)", totals["flash"], "KiB", flash_budget,
+            "make BOARD=mps2-an385 TLS=%d size" % tls)
+        row(group, "ram_kib_" + key, "RAM (data + bss + stack; no heap)", totals["RAM"], "KiB", 128,
+            "pools and arenas are static, counted at full size")
+        for name, (flash, ram) in comps.items():
+            if name in ("total",) or name.startswith("other"):
+                continue
+            row(group, "flash_%s_%s" % (key, re.sub(r"\W+", "_", name).strip("_")), "  " + name,
+                round(flash / KIB, 1), "KiB flash", None, "%.1f KiB RAM" % (ram / KIB))
+
+
+# ---- RAM high-water marks on the board -----------------------------------------------------------
+
+def _symbol_size(elf, symbol):
+    out = subprocess.run(["arm-none-eabi-nm", "-S", elf], capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[3] == symbol:
+            return int(parts[1], 16)
+    raise AssertionError("no symbol %s in %s" % (symbol, elf))
+
+
+def board_ram():
+    """Boots the default firmware, serves one HTTPS upload and three plain ones at once, reads /_status."""
+    elf = _board_image({"token": TOKEN}, None)
+    dev = QemuDevice(elf)
+    try:
+        st0 = request(dev.http, "GET", "/_status").json()
+        body = os.urandom(256 * 1024)
+        plain = []
+        for i in range(3):
+            c = Conn(dev.http, timeout=60)
+            c.send(b"PUT /files/p%d.bin HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n"
+                   b"Expect: 100-continue\r\n\r\n" % (i, TOKEN.encode(), len(body)))
+            assert c.read_response().status == 100
+            plain.append(c)
+        r = subprocess.run(["curl", "-sS", "--cacert", CA_CERT, "-T", "-", "-H", "Authorization: Bearer " + TOKEN,
+                            Endpoint(dev.https, True).url("/files/t.bin")], input=body, capture_output=True,
+                           timeout=120)
+        assert b'"sha256"' in r.stdout, r.stderr
+        for c in plain:
+            c.send(body)
+            assert c.read_response(timeout=60).status == 201
+            c.close()
+        st = request(dev.http, "GET", "/_status").json()
+    finally:
+        dev.stop()
+    mem = st["memory"]
+    lw = mem["lwip"]
+    plain_bytes = st["connections"]["slot_bytes"] + lw["tcp_pcb"]["size"] + lw["altcp_pcb"]["size"]
+    row("RAM on the board (from /_status after 1 HTTPS + 3 plain uploads at once)", "ram_plain_conn",
+        "one plain connection", plain_bytes, "B", 2560,
+        "slot %d + tcp_pcb %d + altcp_pcb %d; lwIP buffers aside" % (st["connections"]["slot_bytes"],
+                                                                    lw["tcp_pcb"]["size"], lw["altcp_pcb"]["size"]))
+    th = mem["tls_heap"]
+    session = _symbol_size(elf, "tls_sessions") // max(1, st["tls"]["max"])
+    tls_peak = th["high_water"] - st0["memory"]["tls_heap"]["in_use"] + session + plain_bytes + lw["altcp_pcb"]["size"]
+    row("RAM on the board (from /_status after 1 HTTPS + 3 plain uploads at once)", "ram_tls_conn_peak",
+        "one TLS connection at its peak", tls_peak, "B", 48 * KIB,
+        "TLS heap peak %d less its idle %d (certificate, key) + session %d + a plain connection + the TLS altcp pcb"
+        % (th["high_water"], st0["memory"]["tls_heap"]["in_use"], session))
+    row("RAM on the board (from /_status after 1 HTTPS + 3 plain uploads at once)", "tls_heap_high_water",
+        "TLS heap high water (of %d)" % th["size"], th["high_water"], "B", None, "certificate and key included")
+    lua = mem["lua"]
+    row("RAM on the board (from /_status after 1 HTTPS + 3 plain uploads at once)", "lua_live",
+        "Lua VM, default policy: live after a full collection", lua["live"], "B", 24 * KIB, "")
+    row("RAM on the board (from /_status after 1 HTTPS + 3 plain uploads at once)", "lua_high_water",
+        "Lua VM, default policy: arena high water (of %d)" % lua["cap"], lua["high_water"], "B", 24 * KIB,
+        "the collector runs as the arena fills, so this follows the arena's size")
+    for pool in ("heap", "pbuf_pool", "tcp_seg"):
+        m = lw[pool]
+        row("RAM on the board (from /_status after 1 HTTPS + 3 plain uploads at once)", "lwip_" + pool,
+            "lwIP %s high water" % pool, m["max"], "B" if pool == "heap" else "of %d" % m["avail"], None,
+            "of %d B" % m["avail"] if pool == "heap" else "")
 
 
 # ---- Decision cost: callgrind on the host build ---------------------------------------------------
@@ -180,6 +285,8 @@ def report():
 
 def main():
     t0 = time.monotonic()
+    footprint()
+    board_ram()
     decision_cost()
     throughput()
     report()
