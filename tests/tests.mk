@@ -110,7 +110,11 @@ test:
 	@$(E2E_PYTEST) -q -p no:cacheprovider tests $(PYTEST_ARGS)
 
 # Figures, not tests: footprint, RAM, decision cost and throughput against the budgets (tests/bench/figures.py).
-bench: all
+# Not part of make test; about 10 minutes.
+bench:
+	@scripts/need-tools.sh $(TOOLS) $(BOARD_TOOLS) $(TEST_TOOLS) valgrind:valgrind
+	@$(MAKE) --no-print-directory -j2 all certs
+	@$(MAKE) --no-print-directory -j2 BOARD=mps2-an385 all
 	@/usr/bin/python3 tests/bench/figures.py
 
 # The end-to-end suite against a simulator built with ASan and UBSan (host
