@@ -13,10 +13,21 @@
  * `make BOARD=mps2-an385 size` prints the measured figures.
  */
 #define MEM_ALIGNMENT 4
+#ifndef MEM_SIZE
 #define MEM_SIZE (12 * 1024)
+#endif
+#ifndef PBUF_POOL_SIZE
 #define PBUF_POOL_SIZE 10
+#endif
+#ifndef LAN9118_RX_SLOTS
 #define LAN9118_RX_SLOTS 4
-#define POSTERN_LUA_ARENA_SIZE (40u * 1024u)
+#endif
+#ifndef POSTERN_LUA_ARENA_SIZE
+#define POSTERN_LUA_ARENA_SIZE (24u * 1024u)
+#endif
+#ifndef POSTERN_TLS_HEAP_SIZE
+#define POSTERN_TLS_HEAP_SIZE (32u * 1024u)
+#endif
 
 /* lwIP asserts print through the console logger and stop the device (no stdio on the board). */
 void board_assert_failed(const char *msg, const char *file, int line);
