@@ -78,10 +78,11 @@ case $capacity in
 *[!0-9]* | '') echo "bake.sh: bad capacity '$capacity'" >&2; exit 1 ;;
 *) bytes=$capacity ;;
 esac
-# Whole 4 KiB erase blocks, at least 8, at most the 3 MiB the linker script gives the medium.
+# Whole 4 KiB erase blocks, at least 8, at most the 4 MiB the linker script gives the medium
+# (STORAGE_FLASH_MAX_BLOCKS).
 blocks=$((bytes / 4096))
-if [ "$blocks" -lt 8 ] || [ "$blocks" -gt 768 ]; then
-  echo "bake.sh: capacity $capacity must be 32K to 3M" >&2
+if [ "$blocks" -lt 8 ] || [ "$blocks" -gt 1024 ]; then
+  echo "bake.sh: capacity $capacity must be 32K to 4M" >&2
   exit 1
 fi
 
