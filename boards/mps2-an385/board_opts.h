@@ -25,6 +25,11 @@
 #ifndef POSTERN_LUA_ARENA_SIZE
 #define POSTERN_LUA_ARENA_SIZE (24u * 1024u)
 #endif
+/* One TLS session: a client that reconnects while its last connection is
+ * still closing (a lingering close lasts POSTERN_LINGER_S) waits for it. */
+#ifndef POSTERN_TLS_ACCEPT_WAIT_S
+#define POSTERN_TLS_ACCEPT_WAIT_S 4
+#endif
 #ifndef POSTERN_TLS_HEAP_SIZE
 #define POSTERN_TLS_HEAP_SIZE (32u * 1024u)
 #endif
