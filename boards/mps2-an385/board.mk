@@ -55,7 +55,7 @@ MPS2_NEEDS_CERTS := $(if $(filter $(CERTS_DIR)/%,$(MPS2_TLS_FILES)),certs)
 $(MPS2_VARIANT_DIR)/bake.stamp: mps2-bake-check | $(MPS2_NEEDS_CERTS)
 	@mkdir -p $(@D)
 	@{ printf '%s\n' 'variant=$(VARIANT)' 'policy=$(POLICY)' 'set=$(SET)' 'tls=$(MPS2_BAKE_TLS)'; \
-	  $(if $(MPS2_TLS_FILES),cksum $(MPS2_TLS_FILES) 2>&1;) } > $@.new
+	  $(if $(MPS2_TLS_FILES),cksum $(MPS2_TLS_FILES) 2>&1 || true;) } > $@.new
 	@if cmp -s $@.new $@; then rm -f $@.new; else mv $@.new $@; fi
 $(MPS2_VARIANT_DIR)/baked.c: $(MPS2_VARIANT_DIR)/bake.stamp $(POLICY) scripts/bake.sh
 	@echo "  BAKE    $@ ($(POLICY)$(if $(SET), SET=$(SET))$(if $(MPS2_TLS_FILES), TLS: $(MPS2_TLS_FILES)))"
