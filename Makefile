@@ -25,6 +25,8 @@ DEPS_DIR := $(BUILD)/deps
 LWIP_DIR ?= $(DEPS_DIR)/lwip
 MBEDTLS_DIR ?= $(DEPS_DIR)/mbedtls
 LUA_DIR ?= $(DEPS_DIR)/lua
+# Development CA, server and client certificates (make certs; never committed).
+CERTS_DIR := $(BUILD)/certs
 
 .DEFAULT_GOAL := all
 .DELETE_ON_ERROR:
@@ -124,7 +126,6 @@ $(OUT)/$(BOARD_TARGET): $(ALL_OBJS) $(BOARD_EXTRA_OBJS)
 
 # ---- Certificates ------------------------------------------------------------
 # Development CA, server and client certificates under build/certs (never committed).
-CERTS_DIR := $(BUILD)/certs
 certs: | tools
 	@scripts/make-certs.sh $(CERTS_DIR)
 

@@ -88,7 +88,20 @@ typedef struct tls_session {
   bool has_peer;
 } tls_session_t;
 
+/* A TCP connection waiting for a session (POSTERN_TLS_ACCEPT_WAIT_S): its
+ * bytes stay queued and unacknowledged until a session adopts it. */
+typedef struct tls_waiting {
+  struct altcp_pcb *inner;    /* NULL: the slot is free */
+  struct altcp_pcb *listener; /* whose accept callback the session will call */
+  struct pbuf *rx;            /* the client's first bytes, not yet acknowledged */
+  uint32_t since_ms;
+  bool eof;
+} tls_waiting_t;
+
 static tls_session_t tls_sessions[POSTERN_MAX_TLS_CONNS];
+#if POSTERN_TLS_ACCEPT_WAIT_S > 0
+static tls_waiting_t tls_waiting[POSTERN_TLS_WAITING_MAX];
+#endif
 static _Alignas(16) uint8_t tls_heap_mem[POSTERN_TLS_HEAP_SIZE];
 static arena_t tls_heap;
 static mbedtls_ssl_config tls_conf;
@@ -652,13 +665,24 @@ static void tls_inner_err(void *arg, err_t err)
   }
 }
 
-/* A TCP connection arrived on the listener: a session, or a close when all are busy. */
-static err_t tls_inner_accept(void *arg, struct altcp_pcb *inner, err_t err)
+/* Closes a connection no session takes (counted and logged); ERR_ABRT when it had to be aborted. */
+static err_t tls_refuse(struct altcp_pcb *inner)
 {
-  struct altcp_pcb *listener = arg;
-  if (err != ERR_OK || inner == NULL || listener == NULL || listener->accept == NULL) {
-    return ERR_VAL;
+  tls_refused++;
+  log_line("tls: connection closed before the handshake: all %d TLS sessions busy", POSTERN_MAX_TLS_CONNS);
+  tls_inner_detach(inner);
+  if (altcp_close(inner) != ERR_OK) {
+    altcp_abort(inner);
+    return ERR_ABRT;
   }
+  return ERR_OK;
+}
+
+/* Starts a session for a TCP connection of the listener: ERR_OK; ERR_MEM when
+ * none is free (inner untouched); ERR_CLSD or ERR_ABRT when the session could
+ * not start and inner was closed or aborted. */
+static err_t tls_start_session(struct altcp_pcb *listener, struct altcp_pcb *inner)
+{
   tls_session_t *s = NULL;
   for (int i = 0; i < POSTERN_MAX_TLS_CONNS && s == NULL; i++) {
     if (tls_sessions[i].phase == TLS_FREE) {
@@ -667,14 +691,7 @@ static err_t tls_inner_accept(void *arg, struct altcp_pcb *inner, err_t err)
   }
   struct altcp_pcb *outer = s != NULL ? altcp_alloc() : NULL;
   if (outer == NULL) {
-    tls_refused++;
-    log_line("tls: connection closed before the handshake: all %d TLS sessions busy", POSTERN_MAX_TLS_CONNS);
-    tls_inner_detach(inner);
-    if (altcp_close(inner) != ERR_OK) {
-      altcp_abort(inner);
-      return ERR_ABRT;
-    }
-    return ERR_OK;
+    return ERR_MEM;
   }
   memset(s, 0, sizeof *s);
   mbedtls_ssl_init(&s->ssl);
@@ -702,7 +719,7 @@ static err_t tls_inner_accept(void *arg, struct altcp_pcb *inner, err_t err)
       altcp_abort(inner);
       return ERR_ABRT;
     }
-    return ERR_OK;
+    return ERR_CLSD;
   }
   mbedtls_ssl_set_bio(&s->ssl, s, tls_bio_send, tls_bio_recv, NULL);
   altcp_arg(inner, outer);
@@ -711,6 +728,161 @@ static err_t tls_inner_accept(void *arg, struct altcp_pcb *inner, err_t err)
   altcp_err(inner, tls_inner_err);
   altcp_poll(inner, tls_inner_poll, TLS_POLL_TICKS);
   return ERR_OK;
+}
+
+#if POSTERN_TLS_ACCEPT_WAIT_S > 0
+/* Forgets a waiting connection: its callbacks, its queued bytes and its slot. */
+static void tls_wait_forget(tls_waiting_t *w)
+{
+  if (w->inner != NULL) {
+    tls_inner_detach(w->inner);
+    if (w->rx != NULL) {
+      altcp_recved(w->inner, w->rx->tot_len); /* so that a close is a FIN, not a reset */
+    }
+  }
+  if (w->rx != NULL) {
+    pbuf_free(w->rx);
+  }
+  memset(w, 0, sizeof *w);
+}
+
+/* Hands a waiting connection to a free session with the bytes it queued; ERR_MEM while none is free. */
+static err_t tls_wait_adopt(tls_waiting_t *w)
+{
+  struct altcp_pcb *inner = w->inner, *listener = w->listener;
+  struct pbuf *rx = w->rx;
+  bool eof = w->eof;
+  tls_inner_detach(inner);
+  err_t err = tls_start_session(listener, inner);
+  if (err == ERR_MEM) {
+    return ERR_MEM; /* the caller restores the waiting callbacks */
+  }
+  w->rx = NULL;
+  w->inner = NULL;
+  tls_wait_forget(w);
+  if (err != ERR_OK) {
+    if (rx != NULL) {
+      pbuf_free(rx);
+    }
+    return err == ERR_ABRT ? ERR_ABRT : ERR_OK; /* closed or aborted already */
+  }
+  struct altcp_pcb *outer = inner->arg;
+  if (rx != NULL) {
+    err = tls_inner_recv(outer, inner, rx, ERR_OK);
+    if (err == ERR_ABRT) {
+      return ERR_ABRT;
+    }
+  }
+  if (eof && outer->state != NULL) {
+    return tls_inner_recv(outer, inner, NULL, ERR_OK);
+  }
+  return ERR_OK;
+}
+
+static err_t tls_wait_recv(void *arg, struct altcp_pcb *inner, struct pbuf *p, err_t err);
+static err_t tls_wait_poll(void *arg, struct altcp_pcb *inner);
+static void tls_wait_err(void *arg, err_t err);
+
+static void tls_wait_attach(tls_waiting_t *w)
+{
+  altcp_arg(w->inner, w);
+  altcp_recv(w->inner, tls_wait_recv);
+  altcp_err(w->inner, tls_wait_err);
+  altcp_poll(w->inner, tls_wait_poll, TLS_POLL_TICKS);
+}
+
+/* Tries to hand the connection to a session; keeps it waiting when none is free. */
+static err_t tls_wait_try(tls_waiting_t *w)
+{
+  err_t err = tls_wait_adopt(w);
+  if (err == ERR_MEM) {
+    tls_wait_attach(w);
+    return ERR_OK;
+  }
+  return err;
+}
+
+static err_t tls_wait_recv(void *arg, struct altcp_pcb *inner, struct pbuf *p, err_t err)
+{
+  tls_waiting_t *w = arg;
+  LWIP_UNUSED_ARG(inner);
+  if (p == NULL || err != ERR_OK) {
+    if (p != NULL) {
+      pbuf_free(p);
+    }
+    w->eof = true;
+  } else if (w->rx == NULL) {
+    w->rx = p;
+  } else {
+    pbuf_cat(w->rx, p);
+  }
+  if (w->eof && w->rx == NULL) {
+    struct altcp_pcb *gone = w->inner;
+    tls_wait_forget(w); /* the client gave up before saying anything */
+    if (altcp_close(gone) != ERR_OK) {
+      altcp_abort(gone);
+      return ERR_ABRT;
+    }
+    return ERR_OK;
+  }
+  return tls_wait_try(w);
+}
+
+static err_t tls_wait_poll(void *arg, struct altcp_pcb *inner)
+{
+  tls_waiting_t *w = arg;
+  LWIP_UNUSED_ARG(inner);
+  if (sys_now() - w->since_ms >= POSTERN_TLS_ACCEPT_WAIT_S * 1000u) {
+    struct altcp_pcb *gone = w->inner;
+    tls_wait_forget(w);
+    return tls_refuse(gone);
+  }
+  return tls_wait_try(w);
+}
+
+static void tls_wait_err(void *arg, err_t err)
+{
+  LWIP_UNUSED_ARG(err);
+  tls_waiting_t *w = arg;
+  w->inner = NULL; /* lwIP has freed it */
+  tls_wait_forget(w);
+}
+
+/* Parks a connection no session can take yet; false when the waiting room is full. */
+static bool tls_wait_park(struct altcp_pcb *listener, struct altcp_pcb *inner)
+{
+  for (int i = 0; i < POSTERN_TLS_WAITING_MAX; i++) {
+    tls_waiting_t *w = &tls_waiting[i];
+    if (w->inner == NULL) {
+      memset(w, 0, sizeof *w);
+      w->inner = inner;
+      w->listener = listener;
+      w->since_ms = sys_now();
+      tls_wait_attach(w);
+      return true;
+    }
+  }
+  return false;
+}
+#endif /* POSTERN_TLS_ACCEPT_WAIT_S */
+
+/* A TCP connection arrived on the listener: a session, a wait for one, or a close when all are busy. */
+static err_t tls_inner_accept(void *arg, struct altcp_pcb *inner, err_t err)
+{
+  struct altcp_pcb *listener = arg;
+  if (err != ERR_OK || inner == NULL || listener == NULL || listener->accept == NULL) {
+    return ERR_VAL;
+  }
+  err = tls_start_session(listener, inner);
+  if (err != ERR_MEM) {
+    return err == ERR_ABRT ? ERR_ABRT : ERR_OK;
+  }
+#if POSTERN_TLS_ACCEPT_WAIT_S > 0
+  if (tls_wait_park(listener, inner)) {
+    return ERR_OK;
+  }
+#endif /* POSTERN_TLS_ACCEPT_WAIT_S */
+  return tls_refuse(inner);
 }
 
 /* ---- The outer pcb's functions ---------------------------------------------- */

@@ -1,21 +1,51 @@
 #!/bin/sh
-# bake.sh: writes the C file that bakes settings, a policy, the storage capacity and an entropy seed into an mps2-an385 image.
+# bake.sh: writes the C file that bakes settings, a policy, the storage capacity, an entropy seed and the TLS credentials into an mps2-an385 image.
 #
-# usage: scripts/bake.sh VARIANT POLICY_FILE "NAME=VALUE ..." > baked.c
+# usage: scripts/bake.sh VARIANT POLICY_FILE "NAME=VALUE ..." [CERT KEY [CLIENT_CA [optional|required]]] > baked.c
 #   capacity=SIZE (bytes, or with K/M suffix; default 3M) sizes the emulated
 #   flash; every other NAME=VALUE becomes config.NAME for the policy.
 #   Values cannot hold spaces. The seed comes from /dev/urandom on each run.
+#   CERT and KEY (PEM or DER) are the HTTPS server's certificate and key
+#   (images built with TLS); CLIENT_CA makes the server ask for client
+#   certificates, optional (the default) or required. The output holds the
+#   private key: it belongs under build/, never in the repository.
 set -eu
 
 variant=$1
 policy=$2
 settings=$3
+cert=${4:-}
+key=${5:-}
+client_ca=${6:-}
+client_cert=${7:-optional}
 
 [ -r "$policy" ] || { echo "bake.sh: cannot read policy $policy" >&2; exit 1; }
+if [ -n "$cert" ] || [ -n "$key" ]; then
+  for f in "$cert" "$key" $client_ca; do
+    [ -n "$f" ] && [ -r "$f" ] || { echo "bake.sh: cannot read TLS file '$f' (CERT= and KEY= name both; make certs makes the development ones)" >&2; exit 1; }
+  done
+fi
+case $client_cert in
+optional | required) ;;
+*) echo "bake.sh: CLIENT_CERT must be optional or required, not '$client_cert'" >&2; exit 1 ;;
+esac
 
 # Bytes of a file as a C initialiser list, 16 per line.
 c_bytes() {
   od -An -v -tu1 "$1" | awk '{ for (i = 1; i <= NF; i++) printf "%s,", $i; printf "\n" }'
+}
+
+# A credential file as a C array: PEM gets a NUL after it, counted in its
+# length as mbedTLS wants; DER is taken as it is.
+c_credential() { # C_NAME FILE
+  len=$(wc -c < "$2")
+  if grep -q -e '-----BEGIN' "$2"; then
+    len=$((len + 1))
+  fi
+  echo "const uint8_t $1[] = {"
+  c_bytes "$2"
+  echo "0};"
+  echo "const size_t $1_len = $len;"
 }
 
 # A string as a C string literal, every byte escaped in octal.
@@ -48,10 +78,11 @@ case $capacity in
 *[!0-9]* | '') echo "bake.sh: bad capacity '$capacity'" >&2; exit 1 ;;
 *) bytes=$capacity ;;
 esac
-# Whole 4 KiB erase blocks, at least 8, at most the 3 MiB the linker script gives the medium.
+# Whole 4 KiB erase blocks, at least 8, at most the 4 MiB the linker script gives the medium
+# (STORAGE_FLASH_MAX_BLOCKS).
 blocks=$((bytes / 4096))
-if [ "$blocks" -lt 8 ] || [ "$blocks" -gt 768 ]; then
-  echo "bake.sh: capacity $capacity must be 32K to 3M" >&2
+if [ "$blocks" -lt 8 ] || [ "$blocks" -gt 1024 ]; then
+  echo "bake.sh: capacity $capacity must be 32K to 4M" >&2
   exit 1
 fi
 
@@ -90,3 +121,17 @@ echo
 echo "const uint8_t baked_entropy_seed[32] = {"
 c_bytes "$seed"
 echo "};"
+
+if [ -n "$cert" ]; then
+  echo
+  echo "/* HTTPS credentials: $(basename "$cert"), $(basename "$key")${client_ca:+, client CA $(basename "$client_ca") ($client_cert)} */"
+  c_credential baked_tls_cert "$cert"
+  c_credential baked_tls_key "$key"
+  if [ -n "$client_ca" ]; then
+    c_credential baked_tls_client_ca "$client_ca"
+  else
+    echo "const uint8_t baked_tls_client_ca[1] = {0};"
+    echo "const size_t baked_tls_client_ca_len = 0;"
+  fi
+  echo "const bool baked_tls_client_cert_required = $([ "$client_cert" = required ] && echo true || echo false);"
+fi

@@ -88,6 +88,20 @@
 #define POSTERN_MAX_TLS_CONNS 1
 #endif
 
+/** Seconds a TLS connection beyond POSTERN_MAX_TLS_CONNS may wait, unanswered,
+ *  for a session to free up before it is closed (0: closed at once, before
+ *  any TLS byte). A board with one session sets it, so that a client that
+ *  reconnects while its previous connection is still closing is served. */
+#ifndef POSTERN_TLS_ACCEPT_WAIT_S
+#define POSTERN_TLS_ACCEPT_WAIT_S 0
+#endif
+
+/** TLS connections that may wait for a session at once (each holds a TCP pcb
+ *  and its first bytes, unacknowledged); beyond them a connection is closed. */
+#ifndef POSTERN_TLS_WAITING_MAX
+#define POSTERN_TLS_WAITING_MAX 2
+#endif
+
 /** Bytes of the static mbedTLS heap: the certificates and keys (about 2 KiB,
  *  4 with a client CA), plus each session at its handshake peak (16 KiB in and
  *  4 KiB out record buffers, handshake state, a client certificate chain). */

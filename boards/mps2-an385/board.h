@@ -10,6 +10,9 @@ void board_init(void);
 void board_systick_isr(void);
 /** Sleeps until the next interrupt (at most one SysTick period) unless `busy` says there is work already. */
 void board_idle(int (*busy)(void));
+/** Bytes of the main stack used at its deepest since reset (startup.c paints it), and its size. */
+uint32_t board_stack_high_water(void);
+uint32_t board_stack_size(void);
 /** Prints what went wrong and stops the device. */
 __attribute__((noreturn)) void board_panic(const char *what, uint32_t code);
 

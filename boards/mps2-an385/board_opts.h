@@ -3,20 +3,45 @@
 #define POSTERN_BOARD_OPTS_H
 
 /*
- * RAM budget (PRODUCT.md section 10: 128 KiB for static data and heaps):
- *   Lua arena                      40 KiB  (the default policy keeps 16 KiB live; the collector uses the rest)
- *   lwIP heap (MEM_SIZE)           12 KiB  (responses and unacknowledged segments)
+ * RAM budget (PRODUCT.md section 10: 128 KiB for static data and heaps, with
+ * 1 TLS and 3 plain connections). Measured under QEMU, 2026-11-22:
+ *   TLS heap                       32 KiB  (1 session; peak 24,624 B for a TLS 1.3 or 1.2 handshake and a
+ *                                           1 MiB upload, 24,800 B with P-256 or a HelloRetryRequest,
+ *                                           28,576 B with a client certificate; 28 KiB failed mutual TLS
+ *                                           through fragmentation, 29 KiB passed: 4 KiB margin)
+ *   Lua arena                      24 KiB  (default policy 16,488 B live; the examples up to 18,536 B live,
+ *                                           quota.lua peaks at 24,496 B compiling; at 20 KiB
+ *                                           basic_users.lua and quota.lua do not load)
+ *   lwIP heap (MEM_SIZE)           12 KiB  (responses and unacknowledged segments; high water 6,160 B)
  *   lwIP PBUF_POOL 10 x 1.5 KiB   ~15 KiB  (received frames: the 6-MSS window and out-of-order segments)
  *   LAN9118 frame queue 4 x 1.5   ~6 KiB  (the controller's own 10,560-byte FIFO holds the rest)
- *   main stack                      8 KiB  (mps2_an385.ld)
+ *   main stack                      8 KiB  (mps2_an385.ld; high water 2,592 B with TLS)
+ *   TLS state outside its heap     ~2.7 KiB (session, configuration, certificates, PSA)
  *   the rest: pcbs, connections, storage index, libc, Lua and lwIP globals
- * `make BOARD=mps2-an385 size` prints the measured figures.
+ *   total data + bss + stack      120.0 KiB with TLS, 85.2 KiB with TLS=0
+ * `make BOARD=mps2-an385 size` prints the static figures, GET /_status the high-water marks.
  */
 #define MEM_ALIGNMENT 4
+#ifndef MEM_SIZE
 #define MEM_SIZE (12 * 1024)
+#endif
+#ifndef PBUF_POOL_SIZE
 #define PBUF_POOL_SIZE 10
+#endif
+#ifndef LAN9118_RX_SLOTS
 #define LAN9118_RX_SLOTS 4
-#define POSTERN_LUA_ARENA_SIZE (40u * 1024u)
+#endif
+#ifndef POSTERN_LUA_ARENA_SIZE
+#define POSTERN_LUA_ARENA_SIZE (24u * 1024u)
+#endif
+/* One TLS session: a client that reconnects while its last connection is
+ * still closing (a lingering close lasts POSTERN_LINGER_S) waits for it. */
+#ifndef POSTERN_TLS_ACCEPT_WAIT_S
+#define POSTERN_TLS_ACCEPT_WAIT_S 4
+#endif
+#ifndef POSTERN_TLS_HEAP_SIZE
+#define POSTERN_TLS_HEAP_SIZE (32u * 1024u)
+#endif
 
 /* lwIP asserts print through the console logger and stop the device (no stdio on the board). */
 void board_assert_failed(const char *msg, const char *file, int line);

@@ -7,11 +7,15 @@
 #include "log.h"
 #include "lwip/init.h"
 #include "lwip/netif.h"
+#include "lwip/sys.h"
 #include "lwip/timeouts.h"
 #include "netif/ethernet.h"
 #include "policy.h"
 #include "selftest.h"
 #include "storage_flash.h"
+#if POSTERN_TLS
+#include "tls.h"
+#endif
 
 /* Static addressing on QEMU's user-mode network. */
 #define MAIN_IP "10.0.2.15"
@@ -35,6 +39,52 @@ static int main_load_policy(void)
   log_line("postern: policy %s loaded (Lua arena %u bytes in use)", baked_policy_name,
            (unsigned)policy_memory_in_use());
   return 0;
+}
+
+#if POSTERN_TLS
+/* Starts HTTPS on device port 443 with the baked certificate and key (CERT=, KEY=, CLIENT_CA=). */
+static int main_start_tls(void)
+{
+  tls_server_params_t p = {
+    .cert = baked_tls_cert,
+    .cert_len = baked_tls_cert_len,
+    .key = baked_tls_key,
+    .key_len = baked_tls_key_len,
+  };
+  if (baked_tls_client_ca_len > 0) {
+    p.client_ca = baked_tls_client_ca;
+    p.client_ca_len = baked_tls_client_ca_len;
+    p.client_cert = baked_tls_client_cert_required ? TLS_CLIENT_CERT_REQUIRED : TLS_CLIENT_CERT_OPTIONAL;
+  }
+  if (tls_server_init(&p) != 0) {
+    log_line("postern: TLS did not start; not starting");
+    return -1;
+  }
+  if (http_listen(tls_allocator(), 443) != ERR_OK) {
+    log_line("postern: cannot listen on device port 443");
+    return -1;
+  }
+  log_line("postern: https on device port 443%s", p.client_ca == NULL ? ""
+                                                   : baked_tls_client_cert_required ? ", client certificates required"
+                                                                                    : ", client certificates optional");
+  return 0;
+}
+#endif /* POSTERN_TLS */
+
+/* At most once a second, logs the main stack's high-water mark when it has grown. */
+static void main_watch_stack(void)
+{
+  static uint32_t last_check, reported;
+  uint32_t now = sys_now();
+  if (now - last_check < 1000u) {
+    return;
+  }
+  last_check = now;
+  uint32_t hw = board_stack_high_water();
+  if (hw > reported) {
+    reported = hw;
+    log_line("postern: main stack high water %u of %u bytes", (unsigned)hw, (unsigned)board_stack_size());
+  }
 }
 
 /* Work for the loop without sleeping: frames waiting. */
@@ -70,13 +120,21 @@ int main(void)
   if (http_listen(NULL, 80) != ERR_OK) {
     board_panic("cannot listen on port 80", 0);
   }
-  log_line("postern: echo on device port 7, discard on device port 9; no TLS server in this build yet");
+#if POSTERN_TLS
+  if (main_start_tls() != 0) {
+    board_panic("cannot start HTTPS", 0);
+  }
+#else
+  log_line("postern: built without TLS (TLS=0): no https on device port 443");
+#endif /* POSTERN_TLS */
+  log_line("postern: echo on device port 7, discard on device port 9");
   log_line("postern: ready (lwIP %s, device %s)", LWIP_VERSION_STRING, MAIN_IP);
 
   /* The NO_SYS main loop: interrupts only queue frames; lwIP runs here. */
   for (;;) {
     lan9118_poll(&main_netif);
     sys_check_timeouts();
+    main_watch_stack();
     board_idle(main_busy);
   }
 }

@@ -77,6 +77,22 @@ void startup_reset(void)
   board_panic("main returned", 0);
 }
 
+/** Bytes of the main stack ever used: from its top down to the deepest word that lost its paint. */
+uint32_t board_stack_high_water(void)
+{
+  const uint32_t *p = &__stack_bottom;
+  while (p < &__stack_top && *p == STARTUP_STACK_PAINT) {
+    p++;
+  }
+  return (uint32_t)((uintptr_t)&__stack_top - (uintptr_t)p);
+}
+
+/** Bytes of the main stack (mps2_an385.ld). */
+uint32_t board_stack_size(void)
+{
+  return (uint32_t)((uintptr_t)&__stack_top - (uintptr_t)&__stack_bottom);
+}
+
 /* Writes "name=0x........ " to the console without any formatting library. */
 static void startup_hex(const char *name, uint32_t v)
 {

@@ -4,9 +4,9 @@
 
 #include "flash_model.h"
 
-/** Most erase blocks the backend tracks (3 MiB of 4 KiB blocks). */
+/** Most erase blocks the backend tracks (4 MiB of 4 KiB blocks, one byte of RAM each). */
 #ifndef STORAGE_FLASH_MAX_BLOCKS
-#define STORAGE_FLASH_MAX_BLOCKS 768
+#define STORAGE_FLASH_MAX_BLOCKS 1024
 #endif
 
 /** Most committed files. */
