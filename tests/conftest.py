@@ -190,9 +190,10 @@ class Dut:
         return self.device.stop(sig)
 
     def _get(self, path):
+        # Over plain HTTP: a board has one TLS session, which the scenario's own connection may hold.
         from httpwire import request
         headers = {"Authorization": "Bearer " + self.token} if self.token else None
-        return request(self.web, "GET", path, None, headers, timeout=30)
+        return request(Endpoint(self.device.http, False), "GET", path, None, headers, timeout=30)
 
     def read_file(self, name):
         """The committed bytes of a file, or None. The host reads its folder; a board is asked over HTTP."""

@@ -295,8 +295,11 @@ def test_runaway_policy_500_fast_and_next_request_served(launch, tmp_path, scrip
     pol = tmp_path / "bad.lua"
     pol.write_text("-- misbehaving policy\nfunction ok(req) return true end\n" + script + "\n")
     dev = launch(policy=str(pol))
+    c = Conn(dev.web)  # connected (and any TLS handshake done) before the clock starts
     t = time.monotonic()
-    r = request(dev.web, "PUT", "/files/a", b"abc")
+    c.send(b"PUT /files/a HTTP/1.1\r\nHost: d\r\nContent-Length: 3\r\n\r\nabc")
+    r = c.read_response()
+    c.close()
     assert time.monotonic() - t < 1.0
     assert r.status == 500 and r.json()["error"] == "policy_error"
     dev.wait_for_log("policy: error")
