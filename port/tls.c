@@ -224,6 +224,15 @@ static void tls_destroy(tls_session_t *s)
   }
 }
 
+/* Marks the session for release: at once, or when the outermost callback returns. */
+static void tls_doom(tls_session_t *s)
+{
+  s->doomed = true;
+  if (s->depth == 0) {
+    tls_destroy(s);
+  }
+}
+
 /* Aborts the inner pcb (RST) and frees everything now or when callbacks unwind. */
 static void tls_kill(tls_session_t *s)
 {
@@ -234,10 +243,7 @@ static void tls_kill(tls_session_t *s)
     altcp_abort(inner);
     s->aborted = true;
   }
-  s->doomed = true;
-  if (s->depth == 0) {
-    tls_destroy(s);
-  }
+  tls_doom(s);
 }
 
 /* Acknowledges everything received (a close with unread data would send a
@@ -266,10 +272,7 @@ static void tls_close_inner(tls_session_t *s)
       s->aborted = true;
     }
   }
-  s->doomed = true;
-  if (s->depth == 0) {
-    tls_destroy(s);
-  }
+  tls_doom(s);
 }
 
 /* Moves a closing session on: flush, close_notify, then the inner close. */
@@ -656,10 +659,7 @@ static void tls_inner_err(void *arg, err_t err)
   s->aborted = true;
   altcp_err_fn errf = s->phase == TLS_OPEN ? outer->err : NULL;
   void *app = outer->arg;
-  s->doomed = true;
-  if (s->depth == 0) {
-    tls_destroy(s);
-  }
+  tls_doom(s);
   if (errf != NULL) {
     errf(app, err);
   }

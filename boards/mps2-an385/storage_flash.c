@@ -287,6 +287,20 @@ static bool sf_name_ok(const char *name)
   return n > 0 && n <= POSTERN_NAME_MAX && name[0] != '.' && strchr(name, '/') == NULL;
 }
 
+/* Index position of a committed file, or a negative STORAGE_* result. */
+static int sf_lookup(const char *name)
+{
+  if (sf_medium == NULL) {
+    return STORAGE_EIO;
+  }
+  if (!sf_name_ok(name)) {
+    return STORAGE_EINVAL;
+  }
+  bool found;
+  int at = sf_find(name, &found);
+  return found ? at : STORAGE_ENOENT;
+}
+
 /* ---- Boot ---------------------------------------------------------------- */
 
 /* Checks the chain of a committed head block and marks it used; false when broken. */
@@ -611,16 +625,9 @@ void storage_abort(storage_upload_t *u)
 /** Marks a committed file dead; readers that have it open keep reading it. */
 int storage_remove(const char *name)
 {
-  if (sf_medium == NULL) {
-    return STORAGE_EIO;
-  }
-  if (!sf_name_ok(name)) {
-    return STORAGE_EINVAL;
-  }
-  bool found;
-  int at = sf_find(name, &found);
-  if (!found) {
-    return STORAGE_ENOENT;
+  int at = sf_lookup(name);
+  if (at < 0) {
+    return at;
   }
   return sf_kill(at) == 0 ? STORAGE_OK : STORAGE_EIO;
 }
@@ -628,16 +635,9 @@ int storage_remove(const char *name)
 /** Opens a committed file for reading; its blocks stay until the reader closes. */
 int storage_read_open(const char *name, storage_reader_t **out, uint64_t *size)
 {
-  if (sf_medium == NULL) {
-    return STORAGE_EIO;
-  }
-  if (!sf_name_ok(name)) {
-    return STORAGE_EINVAL;
-  }
-  bool found;
-  int at = sf_find(name, &found);
-  if (!found) {
-    return STORAGE_ENOENT;
+  int at = sf_lookup(name);
+  if (at < 0) {
+    return at;
   }
   for (int i = 0; i < POSTERN_MAX_CONNS; i++) {
     struct storage_reader *r = &sf_readers[i];
