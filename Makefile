@@ -6,7 +6,7 @@
 #   make size            flash and RAM by section and component against the budgets (firmware boards)
 #   make test            unit tests (ASan/UBSan) and end-to-end tests; ends with a summary line
 #   make fuzz            runs every libFuzzer target for FUZZ_TIME seconds (default 60)
-#   make bench           prints throughput figures (not part of make test)
+#   make bench           every figure against its budget: footprint, RAM, decision cost, throughput (not in make test)
 #   make e2e-asan        the end-to-end suite against a simulator built with ASan and UBSan
 #   make certs           development certificates under build/certs (make run and make test use them)
 #   make tls-size        flash cost of TLS on a Cortex-M3 (-Os): mbedTLS objects and port/tls.c
