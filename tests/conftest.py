@@ -109,12 +109,13 @@ class Console:
 class Device(Console):
     """One running simulator: its ports, its storage folder and its console lines."""
 
-    def __init__(self, storage, args):
+    def __init__(self, storage, args, wrapper=()):
+        """wrapper: a command the simulator runs under (valgrind, for the figures)."""
         self.storage = storage
-        self._start_on_free_ports(lambda: self._start(args))
+        self._start_on_free_ports(lambda: self._start(list(wrapper) + [HOST_BINARY], args))
 
-    def _start(self, args):
-        cmd = [HOST_BINARY, "--http", str(self.http), "--https", str(self.https),
+    def _start(self, prefix, args):
+        cmd = prefix + ["--http", str(self.http), "--https", str(self.https),
                "--echo", str(self.echo), "--discard", str(self.discard),
                "--storage", self.storage] + list(args)
         self._attach(subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE,

@@ -52,10 +52,15 @@ void board_systick_isr(void)
 u32_t sys_now(void)
 {
   uint32_t now = MPS2_TIMER_VALUE(MPS2_TIMER0_BASE);
-  uint64_t cycles = (uint64_t)board_clock_cycles + (uint32_t)(board_clock_last - now); /* counts down */
+  uint32_t elapsed = board_clock_last - now; /* it counts down; the wrap cancels out */
   board_clock_last = now;
-  board_clock_ms += (uint32_t)(cycles / BOARD_CYCLES_PER_MS);
-  board_clock_cycles = (uint32_t)(cycles % BOARD_CYCLES_PER_MS);
+  /* 32-bit arithmetic only (no __aeabi_uldivmod on this often-called path). */
+  board_clock_ms += elapsed / BOARD_CYCLES_PER_MS;
+  board_clock_cycles += elapsed % BOARD_CYCLES_PER_MS;
+  if (board_clock_cycles >= BOARD_CYCLES_PER_MS) {
+    board_clock_cycles -= BOARD_CYCLES_PER_MS;
+    board_clock_ms++;
+  }
   return board_clock_ms;
 }
 

@@ -19,7 +19,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
-from conftest import ROOT, HOST_BINARY, CERTS, CA_CERT, Device, Endpoint, free_port, _board_image  # noqa: E402
+from conftest import ROOT, CERTS, CA_CERT, Device, Endpoint, _board_image  # noqa: E402
 from qemu_device import QemuDevice  # noqa: E402
 from httpwire import Conn, request  # noqa: E402
 
@@ -153,21 +153,13 @@ def board_ram():
 def _callgrind_decisions(auth):
     """Host instructions inside conn_on_head (head complete -> policy -> 100 or 417 queued), per request."""
     with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "callgrind.out")
-        port = free_port()
-        log = open(os.path.join(tmp, "console"), "w+")
-        proc = subprocess.Popen(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out,
-                                 "--toggle-collect=conn_on_head", HOST_BINARY, "--http", str(port), "--https", "0",
-                                 "--echo", "0", "--discard", "0", "--storage", os.path.join(tmp, "s"),
-                                 "--set", "token=" + TOKEN], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        dev = Device(os.path.join(tmp, "s"), ["--set", "token=" + TOKEN],
+                     wrapper=["valgrind", "--tool=callgrind", "--callgrind-out-file=" + os.path.join(tmp, "cg.out"),
+                              "--toggle-collect=conn_on_head"])
         try:
-            deadline = time.monotonic() + 60
-            while "postern: ready" not in open(log.name).read():
-                assert proc.poll() is None and time.monotonic() < deadline, open(log.name).read()
-                time.sleep(0.2)
             body = b"x" * 100
             for i in range(DECISIONS):
-                c = Conn(port, timeout=30)
+                c = Conn(dev.http, timeout=30)
                 c.send(b"PUT /files/d%d.bin HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer %s\r\n"
                        b"Content-Length: %d\r\nExpect: 100-continue\r\n\r\n" % (i, auth.encode(), len(body)))
                 r = c.read_response(timeout=30)
@@ -179,11 +171,9 @@ def _callgrind_decisions(auth):
                     assert r.status == 417, r
                 c.close()
         finally:
-            proc.terminate()
-            proc.wait(timeout=60)
-        text = open(log.name).read()
-        m = re.search(r"Collected : (\d+)", text)
-        assert m, text
+            dev.stop()
+        m = re.search(r"Collected : (\d+)", "\n".join(dev.lines))
+        assert m, "\n".join(dev.lines[-20:])
         return int(m.group(1)) / DECISIONS
 
 
