@@ -38,6 +38,7 @@
 #include "policy.h"
 #include "postern_opts.h"
 #include "storage.h"
+#include "text.h"
 #if POSTERN_TLS
 #include "tls.h"
 #endif
@@ -58,6 +59,14 @@ typedef enum conn_state {
   CONN_LINGER,    /* response sent, FIN sent; reading and dropping until the peer closes */
 } conn_state_t;
 
+/* Classes of connections that may give their slot to a new client, best first. */
+typedef enum conn_evict {
+  EVICT_NEVER = 0, /* a request in progress, or a new client that has not spoken yet */
+  EVICT_LINGER,    /* answered and closing, nothing more expected from the client */
+  EVICT_IDLE,      /* keep-alive between two requests */
+  EVICT_DRAIN,     /* closing while the refused body still arrives: the client may yet read a reset */
+} conn_evict_t;
+
 typedef struct conn {
   struct altcp_pcb *pcb;
   conn_state_t state;
@@ -67,10 +76,14 @@ typedef struct conn {
   bool has_length;
   bool want_digest;  /* Content-Digest: sha-256 was sent */
   bool head_only;    /* HEAD: headers of a download without the bytes */
+  bool served;       /* a response went out and the connection was kept: idle between requests */
+  bool retry_due;    /* a retryable 417 was sent: the next request must be its retry */
   struct pbuf *rx;   /* received bytes not consumed yet */
   uint16_t fed;      /* bytes of rx the head parser has seen */
   uint32_t last_ms;  /* last progress, for the timeouts */
-  uint32_t linger_bytes;
+  uint32_t linger_ms;   /* when the lingering close began */
+  uint32_t linger_left; /* bytes it still reads and drops: past POSTERN_LINGER_MAX, a refused body */
+  uint32_t retry_key;   /* method and target of the request a retryable 417 refused */
   hp_parser_t parser;
   hp_request_t req;
   uint64_t length;     /* announced body length */
@@ -98,6 +111,7 @@ static char conn_head_buf[POSTERN_HEAD_MAX];
 static char conn_out[1536];
 static char conn_path[POSTERN_TARGET_MAX + 1];
 static uint8_t conn_io[TCP_MSS];
+_Static_assert(sizeof conn_io >= 2 * POSTERN_NAME_MAX + 48, "a listing entry must fit conn_io whole");
 
 static void conn_process(conn_t *c);
 static void conn_pump(conn_t *c);
@@ -233,25 +247,59 @@ static bool conn_write(conn_t *c, const void *data, size_t len, bool more)
   return true;
 }
 
+/* Announced body bytes of the request that were not read (UINT64_MAX: chunked, not finished). */
+static uint64_t conn_body_unread(const conn_t *c)
+{
+  if (c->chunked) {
+    return UINT64_MAX;
+  }
+  if (c->state == CONN_BODY) {
+    return c->body_left;
+  }
+  return c->has_length ? c->length : 0;
+}
+
+/* Reads and drops what rx holds during a lingering close; closes once its byte budget is spent. */
+static void conn_linger_drop(conn_t *c)
+{
+  if (c->rx == NULL) {
+    return;
+  }
+  uint32_t n = c->rx->tot_len;
+  conn_consume(c, n);
+  if (n > c->linger_left) {
+    log_line("http: a closing connection sent more than its %u-byte budget; closed",
+             (unsigned)(POSTERN_LINGER_MAX + POSTERN_DRAIN_MAX));
+    conn_close(c);
+    return;
+  }
+  c->linger_left -= n;
+}
+
 /* Enters the state that follows a response. */
 static void conn_after(conn_t *c, conn_after_t after)
 {
   altcp_output(c->pcb);
   if (after == AFTER_LINGER) {
     /* Half-close: the response and a FIN go out, and whatever the client
-     * still sends is read and dropped, so no reset can destroy the response. */
+     * still sends is read and dropped, so no reset can destroy the response.
+     * A refused body is drained whole (up to POSTERN_DRAIN_MAX): clients that
+     * write all of it before they read (Go, Node) then see the answer. */
+    uint64_t unread = conn_body_unread(c);
     altcp_shutdown(c->pcb, 0, 1);
     c->state = CONN_LINGER;
-    c->last_ms = sys_now();
-    c->linger_bytes = 0;
-    if (c->rx != NULL) {
-      conn_consume(c, c->rx->tot_len);
-    }
+    c->linger_ms = sys_now();
+    c->linger_left = POSTERN_LINGER_MAX + (uint32_t)(unread < POSTERN_DRAIN_MAX ? unread : POSTERN_DRAIN_MAX);
+    conn_linger_drop(c);
   } else if (after == AFTER_NEXT) {
     c->state = CONN_HEAD;
+    c->served = true;
     c->fed = 0;
     c->reqline[0] = '\0';
     c->head_only = false;
+    c->has_length = false;
+    c->chunked = false;
+    c->length = 0;
     hp_init(&c->parser, &c->req);
   }
 }
@@ -290,9 +338,10 @@ static void conn_refuse(conn_t *c, int status, const char *message)
 }
 
 /*
- * Sends a success head plus an optional short body in one write, counts and
- * logs it (log_bytes: the bytes the log line reports; `more`: content
- * follows). A HEAD request gets the head alone. Returns false after closing
+ * Sends a success head plus an optional short body, counts and logs it
+ * (log_bytes: the bytes the log line reports; `more`: content follows). A
+ * HEAD request gets the head alone. The body is queued from its own buffer,
+ * so its size is never bounded by the head's. Returns false after closing
  * the connection when lwIP had no room.
  */
 static bool conn_send_ok(conn_t *c, int status, const char *type, uint64_t length, const char *repr_digest,
@@ -308,14 +357,13 @@ static bool conn_send_ok(conn_t *c, int status, const char *type, uint64_t lengt
   http_head_t h = {.status = status, .content_type = type, .content_length = length, .close = !c->keep_alive,
                    .repr_digest = repr_digest};
   http_render_head(&b, &h);
-  wb_mem(&b, body, body_len);
   c->status = (uint16_t)status;
   http_status_count(status);
   uint64_t received = c->body_bytes;
   c->body_bytes = log_bytes;
   conn_log(c, NULL);
   c->body_bytes = received;
-  if (!conn_write(c, b.p, b.len, more)) {
+  if (!conn_write(c, b.p, b.len, more || body_len > 0) || (body_len > 0 && !conn_write(c, body, body_len, more))) {
     conn_close(c);
     return false;
   }
@@ -346,15 +394,16 @@ static int conn_feed_head(conn_t *c)
 
 typedef enum conn_route { ROUTE_NONE, ROUTE_FILE, ROUTE_LIST, ROUTE_STATUS } conn_route_t;
 
-/* A stored name: bounded, no path separators, no dot-names, no control bytes. */
-static bool conn_name_ok(const char *name, size_t len)
+/* Case-insensitive prefix test against a lower-case literal (URI schemes, RFC 3986 3.1). */
+static bool conn_has_iprefix(const char *t, size_t n, const char *lit)
 {
-  if (len == 0 || len > POSTERN_NAME_MAX || name[0] == '.') {
+  size_t k = strlen(lit);
+  if (n < k) {
     return false;
   }
-  for (size_t i = 0; i < len; i++) {
-    unsigned char ch = (unsigned char)name[i];
-    if (ch < 0x20 || ch == 0x7f || ch == '/' || ch == '\\') {
+  for (size_t i = 0; i < k; i++) {
+    char ch = t[i];
+    if ((ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch) != lit[i]) {
       return false;
     }
   }
@@ -367,8 +416,9 @@ static bool conn_name_ok(const char *name, size_t len)
  */
 static int conn_parse_target(const char *t, size_t n, policy_str_t *query)
 {
-  if (n >= 7 && (memcmp(t, "http://", 7) == 0 || (n >= 8 && memcmp(t, "https://", 8) == 0))) {
-    size_t skip = t[4] == 's' ? 8 : 7;
+  bool http = conn_has_iprefix(t, n, "http://");
+  if (http || conn_has_iprefix(t, n, "https://")) {
+    size_t skip = http ? 7 : 8;
     const char *slash = memchr(t + skip, '/', n - skip);
     if (slash == NULL) {
       t = "/", n = 1;
@@ -402,7 +452,7 @@ static conn_route_t conn_route(conn_t *c, int *status)
   if (strncmp(conn_path, "/files/", 7) == 0) {
     const char *name = conn_path + 7;
     size_t len = strlen(name);
-    if (!conn_name_ok(name, len) || strstr(name, "..") != NULL) {
+    if (!text_name_ok(name, len)) {
       *status = 400;
       return ROUTE_NONE;
     }
@@ -445,6 +495,18 @@ static bool conn_method_is(const char *head, const hp_request_t *r, const char *
   return r->method.len == n && memcmp(head + r->method.off, method, n) == 0;
 }
 
+/* What identifies a request for its retry: FNV-1a over the method and the raw target. */
+static uint32_t conn_request_key(const char *head, const hp_request_t *r)
+{
+  uint32_t h = 2166136261u;
+  const char *p = head + r->method.off;
+  size_t n = (size_t)(r->target.off + r->target.len - r->method.off); /* "METHOD SP target" */
+  for (size_t i = 0; i < n; i++) {
+    h = (h ^ (uint8_t)p[i]) * 16777619u;
+  }
+  return h;
+}
+
 /*
  * A complete head is in `head` (in place or copied). Everything the body
  * stage needs is copied into c; the head is dropped by the caller.
@@ -472,6 +534,21 @@ static void conn_on_head(conn_t *c, const char *head)
   c->length = m.content_length;
   c->chunked = m.chunked;
   bool has_body = m.chunked || (m.has_length && m.content_length > 0);
+  /* An expectation concerns a body: on a request without one it is ignored,
+   * and the request gets its precise answer (a 401 keeps its challenge). */
+  uint8_t expect = has_body ? m.expect : HP_EXPECT_NONE;
+
+  if (c->retry_due) {
+    /* After a retryable 417 the client may send the refused body anyway (its
+     * Expect timeout ran out): those bytes must never run as a request. Only
+     * the retry itself, without the expectation, is taken. */
+    c->retry_due = false;
+    if (conn_request_key(head, r) != c->retry_key || expect != HP_EXPECT_NONE) {
+      c->keep_alive = false;
+      conn_refuse(c, 400, "after a retryable 417 only its retry, without Expect, may follow");
+      return;
+    }
+  }
 
   policy_str_t query;
   if (conn_parse_target(head + r->target.off, r->target.len, &query) != 0) {
@@ -497,7 +574,7 @@ static void conn_on_head(conn_t *c, const char *head)
                        NULL);
     return;
   }
-  if (m.expect == HP_EXPECT_OTHER) {
+  if (expect == HP_EXPECT_OTHER) {
     /* RFC 9110 10.1.1: an expectation the server cannot meet. */
     conn_refuse(c, 417, "only the 100-continue expectation is supported");
     return;
@@ -510,7 +587,7 @@ static void conn_on_head(conn_t *c, const char *head)
     conn_refuse(c, 400, "this request takes no body");
     return;
   }
-  c->expect = is_put && has_body && m.expect == HP_EXPECT_CONTINUE;
+  c->expect = is_put && expect == HP_EXPECT_CONTINUE;
   c->want_digest = false;
   int dh = hp_find(r, head, "content-digest");
   if (dh >= 0 && is_put) {
@@ -553,7 +630,7 @@ static void conn_on_head(conn_t *c, const char *head)
     .n_headers = r->n_headers,
     .has_length = m.has_length,
     .length = m.content_length,
-    .expect = m.expect_hdr >= 0 && r->version_minor == 1
+    .expect = expect != HP_EXPECT_NONE
                 ? (policy_str_t){head + r->headers[m.expect_hdr].value.off, r->headers[m.expect_hdr].value.len}
                 : (policy_str_t){NULL, 0},
     .peer = {peer, strlen(peer)},
@@ -565,11 +642,16 @@ static void conn_on_head(conn_t *c, const char *head)
   if (d.status != 100) {
     /* Refused: no 100 is ever sent; body bytes in flight are never parsed. */
     const char *key = d.policy_error ? "policy_error" : NULL;
-    bool retry_417 = d.status == 417 && d.retryable && c->expect;
     const char *challenge = d.status == 401 ? (d.www_authenticate[0] ? d.www_authenticate : "Bearer realm=\"postern\"")
                                             : NULL;
-    conn_respond_error(c, d.status, key, d.message, has_body && !retry_417, has_body ? AFTER_LINGER : AFTER_NEXT,
-                       challenge);
+    if (d.status == 417 && d.retryable && c->expect && c->keep_alive) {
+      /* The client sent no body: the connection stays open for its retry. */
+      c->retry_due = true;
+      c->retry_key = conn_request_key(head, r);
+      conn_respond_error(c, 417, key, d.message, false, AFTER_NEXT, NULL);
+      return;
+    }
+    conn_respond_error(c, d.status, key, d.message, has_body, has_body ? AFTER_LINGER : AFTER_NEXT, challenge);
     return;
   }
   if (d.name[0] != '\0' && route == ROUTE_FILE) {
@@ -746,7 +828,9 @@ static void conn_end_upload(conn_t *c)
   }
   char b64[DIGEST_SHA256_B64_LEN];
   digest_base64_encode(sum, sizeof sum, b64, sizeof b64);
-  char body[256];
+  /* A stored name has no control bytes or backslashes: a quote is its only
+   * byte that JSON escapes, to two. The reply always fits. */
+  char body[2 * POSTERN_NAME_MAX + 2 * DIGEST_SHA256_LEN + 48];
   wbuf_t j;
   wb_init(&j, body, sizeof body);
   wb_str(&j, "{\"name\":");
@@ -783,54 +867,66 @@ static void conn_start_download(conn_t *c)
   conn_pump(c);
 }
 
+/*
+ * The listing is a sequence of items, each rendered whole or not at all:
+ * item 0 is `{"files":[`, items 1 to N the entries, item N + 1 the closing
+ * `]}`. A render resumes at the item where the last one stopped.
+ */
 typedef struct conn_list_ctx {
   wbuf_t *b;
-  uint32_t index, skip;
+  uint32_t item; /* the entry being visited */
+  uint32_t next; /* the first item not rendered yet */
   bool full;
 } conn_list_ctx_t;
 
-/* Renders listing entries from ctx->skip on, until the buffer is full. */
+/* Appends one item whole, or marks the render full. */
+static bool conn_list_put(conn_list_ctx_t *ctx, const char *s, size_t n)
+{
+  if (n > ctx->b->cap - ctx->b->len) {
+    ctx->full = true;
+    return false;
+  }
+  wb_mem(ctx->b, s, n);
+  ctx->next++;
+  return true;
+}
+
 static int conn_list_entry(void *arg, const char *name, uint64_t size)
 {
   conn_list_ctx_t *ctx = arg;
-  if (ctx->index++ < ctx->skip) {
-    return 0;
+  if (++ctx->item < ctx->next) {
+    return 0; /* sent already */
   }
-  char one[POSTERN_NAME_MAX * 6 + 48];
+  char one[2 * POSTERN_NAME_MAX + 48]; /* a stored name escapes to twice its length at most */
   wbuf_t e;
   wb_init(&e, one, sizeof one);
-  wb_str(&e, ctx->index == 1 ? "{\"name\":" : ",{\"name\":");
+  wb_str(&e, ctx->item == 1 ? "{\"name\":" : ",{\"name\":");
   wb_json_str(&e, name, strlen(name));
   wb_str(&e, ",\"size\":");
   wb_u64(&e, size);
   wb_str(&e, "}");
-  if (e.len > ctx->b->cap - ctx->b->len) {
-    ctx->index--;
-    ctx->full = true;
-    return 1;
-  }
-  wb_mem(ctx->b, one, e.len);
-  return 0;
+  return conn_list_put(ctx, one, e.len) ? 0 : 1;
 }
 
-/* Renders listing bytes from entry `from` into b; returns the next entry. */
+/* Renders listing items from `from` on into b, while they fit; returns the next item. */
 static uint32_t conn_list_render(wbuf_t *b, uint32_t from, bool *finished)
 {
+  static const char open[] = "{\"files\":[", close[] = "]}\n";
   conn_list_ctx_t ctx = {b, 0, from, false};
-  if (from == 0) {
-    wb_str(b, "{\"files\":[");
+  *finished = false;
+  if (from == 0 && !conn_list_put(&ctx, open, sizeof open - 1)) {
+    return ctx.next;
   }
   storage_list(conn_list_entry, &ctx);
-  *finished = !ctx.full;
-  if (*finished) {
-    wb_str(b, "]}\n");
+  if (!ctx.full && conn_list_put(&ctx, close, sizeof close - 1)) {
+    *finished = true;
   }
-  return ctx.index;
+  return ctx.next;
 }
 
 static void conn_start_list(conn_t *c)
 {
-  /* First pass: the length, for Content-Length. */
+  /* First pass: the length, for Content-Length. Every item fits an empty buffer. */
   uint64_t total = 0;
   uint32_t next = 0;
   bool finished = false;
@@ -855,6 +951,13 @@ static void conn_send_status(conn_t *c)
   wbuf_t j;
   wb_init(&j, body, sizeof body);
   http_status_render(&j);
+  if (j.overflow) {
+    /* Never a cut document. */
+    log_line("http: /_status does not fit its %u-byte buffer", (unsigned)sizeof body);
+    conn_respond_error(c, 500, NULL, "the status document does not fit its buffer", !c->keep_alive,
+                       c->keep_alive ? AFTER_NEXT : AFTER_LINGER, NULL);
+    return;
+  }
   if (!conn_send_ok(c, 200, "application/json", j.len, NULL, body, j.len, j.len, false)) {
     return;
   }
@@ -967,13 +1070,7 @@ static void conn_process(conn_t *c)
       }
       continue;
     case CONN_LINGER:
-      if (c->rx != NULL) {
-        c->linger_bytes += c->rx->tot_len;
-        conn_consume(c, c->rx->tot_len);
-      }
-      if (c->linger_bytes > POSTERN_LINGER_MAX) {
-        conn_close(c);
-      }
+      conn_linger_drop(c);
       return;
     default: /* CONN_SEND_*: pipelined requests wait for the response to finish */
       return;
@@ -1092,7 +1189,9 @@ static err_t conn_on_poll(void *arg, struct altcp_pcb *pcb)
     }
     break;
   case CONN_LINGER:
-    if (idle >= POSTERN_LINGER_S * 1000u) {
+    /* Quiet for POSTERN_LINGER_S: the client has stopped sending, a close
+     * resets nothing. A drain ends at POSTERN_DRAIN_S whatever the client does. */
+    if (idle >= POSTERN_LINGER_S * 1000u || sys_now() - c->linger_ms >= POSTERN_DRAIN_S * 1000u) {
       conn_close(c);
     }
     break;
@@ -1102,29 +1201,57 @@ static err_t conn_on_poll(void *arg, struct altcp_pcb *pcb)
   return conn_cb_result();
 }
 
-/* A new connection: a slot from the pool, or a quick 503 when it is full. */
+/* Whether, and how willingly, a connection gives its slot to a new client. */
+static conn_evict_t conn_evict_class(const conn_t *c)
+{
+  if (c->state == CONN_LINGER) {
+    return c->linger_left > POSTERN_LINGER_MAX ? EVICT_DRAIN : EVICT_LINGER;
+  }
+  if (c->state == CONN_HEAD && c->rx == NULL && c->served) {
+    return EVICT_IDLE;
+  }
+  return EVICT_NEVER;
+}
+
+/*
+ * A slot for a new client: a free one, else the one an idle or closing
+ * connection holds (the best class, then the oldest), which is closed for it.
+ * NULL when every slot is busy with work: uploads in progress always go on.
+ */
+static conn_t *conn_take_slot(void)
+{
+  conn_t *victim = NULL;
+  conn_evict_t best = EVICT_NEVER;
+  for (int i = 0; i < POSTERN_MAX_CONNS; i++) {
+    conn_t *c = &conn_pool[i];
+    if (c->state == CONN_FREE) {
+      return c;
+    }
+    conn_evict_t k = conn_evict_class(c);
+    if (k != EVICT_NEVER &&
+        (victim == NULL || k < best || (k == best && (int32_t)(c->last_ms - victim->last_ms) < 0))) {
+      victim = c;
+      best = k;
+    }
+  }
+  if (victim != NULL) {
+    if (best == EVICT_IDLE) {
+      log_line("http: all %d slots taken: closing the oldest idle keep-alive connection", POSTERN_MAX_CONNS);
+    }
+    conn_close(victim);
+    conn_aborted = false; /* another pcb: the running callback's own is untouched */
+  }
+  return victim;
+}
+
+/* A new connection: a slot from the pool, or a quick 503 when every slot is busy. */
 static err_t conn_on_accept(void *arg, struct altcp_pcb *pcb, err_t err)
 {
   LWIP_UNUSED_ARG(arg);
   if (err != ERR_OK || pcb == NULL) {
     return ERR_VAL;
   }
-  conn_t *c = NULL, *lingering = NULL;
-  for (int i = 0; i < POSTERN_MAX_CONNS && c == NULL; i++) {
-    if (conn_pool[i].state == CONN_FREE) {
-      c = &conn_pool[i];
-    } else if (conn_pool[i].state == CONN_LINGER &&
-               (lingering == NULL || (int32_t)(conn_pool[i].last_ms - lingering->last_ms) < 0)) {
-      lingering = &conn_pool[i];
-    }
-  }
-  if (c == NULL && lingering != NULL) {
-    /* A lingering close only protects a response already sent: it gives its
-     * slot to a new client rather than turn the client away. */
-    conn_close(lingering);
-    conn_aborted = false; /* another pcb: this callback's own is untouched */
-    c = lingering;
-  }
+  conn_t *c = conn_take_slot();
   if (c == NULL) {
     /* Every slot is busy: say so in one segment and close; uploads in progress go on. */
     wbuf_t b;

@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include "platform.h"
+#include "postern_opts.h"
+#include "text.h"
 
 /** Starts an empty buffer over p[0..cap). */
 void wb_init(wbuf_t *b, char *p, size_t cap)
@@ -46,13 +48,24 @@ void wb_u64(wbuf_t *b, uint64_t v)
   wb_mem(b, tmp + i, sizeof tmp - i);
 }
 
-/** Appends a JSON string literal, quotes included, escaping what JSON needs. */
+/**
+ * Appends a JSON string literal, quotes included, escaping what JSON needs.
+ * Bytes that are not well-formed UTF-8 become U+FFFD, so the document stays
+ * valid JSON (RFC 8259 section 8.1) whatever a policy message holds.
+ */
 void wb_json_str(wbuf_t *b, const char *s, size_t n)
 {
   static const char hex[] = "0123456789abcdef";
+  const unsigned char *u = (const unsigned char *)s;
   wb_mem(b, "\"", 1);
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
+  for (size_t i = 0; i < n;) {
+    unsigned char c = u[i];
+    size_t len = text_utf8_len(u + i, n - i);
+    if (len == 0) {
+      wb_mem(b, "\\ufffd", 6);
+      i++;
+      continue;
+    }
     if (c == '"' || c == '\\') {
       char esc[2] = {'\\', (char)c};
       wb_mem(b, esc, 2);
@@ -60,8 +73,9 @@ void wb_json_str(wbuf_t *b, const char *s, size_t n)
       char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
       wb_mem(b, esc, 6);
     } else {
-      wb_mem(b, (const char *)&c, 1);
+      wb_mem(b, s + i, len);
     }
+    i += len;
   }
   wb_mem(b, "\"", 1);
 }
@@ -221,7 +235,8 @@ void http_render_head(wbuf_t *b, const http_head_t *h)
 /** Renders a whole error response: head plus {"error":"<key>","message":"..."}. */
 void http_render_error(wbuf_t *b, http_head_t *h, const char *key, const char *message)
 {
-  char body[256];
+  /* Room for a message of POSTERN_MESSAGE_MAX bytes that are all quotes. */
+  char body[2 * POSTERN_MESSAGE_MAX + 64];
   wbuf_t j;
   wb_init(&j, body, sizeof body);
   wb_str(&j, "{\"error\":");

@@ -13,6 +13,7 @@
 #include "lualib.h"
 #include "mbedtls/base64.h"
 #include "storage.h"
+#include "text.h"
 
 #define WWW_AUTH_MAX ((int)sizeof(((policy_decision_t *)0)->www_authenticate))
 #define LOG_TEXT_MAX 240
@@ -874,22 +875,11 @@ static void push_request(lua_State *L, const policy_request_t *r) {
   push_view(L, r, &req_meta_key, 2);
 }
 
+/* 100 goes on; a final answer is a refusal, 4xx or 5xx. A 2xx or 3xx would
+ * claim a success the core never produced (and a 204 or 304 must carry no
+ * body), so it fails closed like any other invalid answer. */
 static bool valid_status(lua_Integer s) {
-  return s == 100 || (s >= 200 && s <= 599);
-}
-
-/* A plain file name: 1..POSTERN_NAME_MAX bytes, no '/', no leading '.', no control bytes. */
-static bool valid_name(const char *s, size_t n) {
-  if (n == 0 || n > POSTERN_NAME_MAX || s[0] == '.') {
-    return false;
-  }
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (c == '/' || c < 0x20 || c == 0x7F) {
-      return false;
-    }
-  }
-  return true;
+  return s == 100 || (s >= 400 && s <= 599);
 }
 
 /* Status from a scalar result (true, false, a number, "accept"); -1 when invalid. */
@@ -972,7 +962,7 @@ static void read_result(lua_State *L, int v, policy_decision_t *d, const result_
   if (!lua_isnil(L, -1)) {
     size_t n = 0;
     const char *name = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
-    if (name == NULL || !valid_name(name, n)) {
+    if (name == NULL || !text_name_ok(name, n)) {
       result_error(L, who, "an invalid storage name");
     }
     memcpy(d->name, name, n);

@@ -74,6 +74,20 @@
 #define POSTERN_LINGER_MAX (256u * 1024u)
 #endif
 
+/** Bytes of a refused request's body that are drained (read and dropped,
+ *  never parsed) on top of POSTERN_LINGER_MAX, so that a client that writes
+ *  its whole body before it reads (Go, Node) sees the answer instead of a
+ *  reset. A body announced larger is drained this far, then the connection
+ *  closes anyway. */
+#ifndef POSTERN_DRAIN_MAX
+#define POSTERN_DRAIN_MAX (8u * 1024u * 1024u)
+#endif
+
+/** Seconds a lingering close and its drain may last in all. */
+#ifndef POSTERN_DRAIN_S
+#define POSTERN_DRAIN_S 30
+#endif
+
 /* ---- TLS --------------------------------------------------------------- */
 
 /** 1: HTTPS on port 443 is built in (make TLS=0 leaves mbedTLS's TLS out). */
@@ -164,6 +178,12 @@
 #endif
 #if POSTERN_TLS_RX_HELD_MAX < POSTERN_HEAD_MAX
 #error "POSTERN_TLS_RX_HELD_MAX must hold a whole request head"
+#endif
+#if POSTERN_DRAIN_MAX > 0x7fffffffu - POSTERN_LINGER_MAX
+#error "POSTERN_DRAIN_MAX + POSTERN_LINGER_MAX must fit in 31 bits"
+#endif
+#if POSTERN_DRAIN_S < POSTERN_LINGER_S
+#error "POSTERN_DRAIN_S must not be shorter than POSTERN_LINGER_S"
 #endif
 #if POSTERN_LUA_HOOK_STEP > POSTERN_LUA_BUDGET
 #error "POSTERN_LUA_HOOK_STEP must not exceed POSTERN_LUA_BUDGET"

@@ -352,12 +352,24 @@ def test_soak_2000_mixed_requests_resources_back_at_baseline(dev):
         if status not in want:
             unexpected.append((n, what, status))
 
+    reconnects = [0]
+
     def keepalive(req, head_request=False):
+        # When the pool is full an idle keep-alive connection gives its slot to a new client (the fresh
+        # connections below); like any HTTP client, this one then sends again on a new connection.
         nonlocal ka
-        if ka is None:
-            ka = Conn(dev.web, timeout=10)
-        ka.send(req)
-        return ka.read_response(head_request=head_request)
+        for attempt in range(2):
+            if ka is None:
+                ka = Conn(dev.web, timeout=10)
+            try:
+                ka.send(req)
+                return ka.read_response(head_request=head_request)
+            except (EOFError, BrokenPipeError, ConnectionResetError):
+                if attempt or ka.buf:
+                    raise
+                ka.close()
+                ka = None
+                reconnects[0] += 1
 
     busy = [0]
 
@@ -436,11 +448,11 @@ def test_soak_2000_mixed_requests_resources_back_at_baseline(dev):
     wall = time.monotonic() - t0
     if ka is not None:
         ka.close()
-    print("soak: %d requests in %.1f s, %d pool-busy 503 retried: %s"
-          % (n, wall, busy[0], sorted(counts.items(), key=str)))
+    print("soak: %d requests in %.1f s, %d pool-busy 503 retried, %d idle keep-alive closes: %s"
+          % (n, wall, busy[0], reconnects[0], sorted(counts.items(), key=str)))
     assert not unexpected, unexpected[:20]
     # Rare, not the rule: at most 5% (the board, behind QEMU, sees closes later than the host: ~3%).
-    assert busy[0] <= n // 20, busy[0]
+    assert busy[0] + reconnects[0] <= n // 20, (busy[0], reconnects[0])
     assert n >= 1000, (n, wall)  # bounded by 2000 requests or 55 s, whichever comes first
 
     for name in sorted(names):

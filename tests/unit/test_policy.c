@@ -309,7 +309,17 @@ static const char conventions_lua[] =
     "  ['/accept'] = function() return 'accept' end,\n"
     "  ['/417'] = function() return 417, 'nope' end,\n"
     "  ['/401'] = function() return 401, 'who' end,\n"
-    "  ['/200f'] = function() return 200.0 end,\n"
+    "  ['/404f'] = function() return 404.0 end,\n"
+    "  ['/200'] = function() return 200 end,\n"
+    "  ['/201'] = function() return 201, 'made' end,\n"
+    "  ['/204'] = function() return 204 end,\n"
+    "  ['/304'] = function() return 304 end,\n"
+    "  ['/399'] = function() return 399 end,\n"
+    "  ['/table-204'] = function() return {status = 204} end,\n"
+    "  ['/name-utf8'] = function() return {status = 100, name = 'caf\\195\\169.bin'} end,\n"
+    "  ['/name-bad-utf8'] = function() return {status = 100, name = 'edge-\\255\\254.bin'} end,\n"
+    "  ['/name-dotdot'] = function() return {status = 100, name = 'a..b'} end,\n"
+    "  ['/name-bslash'] = function() return {status = 100, name = 'a\\\\b'} end,\n"
     "  ['/table'] = function() return {status = 417, message = 'm', retry = true, name = 'x.bin',\n"
     "                                  www_authenticate = 'Bearer realm=\"postern\"'} end,\n"
     "  ['/table-403-retry'] = function() return {status = 403, retry = true} end,\n"
@@ -343,6 +353,8 @@ static const char conventions_lua[] =
 
 static void test_return_conventions(void) {
   static const char *const bad[] = {"/nil", "/none", "/99", "/150", "/600", "/200.5", "/deny",
+                                    "/200", "/201", "/204", "/304", "/399", "/table-204",
+                                    "/name-bad-utf8", "/name-dotdot", "/name-bslash",
                                     "/msg-table", "/msg-number", "/func", "/table-empty",
                                     "/table-retry-str", "/name-empty", "/name-slash", "/name-dot",
                                     "/name-long", "/name-ctl", "/name-del", "/name-num", "/www-crlf",
@@ -356,7 +368,8 @@ static void test_return_conventions(void) {
   CHECK_STR(d.message, "go away");
   CHECK_EQ(get("/100").status, 100);
   CHECK_EQ(get("/accept").status, 100);
-  CHECK_EQ(get("/200f").status, 200);
+  CHECK_EQ(get("/404f").status, 404);
+  CHECK_STR(get("/name-utf8").name, "caf\xc3\xa9.bin");
   d = get("/417");
   CHECK_EQ(d.status, 417);
   CHECK_STR(d.message, "nope");

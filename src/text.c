@@ -1,0 +1,60 @@
+/* text.c: UTF-8 well-formedness and the rule for stored file names. */
+#include "text.h"
+
+#include <string.h>
+
+#include "postern_opts.h"
+
+/** Length of the well-formed UTF-8 sequence at s, or 0 (see text.h). */
+size_t text_utf8_len(const unsigned char *s, size_t n)
+{
+  unsigned char c = s[0];
+  if (c < 0x80) {
+    return 1;
+  }
+  size_t len;
+  unsigned char lo = 0x80, hi = 0xbf; /* range of the second byte (RFC 3629 section 4) */
+  if (c >= 0xc2 && c <= 0xdf) {
+    len = 2;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    len = 3;
+    lo = c == 0xe0 ? 0xa0 : 0x80; /* no overlong forms */
+    hi = c == 0xed ? 0x9f : 0xbf; /* no surrogates */
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    len = 4;
+    lo = c == 0xf0 ? 0x90 : 0x80; /* no overlong forms */
+    hi = c == 0xf4 ? 0x8f : 0xbf; /* nothing past U+10FFFF */
+  } else {
+    return 0; /* a continuation byte, 0xc0/0xc1 or 0xf5..0xff */
+  }
+  if (n < len || s[1] < lo || s[1] > hi) {
+    return 0;
+  }
+  for (size_t i = 2; i < len; i++) {
+    if (s[i] < 0x80 || s[i] > 0xbf) {
+      return 0;
+    }
+  }
+  return len;
+}
+
+/** True for a name a file may be stored under (see text.h). */
+bool text_name_ok(const char *name, size_t len)
+{
+  if (len == 0 || len > POSTERN_NAME_MAX || name[0] == '.') {
+    return false;
+  }
+  const unsigned char *s = (const unsigned char *)name;
+  for (size_t i = 0; i < len;) {
+    unsigned char c = s[i];
+    if (c < 0x20 || c == 0x7f || c == '/' || c == '\\' || (c == '.' && i + 1 < len && s[i + 1] == '.')) {
+      return false;
+    }
+    size_t step = text_utf8_len(s + i, len - i);
+    if (step == 0) {
+      return false;
+    }
+    i += step;
+  }
+  return true;
+}

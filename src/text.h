@@ -1,0 +1,23 @@
+/* text.h: byte-string checks shared by the routes, the policy bridge and the JSON writer. */
+#ifndef POSTERN_TEXT_H
+#define POSTERN_TEXT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/**
+ * Length of the well-formed UTF-8 sequence at the start of s (1 to 4), or 0
+ * when it is not one: a stray continuation byte, a truncated sequence, an
+ * overlong form, a surrogate or a code point past U+10FFFF (RFC 3629).
+ * n must be at least 1.
+ */
+size_t text_utf8_len(const unsigned char *s, size_t n);
+
+/**
+ * A stored file name: 1 to POSTERN_NAME_MAX bytes of well-formed UTF-8, no
+ * '/', '\' or "..", no leading '.', no control bytes. Such a name is a plain
+ * file on every backend and always renders as valid JSON.
+ */
+bool text_name_ok(const char *name, size_t len);
+
+#endif /* POSTERN_TEXT_H */
