@@ -2,6 +2,7 @@
 #include "http_parser.h"
 
 #include <limits.h>
+#include <string.h>
 
 #if POSTERN_MAX_HEADERS > 127
 #error "POSTERN_MAX_HEADERS must be at most 127 (hp_meta_t keeps int8_t indices)"
@@ -356,9 +357,196 @@ static bool parse_len(const char *s, size_t n, uint64_t *v) {
   return true;
 }
 
+/* ---- Host field value (RFC 9112 3.2) -------------------------------------
+ *
+ * Host = uri-host [ ":" port ], with RFC 3986's uri-host = IP-literal /
+ * IPv4address / reg-name. What is enforced, in linear time, no copy:
+ *
+ *   value    = ""                      ; no authority (RFC 9112 3.2)
+ *            / host [ ":" port ]
+ *   host     = "[" ( IPv6address / IPvFuture ) "]"
+ *            / 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / pct-encoded
+ *                / "!" / "$" / "&" / "'" / "(" / ")" / "*" / "+" / ";" / "=" )
+ *   port     = *5DIGIT, at most 65535
+ *   IPvFuture = "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" ),
+ *               sub-delims without "," here too
+ *
+ * ("v" and HEXDIG in either case, as ABNF literals are; pct-encoded is
+ * "%" HEXDIG HEXDIG.)
+ *
+ * Deliberate departures from the bare ABNF:
+ * - "," is refused although it is a sub-delim. RFC 9110 5.3 lets a recipient
+ *   join repeated field lines with commas, so "a, b" or "a,b" cannot be told
+ *   from two Host lines merged on the way, and peers that pick different
+ *   elements route the same request differently. No DNS name or address
+ *   contains one, so a comma always means a list, and a list is two Hosts.
+ * - The host part must not be empty when a ':' follows (":80", ":"): an
+ *   authority with an empty host is an invalid "http" URI (RFC 9110 4.2.1).
+ *   A wholly empty value stays valid: it is what a client sends for a target
+ *   without authority.
+ * - The port is a TCP port: at most 5 digits and at most 65535. An empty port
+ *   ("dev:") is valid (port = *DIGIT, RFC 3986 3.2.3). A bigger number names
+ *   no TCP port, and zero padding past 5 digits only invites parsers to
+ *   disagree.
+ * - IPv4address needs no code of its own: it is a subset of reg-name, and a
+ *   dotted name like 999.1.1.1 is a valid reg-name anyway. Inside brackets
+ *   the IPv6 grammar is checked in full, with dec-octets in an embedded IPv4.
+ * - No "%25" zone identifiers (RFC 6874): not part of RFC 3986's IP-literal,
+ *   which RFC 9110 refers to.
+ * Whatever is not listed ('@' of userinfo, '/', '?', '#', '"', '\\', space,
+ * HTAB, controls, obs-text, a second ':', an unbracketed "::1") makes the
+ * value invalid. */
+
+static bool is_hex(unsigned char c) {
+  return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* unreserved / sub-delims of RFC 3986 minus ",": a reg-name byte other than
+ * the '%' of a pct-encoded triplet (see above for the comma). */
+static bool is_regname_char(unsigned char c) {
+  if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+      (c >= 'A' && c <= 'Z')) {
+    return true;
+  }
+  switch (c) {
+    case '-': case '.': case '_': case '~':                     /* unreserved */
+    case '!': case '$': case '&': case '\'': case '(': case ')': /* sub-delims */
+    case '*': case '+': case ';': case '=':
+      return true;
+    default:
+      return false;
+  }
+}
+
+/* Length of the reg-name at s[0..n) (up to a ':' or the end), or -1 on a
+ * byte outside reg-name or a broken %-triplet. May be 0. */
+static long regname_len(const char *s, size_t n) {
+  size_t i = 0;
+  while (i < n && s[i] != ':') {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '%') {
+      if (n - i < 3 || !is_hex((unsigned char)s[i + 1]) ||
+          !is_hex((unsigned char)s[i + 2])) {
+        return -1;
+      }
+      i += 3;
+    } else if (is_regname_char(c)) {
+      i++;
+    } else {
+      return -1;
+    }
+  }
+  return (long)i;
+}
+
+/* IPv4address = dec-octet 3( "." dec-octet ), dec-octet = 0-255 without
+ * leading zeros, exactly s[0..n). */
+static bool is_ipv4(const char *s, size_t n) {
+  size_t i = 0;
+  int octet;
+  for (octet = 0; octet < 4; octet++) {
+    unsigned v = 0;
+    size_t b = i;
+    if (octet > 0) {
+      if (i >= n || s[i] != '.') return false;
+      b = ++i;
+    }
+    while (i < n && is_digit((unsigned char)s[i]) && i - b < 3) {
+      v = v * 10u + (unsigned)(s[i] - '0');
+      i++;
+    }
+    if (i == b || v > 255 || (i - b > 1 && s[b] == '0')) return false;
+  }
+  return i == n;
+}
+
+/* IPv6address of RFC 3986 3.2.2, exactly s[0..n): eight h16 (1 to 4 HEXDIG)
+ * separated by ':', the last two replaceable by an IPv4address, with at most
+ * one "::" standing for one or more zero groups. */
+static bool is_ipv6(const char *s, size_t n) {
+  unsigned groups = 0;
+  bool elided = false;
+  size_t i = 0;
+
+  if (n >= 2 && s[0] == ':' && s[1] == ':') {
+    elided = true;
+    i = 2;
+    if (i == n) return true; /* "::" */
+  }
+  for (;;) {
+    size_t j = i;
+    while (j < n && is_hex((unsigned char)s[j])) j++;
+    if (j < n && s[j] == '.') {
+      /* ls32 as IPv4: ends the address and stands for two groups. */
+      if (!is_ipv4(s + i, n - i)) return false;
+      groups += 2;
+      break;
+    }
+    if (j == i || j - i > 4) return false;
+    groups++;
+    if (j == n) break;
+    if (s[j] != ':') return false;
+    j++;
+    if (j < n && s[j] == ':') {
+      if (elided) return false; /* a second "::" */
+      elided = true;
+      j++;
+      if (j == n) break; /* trailing "::" */
+    } else if (j == n) {
+      return false; /* trailing single ':' */
+    }
+    if (groups >= 8) return false;
+    i = j;
+  }
+  return elided ? groups <= 7 : groups == 8;
+}
+
+/* IPvFuture = "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" ), exactly
+ * s[0..n), with the comma refused as in reg-name. */
+static bool is_ipvfuture(const char *s, size_t n) {
+  size_t i = 1;
+  if (n == 0 || (s[0] != 'v' && s[0] != 'V')) return false;
+  while (i < n && is_hex((unsigned char)s[i])) i++;
+  if (i == 1 || i >= n || s[i] != '.') return false;
+  if (++i == n) return false;
+  for (; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c != ':' && !is_regname_char(c)) return false;
+  }
+  return true;
+}
+
+/* Whether s[0..n) (OWS already trimmed) is a valid Host value, see above. */
+static bool host_valid(const char *s, size_t n) {
+  size_t i, digits;
+  unsigned long port = 0;
+
+  if (n == 0) return true;
+  if (s[0] == '[') {
+    const char *close = memchr(s, ']', n);
+    size_t alen;
+    if (close == NULL) return false;
+    alen = (size_t)(close - s) - 1u;
+    if (!is_ipv6(s + 1, alen) && !is_ipvfuture(s + 1, alen)) return false;
+    i = alen + 2u;
+  } else {
+    long len = regname_len(s, n);
+    if (len <= 0) return false; /* bad byte, or empty host before ':' */
+    i = (size_t)len;
+  }
+  if (i == n) return true;
+  if (s[i] != ':') return false; /* e.g. "[::1]x" */
+  for (i++, digits = 0; i < n; i++, digits++) {
+    if (!is_digit((unsigned char)s[i]) || digits >= 5) return false;
+    port = port * 10u + (unsigned long)(s[i] - '0');
+  }
+  return port <= 65535u;
+}
+
 /** Interprets the framing headers of a parsed request into *m. Returns 0,
- *  400 (conflicting/invalid Content-Length or Transfer-Encoding, missing or
- *  repeated Host, chunked not last) or 501 (unsupported transfer coding).
+ *  400 (conflicting/invalid Content-Length or Transfer-Encoding, missing,
+ *  repeated or invalid Host, chunked not last) or 501 (unsupported transfer
+ *  coding).
  *  Repeated Content-Length values ("5, 5" or two fields) are accepted when
  *  identical. */
 int hp_analyze(const hp_request_t *r, const char *head, hp_meta_t *m) {
@@ -398,6 +586,7 @@ int hp_analyze(const hp_request_t *r, const char *head, hp_meta_t *m) {
       }
       te_seen = true;
     } else if (hp_span_ieq(head, h->name, "host")) {
+      if (!host_valid(head + h->value.off, h->value.len)) return 400;
       if (n_host++ == 0) m->host_hdr = (int8_t)i;
     } else if (hp_span_ieq(head, h->name, "expect")) {
       if (n_expect++ == 0) m->expect_hdr = (int8_t)i;

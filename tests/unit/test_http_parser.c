@@ -496,6 +496,118 @@ static void test_host(void) {
   CHECK_EQ(m.host_hdr, 1);
 }
 
+/* hp_analyze's status for "GET / HTTP/1.1" with the field line "Host:<v>". */
+static int host_status(const char *v) {
+  static char buf[512];
+  hp_meta_t m;
+  int n = snprintf(buf, sizeof buf, "GET / HTTP/1.1\r\nHost:%s\r\n\r\n", v);
+  CHECK(n > 0 && (size_t)n < sizeof buf);
+  return analyze(buf, &m);
+}
+
+static void test_host_valid(void) {
+  static const char *const ok[] = {
+      /* reg-name, with and without a port */
+      " dev", " dev:8080", " DEV.example.COM", " xn--bcher-kva.example",
+      " a-b.c_d~e", " %41b", " a%2e%2Eb", " !$&'()*+;=", " localhost:0",
+      " dev:65535", " dev:00080", " h:1",
+      /* IPv4address (and dotted names that only look like one) */
+      " 127.0.0.1:80", " 127.0.0.1", " 999.1.1.1", " 1.2.3", " 01.2.3.4",
+      /* IP-literal */
+      " [::1]:8080", " [fe80::1]", " [::]", " [::]:80", " [1::]",
+      " [1:2:3:4:5:6:7:8]", " [1:2:3:4:5:6:7::]", " [::2:3:4:5:6:7:8]",
+      " [1:2:3:4::5:6:7]", " [ABCD:ef01::1]", " [::ffff:192.0.2.1]",
+      " [1:2:3:4:5:6:1.2.3.4]", " [::1.2.3.4]", " [64:ff9b::255.255.255.255]",
+      " [v1.x]", " [VF.a:b!$]", " [v1a.::]",
+      /* an empty port (port = *DIGIT), OWS trimmed, an empty value */
+      " dev:", " [::1]:", "   dev\t", "", "  \t ",
+  };
+  static const char *const bad[] = {
+      /* whitespace and control bytes inside */
+      " a b", " a\tb", " a \t b", " caf\xc3\xa9", " \x80",
+      /* userinfo, lists, URI delimiters, quoting */
+      " user:pw@dev", " user@dev", " @dev", " a, b", " a,b", " dev,", " ,dev",
+      " dev/x", " dev/", " dev?x", " dev#x", " dev\"", " \"dev\"", " dev\\x",
+      " dev<", " dev>", " d{e}v", " d|v", " d^v", " d`v", " d[v]",
+      /* broken pct-encoding */
+      " %", " a%4", " %g1", " %1g", " a%%41",
+      /* ports */
+      " dev:80x", " dev:x", " dev:-1", " dev:+80", " dev: 80", " dev:80:80",
+      " dev:65536", " dev:99999", " dev:100000", " dev:000080", " a:b:c",
+      /* an empty host with a port */
+      " :", " :80",
+      /* IPv6 outside brackets, broken brackets */
+      " ::1", " fe80::1", " [::1", " ::1]", " []", " []:80", " [::1]x",
+      " [::1]]", " [[::1]]", " [::1]:80x", " [::1]:65536", " [::1 ]", " [ ::1]",
+      /* IPv6 grammar */
+      " [1:2:3:4:5:6:7]", " [1:2:3:4:5:6:7:8:9]", " [1:2:3:4:5:6:7:8::]",
+      " [::1:2:3:4:5:6:7:8]", " [1::2::3]", " [:::]", " [:1]", " [1:]",
+      " [1::2:]", " [12345::]", " [g::1]", " [1.2.3.4]", " [::1.2.3]",
+      " [::1.2.3.4.5]", " [::256.1.1.1]", " [::01.2.3.4]", " [::1.2.3.4:1]",
+      " [1:2:3:4:5:6:7:1.2.3.4]", " [::1%25eth0]", " [::1%eth0]", " [dev]",
+      /* IPvFuture */
+      " [v.x]", " [v1x]", " [v1.]", " [vg.x]", " [v1.a,b]", " [v1.a/b]",
+  };
+  size_t i;
+  for (i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+    int st = host_status(ok[i]);
+    CHECK_EQ(st, 0);
+    if (st != 0) fprintf(stderr, "  Host:%s\n", ok[i]);
+  }
+  for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    int st = host_status(bad[i]);
+    CHECK_EQ(st, 400);
+    if (st != 400) fprintf(stderr, "  Host:%s\n", bad[i]);
+  }
+}
+
+/* Control bytes in Host: the head parser refuses them first, and
+ * hp_analyze refuses them too when handed such a head directly. */
+static void test_host_control_bytes(void) {
+  static const char nul[] = "GET / HTTP/1.1\r\nHost: a\0b\r\n\r\n";
+  /* ctl: "Host" at 0, then one value byte per offset from 4 on. */
+  static const char ctl[] = "Host" "a\0b\x01" "c\x7f" "d\te\rf\ng";
+  static const hp_span_t vals[] = {{4, 2}, {5, 3}, {6, 3}, {8, 3},
+                                   {10, 3}, {12, 3}, {14, 3}};
+  hp_request_t r = {0};
+  hp_meta_t m;
+  size_t i;
+  outcome_t o;
+  CHECK_STR(parse_n(nul, sizeof nul - 1, &o), "ERR bad_request @23");
+  CHECK_STR(parse("GET / HTTP/1.1\r\nHost: dev\x01\r\n\r\n"), "ERR bad_request @25");
+  CHECK_STR(parse("GET / HTTP/1.1\r\nHost: d\x7f\r\n\r\n"), "ERR bad_request @23");
+  r.n_headers = 1;
+  r.headers[0].name = (hp_span_t){0, 4};
+  for (i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+    r.headers[0].value = vals[i];
+    CHECK_EQ(hp_analyze(&r, ctl, &m), 400);
+  }
+  CHECK_EQ(sizeof ctl, 18);
+  r.headers[0].value = (hp_span_t){4, 1}; /* "a" */
+  CHECK_EQ(hp_analyze(&r, ctl, &m), 0);
+}
+
+static void test_host_value_and_version(void) {
+  hp_meta_t m;
+  /* HTTP/1.0: Host is optional, but when sent it must be valid. */
+  CHECK_EQ(analyze("GET / HTTP/1.0\r\nHost: a b\r\n\r\n", &m), 400);
+  CHECK_EQ(analyze("GET / HTTP/1.0\r\nHost: user:pw@dev\r\n\r\n", &m), 400);
+  CHECK_EQ(analyze("GET / HTTP/1.0\r\nHost: a,b\r\n\r\n", &m), 400);
+  CHECK_EQ(analyze("GET / HTTP/1.0\r\nHost: dev:8080\r\n\r\n", &m), 0);
+  CHECK_EQ(m.host_hdr, 0);
+  CHECK_EQ(analyze("GET / HTTP/1.0\r\nX: a b\r\n\r\n", &m), 0);
+  CHECK_EQ(m.host_hdr, -1);
+  /* An invalid Host is refused wherever it stands among the fields, and a
+   * valid one alongside a repeated invalid one does not help. */
+  CHECK_EQ(analyze("PUT / HTTP/1.1\r\nContent-Length: 1\r\nHost: a/b\r\n"
+                   "Connection: close\r\n\r\n", &m), 400);
+  CHECK_EQ(analyze("GET / HTTP/1.1\r\nHost: a\r\nHost: a b\r\n\r\n", &m), 400);
+  /* Other fields may hold what Host may not. */
+  CHECK_EQ(analyze("GET / HTTP/1.1\r\nHost: dev\r\nX-Host: a, b@c\r\n\r\n", &m), 0);
+  CHECK_EQ(m.host_hdr, 0);
+  CHECK_EQ(analyze("GET http://dev:80/ HTTP/1.1\r\nHost: [::1]:80\r\n\r\n", &m), 0);
+}
+
 static void test_connection(void) {
   hp_meta_t m;
   CHECK_EQ(analyze("GET / HTTP/1.1\r\nHost: a\r\n\r\n", &m), 0);
@@ -623,6 +735,9 @@ int main(void) {
   RUN(test_content_length);
   RUN(test_transfer_encoding);
   RUN(test_host);
+  RUN(test_host_valid);
+  RUN(test_host_control_bytes);
+  RUN(test_host_value_and_version);
   RUN(test_connection);
   RUN(test_expect);
   RUN(test_pct_decode);
