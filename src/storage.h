@@ -22,9 +22,50 @@ enum storage_result {
 typedef struct storage_upload storage_upload_t; /* from the backend's fixed pool */
 typedef struct storage_reader storage_reader_t; /* from the backend's fixed pool */
 
+/*
+ * The space contract. Every backend follows it, so that a policy's decision
+ * from storage_free() and the 100 Continue that follows are honest: an upload
+ * that was admitted never fails later for lack of space.
+ *
+ * - Reservation at open. storage_open() with a known length reserves that
+ *   many bytes at once, or what the medium needs to hold them (erase blocks
+ *   and their headers on flash). When they do not fit next to the committed
+ *   files and the other uploads in progress, the open fails with
+ *   STORAGE_ENOSPC and nothing is taken. A reserved upload's writes, up to
+ *   the announced length, never fail with STORAGE_ENOSPC, and neither does
+ *   its commit.
+ * - The announced length is a ceiling. storage_write() past it fails with
+ *   STORAGE_ENOSPC and keeps nothing of that call (the core never does this:
+ *   its framing stops at Content-Length). storage_commit() stores what was
+ *   written; the core commits a known length only once all of it arrived.
+ * - Unknown length (STORAGE_LEN_UNKNOWN, chunked) reserves nothing beyond the
+ *   backend's fixed cost of a file (flash: the head block). Each write is
+ *   checked against the free space as it comes: the quota is enforced while
+ *   streaming, and the write that does not fit fails with STORAGE_ENOSPC,
+ *   keeping nothing of that call. What a chunked upload has written stays
+ *   taken until its commit or abort (the caller aborts after the failure, and
+ *   nothing of the upload is kept).
+ * - Release. storage_commit() and storage_abort() release the reservation in
+ *   every case, failures included; after a commit the file counts at its
+ *   written size.
+ * - A replacement is a new upload: the old version's space stays taken until
+ *   the commit makes the new one visible (both fit at once, or the open fails
+ *   with STORAGE_ENOSPC). The host backend releases the old version's bytes
+ *   at the commit; the flash backend releases its blocks at the commit too,
+ *   or when the last reader that still has the old version open closes it.
+ * - storage_free() is the largest length storage_open() accepts now: the
+ *   capacity less the committed files, less every reservation, less what
+ *   chunked uploads have written (flash: whole blocks, less a file's own
+ *   headers). It falls when an upload opens, not only as its bytes arrive.
+ *   An open may still fail with STORAGE_ENOSPC when a backend has no room for
+ *   another name (flash: STORAGE_FLASH_MAX_FILES), which storage_free() does
+ *   not show; the core opens before it answers 100, so the client is told
+ *   before it sends the body either way.
+ */
+
 /** Bytes the medium holds in all. */
 uint64_t storage_capacity(void);
-/** Bytes still free: capacity less committed files less uploads in progress. */
+/** Largest length storage_open() accepts now: the capacity less committed files, reservations and chunked bytes written. */
 uint64_t storage_free(void);
 /** True when `name` is committed; its size goes to *size when size is not NULL. */
 bool storage_exists(const char *name, uint64_t *size);
@@ -32,19 +73,24 @@ bool storage_exists(const char *name, uint64_t *size);
 /**
  * Starts writing `name`. Nothing is visible under that name until
  * storage_commit(); a previous version stays readable and intact until then.
- * A known length is checked against the free space at once (STORAGE_ENOSPC).
+ * A known length is reserved at once (STORAGE_ENOSPC when it does not fit);
+ * STORAGE_LEN_UNKNOWN reserves nothing. See the space contract above.
  */
 int storage_open(const char *name, uint64_t length, storage_upload_t **out);
-/** Appends bytes; STORAGE_ENOSPC when they would pass the free space. */
+/**
+ * Appends bytes; on a failure nothing of this call is kept. STORAGE_ENOSPC
+ * past the announced length, or, for STORAGE_LEN_UNKNOWN, past the free space.
+ */
 int storage_write(storage_upload_t *u, const void *data, size_t len);
 /**
  * Makes the written bytes visible under the name, atomically; *replaced tells
- * whether a version existed. Frees u in every case, failures included: after
- * an error the previous version is intact, except that STORAGE_EIO may also
- * mean the new version is visible but not known to be durable.
+ * whether a version existed. Frees u and releases its reservation in every
+ * case, failures included: after an error the previous version is intact,
+ * except that STORAGE_EIO may also mean the new version is visible but not
+ * known to be durable.
  */
 int storage_commit(storage_upload_t *u, bool *replaced);
-/** Drops everything written; the previous version is untouched. Frees u; NULL does nothing. */
+/** Drops everything written and releases the reservation; the previous version is untouched. Frees u; NULL does nothing. */
 void storage_abort(storage_upload_t *u);
 
 /** Removes a committed file. */
@@ -58,10 +104,15 @@ long storage_read(storage_reader_t *r, void *buf, size_t len);
 void storage_read_close(storage_reader_t *r);
 
 /**
- * Calls fn for each committed file (in byte order of names) until fn returns
- * non-zero; returns that value, 0, or a negative result before the first call
- * (so fn should stop with a positive value). `name` is valid during the call
- * only; fn may call the other functions but not storage_list() itself.
+ * Calls fn for every committed file, in byte order of names (strcmp, as
+ * unsigned bytes), until fn returns non-zero; returns that value, 0, or a
+ * negative result when the medium fails (before the first call, or later,
+ * the listing then incomplete; so fn should stop with a positive value).
+ * There is no limit on the count: a backend that cannot hold the
+ * whole listing in memory visits it in pieces, never cuts it short. `name`
+ * is valid during the call only; fn may call the other functions but not
+ * storage_list() itself. A file fn adds or removes meanwhile may or may not
+ * be visited; every other file is visited exactly once.
  */
 int storage_list(int (*fn)(void *ctx, const char *name, uint64_t size), void *ctx);
 

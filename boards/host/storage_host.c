@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,14 +14,15 @@
 #include "postern_opts.h"
 #include "storage.h"
 
-/** Most files storage_list() reports (the first ones in name order). */
-#define SH_LIST_MAX 128
+/** Names one directory scan of storage_list() gathers (the memory of a listing, whatever the file count). */
+#define SH_LIST_BATCH 16
 /** Prefix of the temporary file of an upload in progress. */
 #define SH_TMP_PREFIX ".upload-"
 
 struct storage_upload {
   bool used;
   int fd;
+  uint64_t length;                 /* announced at open (reserved), or STORAGE_LEN_UNKNOWN */
   uint64_t written;                /* bytes in the temporary file */
   char name[POSTERN_NAME_MAX + 1]; /* the final name */
 };
@@ -38,12 +38,11 @@ static uint64_t sh_used; /* bytes of the committed files */
 static struct storage_upload sh_uploads[POSTERN_MAX_CONNS];
 static struct storage_reader sh_readers[POSTERN_MAX_CONNS];
 
-/* Everything storage_list() reports, gathered before the first callback. */
+/* One name of a storage_list() batch. */
 struct sh_entry {
   char name[POSTERN_NAME_MAX + 1];
   uint64_t size;
 };
-static struct sh_entry sh_list[SH_LIST_MAX];
 
 /* Logs an unexpected syscall failure and returns STORAGE_EIO. */
 static int sh_fail(const char *call, const char *name)
@@ -177,16 +176,48 @@ uint64_t storage_capacity(void)
   return sh_capacity;
 }
 
-/** Bytes still free: capacity less committed files less uploads in progress. */
+/* Bytes an upload in progress takes: its reservation for a known length, what it wrote for chunked. */
+static uint64_t sh_taken(const struct storage_upload *u)
+{
+  return u->length != STORAGE_LEN_UNKNOWN ? u->length : u->written;
+}
+
+/** Capacity less committed files, less every reservation, less what chunked uploads wrote. */
 uint64_t storage_free(void)
 {
   uint64_t taken = sh_used;
   for (int i = 0; i < POSTERN_MAX_CONNS; i++) {
     if (sh_uploads[i].used) {
-      taken += sh_uploads[i].written;
+      taken += sh_taken(&sh_uploads[i]);
     }
   }
   return taken >= sh_capacity ? 0 : sh_capacity - taken;
+}
+
+/*
+ * Asks the real disk for a reserved upload's bytes too, so that a full host
+ * disk refuses the upload at open (STORAGE_ENOSPC) rather than mid-stream,
+ * as the simulated capacity does. KEEP_SIZE: the file still grows by the
+ * writes, so commit and scans see only what was written. Best effort: a
+ * file system without fallocate keeps the old behaviour (a full real disk
+ * then shows as STORAGE_ENOSPC from storage_write()).
+ */
+static int sh_preallocate(int fd, uint64_t length, const char *tmp)
+{
+  if (length == 0 || length == STORAGE_LEN_UNKNOWN || length > (uint64_t)INT64_MAX) {
+    return STORAGE_OK;
+  }
+  while (fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)length) != 0) {
+    if (errno == EINTR) {
+      continue;
+    }
+    if (errno == ENOSPC || errno == EDQUOT || errno == EFBIG) {
+      log_line("storage: fallocate(%s, %llu): %s", tmp, (unsigned long long)length, strerror(errno));
+      return STORAGE_ENOSPC; /* the real disk cannot hold it */
+    }
+    return STORAGE_OK; /* EOPNOTSUPP and the like: no preallocation here */
+  }
+  return STORAGE_OK;
 }
 
 /** True when `name` is committed; its size goes to *size when size is not NULL. */
@@ -221,6 +252,7 @@ int storage_open(const char *name, uint64_t length, storage_upload_t **out)
   if (u == NULL) {
     return STORAGE_EBUSY; /* every upload slot is taken */
   }
+  /* The reservation: from here on storage_free() is `length` lower, until commit or abort. */
   if (length != STORAGE_LEN_UNKNOWN && length > storage_free()) {
     return STORAGE_ENOSPC;
   }
@@ -230,8 +262,17 @@ int storage_open(const char *name, uint64_t length, storage_upload_t **out)
   if (fd < 0) {
     return sh_fail("openat", tmp);
   }
+  rc = sh_preallocate(fd, length, tmp);
+  if (rc != STORAGE_OK) {
+    close(fd);
+    if (unlinkat(sh_dirfd, tmp, 0) != 0) {
+      sh_fail("unlinkat", tmp);
+    }
+    return rc;
+  }
   u->used = true;
   u->fd = fd;
+  u->length = length;
   u->written = 0;
   memcpy(u->name, name, strlen(name) + 1); /* fits: sh_name_ok() */
   *out = u;
@@ -241,8 +282,13 @@ int storage_open(const char *name, uint64_t length, storage_upload_t **out)
 /** Appends bytes to the temporary file; on any failure nothing of this call is kept. */
 int storage_write(storage_upload_t *u, const void *data, size_t len)
 {
-  if (len > storage_free()) {
-    return STORAGE_ENOSPC;
+  if (u->length != STORAGE_LEN_UNKNOWN) {
+    /* Reserved at open: within the announced length the space is there, past it nothing is. */
+    if (len > u->length - u->written) {
+      return STORAGE_ENOSPC;
+    }
+  } else if (len > storage_free()) {
+    return STORAGE_ENOSPC; /* chunked: the quota is checked as the bytes come */
   }
   const char *p = data;
   size_t done = 0;
@@ -398,64 +444,95 @@ void storage_read_close(storage_reader_t *r)
   }
 }
 
-/* qsort order of sh_list: bytewise by name (strcmp compares unsigned chars). */
-static int sh_list_cmp(const void *a, const void *b)
+/* Inserts (name, size) into the sorted batch of *count entries (at most SH_LIST_BATCH, the largest falls out). */
+static void sh_batch_insert(struct sh_entry *batch, size_t *count, const char *name, uint64_t size)
 {
-  return strcmp(((const struct sh_entry *)a)->name, ((const struct sh_entry *)b)->name);
+  size_t at = *count;
+  while (at > 0 && strcmp(name, batch[at - 1].name) < 0) {
+    at--;
+  }
+  size_t keep = *count < SH_LIST_BATCH ? *count : SH_LIST_BATCH - 1;
+  memmove(&batch[at + 1], &batch[at], (keep - at) * sizeof batch[0]);
+  memcpy(batch[at].name, name, strlen(name) + 1); /* fits: sh_name_ok() */
+  batch[at].size = size;
+  if (*count < SH_LIST_BATCH) {
+    ++*count;
+  }
 }
 
-/** Calls fn for each committed file in byte order of names (the first 128 at most); see storage.h. */
-int storage_list(int (*fn)(void *ctx, const char *name, uint64_t size), void *ctx)
+/*
+ * One scan of the directory: the SH_LIST_BATCH smallest committed names
+ * greater than `after` (all names when after is NULL), sorted, into batch.
+ * Returns the count or STORAGE_EIO.
+ */
+static long sh_list_scan(const char *after, struct sh_entry *batch)
 {
-  if (sh_dirfd < 0) {
-    return STORAGE_EIO;
-  }
   DIR *d = sh_opendir();
   if (d == NULL) {
     return STORAGE_EIO;
   }
   size_t count = 0;
-  bool cut = false;
   struct dirent *e;
   for (errno = 0; (e = readdir(d)) != NULL; errno = 0) {
+    const char *n = e->d_name;
     uint64_t size;
-    if (!sh_name_ok(e->d_name) || sh_stat(e->d_name, &size) != STORAGE_OK) {
-      continue; /* dot-files, directories, names no request can reach */
+    if (!sh_name_ok(n) || (after != NULL && strcmp(n, after) <= 0) ||
+        (count == SH_LIST_BATCH && strcmp(n, batch[count - 1].name) >= 0)) {
+      continue; /* dot-files and unreachable names, listed already, or not among the smallest */
     }
-    size_t at = count;
-    if (count == SH_LIST_MAX) {
-      /* Full: keep the first names in order, so the newcomer replaces the last. */
-      cut = true;
-      at = 0;
-      for (size_t i = 1; i < count; i++) {
-        if (strcmp(sh_list[i].name, sh_list[at].name) > 0) {
-          at = i;
-        }
-      }
-      if (strcmp(e->d_name, sh_list[at].name) > 0) {
-        continue;
-      }
-    } else {
-      count++;
+    if (sh_stat(n, &size) != STORAGE_OK) {
+      continue; /* directories and the like, or gone meanwhile */
     }
-    memcpy(sh_list[at].name, e->d_name, strlen(e->d_name) + 1); /* fits: sh_name_ok() */
-    sh_list[at].size = size;
+    sh_batch_insert(batch, &count, n, size);
   }
-  if (errno != 0) {
-    int rc = sh_fail("readdir", ".");
-    closedir(d);
-    return rc;
-  }
+  int err = errno;
   closedir(d);
-  if (cut) {
-    log_line("storage: more than %d files, listing the first %d", SH_LIST_MAX, SH_LIST_MAX);
+  if (err != 0) {
+    errno = err;
+    return sh_fail("readdir", ".");
   }
-  qsort(sh_list, count, sizeof sh_list[0], sh_list_cmp);
-  for (size_t i = 0; i < count; i++) {
-    int rc = fn(ctx, sh_list[i].name, sh_list[i].size);
-    if (rc != 0) {
-      return rc;
+  return (long)count;
+}
+
+/*
+ * Calls fn for every committed file in byte order of names; see storage.h.
+ *
+ * readdir() returns names in no useful order and the directory may hold any
+ * number of files, while the memory here must stay bounded. So each pass
+ * scans the whole directory for the SH_LIST_BATCH smallest names greater than
+ * the last one visited, then visits them with the directory closed (fn may
+ * write, replace or remove files). n files take n / SH_LIST_BATCH + 1 scans,
+ * O(n^2 / SH_LIST_BATCH) entries read: nothing for a device folder of a few
+ * hundred files, and no limit on the count. Each name is looked at again
+ * just before its call, so a file fn removed meanwhile is not visited.
+ */
+int storage_list(int (*fn)(void *ctx, const char *name, uint64_t size), void *ctx)
+{
+  if (sh_dirfd < 0) {
+    return STORAGE_EIO;
+  }
+  struct sh_entry batch[SH_LIST_BATCH];
+  char last[POSTERN_NAME_MAX + 1];
+  bool first = true;
+  for (;;) {
+    long count = sh_list_scan(first ? NULL : last, batch);
+    if (count < 0) {
+      return (int)count; /* logged; after some calls the caller knows the listing is incomplete */
+    }
+    for (long i = 0; i < count; i++) {
+      uint64_t size;
+      memcpy(last, batch[i].name, strlen(batch[i].name) + 1);
+      first = false;
+      if (sh_stat(last, &size) != STORAGE_OK) {
+        continue; /* removed since the scan */
+      }
+      int rc = fn(ctx, last, size);
+      if (rc != 0) {
+        return rc;
+      }
+    }
+    if (count < SH_LIST_BATCH) {
+      return 0; /* that scan found every remaining name */
     }
   }
-  return 0;
 }

@@ -74,9 +74,10 @@ struct storage_upload {
   uint16_t head, cur;      /* first block, block being filled */
   uint32_t off;            /* next unit to program in cur */
   uint32_t file_id;
+  uint64_t length;         /* announced at open, or STORAGE_LEN_UNKNOWN */
   uint32_t written;        /* bytes accepted */
   uint32_t blocks;         /* blocks allocated */
-  uint32_t reserve;        /* blocks promised at open (known length), 0 for chunked */
+  uint32_t reserve;        /* blocks promised: at open for a known length, write by write for chunked */
   uint32_t stage_len;
   uint8_t stage[SF_UNIT];  /* bytes short of a whole unit */
 };
@@ -492,7 +493,7 @@ int storage_open(const char *name, uint64_t length, storage_upload_t **out)
   memcpy(nm.name, name, strlen(name));
   nm.crc = sf_crc(&nm, sizeof nm.name);
   *u = (struct storage_upload){.used = true, .head = (uint16_t)b, .cur = (uint16_t)b, .off = SF_HEAD_DATA,
-                               .file_id = sf_next_id++, .blocks = 1,
+                               .file_id = sf_next_id++, .length = length, .blocks = 1,
                                .reserve = length == STORAGE_LEN_UNKNOWN ? 0 : need};
   if (sf_rec_put(b, SF_OFF_HDR, SF_MAGIC_HEAD, u->file_id, 0) != 0 ||
       flash_program(sf_medium, sf_addr(b, SF_OFF_NAME), &nm, sizeof nm) != 0) {
@@ -534,17 +535,30 @@ static int sf_program_data(struct storage_upload *u, const uint8_t *p, uint32_t 
   return STORAGE_OK;
 }
 
-/** Appends bytes: whole units go to the medium at once, the rest waits in the stage. */
+/**
+ * Appends bytes: whole units go to the medium at once, the rest waits in the
+ * stage. A known length was reserved at open, so only passing it fails; a
+ * chunked upload is checked against the unreserved blocks as it goes.
+ */
 int storage_write(storage_upload_t *u, const void *data, size_t len)
 {
   uint64_t total = (uint64_t)u->written + len;
-  if (total > sf_bytes_in(sf_medium->blocks)) {
-    return STORAGE_ENOSPC;
+  if (total > sf_bytes_in(sf_medium->blocks) || (u->length != STORAGE_LEN_UNKNOWN && total > u->length)) {
+    return STORAGE_ENOSPC; /* past the medium, or past the announced length (never reserved) */
   }
   uint32_t need = sf_blocks_for(total);
   uint32_t have = u->reserve > u->blocks ? u->reserve : u->blocks;
   if (need > have && need - have > sf_unreserved()) {
     return STORAGE_ENOSPC;
+  }
+  /*
+   * Promise the blocks these bytes need before taking them. For chunked
+   * uploads this matters when the last partial unit waits in the stage for a
+   * block not yet allocated: without the promise another upload could take
+   * that block and this commit would fail for lack of space.
+   */
+  if (need > u->reserve) {
+    u->reserve = need;
   }
   const uint8_t *p = data;
   size_t left = len;

@@ -290,8 +290,8 @@ def test_power_loss_mid_upload_keeps_v1_and_leaves_nothing(launch, tmp_path):
 
 
 def test_flash_fills_mid_stream_507_nothing_partial_space_back(launch):
-    """The host counts bytes as they are written, so b's 507 comes mid-stream; the board's flash reserves
-    a known length's blocks when the upload opens, so it comes at once. Either way: 507, nothing of b."""
+    """Every backend reserves a known length when the upload opens (storage.h), so b's 507 comes at once,
+    before its body is read, while a keeps its space and completes. Nothing of b stays."""
     dev = launch({"token": TOKEN, "capacity": "256K"})
     base = status_doc(dev)["storage"]["free"]
     size = 160 * 1024  # each fits alone; the two together do not

@@ -71,6 +71,7 @@ static fs_file_t *fs_find(const char *name)
   return NULL;
 }
 
+/* Bytes taken, as storage.h's space contract counts them: files, reservations, chunked bytes written. */
 static uint64_t fs_used(void)
 {
   uint64_t used = 0;
@@ -191,6 +192,22 @@ int storage_open(const char *name, uint64_t length, storage_upload_t **out)
   if (slot < 0) {
     return STORAGE_EBUSY;
   }
+  /*
+   * A file slot for every upload in progress, replacements included (the old
+   * version may be removed meanwhile), like the flash index: an admitted
+   * upload's commit never runs out of room.
+   */
+  int files = 0;
+  for (int i = 0; i < FS_FILES; i++) {
+    files += fs_files[i].used;
+  }
+  for (int i = 0; i < FS_UPLOADS; i++) {
+    files += fs_uploads[i] != NULL;
+  }
+  if (fs_find(name) == NULL && files >= FS_FILES) {
+    return STORAGE_ENOSPC;
+  }
+  /* The reservation: fs_used() counts the announced length from here on. */
   if (length != STORAGE_LEN_UNKNOWN && length > storage_free()) {
     return STORAGE_ENOSPC;
   }
@@ -209,6 +226,7 @@ int storage_write(storage_upload_t *u, const void *data, size_t len)
   FUZZ_CHECK(u->pcb == fa_current, "storage_write from another connection's callback");
   FUZZ_CHECK(len > 0 && data != NULL, "storage_write of nothing");
   if (u->announced != STORAGE_LEN_UNKNOWN) {
+    /* A backend refuses this with STORAGE_ENOSPC; the core must never try it. */
     FUZZ_CHECK(u->len + len <= u->announced, "more body bytes written than Content-Length announced");
   }
   if (fs_take_fault(FS_FAULT_WRITE)) {
@@ -276,10 +294,7 @@ int storage_commit(storage_upload_t *u, bool *replaced)
         f = &fs_files[i];
       }
     }
-    if (f == NULL) {
-      fs_free_upload(u);
-      return STORAGE_ENOSPC;
-    }
+    FUZZ_CHECK(f != NULL, "no file slot at commit although open admitted the upload");
     f->used = true;
     strcpy(f->name, u->name);
   } else {

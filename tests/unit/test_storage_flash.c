@@ -326,6 +326,122 @@ static void test_enospc(void)
   CHECK_EQ(g_flash.violations, 0);
 }
 
+/* Data bytes of a head block and of a data block (storage_flash.c's SF_HEAD_PAYLOAD, SF_DATA_PAYLOAD). */
+#define HEAD_PAYLOAD 3952u
+#define DATA_PAYLOAD 4064u
+/* Bytes of the largest file n blocks hold. */
+#define BYTES_IN(n) ((uint64_t)((n) - 1) * DATA_PAYLOAD + HEAD_PAYLOAD)
+
+/* Two known lengths that do not fit together: the second is refused at open, the first keeps its blocks. */
+static void test_reservation_at_open(void)
+{
+  setup();
+  CHECK_EQ(storage_capacity(), BYTES_IN(BLOCKS));
+  storage_upload_t *a, *b;
+  CHECK_EQ(storage_open("a", BYTES_IN(12), &a), STORAGE_OK);
+  CHECK_EQ(storage_free(), BYTES_IN(BLOCKS - 12)); /* before a single byte */
+  CHECK_EQ(storage_open("b", BYTES_IN(BLOCKS - 12) + 1, &b), STORAGE_ENOSPC);
+  CHECK_EQ(storage_free(), BYTES_IN(BLOCKS - 12));
+  CHECK_EQ(storage_open("b", BYTES_IN(BLOCKS - 12), &b), STORAGE_OK);
+  CHECK_EQ(storage_free(), 0);
+  storage_abort(b); /* abort releases the reservation */
+  CHECK_EQ(storage_free(), BYTES_IN(BLOCKS - 12));
+  static uint8_t buf[BYTES_IN(12) + 1];
+  fill(buf, sizeof buf, 4);
+  CHECK_EQ(storage_write(a, buf, BYTES_IN(12) + 1), STORAGE_ENOSPC); /* past the announced length */
+  CHECK_EQ(storage_write(a, buf, BYTES_IN(12)), STORAGE_OK);
+  CHECK_EQ(storage_free(), BYTES_IN(BLOCKS - 12));
+  CHECK_EQ(storage_commit(a, NULL), STORAGE_OK); /* commit: the file holds what was reserved */
+  CHECK_EQ(storage_free(), BYTES_IN(BLOCKS - 12));
+  CHECK(holds("a", BYTES_IN(12), 4));
+  CHECK_EQ(storage_remove("a"), STORAGE_OK);
+  CHECK_EQ(storage_free(), storage_capacity());
+}
+
+/* A write past the announced length is refused even when the block it would land in has room. */
+static void test_write_past_announced_length(void)
+{
+  setup();
+  storage_upload_t *u;
+  CHECK_EQ(storage_open("ten", 10, &u), STORAGE_OK);
+  CHECK_EQ(storage_write(u, "0123456789x", 11), STORAGE_ENOSPC);
+  CHECK_EQ(storage_write(u, "01234", 5), STORAGE_OK);
+  CHECK_EQ(storage_write(u, "56789x", 6), STORAGE_ENOSPC); /* nothing of the call is kept */
+  CHECK_EQ(storage_write(u, "56789", 5), STORAGE_OK);
+  CHECK_EQ(storage_write(u, "x", 1), STORAGE_ENOSPC);
+  CHECK_EQ(storage_commit(u, NULL), STORAGE_OK);
+  storage_reader_t *r;
+  uint64_t size = 0;
+  char got[16];
+  CHECK_EQ(storage_read_open("ten", &r, &size), STORAGE_OK);
+  CHECK_EQ(size, 10);
+  CHECK_EQ(storage_read(r, got, sizeof got), 10);
+  CHECK(memcmp(got, "0123456789", 10) == 0);
+  storage_read_close(r);
+}
+
+/*
+ * A chunked upload whose last bytes wait in RAM for a block not yet
+ * allocated: that block is promised, so a reservation made meanwhile cannot
+ * take it and the commit still finds it.
+ */
+static void test_chunked_staged_block_promised(void)
+{
+  setup();
+  /* 16 of the 24 blocks hold files, so what follows fits the test's buffers. */
+  CHECK_EQ(put("pad1", BYTES_IN(8), 1, true, NULL), STORAGE_OK);
+  CHECK_EQ(put("pad2", BYTES_IN(8), 2, true, NULL), STORAGE_OK);
+  CHECK_EQ(storage_free(), BYTES_IN(8));
+  storage_upload_t *c, *k;
+  CHECK_EQ(storage_open("chunked", STORAGE_LEN_UNKNOWN, &c), STORAGE_OK);
+  CHECK_EQ(storage_free(), BYTES_IN(7)); /* only the head block */
+  static uint8_t buf[HEAD_PAYLOAD + 5];
+  fill(buf, sizeof buf, 6);
+  CHECK_EQ(storage_write(c, buf, sizeof buf), STORAGE_OK); /* the head block full, 5 bytes staged */
+  CHECK_EQ(storage_free(), BYTES_IN(6));
+  CHECK_EQ(storage_open("known", BYTES_IN(6) + 1, &k), STORAGE_ENOSPC);
+  CHECK_EQ(storage_open("known", BYTES_IN(6), &k), STORAGE_OK);
+  static uint8_t big[BYTES_IN(6)];
+  fill(big, sizeof big, 7);
+  CHECK_EQ(storage_write(k, big, sizeof big), STORAGE_OK);
+  CHECK_EQ(storage_commit(k, NULL), STORAGE_OK);
+  static uint8_t more[DATA_PAYLOAD];
+  CHECK_EQ(storage_write(c, more, sizeof more), STORAGE_ENOSPC); /* a third block: the medium is full */
+  CHECK_EQ(storage_commit(c, NULL), STORAGE_OK);                 /* but the staged bytes had their block */
+  CHECK(holds("chunked", sizeof buf, 6));
+  CHECK(holds("known", sizeof big, 7));
+  CHECK_EQ(storage_flash_free_blocks(), 0);
+  CHECK_EQ(g_flash.violations, 0);
+}
+
+/* A chunked upload that runs out of space: ENOSPC, and after the abort nothing of it stays. */
+static void test_chunked_runs_out(void)
+{
+  setup();
+  CHECK_EQ(put("keep", 5000, 1, true, NULL), STORAGE_OK);
+  uint64_t before = storage_free();
+  storage_upload_t *u;
+  CHECK_EQ(storage_open("stream", STORAGE_LEN_UNKNOWN, &u), STORAGE_OK);
+  static uint8_t buf[1000];
+  fill(buf, sizeof buf, 3);
+  int rc;
+  uint64_t written = 0;
+  while ((rc = storage_write(u, buf, sizeof buf)) == STORAGE_OK) {
+    written += sizeof buf;
+  }
+  CHECK_EQ(rc, STORAGE_ENOSPC);
+  CHECK_EQ(written, before / 1000 * 1000);
+  storage_abort(u);
+  CHECK_EQ(storage_free(), before);
+  CHECK(!storage_exists("stream", NULL));
+  struct list_ctx c = {.n = 0};
+  CHECK_EQ(storage_list(list_cb, &c), 0);
+  CHECK_EQ(c.n, 1);
+  CHECK_STR(c.names[0], "keep");
+  reboot();
+  CHECK_EQ(storage_free(), before);
+}
+
 static void test_slots(void)
 {
   setup();
@@ -474,6 +590,10 @@ int main(void)
   RUN(test_reader_survives_replace_and_remove);
   RUN(test_list_sorted);
   RUN(test_enospc);
+  RUN(test_reservation_at_open);
+  RUN(test_write_past_announced_length);
+  RUN(test_chunked_staged_block_promised);
+  RUN(test_chunked_runs_out);
   RUN(test_slots);
   RUN(test_unfinished_upload_dropped_at_boot);
   RUN(test_power_cut_at_every_step);

@@ -259,6 +259,8 @@ static void test_abort_restores(void)
   teardown();
 }
 
+static int collect(void *ctx, const char *name, uint64_t size);
+
 static void test_enospc(void)
 {
   setup(100);
@@ -267,23 +269,110 @@ static void test_enospc(void)
   memset(block, 'y', sizeof block);
   CHECK_EQ(storage_open("big", 101, &u), STORAGE_ENOSPC);
   CHECK_EQ(storage_free(), 100);
-  CHECK_EQ(storage_open("big", 100, &u), STORAGE_OK);
-  CHECK_EQ(storage_write(u, block, 60), STORAGE_OK);
-  /* Another upload sees the bytes already written. */
+  CHECK_EQ(storage_open("big", 60, &u), STORAGE_OK);
+  CHECK_EQ(storage_free(), 40); /* reserved at open, before any byte */
+  CHECK_EQ(storage_write(u, block, 30), STORAGE_OK);
+  CHECK_EQ(storage_free(), 40); /* writes within the reservation take nothing more */
+  /* Another upload sees the reservation, not just the bytes written. */
   CHECK_EQ(storage_open("other", 41, &v), STORAGE_ENOSPC);
   CHECK_EQ(storage_open("other", STORAGE_LEN_UNKNOWN, &v), STORAGE_OK);
-  CHECK_EQ(storage_write(v, block, 30), STORAGE_OK);
-  CHECK_EQ(storage_write(u, block, 11), STORAGE_ENOSPC); /* mid-stream */
-  CHECK_EQ(storage_free(), 10);                          /* nothing of that call was kept */
-  CHECK_EQ(storage_write(u, block, 10), STORAGE_OK);     /* exactly full */
+  CHECK_EQ(storage_write(v, block, 41), STORAGE_ENOSPC); /* chunked: checked as it comes */
+  CHECK_EQ(storage_write(v, block, 40), STORAGE_OK);     /* exactly full */
   CHECK_EQ(storage_free(), 0);
+  CHECK_EQ(storage_write(u, block, 30), STORAGE_OK); /* the reservation holds on a full medium */
   CHECK_EQ(storage_write(v, block, 1), STORAGE_ENOSPC);
   storage_abort(v);
-  CHECK_EQ(storage_free(), 30);
+  CHECK_EQ(storage_free(), 40);
   storage_abort(u);
   CHECK_EQ(storage_free(), 100);
   CHECK(!storage_exists("big", NULL));
   CHECK(!dir_has_prefix(".upload-"));
+  teardown();
+}
+
+/* The case seen on a 1 MiB device: two 629,145-byte uploads must not both be admitted. */
+static void test_reservation_at_open(void)
+{
+  const uint64_t cap = 1024 * 1024, len = 629145;
+  setup(cap);
+  storage_upload_t *a, *b;
+  CHECK_EQ(storage_open("a.bin", len, &a), STORAGE_OK);
+  CHECK_EQ(storage_free(), cap - len); /* before a single byte is written */
+  CHECK_EQ(storage_open("b.bin", len, &b), STORAGE_ENOSPC);
+  CHECK_EQ(storage_free(), cap - len);
+  CHECK_EQ(storage_open("b.bin", cap - len + 1, &b), STORAGE_ENOSPC);
+  CHECK_EQ(storage_open("b.bin", cap - len, &b), STORAGE_OK); /* exactly what is left */
+  CHECK_EQ(storage_free(), 0);
+  /* Abort gives the reservation back. */
+  storage_abort(b);
+  CHECK_EQ(storage_free(), cap - len);
+  /* a streams all of it, then commits: the file takes what the reservation took. */
+  static char body[629145];
+  memset(body, 'a', sizeof body);
+  for (size_t off = 0; off < sizeof body; off += 65536) {
+    size_t n = sizeof body - off < 65536 ? sizeof body - off : 65536;
+    CHECK_EQ(storage_write(a, body + off, n), STORAGE_OK);
+    CHECK_EQ(storage_free(), cap - len);
+  }
+  CHECK_EQ(storage_commit(a, NULL), STORAGE_OK);
+  CHECK_EQ(storage_free(), cap - len);
+  /* A replacement needs room for both versions until its commit. */
+  CHECK_EQ(storage_open("a.bin", len, &a), STORAGE_ENOSPC);
+  CHECK_EQ(storage_open("a.bin", 1000, &a), STORAGE_OK);
+  CHECK_EQ(storage_free(), cap - len - 1000);
+  CHECK_EQ(storage_write(a, body, 1000), STORAGE_OK);
+  CHECK_EQ(storage_commit(a, NULL), STORAGE_OK); /* the commit releases the reservation and the old version */
+  CHECK_EQ(storage_free(), cap - 1000);
+  /* The temporary file holds only what was written (the preallocation keeps the size). */
+  CHECK_EQ(storage_open("c", 500, &a), STORAGE_OK);
+  CHECK_EQ(storage_write(a, body, 7), STORAGE_OK);
+  struct stat st;
+  CHECK_EQ(stat(path_of(".upload-0"), &st), 0);
+  CHECK_EQ(st.st_size, 7);
+  storage_abort(a);
+  CHECK_EQ(storage_free(), cap - 1000);
+  teardown();
+}
+
+static void test_write_past_announced_length(void)
+{
+  setup(1000);
+  storage_upload_t *u;
+  CHECK_EQ(storage_open("ten", 10, &u), STORAGE_OK);
+  CHECK_EQ(storage_write(u, "0123456789x", 11), STORAGE_ENOSPC); /* nothing of the call is kept */
+  CHECK_EQ(storage_write(u, "01234", 5), STORAGE_OK);
+  CHECK_EQ(storage_write(u, "56789x", 6), STORAGE_ENOSPC);
+  CHECK_EQ(storage_write(u, "56789", 5), STORAGE_OK);
+  CHECK_EQ(storage_write(u, "x", 1), STORAGE_ENOSPC);
+  CHECK_EQ(storage_free(), 990);
+  CHECK_EQ(storage_commit(u, NULL), STORAGE_OK);
+  char buf[64];
+  CHECK_EQ(get("ten", buf, sizeof buf), 10);
+  CHECK_STR(buf, "0123456789");
+  CHECK_EQ(storage_free(), 990);
+  teardown();
+}
+
+static void test_chunked_runs_out(void)
+{
+  setup(100);
+  CHECK_EQ(put("keep", "0123456789", NULL), STORAGE_OK);
+  storage_upload_t *u;
+  CHECK_EQ(storage_open("stream", STORAGE_LEN_UNKNOWN, &u), STORAGE_OK);
+  CHECK_EQ(storage_free(), 90); /* nothing reserved */
+  char block[64];
+  memset(block, 'c', sizeof block);
+  CHECK_EQ(storage_write(u, block, 64), STORAGE_OK);
+  CHECK_EQ(storage_free(), 26);
+  CHECK_EQ(storage_write(u, block, 27), STORAGE_ENOSPC);
+  CHECK_EQ(storage_free(), 26); /* nothing of the refused call */
+  storage_abort(u);             /* what the core does after the ENOSPC: the partial upload goes */
+  CHECK_EQ(storage_free(), 90);
+  CHECK(!storage_exists("stream", NULL));
+  CHECK(!dir_has_prefix(".upload-"));
+  char list[512] = "";
+  CHECK_EQ(storage_list(collect, list), 0);
+  CHECK_STR(list, "keep:10,");
   teardown();
 }
 
@@ -413,22 +502,69 @@ static int count_sorted(void *ctx, const char *name, uint64_t size)
   return 0;
 }
 
-static void test_list_bounded(void)
+/* Plants n one-byte files n000.. in a scrambled order and checks that all are listed, sorted. */
+static void check_list_all(int n)
 {
-  setup(1000);
+  setup(100000);
   char name[16];
-  for (int i = 139; i >= 0; i--) {
-    snprintf(name, sizeof name, "n%03d", i);
+  for (int i = 0; i < n; i++) {
+    snprintf(name, sizeof name, "n%03d", (i * 37) % n); /* 37 is prime to every n used */
     plant(name, "x");
   }
-  CHECK_EQ(storage_host_init(g_dir, 1000), 0);
-  CHECK_EQ(storage_free(), 860);
-  int n = 0;
-  CHECK_EQ(storage_list(count_sorted, &n), 0);
-  CHECK_EQ(n, 128); /* the first 128 in name order */
-  CHECK_STR(g_prev, "n127");
-  CHECK(strstr(g_log, "listing the first 128") != NULL);
-  CHECK(storage_exists("n127", NULL) && storage_exists("n139", NULL));
+  CHECK_EQ(storage_host_init(g_dir, 100000), 0);
+  CHECK_EQ(storage_free(), 100000 - (uint64_t)n);
+  int seen = 0;
+  g_prev[0] = '\0';
+  CHECK_EQ(storage_list(count_sorted, &seen), 0);
+  CHECK_EQ(seen, n);
+  if (n > 0) {
+    snprintf(name, sizeof name, "n%03d", n - 1);
+    CHECK_STR(g_prev, name);
+  }
+  teardown();
+}
+
+/* storage_list callback that removes each file it visits, and its successor n+1 once. */
+static int remove_visited(void *ctx, const char *name, uint64_t size)
+{
+  (void)size;
+  int *n = ctx;
+  CHECK_EQ(storage_remove(name), STORAGE_OK);
+  if (strcmp(name, "n005") == 0) {
+    CHECK_EQ(storage_remove("n006"), STORAGE_OK); /* later in the same batch: must not be visited */
+  }
+  ++*n;
+  return 0;
+}
+
+static void test_list_every_file(void)
+{
+  static const int counts[] = {0, 1, 15, 16, 17, 32, 33, 200};
+  for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+    check_list_all(counts[i]);
+  }
+  /* 200 files, each name of the batch boundaries included, none cut and nothing logged about it. */
+  setup(100000);
+  char name[16];
+  for (int i = 199; i >= 0; i--) {
+    snprintf(name, sizeof name, "n%03d", i);
+    CHECK_EQ(put(name, "x", NULL), STORAGE_OK);
+  }
+  g_log[0] = '\0';
+  int seen = 0;
+  g_prev[0] = '\0';
+  CHECK_EQ(storage_list(count_sorted, &seen), 0);
+  CHECK_EQ(seen, 200);
+  CHECK_STR(g_prev, "n199");
+  CHECK_STR(g_log, "");
+  /* fn may remove files meanwhile: every file is still visited once, a removed one not. */
+  seen = 0;
+  CHECK_EQ(storage_list(remove_visited, &seen), 0);
+  CHECK_EQ(seen, 199);
+  CHECK_EQ(storage_free(), 100000);
+  seen = 0;
+  CHECK_EQ(storage_list(count_sorted, &seen), 0);
+  CHECK_EQ(seen, 0);
   teardown();
 }
 
@@ -538,11 +674,14 @@ int main(void)
   RUN(test_replace_keeps_old_until_commit);
   RUN(test_abort_restores);
   RUN(test_enospc);
+  RUN(test_reservation_at_open);
+  RUN(test_write_past_announced_length);
+  RUN(test_chunked_runs_out);
   RUN(test_stale_upload_removed);
   RUN(test_same_name_busy);
   RUN(test_slot_exhaustion);
   RUN(test_list_order);
-  RUN(test_list_bounded);
+  RUN(test_list_every_file);
   RUN(test_remove);
   RUN(test_reader_survives_replace);
   RUN(test_invalid_names);
