@@ -866,6 +866,21 @@ static bool tls_wait_park(struct altcp_pcb *listener, struct altcp_pcb *inner)
 }
 #endif /* POSTERN_TLS_ACCEPT_WAIT_S */
 
+/* The application's hook that closes an idle TLS connection for a new one (tls_set_reclaim). */
+static bool (*tls_reclaim)(void);
+
+/** Sets the hook a connection beyond the session limit calls before it is refused. */
+void tls_set_reclaim(bool (*reclaim)(void))
+{
+  tls_reclaim = reclaim;
+}
+
+/** True when pcb is a connection of this TLS layer. */
+bool tls_owns(const struct altcp_pcb *pcb)
+{
+  return pcb != NULL && pcb->fns == &tls_functions;
+}
+
 /* A TCP connection arrived on the listener: a session, a wait for one, or a close when all are busy. */
 static err_t tls_inner_accept(void *arg, struct altcp_pcb *inner, err_t err)
 {
@@ -874,6 +889,11 @@ static err_t tls_inner_accept(void *arg, struct altcp_pcb *inner, err_t err)
     return ERR_VAL;
   }
   err = tls_start_session(listener, inner);
+  if (err == ERR_MEM && tls_reclaim != NULL && tls_reclaim()) {
+    /* An idle session closed for this client: its close_notify and FIN went
+     * out at once and gave the session back, unless lwIP had no room to send. */
+    err = tls_start_session(listener, inner);
+  }
   if (err != ERR_MEM) {
     return err == ERR_ABRT ? ERR_ABRT : ERR_OK;
   }

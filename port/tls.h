@@ -55,6 +55,14 @@ int tls_server_init(const tls_server_params_t *p);
 altcp_allocator_t *tls_allocator(void);
 /** Fills f for a TLS pcb (after its handshake); false for any other pcb. */
 bool tls_get_facts(struct altcp_pcb *pcb, tls_facts_t *f);
+/** True when pcb is a connection of this TLS layer. */
+bool tls_owns(const struct altcp_pcb *pcb);
+/**
+ * Sets the hook a connection beyond POSTERN_MAX_TLS_CONNS calls before it is
+ * refused: the application closes one of its idle TLS connections and
+ * returns true, and the new connection takes the session that freed up.
+ */
+void tls_set_reclaim(bool (*reclaim)(void));
 /** Heap and session counters. */
 void tls_get_stats(tls_stats_t *s);
 

@@ -527,7 +527,7 @@ static void conn_on_head(conn_t *c, const char *head)
   int st = hp_analyze(r, head, &m);
   c->keep_alive = m.keep_alive;
   if (st != 0) {
-    conn_refuse(c, st, st == 501 ? "only the chunked transfer coding is supported" : "malformed framing headers");
+    conn_refuse(c, st, st == 501 ? "only the chunked transfer coding is supported" : "malformed framing headers or Host");
     return;
   }
   c->has_length = m.has_length;
@@ -1214,20 +1214,23 @@ static conn_evict_t conn_evict_class(const conn_t *c)
 }
 
 /*
- * A slot for a new client: a free one, else the one an idle or closing
- * connection holds (the best class, then the oldest), which is closed for it.
- * NULL when every slot is busy with work: uploads in progress always go on.
+ * Closes the connection that gives its slot most willingly (the best class,
+ * then the oldest) for a new client; only TLS ones with tls_only. Returns
+ * it, or NULL when every connection is busy with work: uploads in progress
+ * always go on.
  */
-static conn_t *conn_take_slot(void)
+static conn_t *conn_evict(bool tls_only)
 {
   conn_t *victim = NULL;
   conn_evict_t best = EVICT_NEVER;
   for (int i = 0; i < POSTERN_MAX_CONNS; i++) {
     conn_t *c = &conn_pool[i];
-    if (c->state == CONN_FREE) {
-      return c;
-    }
     conn_evict_t k = conn_evict_class(c);
+#if POSTERN_TLS
+    if (tls_only && k != EVICT_NEVER && !tls_owns(c->pcb)) {
+      continue;
+    }
+#endif
     if (k != EVICT_NEVER &&
         (victim == NULL || k < best || (k == best && (int32_t)(c->last_ms - victim->last_ms) < 0))) {
       victim = c;
@@ -1236,13 +1239,33 @@ static conn_t *conn_take_slot(void)
   }
   if (victim != NULL) {
     if (best == EVICT_IDLE) {
-      log_line("http: all %d slots taken: closing the oldest idle keep-alive connection", POSTERN_MAX_CONNS);
+      log_line("http: all %s slots taken: closing the oldest idle keep-alive connection",
+               tls_only ? "TLS" : "connection");
     }
     conn_close(victim);
     conn_aborted = false; /* another pcb: the running callback's own is untouched */
   }
   return victim;
 }
+
+/* A slot for a new client: a free one, else one an idle or closing connection gives up. */
+static conn_t *conn_take_slot(void)
+{
+  for (int i = 0; i < POSTERN_MAX_CONNS; i++) {
+    if (conn_pool[i].state == CONN_FREE) {
+      return &conn_pool[i];
+    }
+  }
+  return conn_evict(false);
+}
+
+#if POSTERN_TLS
+/* The TLS layer's hook: every session is taken and a new TLS client waits for one. */
+static bool conn_reclaim_tls(void)
+{
+  return conn_evict(true) != NULL;
+}
+#endif
 
 /* A new connection: a slot from the pool, or a quick 503 when every slot is busy. */
 static err_t conn_on_accept(void *arg, struct altcp_pcb *pcb, err_t err)
@@ -1288,6 +1311,9 @@ static err_t conn_on_accept(void *arg, struct altcp_pcb *pcb, err_t err)
 /** Listens on `port` with connections made by `alloc` (NULL: plain TCP). */
 err_t http_listen(altcp_allocator_t *alloc, uint16_t port)
 {
+#if POSTERN_TLS
+  tls_set_reclaim(conn_reclaim_tls);
+#endif
   err_t err = listen_on(alloc, port, conn_on_accept, NULL);
   if (err == ERR_OK) {
     http_status_boot();

@@ -5,6 +5,17 @@ import ssl
 import time
 
 
+def check_json(status, headers, body):
+    """Every JSON answer the device sends must parse whole, and an error must have the seed's shape:
+    a cut or malformed document fails whichever test received it."""
+    if headers.get("content-type") != "application/json" or not body:
+        return
+    doc = json.loads(body.decode("utf-8"))
+    if status >= 400:
+        assert isinstance(doc, dict) and set(doc) == {"error", "message"}, doc
+        assert isinstance(doc["error"], str) and isinstance(doc["message"], str), doc
+
+
 class Response:
     def __init__(self, status, reason, headers, body, raw_head):
         self.status = status
@@ -72,6 +83,7 @@ class Conn:
             while len(self.buf) < n:
                 self._fill(deadline)
             body, self.buf = self.buf[:n], self.buf[n:]
+        check_json(status, headers, body)
         return Response(status, reason, headers, body, raw_head)
 
     def nothing_more(self, wait=1.0):
