@@ -785,10 +785,10 @@ static void conn_feed_body(conn_t *c)
 
 static void conn_end_upload(conn_t *c)
 {
+  c->body_left = 0;
+  c->chunked = false; /* the decoder is done: no body is left unread */
   if (!conn_room(c)) {
-    c->body_left = 0;
-    c->chunked = false; /* the decoder is done; wait for room in conn_on_sent */
-    return;
+    return; /* conn_on_sent comes back once there is room for the answer */
   }
   uint8_t sum[DIGEST_SHA256_LEN];
   digest_sha256_finish(&c->sha, sum);
