@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "ack_now.h"
 #include "chunked.h"
 #include "digest.h"
 #include "http_parser.h"
@@ -715,6 +716,10 @@ static void conn_start_upload(conn_t *c)
       return;
     }
     altcp_output(c->pcb);
+  } else {
+    /* No 100 Continue carries the head's ACK: send it now, or a sender in
+     * slow start (one segment in flight) waits for lwIP's delayed-ACK tick. */
+    ack_now(c->pcb);
   }
 }
 

@@ -16,6 +16,7 @@ MBEDTLS_ALL := $(addprefix $(MBEDTLS_DIR)/,$(MBEDTLS_HASH_SRCS))
 UNIT_frameq := port/frameq.c
 UNIT_arena := port/arena.c
 UNIT_timers := $(LWIP_ALL)
+UNIT_ack := port/ack_now.c $(LWIP_ALL)
 UNIT_options := boards/host/options.c
 UNIT_http_parser := src/http_parser.c
 UNIT_chunked := src/chunked.c

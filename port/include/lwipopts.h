@@ -63,6 +63,17 @@
 #define TCP_SND_BUF (4 * TCP_MSS)
 #endif
 #define TCP_SND_QUEUELEN ((4 * (TCP_SND_BUF) + (TCP_MSS - 1)) / (TCP_MSS))
+/* A consumed full segment is acknowledged at once, with the window it
+ * reopened. lwIP's default threshold, TCP_WND / 4, is 1.5 segments with this
+ * window, so the ACK of a lone segment waited for the delayed-ACK tick
+ * (tcp_fasttmr, up to 250 ms) unless data going out carried it. A sender in
+ * slow start has one segment in flight and waits as long: libslirp's BSD TCP
+ * (simulator, QEMU) starts at one segment and again after an idle second,
+ * so the first body segment after a pause stalled. tcp_recved() reopens the
+ * window only by whole segments (lwIP's silly-window rule, min(TCP_WND / 2,
+ * MSS)): a head shorter than a segment still leaves its ACK to the response,
+ * or to ack_now() when nothing answers it (port/ack_now.c). */
+#define TCP_WND_UPDATE_THRESHOLD TCP_MSS
 #define TCP_QUEUE_OOSEQ 1
 #define TCP_OOSEQ_MAX_PBUFS 4
 #define TCP_LISTEN_BACKLOG 1

@@ -286,6 +286,40 @@ static void wind_down(void)
   FUZZ_CHECK(fa_live() == 0, "a connection did not close within 120 s after the peer's FIN");
 }
 
+/* One request on a fresh connection, then everything closes: did the device
+ * write anything, and did it ask for the ACK at once? */
+static void head_ack_case(const char *req, bool want_written, uint32_t want_acks)
+{
+  fa_reset();
+  fs_reset(65536);
+  int k = fa_open();
+  FUZZ_CHECK(k >= 0, "head_ack_case: open");
+  deliver(k, (const uint8_t *)req, strlen(req), 0);
+  FUZZ_CHECK((fa_pcbs[k].written != 0) == want_written, "head_ack_case: unexpected output");
+  FUZZ_CHECK(fa_pcbs[k].acks_now == want_acks,
+             "a request head nothing answers was not acknowledged at once (the sender would wait for the delayed-ACK "
+             "tick), or an ACK was forced where a response carries it");
+  wind_down();
+}
+
+/* A sender in slow start has one segment in flight: the head of a request
+ * (maybe with the first body bytes). lwIP holds back its ACK until the
+ * delayed-ACK tick (250 ms) unless data leaves: 100 Continue or a response
+ * carries it, and an upload without Expect must ask for it (ack_now). */
+static void check_head_acks(void)
+{
+  static const char put[] = "PUT /files/s HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer T\r\nContent-Length: 4\r\n";
+  char req[256];
+  snprintf(req, sizeof req, "%s\r\n", put);
+  head_ack_case(req, false, 1); /* the head alone */
+  snprintf(req, sizeof req, "%s\r\nab", put);
+  head_ack_case(req, false, 1); /* the head and the first body bytes */
+  snprintf(req, sizeof req, "%sExpect: 100-continue\r\n\r\n", put);
+  head_ack_case(req, true, 0); /* 100 Continue carries the ACK */
+  head_ack_case("GET /_status HTTP/1.1\r\nHost: d\r\n\r\n", true, 0); /* the response carries it */
+  fa_reset();
+}
+
 /* ---- The target ------------------------------------------------------------------ */
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -299,6 +333,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
   base_pool = lwip_stats.memp[MEMP_PBUF_POOL]->used;
   base_pbuf = lwip_stats.memp[MEMP_PBUF]->used;
   base_heap = lwip_stats.mem.used;
+  check_head_acks();
+  FUZZ_CHECK(lwip_stats.memp[MEMP_PBUF_POOL]->used == base_pool && lwip_stats.mem.used == base_heap,
+             "check_head_acks leaked");
   const char *e = getenv("FUZZ_CONN_CLOSE_FAIL");
   close_fail_allowed = e == NULL || e[0] != '0'; /* on unless FUZZ_CONN_CLOSE_FAIL=0 */
   e = getenv("FUZZ_CONN_TRACE");

@@ -35,6 +35,7 @@ typedef struct fa_pcb {
   uint16_t segs[64];    /* queued segments (FIFO of byte counts) */
   uint32_t seg_head, seg_count;
   uint64_t delivered, recved, written;
+  uint32_t acks_now;       /* ack_now() calls: the ACK was asked to leave at once */
   uint32_t pbufs_held_max; /* pbufs handed over while alive (an upper bound of what it may hold) */
   uint8_t in[FA_REC_MAX];  /* bytes delivered, first FA_REC_MAX */
   uint8_t out[FA_REC_MAX]; /* bytes written, first FA_REC_MAX */
