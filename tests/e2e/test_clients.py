@@ -49,9 +49,8 @@ RUNS = 5  # scenario 4: the failure it guards against is intermittent
 
 HOST_ONLY = pytest.mark.targets("host", "host-https", why="on the boards (QEMU, slower, one TLS session) a "
                                 "representative subset runs: scenario 4 with Go and Node fetch, scenario 3 "
-                                "with curl and Go, scenario 1 with aiohttp")
+                                "with curl and Go, scenarios 1 and 2 (and so 7 on mps2-https) with aiohttp")
 
-EXPECT_CLIENTS = ["curl", "go", "node-http", "aiohttp"]
 NO_EXPECT = {
     "node-fetch": "Node's fetch (undici) rejects the request: 'expect header not supported' (UND_ERR_NOT_SUPPORTED)",
     "chromium-fetch": "browsers never send Expect: 100-continue (a forbidden request header for fetch and XHR)",
@@ -431,14 +430,7 @@ def test_browser_upload_accepted(launch, run, tmp_path, client):
 
 # ---- 2. Expect: 100-continue, refused: the body is not sent -------------------------------------
 
-@HOST_ONLY
-@pytest.mark.parametrize("client", clients(EXPECT_CLIENTS + ["node-fetch", "chromium-fetch", "chromium-xhr"],
-                                           NO_EXPECT))
-def test_expect_upload_refused_body_never_sent(launch, run, proxy_for, tmp_path, client):
-    """Scenario 2 (and 7 on host-https): a wrong token gets 417 with the JSON error, and the client sends no body.
-
-    The signal that no body crossed is the counting proxy: what the client sent on the wire (heads, and the
-    TLS handshake on HTTPS) stays far below the 1 MiB body."""
+def check_expect_refused(launch, run, proxy_for, tmp_path, client):
     dut = launch(SETTINGS)
     proxy = proxy_for(dut)
     body = Body(tmp_path, MIB)
@@ -455,6 +447,23 @@ def test_expect_upload_refused_body_never_sent(launch, run, proxy_for, tmp_path,
     assert sent < 64 * 1024, "the client sent %d bytes after asking for 100-continue and getting 417" % sent
     assert len(access_lines(dut, mark, "x.bin")) == 1  # and did not try again
     assert dut.files() == []
+
+
+@HOST_ONLY
+@pytest.mark.parametrize("client", clients(["curl", "go", "node-http", "node-fetch", "chromium-fetch",
+                                            "chromium-xhr"], NO_EXPECT))
+def test_expect_upload_refused_body_never_sent(launch, run, proxy_for, tmp_path, client):
+    """Scenario 2 (and 7 on host-https): a wrong token gets 417 with the JSON error, and the client sends no body.
+
+    The signal that no body crossed is the counting proxy: what the client sent on the wire (heads, and the
+    TLS handshake on HTTPS) stays far below the 1 MiB body."""
+    check_expect_refused(launch, run, proxy_for, tmp_path, client)
+
+
+@pytest.mark.parametrize("client", ["aiohttp"])
+def test_expect_upload_refused_on_every_target(launch, run, proxy_for, tmp_path, client):
+    """Scenario 2 on the boards too (and 7 over HTTPS)."""
+    check_expect_refused(launch, run, proxy_for, tmp_path, client)
 
 
 # ---- 3. Retryable 417, and the retry on the same connection --------------------------------------
@@ -589,8 +598,7 @@ def test_keepalive_requests_share_one_connection(launch, run, proxy_for, tmp_pat
     assert steps[2]["body_len"] == MIB and steps[2]["body_sha256"] == body.sha256
     for s in steps[1:]:
         assert s["reused"] in (True, None), "the client opened a new connection: " + summary(res)
-    proxy.wait_idle(timeout=3)
-    used = [c for c in proxy.snapshot() if c["up"] > 0]
+    used = [c for c in proxy.snapshot() if c["up"] > 0]  # every request has crossed: the answers came
     # undici sends a request with a body on a fresh connection even when an idle one is there (it does the
     # same against any server); its two GETs share one. Three connections would mean no keep-alive.
     most = 2 if client == "node-fetch" else 1
@@ -611,15 +619,11 @@ def test_idle_keepalive_connections_give_way_to_a_new_client(launch, target):
         first = json.loads(node.stdout.readline())
         assert [s["status"] for s in first["steps"]] == [200] * 4, first
         assert len({s["socket"] for s in first["steps"]}) == 4, first
-        active = None
         r = subprocess.run(["curl", "-sS", "--max-time", "10", "-w", "\\n%{http_code}", dut.web.url("/_status")],
                            capture_output=True, text=True, timeout=20)
         code = r.stdout.rsplit("\n", 1)[-1]
-        if code == "200":
-            active = json.loads(r.stdout.rsplit("\n", 1)[0])["connections"]["active"]
         assert code == "200", "a new client was not served while 4 keep-alive connections sat idle: %s %s" % (
             r.stdout[-300:], r.stderr)
-        assert active <= 4
         time.sleep(0.3)  # the agent has seen the FIN of the connection that gave way
         node.stdin.write("go\n")
         node.stdin.flush()
