@@ -48,6 +48,10 @@
 #define CONN_POLL_TICKS 2
 /** Send-buffer room required before a response is rendered. */
 #define CONN_RESP_ROOM 1536
+/** Longest listing entry: a name the medium holds may predate the UTF-8 rule
+ *  (or, on the host, be put there by hand), and each byte that is not UTF-8
+ *  renders as \ufffd, six bytes. */
+#define CONN_LIST_ENTRY_MAX (6 * POSTERN_NAME_MAX + 48)
 /** Request line bytes kept for the access log. */
 #define CONN_REQLINE_MAX 96
 
@@ -112,7 +116,7 @@ static char conn_head_buf[POSTERN_HEAD_MAX];
 static char conn_out[1536];
 static char conn_path[POSTERN_TARGET_MAX + 1];
 static uint8_t conn_io[TCP_MSS];
-_Static_assert(sizeof conn_io >= 2 * POSTERN_NAME_MAX + 48, "a listing entry must fit conn_io whole");
+_Static_assert(sizeof conn_io >= CONN_LIST_ENTRY_MAX, "a listing entry must fit conn_io whole");
 
 static void conn_process(conn_t *c);
 static void conn_pump(conn_t *c);
@@ -902,7 +906,7 @@ static int conn_list_entry(void *arg, const char *name, uint64_t size)
   if (++ctx->item < ctx->next) {
     return 0; /* sent already */
   }
-  char one[2 * POSTERN_NAME_MAX + 48]; /* a stored name escapes to twice its length at most */
+  char one[CONN_LIST_ENTRY_MAX];
   wbuf_t e;
   wb_init(&e, one, sizeof one);
   wb_str(&e, ctx->item == 1 ? "{\"name\":" : ",{\"name\":");
@@ -974,7 +978,7 @@ static void conn_pump(conn_t *c)
 {
   while (c->send_left > 0) {
     size_t room = altcp_sndbuf(c->pcb);
-    if (room < 256 && room < c->send_left) {
+    if (room < CONN_LIST_ENTRY_MAX && room < c->send_left) { /* a listing entry goes whole */
       break;
     }
     if (altcp_sndqueuelen(c->pcb) >= TCP_SND_QUEUELEN - 2) {

@@ -121,8 +121,8 @@ def test_after_a_retryable_417_anything_but_its_retry_gets_400_and_close(retry_d
     assert r.json()["error"] == "bad_request"
     assert c.closed_by_peer(5)
     c.close()
+    assert not [l for l in dev.lines[mark:] if '"PUT' in l and " 400 " not in l]  # nothing else ran
     assert dev.files() == []
-    assert not log_lines(dev, mark, " 201 ") and not log_lines(dev, mark, " 200 ")
 
 
 # ---- 2. A refusal every client can read -------------------------------------------------------
@@ -167,13 +167,13 @@ def test_idle_keepalive_connections_give_their_slot_oldest_first(dev):
         time.sleep(0.05)  # distinct ages
     # Every slot is held by an idle keep-alive connection: new clients are still served, and stay.
     newer = []
-    for n in range(2):
+    for n in range(min(2, slots)):
         c = Conn(dev.web)
         c.send(b"GET /_status HTTP/1.1\r\nHost: d\r\n\r\n")
         assert c.read_response().status == 200
         newer.append(c)
         assert idle[n].closed_by_peer(3)  # the oldest idle one gave its slot
-    for c in idle[2:] + newer:  # the others were kept, and still serve
+    for c in idle[len(newer):] + newer:  # the others were kept, and still serve
         c.send(b"GET /_status HTTP/1.1\r\nHost: d\r\n\r\n")
         assert c.read_response().status == 200
     for c in idle + newer:
@@ -221,6 +221,7 @@ def test_expect_on_a_request_without_body_gets_its_precise_status(dev, expect):
     assert r.status == 200 and r.json() == {"files": []}, r
 
 
+@pytest.mark.targets("host", "host-https", "mps2", why="the board has one TLS session: the second upload would wait")
 def test_100_continue_reserves_the_announced_length(launch):
     dev = launch({"token": TOKEN, "capacity": "1M"})
     length = 629145  # 60 % of the capacity: two cannot both fit
@@ -243,7 +244,9 @@ def test_100_continue_reserves_the_announced_length(launch):
 
 
 def test_the_listing_returns_every_file_as_valid_json(dev):
-    names = ["f%03d.txt" % i for i in range(200)] + ['quo"te.txt', "caf\u00e9.txt", "\u00fcber \u20ac.bin"]
+    # More entries than one render buffer holds (the board's flash index holds 64 names).
+    count = 200 if dev.board == "host" else 60
+    names = ["f%03d.txt" % i for i in range(count)] + ['quo"te.txt', "caf\u00e9.txt", "\u00fcber \u20ac.bin"]
     c = Conn(dev.web, timeout=30)
     for name in names:
         path = "".join(ch if ch.isascii() and ch.isalnum() or ch in "._" else
@@ -272,3 +275,12 @@ def test_the_scheme_of_an_absolute_target_is_case_insensitive(dev, scheme):
     r = request(dev.web, "GET", "%s://device/_status" % scheme)
     assert r.status == 200, r
     assert "storage" in r.json()
+
+
+@pytest.mark.targets("host", "host-https", why="only the host's storage is a folder a file can be put into by hand")
+def test_a_file_put_by_hand_under_a_name_that_is_not_utf8_still_lists_as_valid_json(dev):
+    with open(os.path.join(dev.storage.encode(), b"by-hand-\xff\xfe.bin"), "wb") as f:
+        f.write(b"x" * 3)
+    r = request(dev.web, "GET", "/files/", None, {"Authorization": AUTH})
+    assert r.status == 200
+    assert r.json() == {"files": [{"name": "by-hand-\ufffd\ufffd.bin", "size": 3}]}
