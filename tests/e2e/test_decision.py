@@ -111,6 +111,7 @@ def test_after_a_retryable_417_anything_but_its_retry_gets_400_and_close(retry_d
     c = Conn(dev.web)
     c.send(put_head("fw.bin", len(smuggled)))
     assert c.read_response().status == 417
+    dev.wait_for_log('"PUT /files/fw.bin HTTP/1.1" 417')  # a board's console may print it a little later
     mark = dev.log_mark()
     c.send({"body_sent_anyway": smuggled,
             "another_target": put_head("other.bin", 2, expect=False) + b"hi",
