@@ -48,7 +48,7 @@ LWIP_SRCS := $(addprefix src/core/,init.c def.c inet_chksum.c ip.c mem.c memp.c 
                altcp.c altcp_alloc.c altcp_tcp.c tcp.c tcp_in.c tcp_out.c timeouts.c udp.c) \
              $(addprefix src/core/ipv4/,etharp.c icmp.c ip4.c ip4_addr.c ip4_frag.c) \
              src/netif/ethernet.c
-# TLS=0 builds without HTTPS: only the hashes of mbedTLS, and no port/tls.c.
+# TLS=0 builds without HTTPS: only the hashes of mbedTLS, and no port/tls*.c.
 MBEDTLS_HASH_SRCS := $(addprefix library/,sha256.c md.c base64.c platform_util.c constant_time.c)
 MBEDTLS_TLS_SRCS := $(addprefix library/,platform.c entropy.c ctr_drbg.c aes.c gcm.c chacha20.c \
                   poly1305.c chachapoly.c cipher.c cipher_wrap.c bignum.c bignum_core.c ecp.c ecp_curves.c \
@@ -62,7 +62,7 @@ LUA_SRCS := $(addprefix src/,lapi.c lcode.c lctype.c ldebug.c ldo.c ldump.c lfun
               lobject.c lopcodes.c lparser.c lstate.c lstring.c ltable.c ltm.c lundump.c lvm.c lzio.c \
               lauxlib.c lbaselib.c lstrlib.c ltablib.c lmathlib.c lutf8lib.c)
 CORE_SRCS := $(wildcard src/*.c)
-PORT_SRCS := $(filter-out $(if $(filter 1,$(TLS)),,port/tls.c),$(wildcard port/*.c))
+PORT_SRCS := $(filter-out $(if $(filter 1,$(TLS)),,port/tls.c port/tls_keyupdate.c),$(wildcard port/*.c))
 
 INCLUDES := -Isrc -Iport -Iport/include -Iport/mbedtls -Iboards/$(BOARD) -I$(LWIP_DIR)/src/include \
             -I$(MBEDTLS_DIR)/include -I$(LUA_DIR)/src -Iport/lua
@@ -98,6 +98,9 @@ deps: $(DEPS_STAMP)
 # The dependency sources appear once the fetch has run.
 $(addprefix $(LWIP_DIR)/,$(LWIP_SRCS)) $(addprefix $(MBEDTLS_DIR)/,$(MBEDTLS_SRCS)) \
   $(addprefix $(LUA_DIR)/,$(LUA_SRCS)): | $(DEPS_STAMP) ;
+
+# The KeyUpdate code reaches into mbedTLS's transform and key schedule (library-internal headers).
+$(OUT)/obj/port/tls_keyupdate.o: OWN_CFLAGS += -I$(MBEDTLS_DIR)/library
 
 $(OUT)/obj/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(@D)

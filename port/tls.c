@@ -17,6 +17,10 @@
  *   the inner pcb; when lwIP has no room the record waits in mbedTLS's output
  *   buffer and is flushed from the inner sent and poll callbacks, while the
  *   outer sndbuf reads 0.
+ * KeyUpdate (TLS 1.3): mbedTLS 3.6 refuses it as an unexpected message;
+ *   tls_keyupdate.c applies it between two reads, and the KeyUpdate the peer
+ *   may ask for goes out before any more application data, once mbedTLS's
+ *   output buffer is free (s->key_update_owed until then).
  * Closing: close sends close_notify, then closes the inner pcb once mbedTLS's
  *   output is flushed; abort and errors tear everything down at once. Work
  *   that ends a connection inside a callback is finished when the callback
@@ -38,6 +42,7 @@
 #include "lwip/priv/altcp_priv.h"
 #include "lwip/sys.h"
 #include "platform.h"
+#include "tls_keyupdate.h"
 /* ssl.h tests MBEDTLS_SSL_DTLS_CONNECTION_ID_COMPAT with #if after its own
  * config undefined it (no DTLS here): -Wundef stays quiet for these headers only. */
 #pragma GCC diagnostic push
@@ -81,6 +86,7 @@ typedef struct tls_session {
   bool shut_tx;          /* the application half-closed (close_notify sent or pending) */
   bool doomed;           /* tear down when the callbacks unwind */
   bool aborted;          /* the inner pcb is gone (aborted or reset) */
+  bool key_update_owed;  /* the peer asked for a KeyUpdate, not sent yet: output was busy */
   altcp_accept_fn accept; /* the listener's callback and argument */
   void *accept_arg;
   char subject[65];
@@ -157,6 +163,7 @@ static const char *tls_reason(int rc)
   case MBEDTLS_ERR_SSL_INVALID_MAC: return "bad record MAC";
   case MBEDTLS_ERR_SSL_UNSUPPORTED_EXTENSION: return "unsupported extension";
   case MBEDTLS_ERR_SSL_ILLEGAL_PARAMETER: return "illegal parameter";
+  case MBEDTLS_ERR_SSL_UNEXPECTED_MESSAGE: return "unexpected message";
   default: return "TLS error";
   }
 }
@@ -450,6 +457,38 @@ static void tls_handshake(tls_session_t *s)
   }
 }
 
+/* ---- KeyUpdate ------------------------------------------------------------ */
+
+/* Sends the KeyUpdate the peer asked for, once mbedTLS's output buffer is
+ * free (RFC 8446 §4.6.3: before our next application data; requests that
+ * arrive meanwhile are all answered by that one). After close_notify nothing
+ * more may be sent, so the answer is dropped. false after a fatal error, logged. */
+static bool tls_key_update_answer(tls_session_t *s)
+{
+  if (!s->key_update_owed || s->out_pending) {
+    return true; /* nothing owed, or the flush of the waiting record comes back here */
+  }
+  if (s->notify_sent || s->inner == NULL) {
+    s->key_update_owed = false;
+    return true;
+  }
+  int rc = tls_key_update_send(&s->ssl);
+  if (rc == MBEDTLS_ERR_SSL_WANT_WRITE) {
+    s->out_pending = true; /* a record mbedTLS still holds: flushed first */
+    return true;
+  }
+  s->key_update_owed = false;
+  if (rc != 0) {
+    char ip[IPADDR_STRLEN_MAX];
+    tls_log_peer(s, ip, sizeof ip);
+    log_line("tls: connection with %s failed: cannot send a KeyUpdate: %s (-0x%04x)", ip, tls_reason(rc),
+             (unsigned)-rc);
+    return false;
+  }
+  altcp_output(s->inner);
+  return true;
+}
+
 /* ---- Delivering plaintext ------------------------------------------------- */
 
 /* Hands one pbuf (or NULL for the end) to the application; false when it is gone. */
@@ -492,6 +531,10 @@ static void tls_pump(tls_session_t *s)
     if (s->shut_tx) {
       altcp_shutdown(s->inner, 0, 1); /* the FIN a half-close left for after the flush */
     }
+    if (!tls_key_update_answer(s)) {
+      tls_fail_open(s, ERR_ABRT);
+      return;
+    }
     altcp_output(s->inner);
   }
   while (!s->eof_delivered && s->held < POSTERN_TLS_RX_HELD_MAX) {
@@ -530,9 +573,22 @@ static void tls_pump(tls_session_t *s)
       }
       break;
     }
+    /* mbedTLS 3.6 refuses a KeyUpdate like any message it does not know;
+     * tls_post_handshake() applies it and the connection goes on. */
+    const char *why = NULL;
+    tls_post_hs_t post = tls_post_handshake(&s->ssl, rc, &why);
+    if (post == TLS_POST_HS_KEY_UPDATED || post == TLS_POST_HS_KEY_REPLY) {
+      s->key_update_owed |= post == TLS_POST_HS_KEY_REPLY;
+      if (!tls_key_update_answer(s)) {
+        tls_fail_open(s, ERR_ABRT);
+        return;
+      }
+      continue;
+    }
     char ip[IPADDR_STRLEN_MAX];
     tls_log_peer(s, ip, sizeof ip);
-    log_line("tls: connection with %s failed: %s (-0x%04x)", ip, tls_reason(rc), (unsigned)-rc);
+    log_line("tls: connection with %s failed: %s (-0x%04x)", ip, why != NULL ? why : tls_reason(rc),
+             (unsigned)-rc);
     tls_fail_open(s, ERR_ABRT);
     return;
   }
@@ -1026,6 +1082,14 @@ static err_t tls_write(struct altcp_pcb *conn, const void *data, u16_t len, u8_t
     }
     s->out_pending = false;
   }
+  if (s->key_update_owed) { /* the KeyUpdate the peer asked for goes before any data */
+    if (!tls_key_update_answer(s)) {
+      return ERR_CONN;
+    }
+    if (s->out_pending) {
+      return ERR_MEM;
+    }
+  }
   const unsigned char *p = data;
   size_t left = len;
   int max = mbedtls_ssl_get_max_out_record_payload(&s->ssl);
@@ -1061,7 +1125,7 @@ static err_t tls_output(struct altcp_pcb *conn)
 static u16_t tls_sndbuf(struct altcp_pcb *conn)
 {
   tls_session_t *s = tls_of(conn);
-  if (s == NULL || s->inner == NULL || s->phase != TLS_OPEN || s->out_pending) {
+  if (s == NULL || s->inner == NULL || s->phase != TLS_OPEN || s->out_pending || s->key_update_owed) {
     return 0;
   }
   int exp = mbedtls_ssl_get_record_expansion(&s->ssl);

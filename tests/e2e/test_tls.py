@@ -5,6 +5,7 @@ import socket
 import ssl
 import struct
 import subprocess
+import threading
 import time
 
 import pytest
@@ -18,6 +19,9 @@ CERTS = os.path.join(ROOT, "build", "certs")
 CA = os.path.join(CERTS, "ca.crt")
 SERVER = ("--cert", os.path.join(CERTS, "server.crt"), "--key", os.path.join(CERTS, "server.key"))
 MAX_TLS = 2  # POSTERN_MAX_TLS_CONNS of the host board
+# The scenarios that take `target` (launch) run on both HTTPS targets; the rest
+# of this module starts its own simulator.
+TARGETS = ("host-https", "mps2-https")
 
 # A policy that shows what it saw of TLS in its message, and accepts only the
 # device certificate's CN when config.need_cn is set.
@@ -352,3 +356,174 @@ def test_client_close_notify_mid_request_frees_the_session(dev):
         time.sleep(0.1)
     assert status_doc(dev)["tls"]["sessions"] == 0
     assert_serving(dev)
+
+
+# ---- KeyUpdate (RFC 8446 §4.6.3) --------------------------------------------------
+
+class SClient:
+    """openssl s_client kept open: what is written goes out as records, output is read by a thread.
+
+    On a line of its own, s_client takes 'K' as "send a KeyUpdate and request one back" and 'k'
+    as a KeyUpdate alone (only while neither -quiet nor -ign_eof is given, and only when the
+    letter starts what it reads from stdin at once: so every write waits until s_client has
+    sent it, and no data may start with K, k, Q or R). -crlf turns each LF into CRLF, so bodies
+    carry no LF; -msg logs every record (a TLS 1.3 record header shows as "TLS 1.2": its
+    legacy version)."""
+
+    def __init__(self, port):
+        self.proc = subprocess.Popen(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port, "-CAfile", CA,
+                                      "-servername", "localhost", "-tls1_3", "-crlf", "-msg"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, errors="replace", bufsize=1)
+        self.lines = []
+        self.cond = threading.Condition()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        self.wait_for("Verify return code: 0 (ok)")
+
+    def _read(self):
+        for line in self.proc.stdout:
+            with self.cond:
+                self.lines.append(line.rstrip("\n"))
+                self.cond.notify_all()
+        with self.cond:
+            self.cond.notify_all()
+
+    def count(self, text):
+        with self.cond:
+            return sum(text in line for line in self.lines)
+
+    def wait_for(self, text, n=1, timeout=30):
+        """Waits until n output lines contain text."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while sum(text in line for line in self.lines) < n:
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and not self.reader.is_alive()):
+                    raise AssertionError("s_client: %d x %r not seen:\n%s" % (n, text, "\n".join(self.lines[-60:])))
+                self.cond.wait(min(left, 0.5))
+
+    def send(self, text):
+        """Writes text (at most PIPE_BUF bytes: one read for s_client) and waits until its record is out."""
+        assert len(text) <= 4000
+        sent = self.count(">>> TLS 1.2, RecordHeader")
+        self.proc.stdin.write(text)
+        self.proc.stdin.flush()
+        self.wait_for(">>> TLS 1.2, RecordHeader", sent + 1)
+
+    def key_update(self, request_back):
+        """'K' or 'k'; with request_back, waits for the device's own KeyUpdate as well."""
+        ours, theirs = self.count(">>> TLS 1.3, Handshake [length 0005], KeyUpdate"), self.count(
+            "<<< TLS 1.3, Handshake [length 0005], KeyUpdate")
+        self.proc.stdin.write("K\n" if request_back else "k\n")
+        self.proc.stdin.flush()
+        self.wait_for(">>> TLS 1.3, Handshake [length 0005], KeyUpdate", ours + 1)
+        if request_back:
+            self.wait_for("<<< TLS 1.3, Handshake [length 0005], KeyUpdate", theirs + 1)
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()  # end of input: s_client sends close_notify and exits
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.reader.join(timeout=5)
+
+
+def tls_lines_since(dut, mark):
+    return [line for line in dut.lines[mark:] if line.startswith("tls:")]
+
+
+def plain_status(dut):
+    """/_status over plain HTTP: a board has one TLS session, which the scenario may hold."""
+    from conftest import Endpoint
+    r = request(Endpoint(dut.device.http, False), "GET", "/_status", timeout=30)
+    assert r.status == 200
+    return r.json()
+
+
+@pytest.fixture
+def sclient():
+    clients = []
+
+    def start(port):
+        c = SClient(port)
+        clients.append(c)
+        return c
+
+    yield start
+    for c in clients:
+        c.close()
+
+
+def test_key_update_mid_connection_keeps_it_serving(launch, sclient):
+    dut = launch({"token": TOKEN, "capacity": "3M"})  # one board image for the three scenarios
+    heap = plain_status(dut)["memory"]["tls_heap"]["in_use"]
+    mark = dut.log_mark()
+    c = sclient(dut.web.port)
+    get = "GET /_status HTTP/1.1\nHost: d\n\n"
+    c.send(get)
+    c.wait_for("HTTP/1.1 200 OK", 1)
+    c.key_update(request_back=True)  # the device updates its receive keys, then answers with its own
+    c.send(get)
+    c.wait_for("HTTP/1.1 200 OK", 2)
+    c.key_update(request_back=False)  # receive keys only; no answer is due
+    c.key_update(request_back=True)
+    c.send(get)
+    c.wait_for("HTTP/1.1 200 OK", 3)
+    assert c.count("<<< TLS 1.3, Handshake [length 0005], KeyUpdate") == 2  # one per request, none for 'k'
+    c.close()
+    assert c.proc.returncode == 0, "\n".join(c.lines[-40:])
+    assert tls_lines_since(dut, mark) == []
+    assert sum('"GET /_status HTTP/1.1" 200' in line for line in dut.lines[mark:]) == 3
+    # Every generation of keys was given back (PSA keys live in the TLS heap).
+    deadline = time.monotonic() + 10
+    while plain_status(dut)["tls"]["sessions"] != 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert plain_status(dut)["memory"]["tls_heap"]["in_use"] == heap
+
+
+def test_key_update_between_head_and_body_and_mid_body(launch, sclient):
+    dut = launch({"token": TOKEN, "capacity": "3M"})
+    mark = dut.log_mark()
+    c = sclient(dut.web.port)
+    # Hex: no LF (-crlf would change it) and no chunk that starts with a command letter.
+    body = os.urandom(24000).hex()
+    c.send("PUT /files/ku.bin HTTP/1.1\nHost: d\nAuthorization: %s\nContent-Length: %d\n"
+           "Expect: 100-continue\n\n" % (AUTH, len(body)))
+    c.wait_for("HTTP/1.1 100 Continue")
+    c.key_update(request_back=True)  # between the head (and its 100) and the body
+    for i in range(0, len(body), 4000):
+        if i == 24000:
+            c.key_update(request_back=True)  # mid-body
+        if i == 36000:
+            c.key_update(request_back=False)
+        c.send(body[i:i + 4000])
+    c.wait_for("HTTP/1.1 201 Created")
+    c.wait_for('"sha256":"%s"' % hashlib.sha256(body.encode()).hexdigest())
+    c.close()
+    assert tls_lines_since(dut, mark) == []
+    assert dut.read_file("ku.bin") == body.encode()
+
+
+def test_key_update_during_a_download(launch, sclient):
+    # The request arrives while the device streams records: its answer may have
+    # to wait for the output mbedTLS holds, and must come before the next record.
+    dut = launch({"token": TOKEN, "capacity": "3M"})
+    body = os.urandom(1024 * 1024)
+    r = request(dut.web, "PUT", "/files/big.bin", body=body, headers={"Authorization": AUTH}, timeout=60)
+    assert r.status == 201, r
+    mark = dut.log_mark()
+    c = sclient(dut.web.port)
+    c.send("GET /files/big.bin HTTP/1.1\nHost: d\nAuthorization: %s\n\n" % AUTH)
+    c.wait_for("HTTP/1.1 200 OK")
+    for _ in range(3):
+        c.key_update(request_back=True)
+    c.send("GET /_status HTTP/1.1\nHost: d\n\n")  # pipelined: answered after the download
+    c.wait_for("HTTP/1.1 200 OK", 2, timeout=60)
+    c.wait_for('"responses":{')
+    c.close()
+    assert c.proc.returncode == 0, "\n".join(c.lines[-40:])
+    assert tls_lines_since(dut, mark) == []
