@@ -1,0 +1,88 @@
+"""attack.py: a legitimate client to run beside an attack, and what it must see.
+
+    with Legit(dev) as legit:
+        ... one client attacks the device ...
+    legit.assert_served()
+
+While the block runs, one thread uploads a small file on a fresh connection every `period` seconds (over the
+device's endpoint under test, HTTPS on the https targets), and another asks GET /_status over plain HTTP every
+0.2 s. Both are bounded in count and time and talk to 127.0.0.1 only."""
+import os
+import threading
+import time
+
+from conftest import Endpoint
+from httpwire import request
+
+
+class Legit:
+    def __init__(self, dev, token=None, period=1.0, size=16 * 1024, timeout=10):
+        self.dev = dev
+        self.token = token if token is not None else dev.token
+        self.period = period
+        self.size = size
+        self.timeout = timeout
+        self.uploads = []  # (ok, status or error) per upload
+        self.status_times = []  # when each GET /_status was answered
+        self.status_failures = 0
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._upload_loop, daemon=True),
+                         threading.Thread(target=self._status_loop, daemon=True)]
+
+    def __enter__(self):
+        self.started = time.monotonic()
+        self.status_times.append(self.started)
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=self.timeout + 5)
+        self.ended = time.monotonic()
+        return False
+
+    def _upload_loop(self):
+        n = 0
+        while not self._stop.is_set():
+            t0 = time.monotonic()
+            body = os.urandom(self.size)
+            try:
+                r = request(self.dev.web, "PUT", "/files/legit-%d.bin" % (n % 4), body,
+                            {"Authorization": "Bearer " + self.token}, timeout=self.timeout)
+                self.uploads.append((r.status in (200, 201), r.status))
+            except Exception as e:  # noqa: BLE001 -- every failure counts against the device
+                self.uploads.append((False, repr(e)))
+            n += 1
+            self._stop.wait(max(0.0, self.period - (time.monotonic() - t0)))
+
+    def _status_loop(self):
+        plain = Endpoint(self.dev.device.http, False)
+        while not self._stop.is_set():
+            try:
+                if request(plain, "GET", "/_status", None, timeout=self.timeout).status == 200:
+                    self.status_times.append(time.monotonic())
+                else:
+                    self.status_failures += 1
+            except Exception:  # noqa: BLE001
+                self.status_failures += 1
+            self._stop.wait(0.2)
+
+    @property
+    def served_ratio(self):
+        return sum(ok for ok, _ in self.uploads) / max(1, len(self.uploads))
+
+    @property
+    def longest_status_gap(self):
+        times = self.status_times + [self.ended]
+        return max(b - a for a, b in zip(times, times[1:]))
+
+    def assert_served(self, min_ratio=0.95, max_gap=None, min_uploads=3):
+        """At least min_ratio of the uploads succeeded, and /_status was never silent for more than max_gap
+        seconds (default: 1 s on the host, 5 s on a board behind QEMU)."""
+        if max_gap is None:
+            max_gap = 1.0 if self.dev.board == "host" else 5.0
+        assert len(self.uploads) >= min_uploads, self.uploads
+        assert self.served_ratio >= min_ratio, [u for u in self.uploads if not u[0]]
+        assert self.longest_status_gap <= max_gap, (self.longest_status_gap, self.status_failures)
