@@ -461,6 +461,7 @@ def sclient():
 def test_key_update_mid_connection_keeps_it_serving(launch, sclient):
     dut = launch({"token": TOKEN, "capacity": "3M"})  # one board image for the three scenarios
     heap = plain_status(dut)["memory"]["tls_heap"]["in_use"]
+    dut.wait_for_log('"GET /_status HTTP/1.1" 200')  # a board's console may print it a little later
     mark = dut.log_mark()
     c = sclient(dut.web.port)
     get = "GET /_status HTTP/1.1\nHost: d\n\n"
