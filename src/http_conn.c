@@ -52,6 +52,8 @@
  *  (or, on the host, be put there by hand), and each byte that is not UTF-8
  *  renders as \ufffd, six bytes. */
 #define CONN_LIST_ENTRY_MAX (6 * POSTERN_NAME_MAX + 48)
+/** Received bytes a connection may hold unconsumed: the pool pbufs it may hold, full. */
+#define CONN_RX_MAX (POSTERN_CONN_PBUFS_MAX * PBUF_POOL_BUFSIZE)
 /** Request line bytes kept for the access log. */
 #define CONN_REQLINE_MAX 96
 
@@ -66,10 +68,12 @@ typedef enum conn_state {
 
 /* Classes of connections that may give their slot to a new client, best first. */
 typedef enum conn_evict {
-  EVICT_NEVER = 0, /* a request in progress, or a new client that has not spoken yet */
+  EVICT_NEVER = 0, /* a request in progress, an upload keeping its rate, a new client within its grace */
+  EVICT_IDLE,      /* keep-alive between two requests: nothing is lost */
   EVICT_LINGER,    /* answered and closing, nothing more expected from the client */
-  EVICT_IDLE,      /* keep-alive between two requests */
   EVICT_DRAIN,     /* closing while the refused body still arrives: the client may yet read a reset */
+  EVICT_HEAD,      /* a head unfinished (or not begun) past POSTERN_EVICT_GRACE_S */
+  EVICT_STARVED,   /* an upload below its minimum rate past the grace: it fails its deadline anyway */
 } conn_evict_t;
 
 typedef struct conn {
@@ -86,6 +90,10 @@ typedef struct conn {
   struct pbuf *rx;   /* received bytes not consumed yet */
   uint16_t fed;      /* bytes of rx the head parser has seen */
   uint32_t last_ms;  /* last progress, for the timeouts */
+  uint32_t head_ms;  /* first byte of the head being read: its deadline runs from here */
+  uint32_t body_ms;  /* an upload's start, for its minimum rate */
+  uint32_t rate_ms;  /* start of the upload's current rate window */
+  uint64_t rate_bytes; /* body bytes at rate_ms */
   uint32_t linger_ms;   /* when the lingering close began */
   uint32_t linger_left; /* bytes it still reads and drops: past POSTERN_LINGER_MAX, a refused body */
   uint32_t retry_key;   /* method and target of the request a retryable 417 refused */
@@ -117,6 +125,7 @@ static char conn_out[1536];
 static char conn_path[POSTERN_TARGET_MAX + 1];
 static uint8_t conn_io[TCP_MSS];
 _Static_assert(sizeof conn_io >= CONN_LIST_ENTRY_MAX, "a listing entry must fit conn_io whole");
+_Static_assert(CONN_RX_MAX > POSTERN_HEAD_MAX, "POSTERN_CONN_PBUFS_MAX pool pbufs must hold a whole request head");
 
 static void conn_process(conn_t *c);
 static void conn_pump(conn_t *c);
@@ -193,6 +202,14 @@ static err_t conn_cb_result(void)
 static void conn_consume(conn_t *c, size_t n)
 {
   c->rx = pbuf_free_header(c->rx, (u16_t)n);
+  /* lwIP may leave a zero-length pbuf in a chain (a trimmed overlapping
+   * segment): nothing would ever consume it, and the body loop would spin. */
+  while (c->rx != NULL && c->rx->len == 0) {
+    struct pbuf *empty = c->rx;
+    c->rx = empty->next;
+    empty->next = NULL;
+    pbuf_free(empty);
+  }
   while (n > 0) {
     u16_t part = n > 0xffff ? 0xffff : (u16_t)n;
     altcp_recved(c->pcb, part);
@@ -212,7 +229,6 @@ static bool conn_room(conn_t *c)
 typedef enum conn_after {
   AFTER_NEXT,   /* keep-alive: read the next request */
   AFTER_LINGER, /* close: FIN, then drop what still arrives for a while */
-  AFTER_SEND,   /* a download or listing follows the head */
 } conn_after_t;
 
 static void conn_log(conn_t *c, const char *note)
@@ -285,6 +301,7 @@ static void conn_linger_drop(conn_t *c)
 static void conn_after(conn_t *c, conn_after_t after)
 {
   altcp_output(c->pcb);
+  altcp_setprio(c->pcb, TCP_PRIO_MIN); /* nothing in progress that a pcb shortage should spare */
   if (after == AFTER_LINGER) {
     /* Half-close: the response and a FIN go out, and whatever the client
      * still sends is read and dropped, so no reset can destroy the response.
@@ -299,6 +316,7 @@ static void conn_after(conn_t *c, conn_after_t after)
   } else if (after == AFTER_NEXT) {
     c->state = CONN_HEAD;
     c->served = true;
+    c->head_ms = sys_now(); /* a pipelined head already in rx starts now */
     c->fed = 0;
     c->reqline[0] = '\0';
     c->head_only = false;
@@ -713,6 +731,10 @@ static void conn_start_upload(conn_t *c)
   c->body_left = c->chunked ? 0 : c->length;
   chunked_init(&c->chunk);
   c->state = CONN_BODY;
+  c->body_ms = c->rate_ms = sys_now();
+  c->rate_bytes = 0;
+  /* When lwIP runs out of pcbs it kills the lowest priority first: never an upload. */
+  altcp_setprio(c->pcb, TCP_PRIO_MAX);
   if (c->expect) {
     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
     if (!conn_write(c, cont, sizeof cont - 1, false)) {
@@ -1089,6 +1111,28 @@ static void conn_process(conn_t *c)
 
 /* ---- altcp callbacks ------------------------------------------------------- */
 
+/*
+ * Received data a connection holds is bounded in pool pbufs, whatever its
+ * segmentation: lwIP gives one pbuf per segment, so a client dripping
+ * one-byte segments would otherwise hold one pbuf per byte and empty the
+ * pool for everyone. A chain longer than POSTERN_CONN_PBUFS_MAX is copied
+ * into as few pool pbufs as its bytes need (a head of up to POSTERN_HEAD_MAX
+ * fits in two).
+ */
+static void conn_rx_compact(conn_t *c)
+{
+  if (c->rx == NULL || pbuf_clen(c->rx) <= POSTERN_CONN_PBUFS_MAX) {
+    return;
+  }
+  struct pbuf *q = pbuf_alloc(PBUF_RAW, c->rx->tot_len, PBUF_POOL);
+  if (q == NULL) {
+    return; /* the pool is empty right now: the refusal in conn_on_recv still bounds the chain */
+  }
+  pbuf_copy(q, c->rx);
+  pbuf_free(c->rx);
+  c->rx = q;
+}
+
 static err_t conn_on_recv(void *arg, struct altcp_pcb *pcb, struct pbuf *p, err_t err)
 {
   conn_t *c = arg;
@@ -1114,13 +1158,28 @@ static err_t conn_on_recv(void *arg, struct altcp_pcb *pcb, struct pbuf *p, err_
     conn_close(c);
     return conn_cb_result();
   }
+  bool head_wants_more = c->state == CONN_HEAD && c->rx != NULL && c->fed == c->rx->tot_len;
+  if (c->rx != NULL && (uint32_t)c->rx->tot_len + p->tot_len > CONN_RX_MAX && !head_wants_more) {
+    /* It holds what it cannot consume yet (an answer waits for send room,
+     * or a non-reading client pipelines): lwIP keeps p, drops what follows
+     * unacknowledged, and offers p again later. An unfinished head always
+     * takes more: the parser ends it at POSTERN_HEAD_MAX. */
+    return ERR_MEM;
+  }
+  uint32_t now = sys_now();
   if (c->rx == NULL) {
     c->rx = p;
+    if (c->state == CONN_HEAD) {
+      c->head_ms = now; /* the head's deadline runs from its first byte */
+    }
   } else {
     pbuf_cat(c->rx, p);
   }
-  c->last_ms = sys_now();
+  c->last_ms = now;
   conn_process(c);
+  if (c->state != CONN_FREE) {
+    conn_rx_compact(c);
+  }
   return conn_cb_result();
 }
 
@@ -1162,12 +1221,15 @@ static err_t conn_on_poll(void *arg, struct altcp_pcb *pcb)
     altcp_abort(pcb);
     return ERR_ABRT;
   }
-  uint32_t idle = sys_now() - c->last_ms;
+  uint32_t now = sys_now();
+  uint32_t idle = now - c->last_ms;
   switch (c->state) {
   case CONN_HEAD:
     if (c->rx == NULL && idle >= POSTERN_IDLE_TIMEOUT_S * 1000u) {
       conn_close(c);
-    } else if (c->rx != NULL && idle >= POSTERN_HEAD_TIMEOUT_S * 1000u) {
+    } else if (c->rx != NULL && now - c->head_ms >= POSTERN_HEAD_TIMEOUT_S * 1000u) {
+      /* A deadline from the first byte, not an idle timer: dripping a byte
+       * now and then does not keep a head open. */
       c->keep_alive = false;
       memcpy(c->reqline, "-", 2);
       conn_refuse(c, 408, "the request head did not arrive in time");
@@ -1179,10 +1241,17 @@ static err_t conn_on_poll(void *arg, struct altcp_pcb *pcb)
     if (idle >= POSTERN_BODY_TIMEOUT_S * 1000u) {
       log_line("http: %s: no body bytes for %us after %llu; nothing stored", c->name, POSTERN_BODY_TIMEOUT_S,
                (unsigned long long)c->body_bytes);
-      if (c->upload != NULL) {
-        conn_fail_upload(c, 408, "the body stopped arriving; nothing stored");
+      conn_fail_upload(c, 408, "the body stopped arriving; nothing stored");
+    } else if (now - c->rate_ms >= POSTERN_BODY_RATE_S * 1000u) {
+      /* Each window must bring POSTERN_BODY_MIN_BYTES: a body dripped a
+       * byte at a time would hold its slot and its reservation for ever. */
+      if (c->body_bytes - c->rate_bytes < POSTERN_BODY_MIN_BYTES) {
+        log_line("http: %s: %llu body bytes in %us, below the minimum of %u; nothing stored", c->name,
+                 (unsigned long long)(c->body_bytes - c->rate_bytes), POSTERN_BODY_RATE_S, POSTERN_BODY_MIN_BYTES);
+        conn_fail_upload(c, 408, "the body is arriving too slowly; nothing stored");
       } else {
-        conn_close(c);
+        c->rate_ms = now;
+        c->rate_bytes = c->body_bytes;
       }
     }
     break;
@@ -1210,16 +1279,41 @@ static err_t conn_on_poll(void *arg, struct altcp_pcb *pcb)
   return conn_cb_result();
 }
 
-/* Whether, and how willingly, a connection gives its slot to a new client. */
-static conn_evict_t conn_evict_class(const conn_t *c)
+/* True when an upload's average rate since its start is below the minimum, past the grace time. */
+static bool conn_body_starved(const conn_t *c, uint32_t now)
 {
-  if (c->state == CONN_LINGER) {
+  uint32_t elapsed = now - c->body_ms;
+  return elapsed >= POSTERN_EVICT_GRACE_S * 1000u &&
+         c->body_bytes * POSTERN_BODY_RATE_S * 1000u < (uint64_t)POSTERN_BODY_MIN_BYTES * elapsed;
+}
+
+/* Whether, and how willingly, a connection gives its slot to a new client. */
+static conn_evict_t conn_evict_class(const conn_t *c, uint32_t now)
+{
+  switch (c->state) {
+  case CONN_HEAD:
+    if (c->rx == NULL && c->served) {
+      return EVICT_IDLE;
+    }
+    /* An unfinished head, or a client that has not spoken yet, past its grace. */
+    return now - (c->rx != NULL ? c->head_ms : c->last_ms) >= POSTERN_EVICT_GRACE_S * 1000u ? EVICT_HEAD
+                                                                                              : EVICT_NEVER;
+  case CONN_LINGER:
     return c->linger_left > POSTERN_LINGER_MAX ? EVICT_DRAIN : EVICT_LINGER;
+  case CONN_BODY:
+    return conn_body_starved(c, now) ? EVICT_STARVED : EVICT_NEVER;
+  default:
+    return EVICT_NEVER;
   }
-  if (c->state == CONN_HEAD && c->rx == NULL && c->served) {
-    return EVICT_IDLE;
+}
+
+/* The time a connection's age is counted from, for "the oldest first". */
+static uint32_t conn_since(const conn_t *c)
+{
+  if (c->state == CONN_BODY) {
+    return c->body_ms;
   }
-  return EVICT_NEVER;
+  return c->state == CONN_HEAD && c->rx != NULL ? c->head_ms : c->last_ms;
 }
 
 /*
@@ -1232,26 +1326,36 @@ static conn_t *conn_evict(bool tls_only)
 {
   conn_t *victim = NULL;
   conn_evict_t best = EVICT_NEVER;
+  uint32_t now = sys_now();
   for (int i = 0; i < POSTERN_MAX_CONNS; i++) {
     conn_t *c = &conn_pool[i];
-    conn_evict_t k = conn_evict_class(c);
+    conn_evict_t k = conn_evict_class(c, now);
 #if POSTERN_TLS
     if (tls_only && k != EVICT_NEVER && !tls_owns(c->pcb)) {
       continue;
     }
 #endif
     if (k != EVICT_NEVER &&
-        (victim == NULL || k < best || (k == best && (int32_t)(c->last_ms - victim->last_ms) < 0))) {
+        (victim == NULL || k < best || (k == best && (int32_t)(conn_since(c) - conn_since(victim)) < 0))) {
       victim = c;
       best = k;
     }
   }
   if (victim != NULL) {
-    if (best == EVICT_IDLE) {
-      log_line("http: all %s slots taken: closing the oldest idle keep-alive connection",
-               tls_only ? "TLS" : "connection");
+    static const char *const what[] = {
+      [EVICT_IDLE] = "idle keep-alive connection", [EVICT_LINGER] = "closing connection",
+      [EVICT_DRAIN] = "drain", [EVICT_HEAD] = "unfinished head", [EVICT_STARVED] = "upload below its minimum rate"};
+    if (best != EVICT_LINGER) {
+      log_line("http: all %s slots taken: closing the oldest %s", tls_only ? "TLS" : "connection", what[best]);
     }
-    conn_close(victim);
+    if (best == EVICT_STARVED) {
+      conn_fail_upload(victim, 408, "the body is arriving too slowly; nothing stored");
+      if (victim->state != CONN_FREE) {
+        conn_close(victim);
+      }
+    } else {
+      conn_close(victim);
+    }
     conn_aborted = false; /* another pcb: the running callback's own is untouched */
   }
   return victim;

@@ -49,7 +49,15 @@
 #define POSTERN_MAX_CONNS 4
 #endif
 
-/** Seconds for a request head to arrive completely (408 after). */
+/** Pool pbufs of received data a connection holds at rest, whatever the
+ *  segmentation: longer chains are copied into fewer pbufs, and a connection
+ *  that cannot consume refuses more (the window stays shut). Two hold a
+ *  request head of POSTERN_HEAD_MAX. */
+#ifndef POSTERN_CONN_PBUFS_MAX
+#define POSTERN_CONN_PBUFS_MAX 2
+#endif
+
+/** Seconds for a request head to arrive completely, from its first byte (408 after). */
 #ifndef POSTERN_HEAD_TIMEOUT_S
 #define POSTERN_HEAD_TIMEOUT_S 10
 #endif
@@ -57,6 +65,24 @@
 /** Seconds without a body byte before an upload is aborted. */
 #ifndef POSTERN_BODY_TIMEOUT_S
 #define POSTERN_BODY_TIMEOUT_S 20
+#endif
+
+/** An upload's minimum rate: each window of POSTERN_BODY_RATE_S seconds must
+ *  bring POSTERN_BODY_MIN_BYTES body bytes (408, nothing stored, below it).
+ *  The default, 8 KiB per 10 s, spares any real link and stops a body
+ *  dripped a byte at a time. */
+#ifndef POSTERN_BODY_RATE_S
+#define POSTERN_BODY_RATE_S 10
+#endif
+#ifndef POSTERN_BODY_MIN_BYTES
+#define POSTERN_BODY_MIN_BYTES 8192
+#endif
+
+/** Seconds a client keeps its slot against newcomers when the pool is full,
+ *  while its head is unfinished (or not begun) or its upload is below the
+ *  minimum rate; after that the oldest such gives way. */
+#ifndef POSTERN_EVICT_GRACE_S
+#define POSTERN_EVICT_GRACE_S 2
 #endif
 
 /** Seconds an idle keep-alive connection is kept. */
@@ -181,6 +207,9 @@
 #endif
 #if POSTERN_DRAIN_MAX > 0x7fffffffu - POSTERN_LINGER_MAX
 #error "POSTERN_DRAIN_MAX + POSTERN_LINGER_MAX must fit in 31 bits"
+#endif
+#if POSTERN_EVICT_GRACE_S >= POSTERN_HEAD_TIMEOUT_S
+#error "POSTERN_EVICT_GRACE_S must be shorter than POSTERN_HEAD_TIMEOUT_S"
 #endif
 #if POSTERN_DRAIN_S < POSTERN_LINGER_S
 #error "POSTERN_DRAIN_S must not be shorter than POSTERN_LINGER_S"

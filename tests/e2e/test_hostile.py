@@ -157,8 +157,9 @@ def test_absolute_form_target_is_accepted(dev):
 # ---- 2. Timeouts ------------------------------------------------------------------------------
 
 def test_timeouts_head_body_and_idle_keepalive(dev):
-    """All three run at once on one device (about 21 s in all, not 45): head 10 s -> 408 and close;
-    keep-alive idle 15 s -> silent close; body inactivity 20 s -> 408, nothing stored."""
+    """All three run at once on one device (about 16 s in all): head 10 s from its first byte -> 408 and
+    close; keep-alive idle 15 s -> silent close; a body below its minimum rate (1,000 bytes in the first
+    10 s window, 8 KiB needed) -> 408 at the window's end, nothing stored."""
     t0 = time.monotonic()
     head = Conn(dev.web, timeout=30)
     head.send(b"GET /_status HTTP/1.1\r\nHost: d\r\n")  # never finished
@@ -180,19 +181,19 @@ def test_timeouts_head_body_and_idle_keepalive(dev):
     assert head.closed_by_peer(3)
     head.close()
 
+    r = body.read_response(timeout=25 - (time.monotonic() - t_body))
+    dt = time.monotonic() - t_body
+    assert 9.0 <= dt <= 12.5, dt
+    assert_json_error(r, 408, "request_timeout")
+    assert r.headers["connection"] == "close"
+    assert body.closed_by_peer(3)
+    body.close()
+
     assert idle.closed_by_peer(20 - (time.monotonic() - t_idle))
     dt = time.monotonic() - t_idle
     assert 14.0 <= dt <= 17.5, dt
     assert idle.buf == b""  # silent: not one byte before the FIN
     idle.close()
-
-    r = body.read_response(timeout=25 - (time.monotonic() - t_body))
-    dt = time.monotonic() - t_body
-    assert 19.0 <= dt <= 22.5, dt
-    assert_json_error(r, 408, "request_timeout")
-    assert r.headers["connection"] == "close"
-    assert body.closed_by_peer(3)
-    body.close()
     assert_nothing_left(dev)
     assert_serving(dev)
 
@@ -218,9 +219,10 @@ def test_pool_exhaustion_quick_503_and_the_upload_goes_on(dev):
             except (BrokenPipeError, ConnectionResetError):
                 pass
         extra.append((c, t))
-    # When did something (bytes, a FIN or a reset) first arrive on each? Watched together for 2.5 s.
+    # When did something (bytes, a FIN or a reset) first arrive on each? Watched together for 1.8 s: past
+    # POSTERN_EVICT_GRACE_S (2 s) the silent ones would give their slots to the SYNs clients retry at 3 s.
     arrived = {}
-    end = time.monotonic() + 2.5
+    end = time.monotonic() + 1.8
     while len(arrived) < len(extra) and time.monotonic() < end:
         waiting = [c.sock for c, _ in extra if c.sock not in arrived]
         ready, _, _ = select.select(waiting, [], [], max(0.0, end - time.monotonic()))
@@ -236,13 +238,14 @@ def test_pool_exhaustion_quick_503_and_the_upload_goes_on(dev):
         except (EOFError, ConnectionResetError) as e:
             outcomes.append(("reset", e, arrived[c.sock] - t))
     refused = [o for o in outcomes if o[0] != "silent"]
-    # One slot holds the upload; 3 of the 8 get the rest of the pool and wait; 5 are refused at once.
-    assert len(refused) == 5, outcomes
-    assert sum(o[0] == "silent" for o in outcomes) == 3, outcomes
+    # One slot holds the upload; at most 3 of the 8 get the rest of the pool and wait; the others are
+    # refused at once (or, past POSTERN_EVICT_GRACE_S, a waiting one gives its slot to a later one).
+    assert len(refused) >= 5, outcomes
+    assert sum(o[0] == "silent" for o in outcomes) <= 3, outcomes
     for kind, r, dt in refused:
         # Quick means well before any timeout: without a free pcb a SYN is
-        # dropped and the client retries after 1 s, which still passes.
-        assert dt < 3.0, outcomes
+        # dropped and the client retries after 1 s and 3 s, which still passes.
+        assert dt < 5.0, outcomes
         if kind == "resp":
             assert_json_error(r, 503, "service_unavailable")
             assert r.headers["connection"] == "close"
