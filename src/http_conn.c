@@ -72,7 +72,7 @@ typedef enum conn_evict {
   EVICT_IDLE,      /* keep-alive between two requests: nothing is lost */
   EVICT_LINGER,    /* answered and closing, nothing more expected from the client */
   EVICT_DRAIN,     /* closing while the refused body still arrives: the client may yet read a reset */
-  EVICT_HEAD,      /* a head unfinished (or not begun) past POSTERN_EVICT_GRACE_S */
+  EVICT_HEAD,      /* a head unfinished (or not begun) past POSTERN_EVICT_GRACE_MS */
   EVICT_STARVED,   /* an upload below its minimum rate past the grace: it fails its deadline anyway */
 } conn_evict_t;
 
@@ -1283,7 +1283,7 @@ static err_t conn_on_poll(void *arg, struct altcp_pcb *pcb)
 static bool conn_body_starved(const conn_t *c, uint32_t now)
 {
   uint32_t elapsed = now - c->body_ms;
-  return elapsed >= POSTERN_EVICT_GRACE_S * 1000u &&
+  return elapsed >= POSTERN_EVICT_GRACE_MS &&
          c->body_bytes * POSTERN_BODY_RATE_S * 1000u < (uint64_t)POSTERN_BODY_MIN_BYTES * elapsed;
 }
 
@@ -1296,8 +1296,7 @@ static conn_evict_t conn_evict_class(const conn_t *c, uint32_t now)
       return EVICT_IDLE;
     }
     /* An unfinished head, or a client that has not spoken yet, past its grace. */
-    return now - (c->rx != NULL ? c->head_ms : c->last_ms) >= POSTERN_EVICT_GRACE_S * 1000u ? EVICT_HEAD
-                                                                                              : EVICT_NEVER;
+    return now - (c->rx != NULL ? c->head_ms : c->last_ms) >= POSTERN_EVICT_GRACE_MS ? EVICT_HEAD : EVICT_NEVER;
   case CONN_LINGER:
     return c->linger_left > POSTERN_LINGER_MAX ? EVICT_DRAIN : EVICT_LINGER;
   case CONN_BODY:

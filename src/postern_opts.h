@@ -78,11 +78,14 @@
 #define POSTERN_BODY_MIN_BYTES 8192
 #endif
 
-/** Seconds a client keeps its slot against newcomers when the pool is full,
- *  while its head is unfinished (or not begun) or its upload is below the
- *  minimum rate; after that the oldest such gives way. */
-#ifndef POSTERN_EVICT_GRACE_S
-#define POSTERN_EVICT_GRACE_S 2
+/** Milliseconds a new client keeps its slot against newcomers when the pool
+ *  is full while its head is unfinished (or not begun), or its upload is
+ *  below the minimum rate; after that the oldest such gives way. A client on
+ *  any real link sends its head, and its body's first bytes, well within it;
+ *  a client that holds slots with heads it never finishes keeps each one
+ *  this long at most once others need it. */
+#ifndef POSTERN_EVICT_GRACE_MS
+#define POSTERN_EVICT_GRACE_MS 500
 #endif
 
 /** Seconds an idle keep-alive connection is kept. */
@@ -208,8 +211,8 @@
 #if POSTERN_DRAIN_MAX > 0x7fffffffu - POSTERN_LINGER_MAX
 #error "POSTERN_DRAIN_MAX + POSTERN_LINGER_MAX must fit in 31 bits"
 #endif
-#if POSTERN_EVICT_GRACE_S >= POSTERN_HEAD_TIMEOUT_S
-#error "POSTERN_EVICT_GRACE_S must be shorter than POSTERN_HEAD_TIMEOUT_S"
+#if POSTERN_EVICT_GRACE_MS >= POSTERN_HEAD_TIMEOUT_S * 1000
+#error "POSTERN_EVICT_GRACE_MS must be shorter than POSTERN_HEAD_TIMEOUT_S"
 #endif
 #if POSTERN_DRAIN_S < POSTERN_LINGER_S
 #error "POSTERN_DRAIN_S must not be shorter than POSTERN_LINGER_S"

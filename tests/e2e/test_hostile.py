@@ -219,8 +219,7 @@ def test_pool_exhaustion_quick_503_and_the_upload_goes_on(dev):
             except (BrokenPipeError, ConnectionResetError):
                 pass
         extra.append((c, t))
-    # When did something (bytes, a FIN or a reset) first arrive on each? Watched together for 1.8 s: past
-    # POSTERN_EVICT_GRACE_S (2 s) the silent ones would give their slots to the SYNs clients retry at 3 s.
+    # When did something (bytes, a FIN or a reset) first arrive on each? Watched together for 1.8 s.
     arrived = {}
     end = time.monotonic() + 1.8
     while len(arrived) < len(extra) and time.monotonic() < end:
@@ -239,7 +238,7 @@ def test_pool_exhaustion_quick_503_and_the_upload_goes_on(dev):
             outcomes.append(("reset", e, arrived[c.sock] - t))
     refused = [o for o in outcomes if o[0] != "silent"]
     # One slot holds the upload; at most 3 of the 8 get the rest of the pool and wait; the others are
-    # refused at once (or, past POSTERN_EVICT_GRACE_S, a waiting one gives its slot to a later one).
+    # refused at once (or, past POSTERN_EVICT_GRACE_MS, a silent one gives its slot to a retried SYN).
     assert len(refused) >= 5, outcomes
     assert sum(o[0] == "silent" for o in outcomes) <= 3, outcomes
     for kind, r, dt in refused:
