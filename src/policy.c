@@ -12,6 +12,7 @@
 #include "lua_arena.h"
 #include "lualib.h"
 #include "mbedtls/base64.h"
+#include "policy_pattern.h"
 #include "storage.h"
 #include "text.h"
 
@@ -606,12 +607,16 @@ static int sb_xpcall(lua_State *L) {
 
 /* ---- Sandbox machinery ------------------------------------------------ */
 
-/* Count hook: past the budget, every further instruction raises an error,
- * so a script's own pcall cannot swallow the stop. */
-static void budget_hook(lua_State *L, lua_Debug *ar) {
+static void budget_hook(lua_State *L, lua_Debug *ar);
+
+/* Spends n of the call's budget: VM instructions (from the hook) and pattern
+ * matcher steps (policy_pattern.c, which the hook never sees) alike. Past
+ * the budget, every further instruction raises an error, so a script's own
+ * pcall cannot swallow the stop. The error names the innermost script line:
+ * the hook's own function, or the caller of string.find and the like. */
+static void budget_charge(lua_State *L, unsigned long n) {
   lua_Debug d;
-  (void)ar;
-  budget_used += POSTERN_LUA_HOOK_STEP;
+  budget_used += (long)n;
   if (!budget_exhausted && budget_used < POSTERN_LUA_BUDGET) {
     return;
   }
@@ -619,12 +624,20 @@ static void budget_hook(lua_State *L, lua_Debug *ar) {
     budget_exhausted = true;
     lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
   }
-  if (lua_getstack(L, 0, &d) && lua_getinfo(L, "Sl", &d) && d.currentline > 0) {
-    lua_pushfstring(L, "instruction budget exhausted at %s:%d", d.short_src, d.currentline);
-  } else {
-    lua_pushliteral(L, "instruction budget exhausted");
+  for (int level = 0; lua_getstack(L, level, &d); level++) {
+    if (lua_getinfo(L, "Sl", &d) && d.currentline > 0) {
+      lua_pushfstring(L, "instruction budget exhausted at %s:%d", d.short_src, d.currentline);
+      lua_error(L);
+    }
   }
+  lua_pushliteral(L, "instruction budget exhausted");
   lua_error(L);
+}
+
+/* Count hook: every POSTERN_LUA_HOOK_STEP instructions. */
+static void budget_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  budget_charge(L, POSTERN_LUA_HOOK_STEP);
 }
 
 /* Message handler: makes the error a string that names the script line. */
@@ -763,6 +776,8 @@ static int init_k(lua_State *L) {
   lua_getglobal(L, LUA_STRLIBNAME);
   lua_pushnil(L);
   lua_setfield(L, -2, "dump");
+  /* find, match, gmatch and gsub metered: lstrlib's matcher runs unseen by the hook. */
+  policy_pattern_install(L, -1, budget_charge);
   lua_getfield(L, -1, "format");
   lua_pushcclosure(L, h_log, 1);
   lua_setglobal(L, "log");

@@ -181,6 +181,16 @@
 #define POSTERN_LUA_HOOK_STEP 1000
 #endif
 
+/** Nested levels of the policy's pattern matcher (string.find, match,
+ *  gmatch, gsub): one per quantifier, '?' or capture still undecided, so a
+ *  pattern's depth grows with its items, not with the subject. Deeper fails
+ *  with "pattern too complex". On the board a level takes 32 bytes of main
+ *  stack, 56 for a capture's opening (measured by its high water): 64 levels
+ *  stay under 3 KiB on top of the ~2.2 KiB a policy call already uses. */
+#ifndef POSTERN_PATTERN_DEPTH
+#define POSTERN_PATTERN_DEPTH 64
+#endif
+
 /** Settings given with --set / SET=, seen by Lua as config.NAME. */
 #ifndef POSTERN_MAX_SETTINGS
 #define POSTERN_MAX_SETTINGS 16

@@ -22,8 +22,11 @@ UNIT_http_parser := src/http_parser.c
 UNIT_chunked := src/chunked.c
 UNIT_text := src/text.c
 UNIT_digest := src/digest.c $(MBEDTLS_ALL)
-UNIT_policy := src/policy.c src/text.c src/digest.c port/lua_arena.c port/arena.c src/log.c $(LUA_ALL) $(MBEDTLS_ALL) tests/unit/fake_storage.c
+UNIT_policy := src/policy.c src/policy_pattern.c src/text.c src/digest.c port/lua_arena.c port/arena.c src/log.c $(LUA_ALL) $(MBEDTLS_ALL) tests/unit/fake_storage.c
 UNIT_LDLIBS_policy := -lm
+# The sandbox's pattern functions against lstrlib's, in one plain VM.
+UNIT_pattern := src/policy_pattern.c $(LUA_ALL)
+UNIT_LDLIBS_pattern := -lm
 UNIT_storage_host := boards/host/storage_host.c src/log.c
 UNIT_storage_flash := boards/mps2-an385/storage_flash.c boards/mps2-an385/flash_model.c src/log.c
 
@@ -69,7 +72,7 @@ FUZZ_chunked := src/chunked.c
 # The whole connection state machine over a fake altcp and storage (tests/fuzz/fake_*.c):
 # real lwIP pbufs and pools (lwIP's altcp layer is replaced by the fake), the Lua policy, mbedTLS.
 FUZZ_conn := tests/fuzz/fake_altcp.c tests/fuzz/fake_storage_mem.c src/http_conn.c src/listen.c src/http_parser.c src/chunked.c \
-  src/http_response.c src/http_status.c src/text.c src/digest.c src/log.c src/policy.c port/lua_arena.c port/arena.c \
+  src/http_response.c src/http_status.c src/text.c src/digest.c src/log.c src/policy.c src/policy_pattern.c port/lua_arena.c port/arena.c \
   $(filter-out %/altcp.c %/altcp_alloc.c %/altcp_tcp.c,$(LWIP_ALL)) $(LUA_ALL) $(MBEDTLS_ALL)
 # Extra flags of one target. Lua wants its config header; mbedTLS's alignment.h tests
 # MBEDTLS_GCC_VERSION, which clang leaves undefined (0 either way), under -Wundef;

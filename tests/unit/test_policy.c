@@ -462,6 +462,91 @@ static void test_budget(void) {
   policy_shutdown();
 }
 
+/* Pattern functions run in C, where the count hook never fires: the
+ * sandbox's own matcher charges its steps to the same budget. */
+static const char pattern_lua[] =
+    "function on_request(req)\n"
+    "  local v = req.headers['x-firmware'] or ''\n"
+    "  if req.path == '/fw' then\n"
+    "    return v:match('^(.-)/(.-)/(.-)%.bin$') ~= nil\n"
+    "  elseif req.path == '/swallow' then\n"
+    "    for i = 1, 100 do pcall(string.find, v, '.-.-.-b') end\n"
+    "  elseif req.path == '/trim' then\n"
+    "    return #v:match('^%s*(.-)%s*$') > 0\n"
+    "  elseif req.path == '/shared' then\n"
+    "    for i = 1, tonumber(req.query) do end\n"
+    "    return (('a'):rep(250)):find('a-b') == nil\n"
+    "  elseif req.path == '/loop' then\n"
+    "    while true do end\n"
+    "  end\n"
+    "  return false\n"
+    "end\n";
+
+/* Decides a GET of path with X-Firmware: value (and the query). */
+static policy_decision_t get_fw(const char *path, const char *query, const char *value) {
+  treq_t t;
+  policy_request_t *r = mkreq(&t, "GET", path, NULL, 0, NULL, NULL);
+  r->query = S(query);
+  t.names[r->n_headers] = S("X-Firmware");
+  t.values[r->n_headers++] = S(value);
+  return decide(r);
+}
+
+static double wall_ms(const struct timespec *t0) {
+  struct timespec t1;
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+static void test_pattern_budget(void) {
+  static char slashes[1951], spaces[1903];
+  struct timespec t0;
+  memset(slashes, '/', 1950);
+  spaces[0] = 'a';
+  memset(spaces + 1, ' ', 1900);
+  spaces[1901] = 'b';
+  CHECK_EQ(start_src("pattern.lua", pattern_lua), 0);
+  CHECK_EQ(get_fw("/fw", NULL, "boards/mps2/fw.bin").status, 100);
+  CHECK_EQ(get_fw("/fw", NULL, "fw.bin").status, 403);
+  static const struct {
+    const char *path, *value, *where;
+  } runaways[] = {
+      {"/fw", slashes, "at pattern.lua:4"},
+      {"/swallow", slashes, "at pattern.lua:6"},
+      {"/trim", spaces, "at pattern.lua:8"},
+      {"/loop", "", "at pattern.lua:13"},
+  };
+  for (size_t i = 0; i < sizeof runaways / sizeof runaways[0]; i++) {
+    log_clear();
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    policy_decision_t d = get_fw(runaways[i].path, NULL, runaways[i].value);
+    double ms = wall_ms(&t0);
+    printf("figures: %-9s stopped by the budget in %.2f ms (sanitized build)\n", runaways[i].path, ms);
+    CHECK_EQ(d.status, 500);
+    CHECK(d.policy_error);
+    CHECK(ms < 100.0);
+    CHECK_EQ(log_lines(), 1);
+    CHECK(log_has("policy: error: instruction budget exhausted"));
+    CHECK(log_has(runaways[i].where));
+    if (!log_has(runaways[i].where)) {
+      fprintf(stderr, "%s: %s", runaways[i].path, g_log);
+    }
+  }
+  /* A trim of 1.9 KB of text, spaces around it, fits in the budget. */
+  spaces[1] = 'x';
+  memset(spaces + 2, 'y', 1898);
+  CHECK_EQ(get_fw("/trim", NULL, spaces).status, 100);
+  /* One budget: about 95,000 matcher steps pass alone and after 50,000
+   * instructions, not after 150,000. */
+  CHECK_EQ(get_fw("/shared", "1", "").status, 100);
+  CHECK_EQ(get_fw("/shared", "50000", "").status, 100);
+  log_clear();
+  CHECK_EQ(get_fw("/shared", "150000", "").status, 500);
+  CHECK(log_has("instruction budget exhausted at pattern.lua:11"));
+  CHECK_EQ(get_fw("/fw", NULL, "a/b/c.bin").status, 100); /* the VM goes on */
+  policy_shutdown();
+}
+
 static const char memory_lua[] =
     "local keep = {}\n"
     "function on_request(req)\n"
@@ -894,6 +979,7 @@ int main(void) {
   RUN(test_basic_users_example);
   RUN(test_return_conventions);
   RUN(test_budget);
+  RUN(test_pattern_budget);
   RUN(test_memory);
   RUN(test_errors);
   RUN(test_load_failures);
