@@ -1060,6 +1060,10 @@ static void conn_process(conn_t *c)
       }
       int rc = conn_feed_head(c);
       if (rc == HP_MORE) {
+        /* The head goes on in the next segment, and nothing was consumed to
+         * reopen the window: without an ACK now, a sender with one segment in
+         * flight waits for lwIP's delayed-ACK tick (250 ms per head). */
+        ack_now(c->pcb);
         return;
       }
       if (rc != HP_DONE) {

@@ -673,6 +673,7 @@ static int run_protected(lua_CFunction f, void *ctx) {
   budget_exhausted = false;
   mem_failed = false;
   lua_sethook(L, budget_hook, LUA_MASKCOUNT, POSTERN_LUA_HOOK_STEP);
+  policy_pattern_mark_stack();
   lua_pushcfunction(L, msgh);
   lua_pushcfunction(L, f);
   lua_pushlightuserdata(L, ctx);

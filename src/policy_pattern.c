@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "lauxlib.h"
@@ -446,7 +447,29 @@ static const char *plain_find(matcher_t *m, const char *s, size_t ls, const char
   return NULL;
 }
 
+/* Where the current policy call began on the C stack (policy_pattern_mark_stack). */
+static uintptr_t stack_mark;
+
+/** Marks the C stack's depth where a policy call begins. */
+void policy_pattern_mark_stack(void) {
+  char here;
+  stack_mark = (uintptr_t)&here;
+}
+
+/* Raises "C stack overflow" past POSTERN_POLICY_C_STACK bytes below the mark
+ * (stacks grow down on every board). Each level of a gsub whose replacement
+ * calls gsub again costs about 900 bytes on a Cortex-M3 (the Lua buffer and
+ * the matcher's captures), and Lua's own limit of nested C calls does not
+ * know the size of a frame. */
+static void check_stack(lua_State *L) {
+  char here;
+  if (stack_mark != 0 && stack_mark - (uintptr_t)&here > POSTERN_POLICY_C_STACK) {
+    luaL_error(L, "C stack overflow (pattern functions nested too deep)");
+  }
+}
+
 static int find_or_match(lua_State *L, bool find) {
+  check_stack(L);
   size_t ls, lp;
   const char *s = luaL_checklstring(L, 1, &ls);
   const char *p = luaL_checklstring(L, 2, &lp);
@@ -509,6 +532,7 @@ typedef struct gmatch_state {
 } gmatch_state_t;
 
 static int gmatch_step(lua_State *L) {
+  check_stack(L);
   size_t ls, lp;
   const char *s = lua_tolstring(L, lua_upvalueindex(1), &ls);
   const char *p = lua_tolstring(L, lua_upvalueindex(2), &lp);
@@ -606,6 +630,7 @@ static bool add_replacement(matcher_t *m, luaL_Buffer *b, const char *s, const c
 }
 
 static int pat_gsub(lua_State *L) {
+  check_stack(L);
   size_t ls, lp;
   const char *s = luaL_checklstring(L, 1, &ls);
   const char *p = luaL_checklstring(L, 2, &lp);

@@ -15,4 +15,10 @@ typedef void (*policy_pattern_charge_fn)(lua_State *L, unsigned long steps);
  *  charge is the one meter of the process (the policy has one VM). */
 void policy_pattern_install(lua_State *L, int idx, policy_pattern_charge_fn charge);
 
+/** Marks the C stack's depth where a policy call begins: a pattern function
+ *  entered more than POSTERN_POLICY_C_STACK bytes below it (a gsub whose
+ *  replacement function calls gsub, and so on) raises "C stack overflow"
+ *  instead of overrunning a board's small stack. */
+void policy_pattern_mark_stack(void);
+
 #endif /* POSTERN_POLICY_PATTERN_H */

@@ -191,6 +191,13 @@
 #define POSTERN_PATTERN_DEPTH 64
 #endif
 
+/** Bytes of C stack a policy call may take below its start before a pattern
+ *  function refuses to go deeper ("C stack overflow", fails closed). A
+ *  board with a small stack lowers it (mps2-an385: 8 KiB stack). */
+#ifndef POSTERN_POLICY_C_STACK
+#define POSTERN_POLICY_C_STACK (16u * 1024u)
+#endif
+
 /** Settings given with --set / SET=, seen by Lua as config.NAME. */
 #ifndef POSTERN_MAX_SETTINGS
 #define POSTERN_MAX_SETTINGS 16

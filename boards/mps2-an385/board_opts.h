@@ -43,6 +43,11 @@
 #define POSTERN_TLS_HEAP_SIZE (32u * 1024u)
 #endif
 
+/* A policy call starts about 2.2 KiB into the 8 KiB main stack; nested pattern functions stop 3 KiB below it. */
+#ifndef POSTERN_POLICY_C_STACK
+#define POSTERN_POLICY_C_STACK (3u * 1024u)
+#endif
+
 /* lwIP asserts print through the console logger and stop the device (no stdio on the board). */
 void board_assert_failed(const char *msg, const char *file, int line);
 #define LWIP_PLATFORM_ASSERT(msg) board_assert_failed((msg), __FILE__, __LINE__)

@@ -478,6 +478,10 @@ static const char pattern_lua[] =
     "    return (('a'):rep(250)):find('a-b') == nil\n"
     "  elseif req.path == '/loop' then\n"
     "    while true do end\n"
+    "  elseif req.path == '/nest' then\n"
+    "    local depth = 0\n"
+    "    local function again(x) depth = depth + 1; return (x .. 'x'):gsub('x', again) end\n"
+    "    again('')\n"
     "  end\n"
     "  return false\n"
     "end\n";
@@ -532,6 +536,13 @@ static void test_pattern_budget(void) {
       fprintf(stderr, "%s: %s", runaways[i].path, g_log);
     }
   }
+  /* A gsub whose replacement calls gsub again stops at the C stack bound,
+   * long before the board's stack would be overrun. */
+  log_clear();
+  policy_decision_t nest = get_fw("/nest", NULL, "");
+  CHECK_EQ(nest.status, 500);
+  CHECK(nest.policy_error);
+  CHECK(log_has("C stack overflow (pattern functions nested too deep)"));
   /* A trim of 1.9 KB of text, spaces around it, fits in the budget. */
   spaces[1] = 'x';
   memset(spaces + 2, 'y', 1898);
