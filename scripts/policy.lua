@@ -1,4 +1,4 @@
--- policy.lua: postern's default policy (PRODUCT.md section 5).
+-- policy.lua: postern's default policy.
 --
 -- Every route needs "Authorization: Bearer <config.token>" (set it with
 -- --set token=...), except GET /_status, which stays open. Without a token

@@ -2,7 +2,7 @@
 # size-report.sh: flash and RAM of an mps2-an385 image by section and by component, from its linker map, against the budgets.
 #
 # usage: scripts/size-report.sh ELF MAP
-#   Budgets (PRODUCT.md section 10): flash (text + rodata + data) <= 192 KiB
+#   Budgets (the product's figures to reach): flash (text + rodata + data) <= 192 KiB
 #   without TLS, <= 320 KiB with; RAM (data + bss + stack; the firmware has no
 #   heap, its pools and arenas are static) <= 128 KiB.
 set -eu
@@ -84,7 +84,7 @@ END {
   printf "  (the map counts string constants before the linker merges duplicates;\n"
   printf "   the budget lines below use the image itself)\n"
   budget = tls > 0 ? 320 : 192
-  printf "\n== budgets (PRODUCT.md section 10)\n"
+  printf "\n== budgets\n"
   printf "  flash (text + rodata + data)  %7.1f KiB of %d KiB (%s TLS)  %s\n", flash / 1024, budget, (tls > 0 ? "with" : "without"), (flash <= budget * 1024 ? "OK" : "OVER")
   printf "  RAM (data + bss + %d stack)    %7.1f KiB of 128 KiB  %s\n", stack, ram / 1024, (ram <= 131072 ? "OK" : "OVER")
 }' "$map"

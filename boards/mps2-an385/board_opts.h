@@ -3,7 +3,7 @@
 #define POSTERN_BOARD_OPTS_H
 
 /*
- * RAM budget (PRODUCT.md section 10: 128 KiB for static data and heaps, with
+ * RAM budget (128 KiB for static data and heaps, with
  * 1 TLS and 3 plain connections). Measured under QEMU, 2026-11-22:
  *   TLS heap                       32 KiB  (1 session; peak 24,624 B for a TLS 1.3 or 1.2 handshake and a
  *                                           1 MiB upload, 24,800 B with P-256 or a HelloRetryRequest,

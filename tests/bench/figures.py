@@ -1,4 +1,4 @@
-"""figures.py: `make bench`: postern's figures against the budgets of PRODUCT.md section 10.
+"""figures.py: `make bench`: postern's figures against their budgets.
 
 Prints one table and writes the same figures to build/bench/figures.json (and a
 Markdown copy, build/bench/figures.md, for the README). Deterministic where it
@@ -261,9 +261,9 @@ def throughput():
         note)
     row("upload path (host)", "put_https_mib_s", "the same over HTTPS", round(mib / s, 1), "MiB/s", None, note)
     row("upload path (host)", "put_http_ratio", "HTTP upload / discard", round(d / u, 2), "ratio", 0.90,
-        "PRODUCT.md sets it for the board; measured on the host", at_least=True)
+        "the budget is the board's; measured on the host", at_least=True)
     row("upload path (host)", "put_https_ratio", "HTTPS upload / discard", round(d / s, 2), "ratio", None,
-        "no budget in PRODUCT.md")
+        "no budget")
     row("upload path (host)", "put_fresh_no_expect_ratio", "fresh 2 MiB PUT: no Expect / Expect time",
         round(fresh / fresh_expect, 2), "ratio", 1.5, "%.0f ms / %.0f ms, a new connection each, median of %d"
         % (fresh * 1000, fresh_expect * 1000, FRESH_RUNS))
