@@ -7,11 +7,23 @@
  * plaintext through the usual altcp calls.
  *
  * Receiving: ciphertext pbufs queue in s->rx, and the window stays closed for
- *   them. mbedTLS pulls them through tls_bio_recv() (s->taken counts what it
+ *   them. The queue holds at most POSTERN_TLS_RX_PBUFS pool pbufs whatever
+ *   the segmentation: small segments are copied together into a pbuf of the
+ *   layer's own, and beyond the bound a segment is refused (lwIP keeps it).
+ *   mbedTLS pulls them through tls_bio_recv() (s->taken counts what it
  *   took); they are acknowledged with altcp_recved() on the inner pcb only
  *   while the application holds less than POSTERN_TLS_RX_HELD_MAX plaintext
  *   bytes it has not consumed (altcp_recved() on the outer pcb), so a slow
  *   consumer closes the window within one record.
+ * Plaintext: records are decrypted into one staged pool pbuf (s->plain) until
+ *   it is full or nothing more is there, then handed up; the layer keeps a
+ *   reference to each pbuf handed up (s->up) to see when the application lets
+ *   go of it, and stages no more while POSTERN_TLS_PLAIN_PBUFS are out. So
+ *   one-byte records cost one pool pbuf, not one each.
+ * Sessions: a new connection takes a free session, else the session of the
+ *   oldest handshake older than POSTERN_TLS_HANDSHAKE_GRACE_MS, else an idle
+ *   one the application gives up (tls_set_reclaim); else it waits
+ *   (POSTERN_TLS_ACCEPT_WAIT_S, first come, first served) or is closed.
  * Sending: altcp_write() on the outer pcb encrypts at once (records of at most
  *   MBEDTLS_SSL_OUT_CONTENT_LEN) and tls_bio_send() queues the ciphertext on
  *   the inner pcb; when lwIP has no room the record waits in mbedTLS's output
@@ -59,6 +71,9 @@
 
 /** Poll interval on the inner pcb while the application has none: 1 s. */
 #define TLS_POLL_TICKS 2
+/** Milliseconds a partial plaintext pbuf waits for more records while the
+ *  application still holds plaintext (checked when bytes arrive and at each poll). */
+#define TLS_PLAIN_QUIET_MS 200
 /** Seconds a closing connection may take to flush before it is aborted. */
 #define TLS_CLOSE_TIMEOUT_S 5
 
@@ -69,17 +84,30 @@ typedef enum tls_phase {
   TLS_CLOSING,   /* the application let go: flushing, close_notify, then close */
 } tls_phase_t;
 
+/* Received bytes waiting to be taken, in at most POSTERN_TLS_RX_PBUFS pool
+ * pbufs whatever the segmentation: a small segment is copied into the spare
+ * room of a pbuf the layer allocated itself (own, always the last of the
+ * chain, its room ending at own_end) and freed at once. */
+typedef struct tls_rxq {
+  struct pbuf *head;
+  struct pbuf *own;
+  uint8_t *own_end;
+} tls_rxq_t;
+
 typedef struct tls_session {
   tls_phase_t phase;
   struct altcp_pcb *outer, *inner;
   mbedtls_ssl_context ssl;
-  struct pbuf *rx;       /* ciphertext not yet taken by mbedTLS */
-  struct pbuf *refused;  /* plaintext the application refused, delivered again */
+  tls_rxq_t rx;          /* ciphertext not yet taken by mbedTLS */
+  struct pbuf *plain;    /* plaintext staged for the application, or refused by it (one pool pbuf) */
+  struct pbuf *up[POSTERN_TLS_PLAIN_PBUFS]; /* pbufs handed up that the application may still hold */
+  uint32_t plain_ms;     /* when plain last grew */
   uint32_t taken;        /* ciphertext taken by mbedTLS, not yet acknowledged */
   uint32_t held;         /* plaintext delivered, not yet consumed by the application */
   uint32_t since_ms;     /* start of the handshake or of the close */
   uint8_t depth;         /* inner callbacks running for this session */
   bool rx_eof;           /* the peer's FIN arrived */
+  bool eof_seen;         /* close_notify or the FIN was read: the end follows the staged bytes */
   bool eof_delivered;    /* the application got its NULL pbuf */
   bool out_pending;      /* a record waits in mbedTLS's output buffer */
   bool notify_sent;      /* close_notify queued */
@@ -99,7 +127,7 @@ typedef struct tls_session {
 typedef struct tls_waiting {
   struct altcp_pcb *inner;    /* NULL: the slot is free */
   struct altcp_pcb *listener; /* whose accept callback the session will call */
-  struct pbuf *rx;            /* the client's first bytes, not yet acknowledged */
+  tls_rxq_t rx;               /* the client's first bytes, not yet acknowledged */
   uint32_t since_ms;
   bool eof;
 } tls_waiting_t;
@@ -199,6 +227,100 @@ static void tls_inner_detach(struct altcp_pcb *inner)
   altcp_poll(inner, NULL, 0);
 }
 
+/* ---- Bounded receive queues ------------------------------------------------ */
+
+/* Segments up to this size are copied into an own pbuf; larger ones are chained as they are. */
+#define TLS_RXQ_COPY_MAX (TCP_MSS / 2)
+
+_Static_assert(TCP_MSS <= PBUF_POOL_BUFSIZE, "an own pbuf of TCP_MSS bytes must be one pool pbuf");
+
+static u16_t tls_rxq_len(const tls_rxq_t *q)
+{
+  return q->head != NULL ? q->head->tot_len : 0;
+}
+
+static void tls_rxq_free(tls_rxq_t *q)
+{
+  if (q->head != NULL) {
+    pbuf_free(q->head);
+  }
+  memset(q, 0, sizeof *q);
+}
+
+/* Bytes the own pbuf still takes (a consumed front moves its payload, not its end). */
+static size_t tls_rxq_room(const tls_rxq_t *q)
+{
+  if (q->own == NULL) {
+    return 0;
+  }
+  return (size_t)(q->own_end - ((uint8_t *)q->own->payload + q->own->len));
+}
+
+/* Copies n bytes of p from off into the own pbuf's room. */
+static void tls_rxq_copy(tls_rxq_t *q, const struct pbuf *p, u16_t off, u16_t n)
+{
+  pbuf_copy_partial(p, (uint8_t *)q->own->payload + q->own->len, n, off);
+  q->own->len = (u16_t)(q->own->len + n);
+  for (struct pbuf *r = q->head; r != NULL; r = r->next) {
+    r->tot_len = (u16_t)(r->tot_len + n);
+  }
+}
+
+/*
+ * Queues p, or returns false and leaves p alone when the queue already holds
+ * POSTERN_TLS_RX_PBUFS pool pbufs it cannot fit p into: the caller refuses it
+ * and lwIP offers it again later (dropping further segments meanwhile). An
+ * empty queue takes anything, so a refusal always waits on something to drain.
+ */
+static bool tls_rxq_put(tls_rxq_t *q, struct pbuf *p)
+{
+  u16_t n = p->tot_len;
+  if (q->head == NULL && p->next == NULL) {
+    q->head = p; /* the common case, no copy */
+    q->own = NULL;
+    return true;
+  }
+  int used = q->head != NULL ? pbuf_clen(q->head) : 0;
+  size_t room = tls_rxq_room(q);
+  if (n <= room) {
+    tls_rxq_copy(q, p, 0, n);
+    pbuf_free(p);
+    return true;
+  }
+  if (q->head != NULL && p->next == NULL && n > TLS_RXQ_COPY_MAX && used < POSTERN_TLS_RX_PBUFS) {
+    pbuf_cat(q->head, p); /* a large segment: chained, and it ends the own pbuf's turn */
+    q->own = NULL;
+    return true;
+  }
+  if (used < POSTERN_TLS_RX_PBUFS && n <= room + TCP_MSS) {
+    struct pbuf *o = pbuf_alloc(PBUF_RAW, TCP_MSS, PBUF_POOL);
+    if (o != NULL) {
+      u16_t first = (u16_t)room;
+      if (first > 0) {
+        tls_rxq_copy(q, p, 0, first);
+      }
+      uint8_t *end = (uint8_t *)o->payload + o->len;
+      o->len = o->tot_len = 0;
+      if (q->head == NULL) {
+        q->head = o;
+      } else {
+        pbuf_cat(q->head, o);
+      }
+      q->own = o;
+      q->own_end = end;
+      tls_rxq_copy(q, p, first, (u16_t)(n - first));
+      pbuf_free(p);
+      return true;
+    }
+  }
+  if (q->head == NULL) {
+    q->head = p; /* a chain lwIP built from out-of-order segments, with the pool too short to copy it */
+    q->own = NULL;
+    return true;
+  }
+  return false;
+}
+
 /* Gives back everything of a session but the pcbs. */
 static void tls_session_release(tls_session_t *s)
 {
@@ -206,11 +328,14 @@ static void tls_session_release(tls_session_t *s)
     return;
   }
   mbedtls_ssl_free(&s->ssl);
-  if (s->rx != NULL) {
-    pbuf_free(s->rx);
+  tls_rxq_free(&s->rx);
+  if (s->plain != NULL) {
+    pbuf_free(s->plain);
   }
-  if (s->refused != NULL) {
-    pbuf_free(s->refused);
+  for (int i = 0; i < POSTERN_TLS_PLAIN_PBUFS; i++) {
+    if (s->up[i] != NULL) {
+      pbuf_free(s->up[i]); /* the layer's reference; the application may keep its own */
+    }
   }
   memset(s, 0, sizeof *s); /* phase = TLS_FREE */
   tls_active--;
@@ -257,12 +382,9 @@ static void tls_kill(tls_session_t *s)
  * reset and destroy the alert or response in flight) and drops it. */
 static void tls_drain(tls_session_t *s)
 {
-  uint32_t n = s->taken + (s->rx != NULL ? s->rx->tot_len : 0);
+  uint32_t n = s->taken + tls_rxq_len(&s->rx);
   s->taken = 0;
-  if (s->rx != NULL) {
-    pbuf_free(s->rx);
-    s->rx = NULL;
-  }
+  tls_rxq_free(&s->rx);
   tls_ack(s, n);
 }
 
@@ -370,15 +492,18 @@ static int tls_bio_send(void *ctx, const unsigned char *buf, size_t len)
 static int tls_bio_recv(void *ctx, unsigned char *buf, size_t len)
 {
   tls_session_t *s = ctx;
-  if (s->rx == NULL) {
+  if (s->rx.head == NULL) {
     return s->rx_eof ? 0 : MBEDTLS_ERR_SSL_WANT_READ;
   }
-  u16_t n = s->rx->tot_len;
+  u16_t n = s->rx.head->tot_len;
   if (len < n) {
     n = (u16_t)len;
   }
-  n = pbuf_copy_partial(s->rx, buf, n, 0);
-  s->rx = pbuf_free_header(s->rx, n);
+  n = pbuf_copy_partial(s->rx.head, buf, n, 0);
+  s->rx.head = pbuf_free_header(s->rx.head, n);
+  if (s->rx.head == NULL) {
+    s->rx.own = NULL; /* it was the last pbuf: freed with the rest */
+  }
   s->taken += n;
   return (int)n;
 }
@@ -491,29 +616,90 @@ static bool tls_key_update_answer(tls_session_t *s)
 
 /* ---- Delivering plaintext ------------------------------------------------- */
 
-/* Hands one pbuf (or NULL for the end) to the application; false when it is gone. */
-static bool tls_deliver(tls_session_t *s, struct pbuf *p)
+/* Forgets the pbufs handed up that the application has let go of (only the
+ * layer's reference is left); returns how many it still holds. */
+static unsigned tls_up_sweep(tls_session_t *s)
+{
+  unsigned held = 0;
+  for (int i = 0; i < POSTERN_TLS_PLAIN_PBUFS; i++) {
+    struct pbuf *p = s->up[i];
+    if (p != NULL && p->ref == 1) {
+      s->up[i] = NULL;
+      pbuf_free(p); /* also the rest of a chain the application freed from its front */
+    } else if (p != NULL) {
+      held++;
+    }
+  }
+  return held;
+}
+
+/* Whether the staged plaintext goes up now; drained: nothing more can be
+ * decrypted at the moment. Records that arrive together share one pbuf, and
+ * while the application still holds plaintext a partial pbuf waits a little
+ * for more, so one-byte records cost one pool pbuf, not one each. */
+static bool tls_plain_due(tls_session_t *s, bool drained)
+{
+  u16_t staged = s->plain->len;
+  if (staged >= TCP_MSS || s->held + staged >= POSTERN_TLS_RX_HELD_MAX || s->eof_seen) {
+    return true; /* full, or as much as the application may hold: it must decide */
+  }
+  if (!drained) {
+    return false;
+  }
+  return tls_up_sweep(s) == 0 || sys_now() - s->plain_ms >= TLS_PLAIN_QUIET_MS;
+}
+
+/* Hands the staged pbuf up, keeping a reference to see when the application
+ * lets go of it; false when the application is gone or refused it (then it
+ * is staged again and offered later, as TCP offers refused data again). */
+static bool tls_hand_up(tls_session_t *s)
 {
   struct altcp_pcb *outer = s->outer;
+  struct pbuf *p = s->plain;
+  s->plain = NULL;
   if (outer->recv == NULL) {
-    if (p != NULL) {
-      s->held -= p->tot_len;
-      pbuf_free(p);
-    }
+    pbuf_free(p);
     return true;
   }
+  int slot = -1;
+  for (int i = 0; i < POSTERN_TLS_PLAIN_PBUFS && slot < 0; i++) {
+    if (s->up[i] == NULL) {
+      slot = i;
+    }
+  }
+  if (slot >= 0) { /* always: a pbuf is staged only while a slot is free */
+    pbuf_ref(p);
+    s->up[slot] = p;
+  }
+  u16_t n = p->tot_len;
+  s->held += n;
   err_t err = outer->recv(outer->arg, outer, p, ERR_OK);
   if (s->doomed || s->phase != TLS_OPEN) {
     return false;
   }
-  if (err != ERR_OK && p != NULL) {
-    s->refused = p; /* kept, as TCP keeps refused data, and offered again later */
+  if (err != ERR_OK) {
+    s->held -= n;
+    if (slot >= 0) {
+      s->up[slot] = NULL;
+      pbuf_free(p); /* back to the layer's one reference */
+    }
+    s->plain = p;
     return false;
   }
   return true;
 }
 
-/* Decrypts and delivers while the application has room; then opens the window. */
+/* Tells the application the stream ended; false when it is gone. */
+static bool tls_deliver_eof(tls_session_t *s)
+{
+  struct altcp_pcb *outer = s->outer;
+  if (outer->recv != NULL) {
+    outer->recv(outer->arg, outer, NULL, ERR_OK);
+  }
+  return !s->doomed && s->phase == TLS_OPEN;
+}
+
+/* Decrypts and hands up while the application has room; then opens the window. */
 static void tls_pump(tls_session_t *s)
 {
   if (s->phase == TLS_HANDSHAKE) {
@@ -537,41 +723,51 @@ static void tls_pump(tls_session_t *s)
     }
     altcp_output(s->inner);
   }
-  while (!s->eof_delivered && s->held < POSTERN_TLS_RX_HELD_MAX) {
-    if (s->refused != NULL) {
-      struct pbuf *p = s->refused;
-      s->refused = NULL;
-      if (!tls_deliver(s, p)) {
+  bool drained = false;
+  while (!s->eof_delivered) {
+    u16_t staged = s->plain != NULL ? s->plain->len : 0;
+    if (staged > 0 && tls_plain_due(s, drained)) {
+      if (!tls_hand_up(s)) {
         return;
       }
       continue;
     }
-    struct pbuf *p = pbuf_alloc(PBUF_RAW, TCP_MSS, PBUF_POOL);
-    if (p == NULL) {
-      break; /* the poll callback tries again */
+    if (s->eof_seen) { /* every byte before the end is up: now the end */
+      s->eof_delivered = true;
+      if (!tls_deliver_eof(s)) {
+        return;
+      }
+      break;
     }
-    int rc = mbedtls_ssl_read(&s->ssl, p->payload, p->len);
+    if (drained || s->held + staged >= POSTERN_TLS_RX_HELD_MAX) {
+      break;
+    }
+    if (s->plain == NULL) {
+      if (tls_up_sweep(s) >= POSTERN_TLS_PLAIN_PBUFS) {
+        break; /* the application holds its share: it consumes first, and the window stays shut */
+      }
+      s->plain = pbuf_alloc(PBUF_RAW, TCP_MSS, PBUF_POOL);
+      if (s->plain == NULL) {
+        break; /* the poll callback tries again */
+      }
+      s->plain->len = s->plain->tot_len = 0;
+    }
+    int rc = mbedtls_ssl_read(&s->ssl, (uint8_t *)s->plain->payload + staged, (size_t)(TCP_MSS - staged));
     if (rc > 0) {
-      pbuf_realloc(p, (u16_t)rc);
-      s->held += (uint32_t)rc;
-      if (!tls_deliver(s, p)) {
-        return;
-      }
+      s->plain->len = s->plain->tot_len = (u16_t)(staged + rc);
+      s->plain_ms = sys_now();
       continue;
     }
-    pbuf_free(p);
     if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE) {
-      if (!s->rx_eof || s->rx != NULL) {
-        break;
+      if (!s->rx_eof || s->rx.head != NULL) {
+        drained = true;
+        continue;
       }
       rc = 0; /* FIN without close_notify: the end all the same */
     }
     if (rc == 0 || rc == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || rc == MBEDTLS_ERR_SSL_CONN_EOF) {
-      s->eof_delivered = true;
-      if (!tls_deliver(s, NULL)) {
-        return;
-      }
-      break;
+      s->eof_seen = true;
+      continue;
     }
     /* mbedTLS 3.6 refuses a KeyUpdate like any message it does not know;
      * tls_post_handshake() applies it and the connection goes on. */
@@ -591,6 +787,10 @@ static void tls_pump(tls_session_t *s)
              (unsigned)-rc);
     tls_fail_open(s, ERR_ABRT);
     return;
+  }
+  if (s->plain != NULL && s->plain->len == 0) {
+    pbuf_free(s->plain); /* an idle connection holds no pool pbuf */
+    s->plain = NULL;
   }
   if (s->held < POSTERN_TLS_RX_HELD_MAX) {
     uint32_t taken = s->taken;
@@ -633,7 +833,7 @@ static err_t tls_inner_recv(void *arg, struct altcp_pcb *inner, struct pbuf *p, 
       pbuf_free(p);
     }
     s->rx_eof = true;
-    if (s->phase == TLS_HANDSHAKE && s->rx == NULL) {
+    if (s->phase == TLS_HANDSHAKE && s->rx.head == NULL) {
       char ip[IPADDR_STRLEN_MAX];
       tls_log_peer(s, ip, sizeof ip);
       log_line("tls: handshake with %s failed: %s", ip, tls_reason(MBEDTLS_ERR_SSL_CONN_EOF));
@@ -645,10 +845,21 @@ static err_t tls_inner_recv(void *arg, struct altcp_pcb *inner, struct pbuf *p, 
   } else if (s->phase == TLS_CLOSING) {
     altcp_recved(inner, p->tot_len); /* nobody reads any more */
     pbuf_free(p);
-  } else if (s->rx == NULL) {
-    s->rx = p;
-  } else {
-    pbuf_cat(s->rx, p);
+  } else if (!tls_rxq_put(&s->rx, p)) {
+    tls_pump(s); /* mbedTLS may take some of what waits */
+    if (s->doomed || s->phase == TLS_CLOSING) {
+      if (s->inner != NULL) {
+        altcp_recved(inner, p->tot_len);
+      }
+      pbuf_free(p);
+      return tls_leave(s);
+    }
+    if (!tls_rxq_put(&s->rx, p)) {
+      /* Full: lwIP keeps p and offers it again (every 250 ms, and with each
+       * segment, which it drops meanwhile), so the peer waits as for a shut window. */
+      err_t left = tls_leave(s);
+      return left == ERR_ABRT ? ERR_ABRT : ERR_MEM;
+    }
   }
   tls_pump(s);
   return tls_leave(s);
@@ -786,34 +997,133 @@ static err_t tls_start_session(struct altcp_pcb *listener, struct altcp_pcb *inn
   return ERR_OK;
 }
 
+/* The application's hook that closes an idle TLS connection for a new one (tls_set_reclaim). */
+static bool (*tls_reclaim)(void);
+
+/** Sets the hook a connection beyond the session limit calls before it is refused. */
+void tls_set_reclaim(bool (*reclaim)(void))
+{
+  tls_reclaim = reclaim;
+}
+
+/** True when pcb is a connection of this TLS layer. */
+bool tls_owns(const struct altcp_pcb *pcb)
+{
+  return pcb != NULL && pcb->fns == &tls_functions;
+}
+
+/*
+ * Frees the session of the oldest handshake (or close) that has lasted
+ * POSTERN_TLS_HANDSHAKE_GRACE_MS, for a new connection; false when there is
+ * none. A client that opens connections and never finishes their handshakes
+ * would otherwise keep every session for POSTERN_TLS_HANDSHAKE_TIMEOUT_S at a
+ * time; a real handshake is over well within the grace, so it never yields.
+ * Established sessions are the application's (tls_set_reclaim).
+ */
+static bool tls_yield_stale(void)
+{
+  tls_session_t *victim = NULL;
+  uint32_t now = sys_now(), oldest = 0;
+  for (int i = 0; i < POSTERN_MAX_TLS_CONNS; i++) {
+    tls_session_t *s = &tls_sessions[i];
+    uint32_t age = now - s->since_ms;
+    /* depth 0: no callback of its own runs, so its session is free when this returns */
+    if ((s->phase == TLS_HANDSHAKE || s->phase == TLS_CLOSING) && s->depth == 0 && !s->doomed &&
+        age >= POSTERN_TLS_HANDSHAKE_GRACE_MS && (victim == NULL || age > oldest)) {
+      victim = s;
+      oldest = age;
+    }
+  }
+  if (victim == NULL) {
+    return false;
+  }
+  char ip[IPADDR_STRLEN_MAX];
+  tls_log_peer(victim, ip, sizeof ip);
+  if (victim->phase == TLS_HANDSHAKE) {
+    log_line("tls: handshake with %s unfinished after %u ms: closed, its session goes to a new connection", ip,
+             (unsigned)oldest);
+    tls_failures++;
+    victim->phase = TLS_CLOSING;
+    tls_close_inner(victim);
+  } else {
+    log_line("tls: connection with %s still closing after %u ms: reset, its session goes to a new connection", ip,
+             (unsigned)oldest);
+    tls_kill(victim);
+  }
+  return true;
+}
+
+/* A session for a new TCP connection: a free one, a stale handshake's, or an
+ * idle one the application gives up. Returns what tls_start_session() does. */
+static err_t tls_acquire(struct altcp_pcb *listener, struct altcp_pcb *inner)
+{
+  err_t err = tls_start_session(listener, inner);
+  if (err == ERR_MEM && tls_yield_stale()) {
+    err = tls_start_session(listener, inner);
+  }
+  if (err == ERR_MEM && tls_reclaim != NULL && tls_reclaim()) {
+    /* An idle session closed for this client: its close_notify and FIN went
+     * out at once and gave the session back, unless lwIP had no room to send. */
+    err = tls_start_session(listener, inner);
+  }
+  return err;
+}
+
 #if POSTERN_TLS_ACCEPT_WAIT_S > 0
+/** Poll interval of a waiting connection: 500 ms, so a freed session is taken soon. */
+#define TLS_WAIT_POLL_TICKS 1
+
 /* Forgets a waiting connection: its callbacks, its queued bytes and its slot. */
 static void tls_wait_forget(tls_waiting_t *w)
 {
   if (w->inner != NULL) {
     tls_inner_detach(w->inner);
-    if (w->rx != NULL) {
-      altcp_recved(w->inner, w->rx->tot_len); /* so that a close is a FIN, not a reset */
+    if (w->rx.head != NULL) {
+      altcp_recved(w->inner, w->rx.head->tot_len); /* so that a close is a FIN, not a reset */
     }
   }
-  if (w->rx != NULL) {
-    pbuf_free(w->rx);
-  }
+  tls_rxq_free(&w->rx);
   memset(w, 0, sizeof *w);
 }
 
-/* Hands a waiting connection to a free session with the bytes it queued; ERR_MEM while none is free. */
+/* True when no connection has waited longer than w: sessions go first come, first served,
+ * so a client that reconnects in a loop cannot take every session that frees up. */
+static bool tls_wait_first(const tls_waiting_t *w)
+{
+  for (int i = 0; i < POSTERN_TLS_WAITING_MAX; i++) {
+    const tls_waiting_t *o = &tls_waiting[i];
+    if (o != w && o->inner != NULL && (int32_t)(o->since_ms - w->since_ms) < 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
+static bool tls_wait_any(void)
+{
+  for (int i = 0; i < POSTERN_TLS_WAITING_MAX; i++) {
+    if (tls_waiting[i].inner != NULL) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/* Hands a waiting connection to a session with the bytes it queued; ERR_MEM while none is to be had. */
 static err_t tls_wait_adopt(tls_waiting_t *w)
 {
   struct altcp_pcb *inner = w->inner, *listener = w->listener;
-  struct pbuf *rx = w->rx;
+  if (!tls_wait_first(w)) {
+    return ERR_MEM;
+  }
+  struct pbuf *rx = w->rx.head;
   bool eof = w->eof;
   tls_inner_detach(inner);
-  err_t err = tls_start_session(listener, inner);
+  err_t err = tls_acquire(listener, inner);
   if (err == ERR_MEM) {
     return ERR_MEM; /* the caller restores the waiting callbacks */
   }
-  w->rx = NULL;
+  memset(&w->rx, 0, sizeof w->rx);
   w->inner = NULL;
   tls_wait_forget(w);
   if (err != ERR_OK) {
@@ -824,7 +1134,7 @@ static err_t tls_wait_adopt(tls_waiting_t *w)
   }
   struct altcp_pcb *outer = inner->arg;
   if (rx != NULL) {
-    err = tls_inner_recv(outer, inner, rx, ERR_OK);
+    err = tls_inner_recv(outer, inner, rx, ERR_OK); /* an empty queue takes it whole */
     if (err == ERR_ABRT) {
       return ERR_ABRT;
     }
@@ -844,7 +1154,7 @@ static void tls_wait_attach(tls_waiting_t *w)
   altcp_arg(w->inner, w);
   altcp_recv(w->inner, tls_wait_recv);
   altcp_err(w->inner, tls_wait_err);
-  altcp_poll(w->inner, tls_wait_poll, TLS_POLL_TICKS);
+  altcp_poll(w->inner, tls_wait_poll, TLS_WAIT_POLL_TICKS);
 }
 
 /* Tries to hand the connection to a session; keeps it waiting when none is free. */
@@ -867,12 +1177,16 @@ static err_t tls_wait_recv(void *arg, struct altcp_pcb *inner, struct pbuf *p, e
       pbuf_free(p);
     }
     w->eof = true;
-  } else if (w->rx == NULL) {
-    w->rx = p;
-  } else {
-    pbuf_cat(w->rx, p);
+  } else if (!tls_rxq_put(&w->rx, p)) {
+    /* Its queue is full: lwIP keeps p, and offers it again to the session if one takes the connection. */
+    err = tls_wait_try(w);
+    if (err == ERR_ABRT) {
+      pbuf_free(p);
+      return ERR_ABRT;
+    }
+    return ERR_MEM;
   }
-  if (w->eof && w->rx == NULL) {
+  if (w->eof && w->rx.head == NULL) {
     struct altcp_pcb *gone = w->inner;
     tls_wait_forget(w); /* the client gave up before saying anything */
     if (altcp_close(gone) != ERR_OK) {
@@ -922,21 +1236,6 @@ static bool tls_wait_park(struct altcp_pcb *listener, struct altcp_pcb *inner)
 }
 #endif /* POSTERN_TLS_ACCEPT_WAIT_S */
 
-/* The application's hook that closes an idle TLS connection for a new one (tls_set_reclaim). */
-static bool (*tls_reclaim)(void);
-
-/** Sets the hook a connection beyond the session limit calls before it is refused. */
-void tls_set_reclaim(bool (*reclaim)(void))
-{
-  tls_reclaim = reclaim;
-}
-
-/** True when pcb is a connection of this TLS layer. */
-bool tls_owns(const struct altcp_pcb *pcb)
-{
-  return pcb != NULL && pcb->fns == &tls_functions;
-}
-
 /* A TCP connection arrived on the listener: a session, a wait for one, or a close when all are busy. */
 static err_t tls_inner_accept(void *arg, struct altcp_pcb *inner, err_t err)
 {
@@ -944,12 +1243,12 @@ static err_t tls_inner_accept(void *arg, struct altcp_pcb *inner, err_t err)
   if (err != ERR_OK || inner == NULL || listener == NULL || listener->accept == NULL) {
     return ERR_VAL;
   }
-  err = tls_start_session(listener, inner);
-  if (err == ERR_MEM && tls_reclaim != NULL && tls_reclaim()) {
-    /* An idle session closed for this client: its close_notify and FIN went
-     * out at once and gave the session back, unless lwIP had no room to send. */
-    err = tls_start_session(listener, inner);
+#if POSTERN_TLS_ACCEPT_WAIT_S > 0
+  if (tls_wait_any()) { /* others wait already: this one queues behind them */
+    return tls_wait_park(listener, inner) ? ERR_OK : tls_refuse(inner);
   }
+#endif /* POSTERN_TLS_ACCEPT_WAIT_S */
+  err = tls_acquire(listener, inner);
   if (err != ERR_MEM) {
     return err == ERR_ABRT ? ERR_ABRT : ERR_OK;
   }
@@ -984,6 +1283,7 @@ static void tls_recved(struct altcp_pcb *conn, u16_t len)
     return;
   }
   s->held = len < s->held ? s->held - len : 0;
+  tls_up_sweep(s); /* the pool pbufs it let go of go back now */
   /* No delivery from here (the application may be in the middle of its own
    * work): the callback that is running pumps when it returns, else the poll. */
 }

@@ -157,6 +157,33 @@
 #define POSTERN_TLS_HANDSHAKE_TIMEOUT_S 10
 #endif
 
+/** Milliseconds after which a TLS handshake (or a close still flushing) gives
+ *  its session to a new TLS connection when every session is taken: the
+ *  oldest such one is closed. A real client finishes its handshake well
+ *  within it (tens of ms on the host, a few hundred under QEMU); a client
+ *  that opens handshakes and stalls them holds a session this long, not
+ *  POSTERN_TLS_HANDSHAKE_TIMEOUT_S. Established sessions never yield to a
+ *  handshake: only idle ones, through the application (tls_set_reclaim). */
+#ifndef POSTERN_TLS_HANDSHAKE_GRACE_MS
+#define POSTERN_TLS_HANDSHAKE_GRACE_MS 2000
+#endif
+
+/** Pool pbufs of ciphertext a TLS connection queues for mbedTLS at most:
+ *  small segments are copied together into one, and beyond the bound a
+ *  segment is refused (lwIP keeps it and drops what follows until it is
+ *  taken), so the segmentation a client picks cannot empty the pool. */
+#ifndef POSTERN_TLS_RX_PBUFS
+#define POSTERN_TLS_RX_PBUFS 2
+#endif
+
+/** Pool pbufs of plaintext per TLS connection at most, staged in the TLS
+ *  layer or handed to the application and not yet let go of: records are
+ *  decrypted into one pbuf until it is full or no more is there, so one-byte
+ *  records cost one pbuf, not one each. */
+#ifndef POSTERN_TLS_PLAIN_PBUFS
+#define POSTERN_TLS_PLAIN_PBUFS 3
+#endif
+
 /** Plaintext bytes the application may hold unconsumed before the TLS layer
  *  stops decrypting and stops opening the TCP window: one request head, which
  *  the HTTP layer must see whole before it consumes any of it. */
@@ -221,6 +248,12 @@
 #endif
 #if POSTERN_TLS && (POSTERN_MAX_TLS_CONNS < 1 || POSTERN_MAX_TLS_CONNS >= POSTERN_MAX_CONNS)
 #error "POSTERN_MAX_TLS_CONNS must lie between 1 and POSTERN_MAX_CONNS - 1, so plain connections keep a slot"
+#endif
+#if POSTERN_TLS && POSTERN_TLS_HANDSHAKE_GRACE_MS >= POSTERN_TLS_HANDSHAKE_TIMEOUT_S * 1000
+#error "POSTERN_TLS_HANDSHAKE_GRACE_MS must be shorter than POSTERN_TLS_HANDSHAKE_TIMEOUT_S"
+#endif
+#if POSTERN_TLS && (POSTERN_TLS_RX_PBUFS < 1 || POSTERN_TLS_PLAIN_PBUFS < 2)
+#error "a TLS connection needs at least 1 ciphertext and 2 plaintext pool pbufs"
 #endif
 #if POSTERN_TLS_RX_HELD_MAX < POSTERN_HEAD_MAX
 #error "POSTERN_TLS_RX_HELD_MAX must hold a whole request head"

@@ -10,4 +10,12 @@
  * plain connections keep the other two slots. */
 #define POSTERN_MAX_TLS_CONNS 2
 
+/* No waiting room here (POSTERN_TLS_ACCEPT_WAIT_S 0): a new TLS client takes a
+ * stalled handshake's session at the instant it connects, or is closed. A
+ * client that keeps its stalled handshakes fresh by reconnecting the moment
+ * they yield makes them young whenever a session frees up, so the grace must
+ * be shorter than a real client's pause between two connections (its
+ * handshake takes tens of ms here). The board waits instead, with 2 s. */
+#define POSTERN_TLS_HANDSHAKE_GRACE_MS 500
+
 #endif /* POSTERN_BOARD_OPTS_H */
