@@ -634,9 +634,11 @@ static unsigned tls_up_sweep(tls_session_t *s)
 }
 
 /* Whether the staged plaintext goes up now; drained: nothing more can be
- * decrypted at the moment. Records that arrive together share one pbuf, and
- * while the application still holds plaintext a partial pbuf waits a little
- * for more, so one-byte records cost one pool pbuf, not one each. */
+ * decrypted at the moment. Records that arrive together share one pbuf. A
+ * partial pbuf goes up at once while a slot for it is left (the HTTP layer
+ * copies a chain longer than POSTERN_CONN_PBUFS_MAX into fewer pbufs and lets
+ * go of ours); with every slot out it waits a little for more, so one-byte
+ * records cost one pool pbuf, not one each. */
 static bool tls_plain_due(tls_session_t *s, bool drained)
 {
   u16_t staged = s->plain->len;
@@ -646,7 +648,7 @@ static bool tls_plain_due(tls_session_t *s, bool drained)
   if (!drained) {
     return false;
   }
-  return tls_up_sweep(s) == 0 || sys_now() - s->plain_ms >= TLS_PLAIN_QUIET_MS;
+  return tls_up_sweep(s) < POSTERN_TLS_PLAIN_PBUFS || sys_now() - s->plain_ms >= TLS_PLAIN_QUIET_MS;
 }
 
 /* Hands the staged pbuf up, keeping a reference to see when the application
