@@ -25,6 +25,8 @@ UNIT_digest := src/digest.c $(MBEDTLS_ALL)
 UNIT_policy := src/policy.c src/text.c src/digest.c port/lua_arena.c port/arena.c src/log.c $(LUA_ALL) $(MBEDTLS_ALL) tests/unit/fake_storage.c
 UNIT_LDLIBS_policy := -lm
 UNIT_storage_host := boards/host/storage_host.c src/log.c
+# The self-test services over the test's own fake altcp (lwIP's altcp layer left out).
+UNIT_selftest := src/selftest.c src/listen.c src/log.c $(filter-out %/altcp.c %/altcp_alloc.c %/altcp_tcp.c,$(LWIP_ALL))
 UNIT_storage_flash := boards/mps2-an385/storage_flash.c boards/mps2-an385/flash_model.c src/log.c
 
 UNIT_NAMES := $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))
