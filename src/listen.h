@@ -7,5 +7,6 @@
 #include "lwip/altcp.h"
 
 err_t listen_on(altcp_allocator_t *alloc, uint16_t port, altcp_accept_fn accept, void *arg);
+err_t listen_on_prio(altcp_allocator_t *alloc, uint16_t port, altcp_accept_fn accept, void *arg, uint8_t prio);
 
 #endif /* POSTERN_LISTEN_H */

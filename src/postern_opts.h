@@ -117,6 +117,29 @@
 #define POSTERN_DRAIN_S 30
 #endif
 
+/* ---- Self-test services (echo on port 7, discard on port 9) ------------ */
+
+/** Self-test connections open at once, echo and discard together; one more
+ *  is closed as soon as it is accepted. lwIP's pcb pool (MEMP_NUM_TCP_PCB)
+ *  holds this many on top of what HTTP needs, and self-test pcbs have the
+ *  lowest lwIP priority, so that HTTP takes theirs if the pool runs out. */
+#ifndef POSTERN_SELFTEST_MAX_CONNS
+#define POSTERN_SELFTEST_MAX_CONNS 4
+#endif
+
+/** Seconds a self-test connection may pass without a byte received or
+ *  acknowledged before it is closed (the simulator's --selftest-idle). */
+#ifndef POSTERN_SELFTEST_IDLE_S
+#define POSTERN_SELFTEST_IDLE_S 30
+#endif
+
+/** Bytes an echo connection holds in each direction: received and not yet
+ *  echoed (its receive window is kept this small), and echoed and not yet
+ *  acknowledged (lwIP's heap). A client that does not read stops there. */
+#ifndef POSTERN_SELFTEST_ECHO_BUF
+#define POSTERN_SELFTEST_ECHO_BUF 2920
+#endif
+
 /* ---- TLS --------------------------------------------------------------- */
 
 /** 1: HTTPS on port 443 is built in (make TLS=0 leaves mbedTLS's TLS out). */
@@ -266,6 +289,15 @@
 #endif
 #if POSTERN_DRAIN_S < POSTERN_LINGER_S
 #error "POSTERN_DRAIN_S must not be shorter than POSTERN_LINGER_S"
+#endif
+#if POSTERN_SELFTEST_MAX_CONNS < 1 || POSTERN_SELFTEST_MAX_CONNS > 255
+#error "POSTERN_SELFTEST_MAX_CONNS must lie between 1 and 255"
+#endif
+#if POSTERN_SELFTEST_IDLE_S < 1 || POSTERN_SELFTEST_IDLE_S > 3600
+#error "POSTERN_SELFTEST_IDLE_S must lie between 1 and 3600"
+#endif
+#if POSTERN_SELFTEST_ECHO_BUF < 536
+#error "POSTERN_SELFTEST_ECHO_BUF must hold one segment of the smallest MSS (536)"
 #endif
 #if POSTERN_LUA_HOOK_STEP > POSTERN_LUA_BUDGET
 #error "POSTERN_LUA_HOOK_STEP must not exceed POSTERN_LUA_BUDGET"

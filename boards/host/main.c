@@ -144,7 +144,7 @@ int main(int argc, char **argv)
   if (slirp_netif_start(&netif, fwds, (int)(sizeof fwds / sizeof fwds[0])) != 0) {
     return 1;
   }
-  if (selftest_start() != ERR_OK) {
+  if (selftest_start(opt.selftest_idle_s) != ERR_OK) {
     log_line("postern: cannot start the self-test services");
     return 1;
   }

@@ -8,6 +8,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define OPTIONS_STR_(x) #x
+#define OPTIONS_STR(x) OPTIONS_STR_(x)
+
 static const char options_usage[] =
   "usage: postern [options]\n"
   "  --http PORT          forward 127.0.0.1:PORT to device port 80 (default 8080, 0: off)\n"
@@ -22,6 +25,7 @@ static const char options_usage[] =
   "  --key FILE           TLS server private key, PEM\n"
   "  --client-ca FILE     CA for client certificates, PEM (asks for a client certificate)\n"
   "  --client-cert MODE   optional or required, with --client-ca (default optional)\n"
+  "  --selftest-idle S    close a self-test connection silent for S seconds (1 to 3600, default " OPTIONS_STR(POSTERN_SELFTEST_IDLE_S) ")\n"
   "  --help               this text\n";
 
 static int options_fail(const char *fmt, const char *a, const char *b)
@@ -101,6 +105,7 @@ int options_parse(host_options_t *o, int argc, char **argv)
   o->policy = "scripts/policy.lua";
   o->storage = "build/host/storage";
   o->capacity = 16u * 1024 * 1024;
+  o->selftest_idle_s = POSTERN_SELFTEST_IDLE_S;
 
   for (int i = 1; i < argc; i++) {
     const char *opt = argv[i];
@@ -167,6 +172,14 @@ int options_parse(host_options_t *o, int argc, char **argv)
       } else {
         o->client_ca = val;
       }
+    } else if (strcmp(opt, "--selftest-idle") == 0) {
+      char *end;
+      errno = 0;
+      long v = strtol(val, &end, 10);
+      if (errno != 0 || *val < '0' || *val > '9' || *end != '\0' || v < 1 || v > 3600) {
+        return options_fail("--selftest-idle: '%s' is not a number of seconds (1 to 3600)%s", val, "");
+      }
+      o->selftest_idle_s = (uint32_t)v;
     } else if (strcmp(opt, "--client-cert") == 0) {
       if (strcmp(val, "optional") == 0) {
         o->client_cert_required = false;

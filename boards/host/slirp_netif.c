@@ -241,12 +241,16 @@ int slirp_netif_start(struct netif *netif, const slirp_forward_t *fwds, int n_fw
   return 0;
 }
 
-/* Feeds the queued slirp frames to lwIP, oldest first. */
+/* Feeds the slirp frames queued so far to lwIP, oldest first. slirp answers
+ * lwIP's frames synchronously, so the queue can refill as it drains: frames
+ * that arrive meanwhile wait for the next turn, or two stacks that answer
+ * each other at once (slirp re-probes a zero window on every ACK) would keep
+ * the main loop here, its timers and every other socket unserved. */
 static void slirp_drain_rx(void)
 {
   size_t len;
   const uint8_t *frame;
-  while ((frame = frameq_peek(&slirp_rxq, &len)) != NULL) {
+  for (uint32_t n = frameq_count(&slirp_rxq); n > 0 && (frame = frameq_peek(&slirp_rxq, &len)) != NULL; n--) {
     struct pbuf *p = pbuf_alloc(PBUF_RAW, (u16_t)len, PBUF_POOL);
     if (p == NULL) {
       LINK_STATS_INC(link.memerr);

@@ -48,6 +48,13 @@
 #define POSTERN_POLICY_C_STACK (3u * 1024u)
 #endif
 
+/* Two self-test connections: each may hold 2 pool pbufs and 2.9 KiB of heap
+ * (POSTERN_SELFTEST_ECHO_BUF) while a client does not read its echo, and
+ * HTTP keeps the rest of the 10 pbufs and the 12 KiB heap. */
+#ifndef POSTERN_SELFTEST_MAX_CONNS
+#define POSTERN_SELFTEST_MAX_CONNS 2
+#endif
+
 /* lwIP asserts print through the console logger and stop the device (no stdio on the board). */
 void board_assert_failed(const char *msg, const char *file, int line);
 #define LWIP_PLATFORM_ASSERT(msg) board_assert_failed((msg), __FILE__, __LINE__)

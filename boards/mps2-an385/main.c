@@ -114,7 +114,7 @@ int main(void)
   }
   netif_set_default(&main_netif);
   netif_set_up(&main_netif);
-  if (selftest_start() != ERR_OK) {
+  if (selftest_start(0) != ERR_OK) {
     board_panic("cannot start the self-test services", 0);
   }
   if (http_listen(NULL, 80) != ERR_OK) {

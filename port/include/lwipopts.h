@@ -84,9 +84,10 @@
 
 /* HTTP connections, as many again for connections beyond the pool that are
  * being answered 503 and closed (a missing pcb drops the SYN, and the client
- * only retries a second later), plus the self-test connections. */
+ * only retries a second later), plus the self-test connections (whose pcbs
+ * HTTP takes over when the pool runs out: src/selftest.c). */
 #ifndef MEMP_NUM_TCP_PCB
-#define MEMP_NUM_TCP_PCB (2 * POSTERN_MAX_CONNS + 4)
+#define MEMP_NUM_TCP_PCB (2 * POSTERN_MAX_CONNS + POSTERN_SELFTEST_MAX_CONNS)
 #endif
 #define MEMP_NUM_TCP_PCB_LISTEN 4
 #ifndef MEMP_NUM_TCP_SEG
