@@ -271,6 +271,33 @@ def throughput():
 
 # ---- Output ----------------------------------------------------------------------------------------
 
+def attacks():
+    """The attack tests (tests/e2e/test_attack_*.py) on the host and the board, each beside a legitimate
+    client: what share of its uploads were served and the longest silence of GET /_status."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "attacks.jsonl")
+        env = dict(os.environ, POSTERN_ATTACK_FIGURES=out, POSTERN_TARGETS="host,host-https,mps2,mps2-https")
+        tests = sorted(os.path.join(ROOT, "tests", "e2e", n) for n in os.listdir(os.path.join(ROOT, "tests", "e2e"))
+                       if n.startswith("test_attack_") and n.endswith(".py"))
+        r = subprocess.run(["/usr/bin/python3", "-m", "pytest", "-q", "-p", "no:cacheprovider"] + tests,
+                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600)
+        print(r.stdout.strip().splitlines()[-1] if r.stdout.strip() else r.stderr[-500:])
+        seen = {}
+        for line in open(out) if os.path.exists(out) else []:
+            fig = json.loads(line)
+            seen[fig["test"]] = fig  # the last record of a test is its final one
+    for test, fig in sorted(seen.items()):
+        name = test.split("::")[-1]
+        group = "one client attacks, a legitimate client is served"
+        row(group, "attack_served_" + re.sub(r"\W+", "_", name), name, round(100 * fig["served"]), "% served", 95,
+            "%d uploads; longest /_status silence %.2f s (budget %s)" % (fig["uploads"], fig["gap_s"],
+                                                                       "1 s" if fig["board"] == "host" else "none"),
+            at_least=True)
+        if "pbufs_held" in fig:
+            row(group, "attack_pbufs_" + fig["board"], "  pool pbufs one dripping connection holds (%s)" % fig["board"],
+                fig["pbufs_held"], "pbufs", 2)
+
+
 def _fmt(v):
     if v is None:
         return "-"
@@ -311,6 +338,7 @@ def main():
     board_ram()
     decision_cost()
     throughput()
+    attacks()
     report()
     print("bench: %.0f s" % (time.monotonic() - t0))
 

@@ -7,6 +7,7 @@
 While the block runs, one thread uploads a small file on a fresh connection every `period` seconds (over the
 device's endpoint under test, HTTPS on the https targets), and another asks GET /_status over plain HTTP every
 0.2 s. Both are bounded in count and time and talk to 127.0.0.1 only."""
+import json
 import os
 import threading
 import time
@@ -25,6 +26,7 @@ class Legit:
         self.uploads = []  # (ok, status or error) per upload
         self.status_times = []  # when each GET /_status was answered
         self.status_failures = 0
+        self.extra = {}  # further figures of the attack, for make bench (note())
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._upload_loop, daemon=True),
                          threading.Thread(target=self._status_loop, daemon=True)]
@@ -41,7 +43,24 @@ class Legit:
         for t in self._threads:
             t.join(timeout=self.timeout + 5)
         self.ended = time.monotonic()
+        self._record()
         return False
+
+    def note(self, key, value):
+        """A further figure of this attack (make bench prints it beside the served ratio)."""
+        self.extra[key] = value
+        self._record()
+
+    def _record(self):
+        # make bench (tests/bench/figures.py) runs the attack tests with POSTERN_ATTACK_FIGURES set.
+        path = os.environ.get("POSTERN_ATTACK_FIGURES")
+        if not path or not hasattr(self, "ended"):
+            return
+        test = os.environ.get("PYTEST_CURRENT_TEST", "?").split(" ")[0]
+        with open(path, "a") as f:
+            f.write(json.dumps({"test": test, "board": self.dev.board, "uploads": len(self.uploads),
+                                "served": self.served_ratio, "gap_s": self.longest_status_gap,
+                                **self.extra}) + "\n")
 
     def _upload_loop(self):
         n = 0

@@ -91,10 +91,16 @@ def test_one_byte_segments_hold_two_pool_pbufs_at_most(dev):
         finally:
             s.close()
 
+    # Alone first: what the dripping connection holds at rest, read between its bytes.
+    with Attacker(drip):
+        time.sleep(1.0)
+        held = max(pool(dev)["used"] - before["used"] for _ in range(10))
     legit, attacker = run_attack(dev, drip)
+    legit.note("pbufs_held", held)
     legit.assert_served()
     after = pool(dev)
     assert after["err"] == before["err"], (before, after)  # the pool never ran dry
+    assert held <= 2, (before, held)
     # The legitimate uploads' windows take their share; the dripping connection at most two on top.
     assert after["max"] <= before["max"] + 6 + 2, (before, after)
 
