@@ -685,7 +685,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
       int k = pick(&in);
       const char *t = templates[in_byte(&in) % N_TEMPLATES];
       uint32_t gap = (in_byte(&in) % 8 + 1) * 500u;
-      for (uint32_t i = 0, spent = 0; k >= 0 && t[i] != '\0' && spent < 120000u && fa_pcbs[k].alive; i++, spent += gap) {
+      for (uint32_t i = 0; k >= 0 && t[i] != '\0' && i * gap < 120000u; i++) {
+        if (!fa_pcbs[k].alive || fa_pcbs[k].peer_fin) {
+          break; /* nobody to send to */
+        }
         drip(k, (const uint8_t *)t + i, 1);
         check_step();
         pass_time(gap);
