@@ -5,7 +5,7 @@
 #   make debug           start the device halted for a debugger (boards that have one)
 #   make size            flash and RAM by section and component against the budgets (firmware boards)
 #   make test            unit tests (ASan/UBSan) and end-to-end tests; ends with a summary line
-#   make fuzz            runs every libFuzzer target for FUZZ_TIME seconds (default 60)
+#   make fuzz            runs every libFuzzer target for FUZZ_TIME seconds (default 60; fuzz_conn: FUZZ_CONN_RUNS inputs, 1 million)
 #   make bench           every figure against its budget: footprint, RAM, decision cost, throughput (not in make test)
 #   make e2e-asan        the end-to-end suite against a simulator built with ASan and UBSan
 #   make certs           development certificates under build/certs (make run and make test use them)

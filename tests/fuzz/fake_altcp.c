@@ -1,4 +1,5 @@
 /* fake_altcp.c: the altcp functions http_conn.c uses, over a table of fake pcbs that record and check every use. */
+#include <stddef.h>
 #include <string.h>
 
 #include "ack_now.h"
@@ -11,11 +12,12 @@
 fa_pcb_t fa_pcbs[FA_MAX_PCBS];
 fa_pcb_t *fa_current;
 bool fa_close_fails_next;
+uint32_t fa_clock_reads;
+int fa_opened;
 
 /* The listening pcb lives across inputs; it is not in the table. */
 static struct altcp_pcb fa_listener;
 static bool fa_listening;
-static int fa_next_slot;
 
 /* The table entry of a connection pcb, which must still be alive. */
 static fa_pcb_t *fa_get(struct altcp_pcb *conn)
@@ -38,8 +40,20 @@ static bool fa_is_listener(struct altcp_pcb *conn)
 static fa_pcb_t *fa_enter(fa_pcb_t *f)
 {
   fa_pcb_t *prev = fa_current;
+  if (prev == NULL) {
+    fa_clock_reads = 0; /* the spin guard counts per outermost callback */
+  }
   fa_current = f;
   return prev;
+}
+
+/* lwIP's tcp_pcb_purge: a pcb that closes, aborts or is reset drops its refused data. */
+static void fa_purge(fa_pcb_t *f)
+{
+  if (f->refused != NULL) {
+    pbuf_free(f->refused);
+    f->refused = NULL;
+  }
 }
 
 static void fa_leave(fa_pcb_t *f, fa_pcb_t *prev, err_t ret)
@@ -59,7 +73,7 @@ void fa_reset(void)
     FUZZ_CHECK(!fa_pcbs[i].used || !fa_pcbs[i].alive, "fa_reset with a live pcb");
     fa_pcbs[i].used = false;
   }
-  fa_next_slot = 0;
+  fa_opened = 0;
   fa_current = NULL;
   fa_close_fails_next = false;
 }
@@ -67,7 +81,7 @@ void fa_reset(void)
 int fa_live(void)
 {
   int n = 0;
-  for (int i = 0; i < FA_MAX_PCBS; i++) {
+  for (int i = 0; i < fa_opened; i++) {
     n += fa_pcbs[i].used && fa_pcbs[i].alive;
   }
   return n;
@@ -75,14 +89,15 @@ int fa_live(void)
 
 int fa_open(void)
 {
-  if (!fa_listening || fa_listener.accept == NULL || fa_next_slot >= FA_MAX_PCBS) {
+  if (!fa_listening || fa_listener.accept == NULL || fa_opened >= FA_MAX_PCBS) {
     return -1;
   }
-  int k = fa_next_slot++;
+  int k = fa_opened++;
   fa_pcb_t *f = &fa_pcbs[k];
-  memset(f, 0, sizeof *f);
+  memset(f, 0, offsetof(fa_pcb_t, in)); /* the records are valid up to in_len and out_len only */
   f->used = true;
   f->alive = true;
+  f->snd_cap = TCP_SND_BUF;
   IP_ADDR4(&f->ip, 10, 0, 2, (u8_t)(2 + k));
   f->port = (u16_t)(40000 + k);
   fa_pcb_t *prev = fa_enter(f);
@@ -96,16 +111,60 @@ int fa_open(void)
 
 static fa_pcb_t *fa_slot(int k)
 {
-  if (k < 0 || k >= FA_MAX_PCBS || !fa_pcbs[k].used || !fa_pcbs[k].alive) {
+  if (k < 0 || k >= fa_opened || !fa_pcbs[k].used || !fa_pcbs[k].alive) {
     return NULL;
   }
   return &fa_pcbs[k];
 }
 
+/* One recv callback with p (NULL: FIN); returns what it returned. */
+static err_t fa_recv(fa_pcb_t *f, struct pbuf *p)
+{
+  fa_pcb_t *prev = fa_enter(f);
+  err_t ret = f->pcb.recv(f->pcb.arg, &f->pcb, p, ERR_OK);
+  fa_leave(f, prev, ret);
+  return ret;
+}
+
+/* The FIN lwIP held back behind refused data, once that data is taken. */
+static void fa_pending_fin(fa_pcb_t *f)
+{
+  if (f->fin_pending && f->refused == NULL && f->alive && f->pcb.recv != NULL) {
+    f->fin_pending = false;
+    fa_recv(f, NULL);
+  }
+}
+
+bool fa_retry_refused(int k)
+{
+  fa_pcb_t *f = fa_slot(k);
+  if (f == NULL) {
+    return true;
+  }
+  if (f->refused != NULL) {
+    struct pbuf *p = f->refused;
+    f->refused = NULL;
+    if (f->pcb.recv == NULL) {
+      pbuf_free(p); /* lwIP's tcp_recv_null */
+    } else {
+      err_t ret = fa_recv(f, p);
+      if (ret != ERR_OK && ret != ERR_ABRT && f->alive) {
+        f->refused = p; /* refused again: lwIP keeps it for the next try */
+      } else if (ret != ERR_OK && ret != ERR_ABRT) {
+        pbuf_free(p); /* refused by a callback that closed its pcb: lwIP purges it */
+      }
+    }
+  }
+  fa_pending_fin(f);
+  return f->refused == NULL;
+}
+
 void fa_deliver(int k, struct pbuf *p)
 {
   fa_pcb_t *f = fa_slot(k);
-  if (f == NULL || f->peer_fin || f->pcb.recv == NULL) {
+  /* lwIP retries refused data when a segment arrives, and drops a data
+   * segment while some is still refused (the peer sends it again). */
+  if (f == NULL || !fa_retry_refused(k) || !f->alive || f->peer_fin || f->pcb.recv == NULL) {
     pbuf_free(p);
     return;
   }
@@ -119,12 +178,15 @@ void fa_deliver(int k, struct pbuf *p)
     f->pbufs_held_max++;
   }
   f->delivered += p->tot_len;
-  fa_pcb_t *prev = fa_enter(f);
-  err_t ret = f->pcb.recv(f->pcb.arg, &f->pcb, p, ERR_OK);
-  fa_leave(f, prev, ret);
+  err_t ret = fa_recv(f, p);
   if (ret != ERR_OK && ret != ERR_ABRT) {
-    pbuf_free(p); /* lwIP would keep it as refused data; the state machine never refuses */
-    FUZZ_CHECK(0, "recv callback refused data");
+    /* lwIP has acknowledged these bytes: it keeps them as refused data and
+     * offers them again later, while the window stays closed by as much. */
+    if (f->alive) {
+      f->refused = p;
+    } else {
+      pbuf_free(p);
+    }
   }
 }
 
@@ -138,15 +200,33 @@ void fa_fin(int k)
   if (f->pcb.recv == NULL) {
     return;
   }
-  fa_pcb_t *prev = fa_enter(f);
-  err_t ret = f->pcb.recv(f->pcb.arg, &f->pcb, NULL, ERR_OK);
-  fa_leave(f, prev, ret);
+  if (f->refused != NULL) {
+    f->fin_pending = true; /* lwIP: refused_data->flags |= PBUF_FLAG_TCP_FIN */
+    fa_retry_refused(k);
+    return;
+  }
+  fa_recv(f, NULL);
+}
+
+uint32_t fa_pbufs_held(void)
+{
+  uint32_t n = 0;
+  for (int k = 0; k < fa_opened; k++) {
+    if (fa_pcbs[k].used && fa_pcbs[k].refused != NULL) {
+      n += pbuf_clen(fa_pcbs[k].refused);
+    }
+  }
+  return n;
 }
 
 void fa_ack(int k, uint32_t n)
 {
   fa_pcb_t *f = fa_slot(k);
-  if (f == NULL) {
+  if (f == NULL || f->deaf) {
+    return;
+  }
+  fa_retry_refused(k); /* the ACK is a segment: lwIP offers refused data first */
+  if (!f->alive) {
     return;
   }
   if (n > f->unacked) {
@@ -176,7 +256,10 @@ void fa_ack(int k, uint32_t n)
 
 void fa_poll_all(void)
 {
-  for (int k = 0; k < FA_MAX_PCBS; k++) {
+  for (int k = 0; k < fa_opened; k++) {
+    fa_retry_refused(k); /* tcp_fasttmr */
+  }
+  for (int k = 0; k < fa_opened; k++) {
     fa_pcb_t *f = fa_slot(k);
     if (f == NULL || f->pcb.poll == NULL) {
       continue;
@@ -194,6 +277,7 @@ void fa_rst(int k)
     return;
   }
   f->alive = false; /* lwIP frees the pcb before it calls err */
+  fa_purge(f);
   if (f->pcb.err != NULL) {
     fa_pcb_t *prev = fa_enter(f);
     f->pcb.err(f->pcb.arg, ERR_RST);
@@ -284,7 +368,7 @@ err_t altcp_write(struct altcp_pcb *conn, const void *dataptr, u16_t len, u8_t a
     return ERR_OK;
   }
   uint32_t nseg = ((uint32_t)len + TCP_MSS - 1) / TCP_MSS;
-  if (len > TCP_SND_BUF - f->unacked || f->seg_count + nseg > TCP_SND_QUEUELEN) {
+  if (f->unacked > f->snd_cap || len > f->snd_cap - f->unacked || f->seg_count + nseg > TCP_SND_QUEUELEN) {
     return ERR_MEM;
   }
   for (uint32_t left = len; left > 0;) {
@@ -319,7 +403,8 @@ void altcp_recved(struct altcp_pcb *conn, u16_t len)
 
 u16_t altcp_sndbuf(struct altcp_pcb *conn)
 {
-  return (u16_t)(TCP_SND_BUF - fa_get(conn)->unacked);
+  fa_pcb_t *f = fa_get(conn);
+  return (u16_t)(f->unacked >= f->snd_cap ? 0 : f->snd_cap - f->unacked);
 }
 
 u16_t altcp_sndqueuelen(struct altcp_pcb *conn)
@@ -339,6 +424,7 @@ err_t altcp_close(struct altcp_pcb *conn)
     return ERR_MEM; /* lwIP could not queue the FIN: the pcb stays the caller's */
   }
   f->alive = false;
+  fa_purge(f);
   return ERR_OK;
 }
 
@@ -347,6 +433,7 @@ void altcp_abort(struct altcp_pcb *conn)
   fa_pcb_t *f = fa_get(conn);
   f->alive = false;
   f->aborted = true;
+  fa_purge(f);
   /* lwIP's tcp_abort calls the err callback (ERR_ABRT) if one is still set. */
   if (f->pcb.err != NULL) {
     fa_pcb_t *prev = fa_enter(f);
@@ -380,8 +467,7 @@ u16_t altcp_get_port(struct altcp_pcb *conn, int local)
 
 void altcp_setprio(struct altcp_pcb *conn, u8_t prio)
 {
-  LWIP_UNUSED_ARG(prio);
-  fa_get(conn);
+  fa_get(conn)->prio = prio;
 }
 
 /* port/ack_now.c reaches lwIP's tcp_pcb; here the request is only counted. */

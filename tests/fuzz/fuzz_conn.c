@@ -1,7 +1,8 @@
 /* fuzz_conn.c: libFuzzer target: the whole connection state machine (http_conn.c) over a fake altcp and storage.
  *
- * The input is byte code. Byte 0 configures the storage (capacity, seed
- * files); then each op is one byte followed by its arguments:
+ * The input is byte code. Byte 0 configures the storage (bits 0-1: capacity,
+ * bit 2: seed files) and the clock (bit 3: a minute before sys_now() wraps);
+ * then each op is one byte (modulo OP_COUNT) followed by its arguments:
  *   OPEN                      a new connection through the accept callback
  *   DATA k lo hi split ...    lo|hi<<8 (at most 4096) input bytes to connection k, as one
  *                             pool pbuf chain (split 0) or up to 8 pbufs of `split` bytes
@@ -14,13 +15,36 @@
  *   ACKALL                    every connection's bytes are acknowledged
  *   CLOSEFAIL                 the next altcp_close fails with ERR_MEM (off with
  *                             FUZZ_CONN_CLOSE_FAIL=0 in the environment)
+ *   ZDATA k lo hi split z ... as DATA (split 0: one part), with a zero-length pbuf
+ *                             before part i for each bit i of z: lwIP leaves them
+ *                             in a chain when it trims a segment that overlaps
+ *                             bytes it already has (FUZZ_CONN_ZERO_PBUFS, below)
+ *   DRIP k n ...              n input bytes, each its own one-byte segment; what
+ *                             does not get through is sent again every second
+ *   DRIPT k t                 a template in one-byte segments, the same way
+ *   SLOW k t g                a template byte by byte, (g % 8 + 1) * 500 ms apart,
+ *                             lwIP's timers running (at most 120 s)
+ *   WAIT s                    (s % 16 + 1) * 15 s pass, lwIP's timers running
+ *   FLOOD n m                 n % 8 + 2 new connections at once; 2 bits of m each,
+ *                             in turn: silent, an unfinished head, an unfinished
+ *                             head then a reset, or a FIN at once
+ *   SNDBUF k m                the send buffer offers 32*m bytes at most (255: all):
+ *                             lwIP short of memory, responses must wait
+ *   DEAF k                    the peer stops reading: nothing is acknowledged again
  * Received data never exceeds the window (TCP_WND less what is not yet recved).
+ * What a recv callback refuses stays with the fake as lwIP's refused data and
+ * is offered again on the next segment and every timer second; meanwhile new
+ * data is not sent.
  *
- * After every op: connection slots match live pcbs, and the pbuf pool holds
- * no more than the live connections were given. At the end every connection
- * gets FIN and time passes (acked) until all have closed by themselves; then
- * lwIP's pbuf pools and heap are back to where they started, storage has no
- * open upload or reader, and every sha256 a response reports was committed.
+ * After every op: connection slots match live pcbs and stay within the pool;
+ * the pbuf pool holds no more than the live connections were given, and (with
+ * FUZZ_CONN_PBUF_BOUND) no more than POSTERN_CONN_PBUFS_MAX per connection
+ * plus the refused data the fake holds. A callback that reads the clock
+ * FA_CLOCK_READS_MAX times spins. At the end every connection gets FIN and
+ * time passes (acked, except to deaf peers) until all have closed by
+ * themselves; then every lwIP pool and the heap are back to where they
+ * started, storage has no open upload or reader, and every sha256 a response
+ * reports was committed.
  */
 #define _GNU_SOURCE /* memmem */
 #include <stdio.h>
@@ -32,6 +56,8 @@
 #include "lwip/init.h"
 #include "lwip/memp.h"
 #include "lwip/pbuf.h"
+#include "lwip/priv/mem_priv.h"
+#include "lwip/priv/memp_priv.h"
 #include "lwip/stats.h"
 #include "lwip/sys.h"
 #include "platform.h"
@@ -40,7 +66,33 @@
 
 #define MAX_OPS 64
 
-enum { OP_OPEN, OP_DATA, OP_TMPL, OP_FIN, OP_ACK, OP_TICK, OP_RST, OP_FAULT, OP_ACKALL, OP_CLOSEFAIL, OP_COUNT };
+/*
+ * What http_conn.c does not do yet: bound the pool pbufs a connection holds
+ * (POSTERN_CONN_PBUFS_MAX, which comes with that change) and get past a
+ * zero-length pbuf in a body (conn_feed_body spins on one). Both checks turn
+ * on by themselves once postern_opts.h defines POSTERN_CONN_PBUFS_MAX; before
+ * that, build with FUZZ_CONN_DEFS='-DFUZZ_CONN_PBUF_BOUND=1
+ * -DFUZZ_CONN_ZERO_PBUFS=1' to see them fail. With FUZZ_CONN_ZERO_PBUFS=0 the
+ * ZDATA op reads the same bytes and leaves the zero-length pbufs out.
+ */
+#ifdef POSTERN_CONN_PBUFS_MAX
+#define FUZZ_CONN_RX_BOUNDED 1
+#else
+#define POSTERN_CONN_PBUFS_MAX 2
+#define FUZZ_CONN_RX_BOUNDED 0
+#endif
+#ifndef FUZZ_CONN_PBUF_BOUND
+#define FUZZ_CONN_PBUF_BOUND FUZZ_CONN_RX_BOUNDED
+#endif
+#ifndef FUZZ_CONN_ZERO_PBUFS
+#define FUZZ_CONN_ZERO_PBUFS FUZZ_CONN_RX_BOUNDED
+#endif
+
+/* Old seeds use bytes 0 to 9 only: new ops go after them, so they keep their meaning. */
+enum {
+  OP_OPEN, OP_DATA, OP_TMPL, OP_FIN, OP_ACK, OP_TICK, OP_RST, OP_FAULT, OP_ACKALL, OP_CLOSEFAIL,
+  OP_ZDATA, OP_DRIP, OP_DRIPT, OP_SLOW, OP_WAIT, OP_FLOOD, OP_SNDBUF, OP_DEAF, OP_COUNT
+};
 
 /* The fixed policy: the default's shape with token "T"; names starting with
  * "r" get a retryable 417, "m" are stored as "moved", and on_stored vetoes
@@ -97,13 +149,20 @@ static const char *const templates[] = {
 };
 #define N_TEMPLATES (sizeof templates / sizeof templates[0])
 
+/* What a flood's connections send: a head that never ends. */
+static const char flood_head[] = "PUT /files/f HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer T\r\n";
+
 /* ---- Platform and clock ------------------------------------------------------ */
 
 static uint32_t fake_ms = 1000;
+static uint32_t next_timer_ms; /* when lwIP's timers run next (once a second) */
 static uint32_t rand_state = 1;
 
 u32_t sys_now(void)
 {
+  if (fa_current != NULL && ++fa_clock_reads > FA_CLOCK_READS_MAX) {
+    fuzz_fail(__FILE__, __LINE__, "a callback read the clock without end: it spins (a loop that makes no progress)");
+  }
   return fake_ms;
 }
 
@@ -149,15 +208,13 @@ static uint8_t in_byte(input_t *in)
 
 /* ---- Delivering data ------------------------------------------------------------- */
 
-static int opened;
-
 static int pick(input_t *in)
 {
   uint8_t b = in_byte(in);
-  return opened > 0 ? b % opened : -1;
+  return fa_opened > 0 ? b % fa_opened : -1;
 }
 
-/* Bytes the peer may send now: the window less what the application has not recved. */
+/* Bytes the peer may send now: the window less what the application has not recved (refused data included). */
 static size_t window(int k)
 {
   if (k < 0 || !fa_pcbs[k].used || !fa_pcbs[k].alive || fa_pcbs[k].peer_fin) {
@@ -167,9 +224,35 @@ static size_t window(int k)
   return pending >= TCP_WND ? 0 : (size_t)(TCP_WND - pending);
 }
 
-/* Builds a pbuf chain of data (split 0: the pool's own chaining) and delivers it. */
-static void deliver(int k, const uint8_t *data, size_t n, uint8_t split)
+/* A pool pbuf holding data[0..n) (a chain when n exceeds one pool buffer); NULL when the pool is empty. */
+static struct pbuf *pool_pbuf(const uint8_t *data, size_t n)
 {
+  struct pbuf *p = pbuf_alloc(PBUF_RAW, (u16_t)n, PBUF_POOL);
+  if (p != NULL && n > 0) {
+    FUZZ_CHECK(pbuf_take(p, data, (u16_t)n) == ERR_OK, "pbuf_take");
+  }
+  return p;
+}
+
+static struct pbuf *chain_cat(struct pbuf *p, struct pbuf *q)
+{
+  if (p == NULL) {
+    return q;
+  }
+  pbuf_cat(p, q);
+  return p;
+}
+
+/*
+ * Builds a pbuf chain of data and delivers it: split 0 is the pool's own
+ * chaining, else up to 8 pbufs of `split` bytes; bit i of zeros puts a
+ * zero-length pbuf before part i. Returns false when nothing was delivered.
+ */
+static bool deliver_z(int k, const uint8_t *data, size_t n, uint8_t split, uint8_t zeros)
+{
+  if (k < 0 || !fa_retry_refused(k)) {
+    return false; /* refused data still waits: lwIP would drop the segment, the peer sends it again */
+  }
   size_t w = window(k);
   if (n > w) {
     n = w;
@@ -178,48 +261,143 @@ static void deliver(int k, const uint8_t *data, size_t n, uint8_t split)
     n = 8u * split;
   }
   if (n == 0) {
-    return;
+    return false;
   }
+  size_t part_max = split != 0 ? split : n;
   struct pbuf *p = NULL;
-  if (split == 0) {
-    p = pbuf_alloc(PBUF_RAW, (u16_t)n, PBUF_POOL);
-    if (p == NULL) {
-      return; /* the pool is empty: lwIP drops the segment */
-    }
-    FUZZ_CHECK(pbuf_take(p, data, (u16_t)n) == ERR_OK, "pbuf_take");
-  } else {
-    for (size_t off = 0; off < n; off += split) {
-      size_t part = n - off < split ? n - off : split;
-      struct pbuf *q = pbuf_alloc(PBUF_RAW, (u16_t)part, PBUF_POOL);
-      if (q == NULL) {
-        if (p != NULL) {
-          pbuf_free(p);
-        }
-        return;
+  for (size_t off = 0, i = 0; off < n; off += part_max, i++) {
+    size_t part = n - off < part_max ? n - off : part_max;
+    bool want_zero = FUZZ_CONN_ZERO_PBUFS && i < 8 && (zeros >> i & 1);
+    struct pbuf *z = want_zero ? pool_pbuf(NULL, 0) : NULL;
+    struct pbuf *q = pool_pbuf(data + off, part);
+    if (q == NULL || (want_zero && z == NULL)) {
+      /* The pool is empty: lwIP drops the segment. */
+      if (q != NULL) {
+        pbuf_free(q);
       }
-      FUZZ_CHECK(pbuf_take(q, data + off, (u16_t)part) == ERR_OK, "pbuf_take");
-      if (p == NULL) {
-        p = q;
-      } else {
-        pbuf_cat(p, q);
+      if (z != NULL) {
+        pbuf_free(z);
       }
+      if (p != NULL) {
+        pbuf_free(p);
+      }
+      return false;
     }
+    p = chain_cat(p, z != NULL ? chain_cat(z, q) : q);
   }
   fa_deliver(k, p);
+  return true;
+}
+
+static bool deliver(int k, const uint8_t *data, size_t n, uint8_t split)
+{
+  return deliver_z(k, data, n, split, 0);
+}
+
+/*
+ * A peer that sends one-byte segments keeps what did not get through (the
+ * pool was empty, or refused data waits) and sends it again, once a second
+ * and on its next send, as TCP retransmits: a server that refuses data must
+ * still get the whole request.
+ */
+typedef struct backlog {
+  uint8_t buf[512];
+  uint16_t off, len;
+} backlog_t;
+static backlog_t backlogs[FA_MAX_PCBS];
+
+static void backlog_flush(int k)
+{
+  backlog_t *b = &backlogs[k];
+  while (b->off < b->len && deliver(k, b->buf + b->off, 1, 0)) {
+    b->off++;
+  }
+  if (b->off == b->len || !fa_pcbs[k].alive || fa_pcbs[k].peer_fin) {
+    b->off = b->len = 0; /* all sent, or nobody to send it to */
+  }
+}
+
+/* Each byte its own segment: lwIP hands every one to the callback in its own pool pbuf. */
+static void drip(int k, const uint8_t *data, size_t n)
+{
+  if (k < 0) {
+    return;
+  }
+  backlog_t *b = &backlogs[k];
+  if (b->off > 0) {
+    memmove(b->buf, b->buf + b->off, (size_t)(b->len - b->off));
+    b->len = (uint16_t)(b->len - b->off);
+    b->off = 0;
+  }
+  if (n > sizeof b->buf - b->len) {
+    n = sizeof b->buf - b->len;
+  }
+  memcpy(b->buf + b->len, data, n);
+  b->len = (uint16_t)(b->len + n);
+  backlog_flush(k);
+}
+
+static void check_step(void);
+
+/* Time passes; lwIP's timers run once a second (refused data, then the poll callbacks). */
+static void pass_time(uint32_t ms)
+{
+  uint32_t end = fake_ms + ms;
+  while ((int32_t)(end - next_timer_ms) >= 0) {
+    fake_ms = next_timer_ms;
+    next_timer_ms += 1000;
+    if (fa_live() > 0) {
+      fa_poll_all();
+      for (int k = 0; k < fa_opened; k++) {
+        if (backlogs[k].len > 0) {
+          backlog_flush(k);
+        }
+      }
+      check_step();
+    }
+  }
+  fake_ms = end;
 }
 
 /* ---- Invariants ------------------------------------------------------------------ */
 
 static u16_t base_pool, base_pbuf;
+static u16_t base_memp[MEMP_MAX];
 static mem_size_t base_heap;
 static bool close_fail_allowed;
+
+#if MEMP_OVERFLOW_CHECK != 1 || !MEMP_SANITY_CHECK
+#error "fuzz_conn checks lwIP's pool guards itself: build with MEMP_OVERFLOW_CHECK=1 and MEMP_SANITY_CHECK=1"
+#endif
+
+/*
+ * The guard bytes around every element of every pool the target has used. At
+ * MEMP_OVERFLOW_CHECK=2 lwIP did this on each memp call, over the pools of the
+ * TCP stack the fake replaces too (114 elements, 24 of them pbufs the target
+ * uses): a fifth of all time. Now lwIP checks each element it hands out or
+ * takes back (level 1), and this checks them all after every step.
+ */
+static void check_pool_guards(void)
+{
+  for (int i = 0; i < MEMP_MAX; i++) {
+    const struct memp_desc *d = memp_pools[i];
+    if (d->stats->max == 0) {
+      continue; /* never handed out: nothing wrote there */
+    }
+    u8_t *p = (u8_t *)LWIP_MEM_ALIGN(d->base);
+    for (u16_t j = 0; j < d->num; j++) {
+      mem_overflow_check_raw(p + MEMP_SIZE, d->size, "pool ", d->desc);
+      p += MEMP_SIZE + d->size + MEM_SANITY_REGION_AFTER_ALIGNED;
+    }
+  }
+}
 static bool trace; /* FUZZ_CONN_TRACE=1: print each connection's status lines (for checking seeds) */
 
 static void check_step(void)
 {
   uint32_t held = 0;
   int live = 0;
-  for (int k = 0; k < FA_MAX_PCBS; k++) {
+  for (int k = 0; k < fa_opened; k++) {
     if (fa_pcbs[k].used && fa_pcbs[k].alive) {
       held += fa_pcbs[k].pbufs_held_max;
       live++;
@@ -228,9 +406,17 @@ static void check_step(void)
   }
   FUZZ_CHECK(http_conns_active() == (uint32_t)live, "active connections differ from live pcbs");
   FUZZ_CHECK(http_conns_active() <= POSTERN_MAX_CONNS, "more connections than the pool");
-  FUZZ_CHECK(lwip_stats.memp[MEMP_PBUF_POOL]->used <= base_pool + held,
-             "the pbuf pool holds pbufs no live connection was given (leak)");
+  FUZZ_CHECK(http_conns_high_water() <= POSTERN_MAX_CONNS, "the pool's high-water mark exceeds it");
+  u16_t pool = lwip_stats.memp[MEMP_PBUF_POOL]->used;
+  FUZZ_CHECK(pool <= base_pool + held, "the pbuf pool holds pbufs no live connection was given (leak)");
+#if FUZZ_CONN_PBUF_BOUND
+  /* At rest (no callback runs) a connection holds at most POSTERN_CONN_PBUFS_MAX
+   * pool pbufs: beyond them it refuses, and lwIP (here the fake) keeps the data. */
+  FUZZ_CHECK(pool <= base_pool + POSTERN_CONN_PBUFS_MAX * http_conns_active() + fa_pbufs_held(),
+             "connections hold more than POSTERN_CONN_PBUFS_MAX pool pbufs each");
+#endif
   FUZZ_CHECK(lwip_stats.memp[MEMP_PBUF]->used == base_pbuf, "PBUF_REF/ROM pbufs in use");
+  check_pool_guards();
 }
 
 static bool is_hex(const uint8_t *s, size_t n)
@@ -266,22 +452,46 @@ static void check_output(const fa_pcb_t *f)
   }
 }
 
-/* FIN to everyone, then time passes with every byte acknowledged: all must close by themselves. */
+/* The peers acknowledge what they were sent, as long as more comes (a fast reader; deaf peers read nothing). */
+static void ack_until_quiet(void)
+{
+  for (int round = 0; round < 1000; round++) {
+    uint64_t written = 0, after = 0;
+    for (int k = 0; k < fa_opened; k++) {
+      written += fa_pcbs[k].written;
+      fa_ack(k, UINT32_MAX);
+      after += fa_pcbs[k].written;
+    }
+    check_step();
+    if (after == written) {
+      return;
+    }
+  }
+}
+
+/* FIN to everyone, then time passes with every byte acknowledged (deaf peers
+ * acknowledge nothing): all must close by themselves. The peers read fast: a
+ * long pipelined download through a starved send buffer ends in a second. */
 static void wind_down(void)
 {
-  for (int k = 0; k < FA_MAX_PCBS; k++) {
+  for (int k = 0; k < fa_opened; k++) {
     fa_ack(k, UINT32_MAX);
     check_step();
     fa_fin(k);
     check_step();
   }
   for (int s = 0; s < 120 && fa_live() > 0; s++) {
-    fake_ms += 1000;
-    for (int k = 0; k < FA_MAX_PCBS; k++) {
-      fa_ack(k, UINT32_MAX);
-    }
-    fa_poll_all();
+    ack_until_quiet();
+    pass_time(1000);
     check_step();
+  }
+  for (int k = 0; trace && k < fa_opened; k++) {
+    const fa_pcb_t *f = &fa_pcbs[k];
+    if (f->alive) {
+      fprintf(stderr, "conn %d still open: unacked %u of %u, deaf %d, fin %d/%d, refused %d, written %llu\n", k,
+              (unsigned)f->unacked, (unsigned)f->snd_cap, f->deaf, f->peer_fin, f->shut_tx, f->refused != NULL,
+              (unsigned long long)f->written);
+    }
   }
   FUZZ_CHECK(fa_live() == 0, "a connection did not close within 120 s after the peer's FIN");
 }
@@ -322,17 +532,27 @@ static void check_head_acks(void)
 
 /* ---- The target ------------------------------------------------------------------ */
 
+/* Shared by every input that has seed files: fs_add borrows it. */
+static uint8_t pattern[20000];
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
   (void)argc;
   (void)argv;
+  for (size_t i = 0; i < sizeof pattern; i++) {
+    pattern[i] = (uint8_t)(i * 7 + (i >> 8));
+  }
   lwip_init();
   FUZZ_CHECK(policy_init(NULL, NULL, 0) == 0, "policy_init");
   FUZZ_CHECK(policy_load("fuzz_policy", fuzz_policy, sizeof fuzz_policy - 1) == 0, "policy_load");
   FUZZ_CHECK(http_listen(NULL, 80) == ERR_OK, "http_listen");
   base_pool = lwip_stats.memp[MEMP_PBUF_POOL]->used;
   base_pbuf = lwip_stats.memp[MEMP_PBUF]->used;
+  for (int i = 0; i < MEMP_MAX; i++) {
+    base_memp[i] = lwip_stats.memp[i]->used;
+  }
   base_heap = lwip_stats.mem.used;
+  next_timer_ms = fake_ms + 1000;
   check_head_acks();
   FUZZ_CHECK(lwip_stats.memp[MEMP_PBUF_POOL]->used == base_pool && lwip_stats.mem.used == base_heap,
              "check_head_acks leaked");
@@ -343,41 +563,69 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
   return 0;
 }
 
+/* The peer of a flood connection: silent, an unfinished head, that and a reset, or a FIN at once. */
+static void flood_peer(int k, unsigned how)
+{
+  if (how == 1 || how == 2) {
+    deliver(k, (const uint8_t *)flood_head, sizeof flood_head - 1, 0);
+  }
+  if (how == 2) {
+    fa_rst(k);
+  } else if (how == 3) {
+    fa_fin(k);
+  }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
   static const uint64_t caps[4] = {1024, 8192, 65536, 1u << 20};
-  static uint8_t pattern[20000];
   input_t in = {data, size};
   uint8_t cfg = in_byte(&in);
 
   fa_reset();
   fs_reset(caps[cfg & 3]);
   if (cfg & 4) {
-    for (size_t i = 0; i < sizeof pattern; i++) {
-      pattern[i] = (uint8_t)(i * 7 + (i >> 8));
-    }
     fs_add("big", pattern, sizeof pattern);
     fs_add("a", (const uint8_t *)"hello", 5);
   }
-  opened = 0;
+  /* Each input starts from the same clock (a crash must replay), or a minute before it wraps. */
+  fake_ms = cfg & 8 ? 0xffffffffu - 60000u : 1000u;
+  next_timer_ms = fake_ms + 1000;
+  rand_state = 1;
+  for (int k = 0; k < FA_MAX_PCBS; k++) {
+    backlogs[k].off = backlogs[k].len = 0;
+  }
 
   for (int op = 0; op < MAX_OPS && in.n > 0; op++) {
-    switch (in_byte(&in) % OP_COUNT) {
+    uint8_t opcode = in_byte(&in) % OP_COUNT;
+    if (trace) {
+      static const char *const names[OP_COUNT] = {"OPEN", "DATA", "TMPL", "FIN", "ACK", "TICK", "RST", "FAULT", "ACKALL",
+                                                   "CLOSEFAIL", "ZDATA", "DRIP", "DRIPT", "SLOW", "WAIT", "FLOOD",
+                                                   "SNDBUF", "DEAF"};
+      fprintf(stderr, "t=%u op %s", (unsigned)(fake_ms - (cfg & 8 ? 0xffffffffu - 60000u : 1000u)), names[opcode]);
+      for (size_t i = 0; i < 5 && i < in.n; i++) {
+        fprintf(stderr, " %u", in.p[i]);
+      }
+      fprintf(stderr, " (live %d)\n", fa_live());
+    }
+    switch (opcode) {
     case OP_OPEN:
-      if (fa_live() < POSTERN_MAX_CONNS + 2 && fa_open() >= 0) {
-        opened++;
+      if (fa_live() < POSTERN_MAX_CONNS + 2) {
+        fa_open();
       }
       break;
-    case OP_DATA: {
+    case OP_DATA:
+    case OP_ZDATA: {
       int k = pick(&in);
       size_t n = in_byte(&in);
       n |= (size_t)in_byte(&in) << 8;
       n %= 4097;
       uint8_t split = in_byte(&in);
+      uint8_t zeros = opcode == OP_ZDATA ? in_byte(&in) : 0;
       if (n > in.n) {
         n = in.n;
       }
-      deliver(k, in.p, n, split);
+      deliver_z(k, in.p, n, split, zeros);
       in.p += n;
       in.n -= n;
       break;
@@ -397,15 +645,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
       fa_ack(k, m == 255 ? UINT32_MAX : 64u * m);
       break;
     }
-    case OP_TICK: {
-      int secs = in_byte(&in) % 32 + 1;
-      for (int s = 0; s < secs; s++) {
-        fake_ms += 1000;
-        fa_poll_all();
-        check_step();
-      }
+    case OP_TICK:
+      pass_time((in_byte(&in) % 32 + 1) * 1000u);
       break;
-    }
     case OP_RST:
       fa_rst(pick(&in));
       break;
@@ -415,13 +657,76 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
       break;
     }
     case OP_ACKALL:
-      for (int k = 0; k < FA_MAX_PCBS; k++) {
+      for (int k = 0; k < fa_opened; k++) {
         fa_ack(k, UINT32_MAX);
       }
       break;
     case OP_CLOSEFAIL:
       fa_close_fails_next = close_fail_allowed;
       break;
+    case OP_DRIP: {
+      int k = pick(&in);
+      size_t n = in_byte(&in);
+      if (n > in.n) {
+        n = in.n;
+      }
+      drip(k, in.p, n);
+      in.p += n;
+      in.n -= n;
+      break;
+    }
+    case OP_DRIPT: {
+      int k = pick(&in);
+      const char *t = templates[in_byte(&in) % N_TEMPLATES];
+      drip(k, (const uint8_t *)t, strlen(t));
+      break;
+    }
+    case OP_SLOW: {
+      int k = pick(&in);
+      const char *t = templates[in_byte(&in) % N_TEMPLATES];
+      uint32_t gap = (in_byte(&in) % 8 + 1) * 500u;
+      for (uint32_t i = 0; k >= 0 && t[i] != '\0' && i * gap < 120000u; i++) {
+        if (!fa_pcbs[k].alive || fa_pcbs[k].peer_fin) {
+          break; /* nobody to send to */
+        }
+        drip(k, (const uint8_t *)t + i, 1);
+        check_step();
+        pass_time(gap);
+      }
+      break;
+    }
+    case OP_WAIT:
+      pass_time((in_byte(&in) % 16 + 1) * 15000u);
+      break;
+    case OP_FLOOD: {
+      int n = in_byte(&in) % 8 + 2;
+      uint8_t how = in_byte(&in);
+      for (int i = 0; i < n; i++) {
+        int k = fa_open();
+        if (k < 0) {
+          break;
+        }
+        check_step();
+        flood_peer(k, (how >> (2 * (i % 4))) & 3u);
+        check_step();
+      }
+      break;
+    }
+    case OP_SNDBUF: {
+      int k = pick(&in);
+      uint8_t m = in_byte(&in);
+      if (k >= 0) {
+        fa_pcbs[k].snd_cap = m == 255 || 32u * m > TCP_SND_BUF ? TCP_SND_BUF : 32u * m;
+      }
+      break;
+    }
+    case OP_DEAF: {
+      int k = pick(&in);
+      if (k >= 0) {
+        fa_pcbs[k].deaf = true;
+      }
+      break;
+    }
     }
     check_step();
   }
@@ -429,16 +734,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   fa_close_fails_next = false;
   fs_inject(FS_FAULT_NONE, false);
   wind_down();
-  for (int k = 0; k < FA_MAX_PCBS; k++) {
+  for (int k = 0; k < fa_opened; k++) {
     fa_rst(k);
   }
   check_step();
   FUZZ_CHECK(http_conns_active() == 0, "connections still active after all were closed");
+  FUZZ_CHECK(fa_pbufs_held() == 0, "refused data is still held after every connection closed");
   FUZZ_CHECK(lwip_stats.memp[MEMP_PBUF_POOL]->used == base_pool, "pbuf pool not back to zero: leaked pbufs");
   FUZZ_CHECK(lwip_stats.memp[MEMP_PBUF]->used == base_pbuf, "PBUF_REF/ROM pool not back to zero");
+  for (int i = 0; i < MEMP_MAX; i++) {
+    FUZZ_CHECK(lwip_stats.memp[i]->used == base_memp[i], "an lwIP pool is not back where it started");
+  }
   FUZZ_CHECK(lwip_stats.mem.used == base_heap, "lwIP heap not back to zero");
   fs_check_idle();
-  for (int k = 0; k < FA_MAX_PCBS; k++) {
+  for (int k = 0; k < fa_opened; k++) {
     if (fa_pcbs[k].used) {
       check_output(&fa_pcbs[k]);
     }
@@ -448,5 +757,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
       }
     }
   }
+  /* Everything this input allocated goes back now: libFuzzer reruns an input
+   * whose mallocs outnumber its frees, to look for a leak. */
+  fs_reset(0);
   return 0;
 }
