@@ -67,25 +67,18 @@
 #define MAX_OPS 64
 
 /*
- * What http_conn.c does not do yet: bound the pool pbufs a connection holds
- * (POSTERN_CONN_PBUFS_MAX, which comes with that change) and get past a
- * zero-length pbuf in a body (conn_feed_body spins on one). Both checks turn
- * on by themselves once postern_opts.h defines POSTERN_CONN_PBUFS_MAX; before
- * that, build with FUZZ_CONN_DEFS='-DFUZZ_CONN_PBUF_BOUND=1
- * -DFUZZ_CONN_ZERO_PBUFS=1' to see them fail. With FUZZ_CONN_ZERO_PBUFS=0 the
- * ZDATA op reads the same bytes and leaves the zero-length pbufs out.
+ * Two checks that can be switched off to see what they guard against with a
+ * build of the state machine that predates them: the bound on the pool pbufs
+ * a connection holds at rest (POSTERN_CONN_PBUFS_MAX), and zero-length pbufs
+ * in delivered chains (which once made the body loop spin). With
+ * FUZZ_CONN_ZERO_PBUFS=0 the ZDATA op reads the same bytes and leaves the
+ * zero-length pbufs out. Set them with FUZZ_CONN_DEFS='-DFUZZ_CONN_...=0'.
  */
-#ifdef POSTERN_CONN_PBUFS_MAX
-#define FUZZ_CONN_RX_BOUNDED 1
-#else
-#define POSTERN_CONN_PBUFS_MAX 2
-#define FUZZ_CONN_RX_BOUNDED 0
-#endif
 #ifndef FUZZ_CONN_PBUF_BOUND
-#define FUZZ_CONN_PBUF_BOUND FUZZ_CONN_RX_BOUNDED
+#define FUZZ_CONN_PBUF_BOUND 1
 #endif
 #ifndef FUZZ_CONN_ZERO_PBUFS
-#define FUZZ_CONN_ZERO_PBUFS FUZZ_CONN_RX_BOUNDED
+#define FUZZ_CONN_ZERO_PBUFS 1
 #endif
 
 /* Old seeds use bytes 0 to 9 only: new ops go after them, so they keep their meaning. */
