@@ -1162,6 +1162,10 @@ static err_t conn_on_recv(void *arg, struct altcp_pcb *pcb, struct pbuf *p, err_
     conn_close(c);
     return conn_cb_result();
   }
+  if (p->tot_len == 0) {
+    pbuf_free(p); /* nothing in it, and nothing would ever consume it */
+    return ERR_OK;
+  }
   bool head_wants_more = c->state == CONN_HEAD && c->rx != NULL && c->fed == c->rx->tot_len;
   if (c->rx != NULL && (uint32_t)c->rx->tot_len + p->tot_len > CONN_RX_MAX && !head_wants_more) {
     /* It holds what it cannot consume yet (an answer waits for send room,
