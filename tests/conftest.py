@@ -33,6 +33,16 @@ CA_CERT = os.path.join(CERTS, "ca.crt")
 ALL_TARGETS = ("host", "host-https", "mps2", "mps2-https")
 
 
+def wait_until(pred, timeout, step=0.05):
+    """Polls pred until it holds or timeout seconds pass; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(step)
+    return pred()
+
+
 def free_port():
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as s:

@@ -16,6 +16,38 @@ from conftest import Endpoint
 from httpwire import request
 
 
+class Attacker:
+    """Threads that each run `one(stop)` in a loop, one connection per call, until stopped. A call that ends
+    in an error (refused, reset, closed early) is counted and the attacker comes again at once."""
+
+    def __init__(self, one, n=1):
+        self.one = one
+        self.connections = 0
+        self.errors = 0
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._loop, daemon=True) for _ in range(n)]
+
+    def _loop(self):
+        while not self._stop.is_set():
+            try:
+                self.one(self._stop)
+            except Exception:  # noqa: BLE001
+                self.errors += 1
+                self._stop.wait(0.01)
+            self.connections += 1
+
+    def __enter__(self):
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=15)
+        return False
+
+
 class Legit:
     def __init__(self, dev, token=None, period=1.0, size=16 * 1024, timeout=10):
         self.dev = dev

@@ -5,12 +5,11 @@ it, while attack.Legit uploads a small file every second and asks GET /_status e
 the legitimate client saw (>= 95 % served, /_status never silent for long) and what the attack could hold."""
 import os
 import socket
-import threading
 import time
 
 import pytest
 
-from attack import Legit
+from attack import Attacker, Legit
 from conftest import Endpoint
 from httpwire import Conn, request
 
@@ -18,6 +17,8 @@ TOKEN = "att4ck-T"
 AUTH_LINE = ("Authorization: Bearer %s\r\n" % TOKEN).encode()
 TARGETS = ("host", "mps2")  # plain HTTP; the TLS side has test_attack_tls.py
 ATTACK_S = 12
+HOST_ONLY = pytest.mark.targets("host", why="flaky on mps2-an385: two non-reading downloads can fill its 12 KiB lwIP "
+                                "heap, and connections left from boot can hold the slots within their grace")
 
 
 @pytest.fixture
@@ -28,36 +29,6 @@ def dev(launch):
 def pool(dev):
     r = request(Endpoint(dev.device.http, False), "GET", "/_status", None, timeout=10)
     return r.json()["memory"]["lwip"]["pbuf_pool"]
-
-
-class Attacker:
-    """Runs `one(stop)` again and again from `n` threads until stopped; each call is one connection's life."""
-
-    def __init__(self, one, n=1):
-        self.one = one
-        self.stop = threading.Event()
-        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(n)]
-        self.connections = 0
-
-    def _run(self):
-        while not self.stop.is_set():
-            self.connections += 1
-            try:
-                self.one(self.stop)
-            except (OSError, EOFError):
-                pass  # the device closed on it: come again
-            self.stop.wait(0.01)
-
-    def __enter__(self):
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        for t in self.threads:
-            t.join(timeout=15)
-        return False
 
 
 def raw(dev, nodelay=True):
@@ -188,7 +159,7 @@ def test_slow_bodies_with_a_valid_token_cannot_hold_the_slots(dev):
     assert not [f for f in dev.files() if f.startswith("slow-")]
 
 
-@pytest.mark.targets("host", why="flaky on mps2-an385: two non-reading downloads can fill its 12 KiB lwIP heap, and connections left from boot can hold the slots within their grace; to be fixed there")
+@HOST_ONLY
 def test_non_reading_pipeliners_hold_bounded_buffers(dev):
     """Two clients pipeline downloads of a 256 KiB file and never read: their answers wait for send room,
     and what they hold of received data stays bounded."""
@@ -219,7 +190,7 @@ def test_non_reading_pipeliners_hold_bounded_buffers(dev):
 
 # ---- pcbs ------------------------------------------------------------------------------------------
 
-@pytest.mark.targets("host", why="flaky on mps2-an385: two non-reading downloads can fill its 12 KiB lwIP heap, and connections left from boot can hold the slots within their grace; to be fixed there")
+@HOST_ONLY
 def test_pcb_exhaustion_never_kills_an_upload_in_progress(dev):
     """A flood of connections runs lwIP out of pcbs while an upload is half way: lwIP kills the lowest
     priority to make room, and an upload in progress has the highest."""

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from attack import Legit
+from attack import Attacker, Legit
 from conftest import CA_CERT, Endpoint
 from httpwire import request
 
@@ -40,37 +40,6 @@ def client_hello():
     hello += struct.pack(">H", len(ext)) + ext
     hs = b"\x01" + struct.pack(">I", len(hello))[1:] + hello
     return b"\x16\x03\x01" + struct.pack(">H", len(hs)) + hs
-
-
-class Attacker:
-    """Threads that each run `one(stop)` in a loop (one connection per call) until stopped."""
-
-    def __init__(self, one, n):
-        self.one = one
-        self.connections = 0
-        self.errors = 0
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._loop, daemon=True) for _ in range(n)]
-
-    def _loop(self):
-        while not self._stop.is_set():
-            try:
-                self.one(self._stop)
-            except Exception:  # noqa: BLE001 -- refused, reset or closed early: the attacker tries again
-                self.errors += 1
-                self._stop.wait(0.01)
-            self.connections += 1
-
-    def __enter__(self):
-        for t in self._threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        for t in self._threads:
-            t.join(timeout=15)
-        return False
 
 
 def hold_handshake(port, partial):

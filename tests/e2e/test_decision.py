@@ -27,13 +27,6 @@ def status_doc(dev):
     return r.json()
 
 
-def wait_until(pred, timeout, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
 
 
 def log_lines(dev, mark, text):

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from conftest import wait_until
 from httpwire import Conn, request
 
 TOKEN = "h0stile-T"
@@ -68,13 +69,6 @@ def assert_nothing_left(dev):
     assert st["free"] == st["capacity"], st
 
 
-def wait_until(pred, timeout, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
 
 
 @pytest.fixture
