@@ -35,6 +35,7 @@
 #include "log.h"
 #include "lwip/ip_addr.h"
 #include "lwip/pbuf.h"
+#include "lwip/stats.h"
 #include "lwip/sys.h"
 #include "policy.h"
 #include "postern_opts.h"
@@ -54,6 +55,11 @@
 #define CONN_LIST_ENTRY_MAX (6 * POSTERN_NAME_MAX + 48)
 /** Received bytes a connection may hold unconsumed: the pool pbufs it may hold, full. */
 #define CONN_RX_MAX (POSTERN_CONN_PBUFS_MAX * PBUF_POOL_BUFSIZE)
+/** Heap a queued segment costs beyond its data: the pbuf, its header room, the heap's own header. */
+#define CONN_SEG_OVERHEAD 128
+#if !MEM_STATS
+#error "postern reads lwIP's heap use (MEM_STATS) to keep POSTERN_HEAP_RESERVE free"
+#endif
 /** Request line bytes kept for the access log. */
 #define CONN_REQLINE_MAX 96
 
@@ -995,6 +1001,17 @@ static void conn_send_status(conn_t *c)
   conn_after(c, c->keep_alive ? AFTER_NEXT : AFTER_LINGER);
 }
 
+/* Whether n more bytes of a streamed body may go into lwIP's heap, given the
+ * send room the connection has: within its own bound, and only while the
+ * reserve stays free for everyone's answers. */
+static bool conn_heap_room(size_t room, size_t n)
+{
+  size_t queued = room < TCP_SND_BUF ? TCP_SND_BUF - room : 0;
+  size_t used = lwip_stats.mem.used;
+  size_t left = used < MEM_SIZE ? MEM_SIZE - used : 0;
+  return queued + n <= POSTERN_SEND_MAX && left >= POSTERN_HEAP_RESERVE + n + CONN_SEG_OVERHEAD;
+}
+
 /* Moves download or listing bytes into the send buffer while it has room. */
 static void conn_pump(conn_t *c)
 {
@@ -1009,6 +1026,9 @@ static void conn_pump(conn_t *c)
     size_t n = room < sizeof conn_io ? room : sizeof conn_io;
     if (n > c->send_left) {
       n = (size_t)c->send_left;
+    }
+    if (!conn_heap_room(room, n)) {
+      break; /* conn_on_sent or conn_on_poll comes back */
     }
     if (c->state == CONN_SEND_FILE) {
       long got = storage_read(c->reader, conn_io, n);

@@ -57,6 +57,21 @@
 #define POSTERN_CONN_PBUFS_MAX 2
 #endif
 
+/** lwIP heap bytes that downloads and listings leave free, for what every
+ *  connection must still be able to send: answers, ACKs, handshakes. A body
+ *  streamed to a client that does not read stops at this line, it never
+ *  takes the heap the others' answers need. */
+#ifndef POSTERN_HEAP_RESERVE
+#define POSTERN_HEAP_RESERVE (MEM_SIZE / 4)
+#endif
+
+/** Bytes of a download or a listing one connection may keep queued in lwIP
+ *  (at most TCP_SND_BUF): two clients that do not read leave the reserve and
+ *  room for a third. */
+#ifndef POSTERN_SEND_MAX
+#define POSTERN_SEND_MAX ((MEM_SIZE - POSTERN_HEAP_RESERVE) / 2)
+#endif
+
 /** Seconds for a request head to arrive completely, from its first byte (408 after). */
 #ifndef POSTERN_HEAD_TIMEOUT_S
 #define POSTERN_HEAD_TIMEOUT_S 10
