@@ -14,6 +14,7 @@ enum storage_result {
   STORAGE_ENOENT = -3,   /* no such file: 404 */
   STORAGE_EBUSY = -4,    /* every upload or reader slot is taken, or the name is being written: 503 / 409 */
   STORAGE_EINVAL = -5,   /* a name the backend cannot hold */
+  STORAGE_PENDING = -6,  /* not now: the medium is busy; call again after storage_ready() (see below) */
 };
 
 /** Length passed to storage_open() for a chunked upload. */
@@ -63,6 +64,55 @@ typedef struct storage_reader storage_reader_t; /* from the backend's fixed pool
  *   before it sends the body either way.
  */
 
+/*
+ * The time contract. No call waits for the medium: real flash erases for
+ * tens of milliseconds to seconds and an SD card stalls for hundreds, and
+ * every call here runs on the network path, in lwIP's context (the NO_SYS
+ * main loop, or tcpip_thread), where waiting would stop every connection.
+ *
+ * - Pending. storage_open(), storage_write(), storage_commit(),
+ *   storage_remove() and storage_read() may answer STORAGE_PENDING. Such an
+ *   answer changed nothing the caller can see: nothing of a write kept,
+ *   nothing reserved, nothing removed, no byte read, and the upload handle of
+ *   a pending commit is still the caller's. The backend has started or queued
+ *   the medium work that stands in the way.
+ * - Resume. The backend does that work a bounded step at a time in
+ *   storage_poll(), which the board's main loop calls on every pass, and
+ *   calls storage_ready() (the core's) when a call that answered
+ *   STORAGE_PENDING may now go further. The caller then makes the same call
+ *   again with the same arguments (a write with the same bytes); it may be
+ *   pending again. A caller may give up instead: storage_abort() frees a
+ *   pending upload at once (the medium work it started ends in the
+ *   background), storage_read_close() a pending reader.
+ * - While a write is pending the core keeps the bytes it could not store in
+ *   the received pbufs and does not open the TCP window for them: the client
+ *   is slowed down by TCP itself, nothing is dropped, nothing busy-waits. A
+ *   pending commit holds the final answer until the medium is done.
+ * - Bounded work. Each call, and each storage_poll() step, does a small fixed
+ *   amount of medium work (flash: one program unit run or one busy check;
+ *   host: a few system calls). storage_capacity(), storage_free(),
+ *   storage_exists() and storage_list() answer from what the backend keeps
+ *   in RAM (host: the file system's metadata) and never pend.
+ * - Re-entry. Everything runs in one context. storage_ready() is called only
+ *   from storage_poll(), never from inside another storage call, so the core
+ *   may call any storage function from it; storage_list()'s callback may call
+ *   every function but storage_list().
+ */
+
+/** Milliseconds storage_poll() may wait before its next step when it has none to do now. */
+#define STORAGE_POLL_IDLE UINT32_MAX
+
+/**
+ * Does a bounded step of the medium work in progress and calls
+ * storage_ready() when pending calls may go further. Returns how long the
+ * main loop may sleep before calling it again: 0 while the medium wants
+ * attention, STORAGE_POLL_IDLE when nothing is in progress.
+ */
+uint32_t storage_poll(void);
+
+/** The core's hook (http_conn.c), called by storage_poll(): calls that answered STORAGE_PENDING may go further. */
+void storage_ready(void);
+
 /** Bytes the medium holds in all. */
 uint64_t storage_capacity(void);
 /** Largest length storage_open() accepts now: the capacity less committed files, reservations and chunked bytes written. */
@@ -75,11 +125,14 @@ bool storage_exists(const char *name, uint64_t *size);
  * storage_commit(); a previous version stays readable and intact until then.
  * A known length is reserved at once (STORAGE_ENOSPC when it does not fit);
  * STORAGE_LEN_UNKNOWN reserves nothing. See the space contract above.
+ * STORAGE_PENDING: nothing reserved and *out untouched; open again later.
  */
 int storage_open(const char *name, uint64_t length, storage_upload_t **out);
 /**
  * Appends bytes; on a failure nothing of this call is kept. STORAGE_ENOSPC
  * past the announced length, or, for STORAGE_LEN_UNKNOWN, past the free space.
+ * STORAGE_PENDING: the medium has no room for these bytes yet; write the
+ * same bytes again after storage_ready().
  */
 int storage_write(storage_upload_t *u, const void *data, size_t len);
 /**
@@ -87,18 +140,23 @@ int storage_write(storage_upload_t *u, const void *data, size_t len);
  * whether a version existed. Frees u and releases its reservation in every
  * case, failures included: after an error the previous version is intact,
  * except that STORAGE_EIO may also mean the new version is visible but not
- * known to be durable.
+ * known to be durable. The one exception to "in every case": STORAGE_PENDING
+ * keeps u, nothing visible yet; commit again after storage_ready() (or abort).
  */
 int storage_commit(storage_upload_t *u, bool *replaced);
 /** Drops everything written and releases the reservation; the previous version is untouched. Frees u; NULL does nothing. */
 void storage_abort(storage_upload_t *u);
 
-/** Removes a committed file. */
+/** Removes a committed file; STORAGE_PENDING: still there, remove again after storage_ready(). */
 int storage_remove(const char *name);
 
 /** Opens a committed file for reading; it stays readable even if replaced meanwhile. */
 int storage_read_open(const char *name, storage_reader_t **out, uint64_t *size);
-/** Reads up to len bytes at the reader's position; returns the count (0 at the end) or a negative result. */
+/**
+ * Reads up to len bytes at the reader's position; returns the count (0 at
+ * the end), STORAGE_PENDING (nothing read: the medium is busy), or another
+ * negative result.
+ */
 long storage_read(storage_reader_t *r, void *buf, size_t len);
 /** Closes a reader and frees its slot; NULL does nothing. */
 void storage_read_close(storage_reader_t *r);
