@@ -1443,6 +1443,15 @@ static err_t conn_on_poll(void *arg, struct altcp_pcb *pcb)
       }
     }
     break;
+  case CONN_COMMIT:
+    /* The commit waits for room for its answer, which a client that reads nothing never makes. */
+    if (idle >= POSTERN_BODY_TIMEOUT_S * 1000u) {
+      log_line("http: %s: the client read nothing for %us; closed, nothing stored", c->name, POSTERN_BODY_TIMEOUT_S);
+      conn_close(c);
+    } else {
+      conn_process(c);
+    }
+    break;
   case CONN_SEND_FILE:
   case CONN_SEND_LIST:
     if (idle >= POSTERN_BODY_TIMEOUT_S * 1000u) {
