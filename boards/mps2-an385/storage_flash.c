@@ -715,10 +715,10 @@ static void sf_step(void)
   }
 }
 
-/* True while the medium has queued work or blocks to erase ahead. */
-static bool sf_has_work(void)
+/* True while the medium has queued work or blocks to erase ahead (not once its power failed). */
+static bool sf_has_work(bool failed)
 {
-  return sf_q_used > 0 || sf_nkills > 0 || (sf_dirty_count > 0 && !sf_reading());
+  return sf_q_used > 0 || sf_nkills > 0 || (!failed && sf_dirty_count > 0 && !sf_reading());
 }
 
 /* Milliseconds until the operation in flight ends (rounded down: 0 when under one). */
@@ -748,7 +748,7 @@ uint32_t storage_poll(void)
   if (sf_eng.op != SF_OP_NONE) {
     return sf_wait_ms();
   }
-  return sf_has_work() || sf_want_ready ? 0 : STORAGE_POLL_IDLE;
+  return sf_has_work(st < 0) || sf_want_ready ? 0 : STORAGE_POLL_IDLE;
 }
 
 /* Answers STORAGE_PENDING: storage_ready() comes after the next step. */
