@@ -36,14 +36,9 @@
 #include "http_status.h"
 #include "listen.h"
 #include "log.h"
-#include "lwip/stats.h"
 #include "lwip/sys.h"
 #if POSTERN_TLS
 #include "tls.h"
-#endif
-
-#if !MEM_STATS
-#error "postern reads lwIP's heap use (MEM_STATS) to keep POSTERN_HEAP_RESERVE free"
 #endif
 
 /** Poll interval of lwIP's poll callback, in its 500 ms ticks: timeouts run once a second. */

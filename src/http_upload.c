@@ -7,7 +7,6 @@
 #include "ack_now.h"
 #include "digest.h"
 #include "http_response.h"
-#include "log.h"
 #include "lwip/sys.h"
 #include "policy.h"
 #include "storage.h"
