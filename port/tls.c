@@ -54,6 +54,7 @@
 #include "lwip/priv/altcp_priv.h"
 #include "lwip/sys.h"
 #include "platform.h"
+#include "text.h"
 #include "tls_keyupdate.h"
 /* ssl.h tests MBEDTLS_SSL_DTLS_CONNECTION_ID_COMPAT with #if after its own
  * config undefined it (no DTLS here): -Wundef stays quiet for these headers only. */
@@ -527,12 +528,7 @@ static void tls_read_peer(tls_session_t *s)
   if (mbedtls_sha256(peer->raw.p, peer->raw.len, sum, 0) != 0) {
     return;
   }
-  static const char hex[] = "0123456789abcdef";
-  for (size_t i = 0; i < sizeof sum; i++) {
-    s->fingerprint[2 * i] = hex[sum[i] >> 4];
-    s->fingerprint[2 * i + 1] = hex[sum[i] & 15];
-  }
-  s->fingerprint[64] = '\0';
+  text_hex(sum, sizeof sum, s->fingerprint);
   for (const mbedtls_x509_name *n = &peer->subject; n != NULL; n = n->next) {
     if (MBEDTLS_OID_CMP(MBEDTLS_OID_AT_CN, &n->oid) == 0) {
       size_t len = n->val.len < sizeof s->subject - 1 ? n->val.len : sizeof s->subject - 1;
