@@ -83,12 +83,17 @@ OWN_OBJS := $(CORE_SRCS:%.c=$(OUT)/obj/%.o) $(PORT_SRCS:%.c=$(OUT)/obj/%.o) $(BO
 ALL_OBJS := $(OWN_OBJS) $(LWIP_OBJS) $(MBEDTLS_OBJS) $(LUA_OBJS)
 DEPS_STAMP := $(BUILD)/deps/.checked-$(BOARD)
 
-.PHONY: all tools deps run debug size test unit bench fuzz fuzz-build certs tls-size e2e-asan clean distclean
+.PHONY: all tools deps run debug size test unit bench fuzz fuzz-build certs tls-size e2e-asan cflags clean distclean
 
 all: $(OUT)/$(BOARD_TARGET)
 
 tools:
 	@scripts/need-tools.sh $(TOOLS) $(BOARD_TOOLS)
+
+# The flags postern's own files compile with (tests/test_lwip_check.py builds against them).
+cflags:
+	$(info $(OWN_CFLAGS) $(BOARD_OWN_CFLAGS))
+	@:
 
 # Fetches (or checks) the three dependency trees once; later runs do nothing.
 $(DEPS_STAMP): scripts/fetch-deps.sh | tools

@@ -37,6 +37,7 @@
 #include "listen.h"
 #include "log.h"
 #include "lwip/sys.h"
+#include "lwip_check.h"
 #if POSTERN_TLS
 #include "tls.h"
 #endif
