@@ -1,4 +1,5 @@
-"""test_lwip_check.py: a firmware's lwIP options that postern cannot work with fail the build, naming the option."""
+"""test_lwip_check.py: a firmware's lwIP options that postern cannot work with fail the build, naming the option;
+the integration options build."""
 import os
 import shlex
 import subprocess
@@ -8,11 +9,11 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def compile_conn(*defines):
+def compile_conn(*defines, source="src/http_conn.c"):
     flags = subprocess.run(["make", "--no-print-directory", "-s", "-C", ROOT, "cflags"], capture_output=True,
                            text=True, check=True).stdout
     flags = [f for f in shlex.split(flags) if f not in ("-MMD", "-MP")]
-    return subprocess.run(["gcc", "-fsyntax-only"] + flags + ["-D" + d for d in defines] + ["src/http_conn.c"],
+    return subprocess.run(["gcc", "-fsyntax-only"] + flags + ["-D" + d for d in defines] + [source],
                           cwd=ROOT, capture_output=True, text=True)
 
 
@@ -31,3 +32,9 @@ def test_a_wrong_lwip_option_fails_the_build_naming_it(define, message):
     r = compile_conn(define)
     assert r.returncode != 0
     assert message in r.stderr, r.stderr[-2000:]
+
+
+def test_tls_builds_on_the_firmwares_own_mbedtls_allocator():
+    """POSTERN_TLS_OWN_HEAP=0: postern installs no allocator and reserves no TLS heap."""
+    r = compile_conn("POSTERN_TLS_OWN_HEAP=0", source="port/tls.c")
+    assert r.returncode == 0, r.stderr[-2000:]
