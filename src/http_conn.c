@@ -637,6 +637,18 @@ static err_t conn_on_accept(void *arg, struct altcp_pcb *pcb, err_t err)
   return ERR_OK;
 }
 
+void http_close_all(void)
+{
+  for (int i = 0; i < POSTERN_MAX_CONNS; i++) {
+    if (conn_pool[i].state != CONN_FREE) {
+      struct altcp_pcb *pcb = conn_pool[i].pcb;
+      conn_detach(pcb);
+      conn_release(&conn_pool[i]);
+      altcp_abort(pcb);
+    }
+  }
+}
+
 /** Listens on `port` with connections made by `alloc` (NULL: plain TCP). */
 err_t http_listen(altcp_allocator_t *alloc, uint16_t port)
 {
