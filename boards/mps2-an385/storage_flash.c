@@ -715,6 +715,29 @@ static void sf_step(void)
   }
 }
 
+/*
+ * Steps while the medium is idle, at most SF_STEPS of them: a medium that is
+ * busy after each command (any real timing) gets one command per call; an
+ * instant one gets the whole queue done at once.
+ */
+#define SF_STEPS ((int)(STORAGE_FLASH_STAGE / FLASH_PAGE_SIZE) + 8)
+static void sf_run(void)
+{
+  for (int i = 0; i < SF_STEPS; i++) {
+    int st = flash_status(sf_medium);
+    if (st == FLASH_BUSY) {
+      return;
+    }
+    if (sf_eng.op != SF_OP_NONE) {
+      sf_complete(st == 0);
+    }
+    sf_step();
+    if (sf_eng.op == SF_OP_NONE) {
+      return; /* nothing started: nothing to do, or the medium failed */
+    }
+  }
+}
+
 /* True while the medium has queued work or blocks to erase ahead (not once its power failed). */
 static bool sf_has_work(bool failed)
 {
@@ -744,11 +767,11 @@ uint32_t storage_poll(void)
     sf_want_ready = false;
     storage_ready(); /* the medium is idle now: pending reads go through */
   }
-  sf_step();
-  if (sf_eng.op != SF_OP_NONE) {
+  sf_run();
+  if (flash_status(sf_medium) == FLASH_BUSY) {
     return sf_wait_ms();
   }
-  return sf_has_work(st < 0) || sf_want_ready ? 0 : STORAGE_POLL_IDLE;
+  return sf_has_work(st < 0) || sf_want_ready || sf_eng.op != SF_OP_NONE ? 0 : STORAGE_POLL_IDLE;
 }
 
 /* Answers STORAGE_PENDING: storage_ready() comes after the next step. */
@@ -1015,7 +1038,10 @@ int storage_write(storage_upload_t *u, const void *data, size_t len)
   uint32_t all = u->stage_len + (uint32_t)len;
   uint32_t whole = all - all % SF_UNIT;
   if (whole > 0 && !sf_q_push(SF_Q_DATA, sf_slot(u), u->stage, u->stage_len, data, whole - u->stage_len)) {
-    return sf_pending(); /* nothing kept: the same bytes come again */
+    sf_run(); /* an idle medium takes what is queued now (a busy one its next command) */
+    if (!sf_q_push(SF_Q_DATA, sf_slot(u), u->stage, u->stage_len, data, whole - u->stage_len)) {
+      return sf_pending(); /* nothing kept: the same bytes come again */
+    }
   }
   /*
    * Promise the blocks these bytes need before taking them. For chunked
