@@ -37,11 +37,14 @@
  *   answers STORAGE_PENDING, keeping nothing, when they do not fit.
  * - Dead marks (removals, replaced versions) wait in a short list of their
  *   own and go first.
- * - Each poll step: end the operation whose time has passed, call
- *   storage_ready() if a call answered STORAGE_PENDING, then start at most
- *   one erase or program. Erases of free blocks run while nothing else is
- *   queued and no reader is open, so blocks are erased ahead of the uploads
- *   that take them; an upload that finds none erased erases one first.
+ * - Each poll: end the operation whose time has passed, call
+ *   storage_ready() if a call answered STORAGE_PENDING (the medium is idle
+ *   then, so pending reads go through), then start the next erase or
+ *   program: one on a timed medium (it is busy after it), up to SF_STEPS on
+ *   an instant one. A write that finds the queue full does the same first.
+ *   Erases of free blocks run while nothing else is queued and no reader is
+ *   open, so blocks are erased ahead of the uploads that take them; an
+ *   upload that finds none erased erases one first.
  */
 
 #define SF_UNIT FLASH_PROG_UNIT

@@ -269,6 +269,61 @@ def throughput():
         % (fresh * 1000, fresh_expect * 1000, FRESH_RUNS))
 
 
+# ---- The board's storage on timed flash ---------------------------------------------------------
+
+FLASH_PROFILES = {"instant": None, "nor": (45000, 50), "slow": (1000000, 50)}  # erase us, us per 16-byte unit
+
+
+def _flash_upload(profile):
+    """A 1 MiB PUT on the mps2-an385 with FLASH_TIMING=profile while a second client polls GET /_status.
+
+    Returns (seconds for the upload, its status, /_status latencies in seconds)."""
+    import threading
+    dev = QemuDevice(_board_image({"token": TOKEN, "capacity": "3M", "flash_timing": profile}, None))
+    try:
+        body = os.urandom(MIB)
+        out = {}
+
+        def upload():
+            t0 = time.monotonic()
+            c = Conn(dev.http, timeout=600)
+            c.send(("PUT /files/f.bin HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n"
+                    % (TOKEN, len(body))).encode() + body)
+            out["status"] = c.read_response(timeout=600).status
+            out["s"] = time.monotonic() - t0
+            c.close()
+
+        t = threading.Thread(target=upload)
+        t.start()
+        lat = []
+        while t.is_alive():
+            t0 = time.monotonic()
+            request(Endpoint(dev.http, False), "GET", "/_status", None, None, timeout=30)
+            lat.append(time.monotonic() - t0)
+            time.sleep(0.02)
+        t.join()
+        return out.get("s"), out.get("status"), sorted(lat)
+    finally:
+        dev.stop()
+
+
+def flash_timing():
+    """Upload throughput and GET /_status latency on the board's instant, nor and slow flash (FLASH_TIMING)."""
+    group = "mps2-an385 storage on timed flash (1 MiB PUT under QEMU)"
+    for profile, timing in FLASH_PROFILES.items():
+        secs, status, lat = _flash_upload(profile)
+        limit = "no limit" if timing is None else "medium: %.0f KiB/s of programs, %d ms per erase" % (
+            16 / (timing[1] * 1e-6) / KIB, timing[0] // 1000)
+        row(group, "flash_%s_put_kib_s" % profile, "PUT throughput, FLASH_TIMING=%s" % profile,
+            round(MIB / KIB / secs) if secs and status == 201 else None, "KiB/s", None,
+            "status %s; %s" % (status, limit))
+        if profile != "instant" and lat:
+            p50, p99 = lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+            row(group, "flash_%s_status_p50_ms" % profile, "  GET /_status meanwhile, p50", round(p50 * 1e3, 1), "ms")
+            row(group, "flash_%s_status_p99_ms" % profile, "  GET /_status meanwhile, p99", round(p99 * 1e3, 1), "ms", 300,
+                "%d requests" % len(lat))
+
+
 # ---- Output ----------------------------------------------------------------------------------------
 
 def attacks():
@@ -334,10 +389,15 @@ def report():
 
 def main():
     t0 = time.monotonic()
+    if sys.argv[1:] == ["flash"]:  # figures.py flash: only the timed-flash figures
+        flash_timing()
+        report()
+        return
     footprint()
     board_ram()
     decision_cost()
     throughput()
+    flash_timing()
     attacks()
     report()
     print("bench: %.0f s" % (time.monotonic() - t0))

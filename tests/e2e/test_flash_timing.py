@@ -22,11 +22,11 @@ def put(dev, name, body, timeout=240):
     try:
         c.send(("PUT /files/%s HTTP/1.1\r\nHost: d\r\nAuthorization: %s\r\nContent-Length: %d\r\n"
                 "Expect: 100-continue\r\n\r\n" % (name, AUTH["Authorization"], len(body))).encode())
-        r = c.read_response()
+        r = c.read_response(timeout=timeout)
         if r.status != 100:
             return r
         c.send(body)
-        return c.read_response()
+        return c.read_response(timeout=timeout)
     finally:
         c.close()
 
@@ -41,7 +41,12 @@ def test_status_and_a_second_upload_go_on_while_a_big_upload_waits_for_the_flash
     results = {}
 
     def upload(name, body):
-        results[name] = put(dev, name, body)
+        t0 = time.monotonic()
+        try:
+            results[name] = put(dev, name, body)
+        except Exception as e:  # reported below, with the name
+            results[name] = e
+        print("%s: %d bytes in %.1f s" % (name, len(body), time.monotonic() - t0))
 
     t_big = threading.Thread(target=upload, args=("big.bin", big))
     t_big.start()
