@@ -66,7 +66,10 @@
 typedef enum conn_state {
   CONN_FREE = 0,
   CONN_HEAD,      /* reading a request head */
+  CONN_OPEN,      /* an accepted upload waits for storage to open it; its 100 or answer waits too */
   CONN_BODY,      /* streaming an accepted upload body to storage */
+  CONN_COMMIT,    /* the body is complete: the commit, then the answer */
+  CONN_REMOVE,    /* a DELETE waits for storage */
   CONN_SEND_FILE, /* streaming a download */
   CONN_SEND_LIST, /* streaming the JSON listing */
   CONN_LINGER,    /* response sent, FIN sent; reading and dropping until the peer closes */
@@ -93,6 +96,9 @@ typedef struct conn {
   bool head_only;    /* HEAD: headers of a download without the bytes */
   bool served;       /* a response went out and the connection was kept: idle between requests */
   bool retry_due;    /* a retryable 417 was sent: the next request must be its retry */
+  bool waiting;      /* a storage call answered STORAGE_PENDING; storage_ready() resumes */
+  bool checked;      /* the complete body passed its digest and the policy's after-body check */
+  bool replaced;     /* the commit replaced a version */
   struct pbuf *rx;   /* received bytes not consumed yet */
   uint16_t fed;      /* bytes of rx the head parser has seen */
   uint32_t last_ms;  /* last progress, for the timeouts */
@@ -101,6 +107,7 @@ typedef struct conn {
   uint32_t rate_ms;  /* start of the upload's current rate window */
   uint64_t rate_bytes; /* body bytes at rate_ms */
   uint32_t linger_ms;   /* when the lingering close began */
+  uint32_t wait_ms;     /* when the storage wait began */
   uint32_t linger_left; /* bytes it still reads and drops: past POSTERN_LINGER_MAX, a refused body */
   uint32_t retry_key;   /* method and target of the request a retryable 417 refused */
   hp_parser_t parser;
@@ -110,7 +117,7 @@ typedef struct conn {
   uint64_t body_bytes; /* body bytes stored so far */
   chunked_t chunk;
   digest_sha256_t sha;
-  uint8_t digest[DIGEST_SHA256_LEN]; /* the client's Content-Digest */
+  uint8_t digest[DIGEST_SHA256_LEN]; /* the client's Content-Digest; once the body is in, its SHA-256 */
   storage_upload_t *upload;
   storage_reader_t *reader;
   uint64_t send_left; /* download or listing bytes still to send */
@@ -171,6 +178,7 @@ static void conn_release(conn_t *c)
     c->reader = NULL;
   }
   c->state = CONN_FREE;
+  c->waiting = false;
   c->pcb = NULL;
   conn_active--;
 }
@@ -229,6 +237,33 @@ static bool conn_room(conn_t *c)
   return altcp_sndbuf(c->pcb) >= CONN_RESP_ROOM && altcp_sndqueuelen(c->pcb) < TCP_SND_QUEUELEN / 2;
 }
 
+/*
+ * Notes what a storage call answered. STORAGE_PENDING starts or continues a
+ * wait (storage_ready() resumes the connection, which makes the same call
+ * again) and returns true. Any other answer ends a wait, and the time the
+ * medium took is given back to the client's deadlines: a slow medium never
+ * makes an upload look starved.
+ */
+static bool conn_storage_wait(conn_t *c, int rc)
+{
+  uint32_t now = sys_now();
+  if (rc == STORAGE_PENDING) {
+    if (!c->waiting) {
+      c->waiting = true;
+      c->wait_ms = now;
+    }
+    return true;
+  }
+  if (c->waiting) {
+    uint32_t waited = now - c->wait_ms;
+    c->body_ms += waited;
+    c->rate_ms += waited;
+    c->last_ms = now;
+    c->waiting = false;
+  }
+  return false;
+}
+
 /* ---- Responses ---------------------------------------------------------- */
 
 /* How a connection goes on after a response. */
@@ -277,6 +312,9 @@ static bool conn_write(conn_t *c, const void *data, size_t len, bool more)
 /* Announced body bytes of the request that were not read (UINT64_MAX: chunked, not finished). */
 static uint64_t conn_body_unread(const conn_t *c)
 {
+  if (c->state == CONN_COMMIT) {
+    return 0;
+  }
   if (c->chunked) {
     return UINT64_MAX;
   }
@@ -512,7 +550,6 @@ static policy_str_t conn_str(const char *s)
 }
 #endif
 
-static void conn_start_upload(conn_t *c);
 static void conn_start_download(conn_t *c);
 static void conn_start_list(conn_t *c);
 static void conn_send_status(conn_t *c);
@@ -689,18 +726,9 @@ static void conn_on_head(conn_t *c, const char *head)
   switch (route) {
   case ROUTE_FILE:
     if (is_put) {
-      conn_start_upload(c);
+      c->state = CONN_OPEN; /* conn_process opens it, once the head is consumed */
     } else if (is_delete) {
-      int rc = storage_remove(c->name);
-      if (rc == STORAGE_OK) {
-        if (conn_send_ok(c, 204, NULL, 0, NULL, NULL, 0, 0, false)) {
-          conn_after(c, c->keep_alive ? AFTER_NEXT : AFTER_LINGER);
-        }
-      } else {
-        conn_respond_error(c, rc == STORAGE_ENOENT ? 404 : 500, NULL,
-                           rc == STORAGE_ENOENT ? "no such file" : "storage error", !c->keep_alive,
-                           c->keep_alive ? AFTER_NEXT : AFTER_LINGER, NULL);
-      }
+      c->state = CONN_REMOVE;
     } else {
       conn_start_download(c);
     }
@@ -716,11 +744,32 @@ static void conn_on_head(conn_t *c, const char *head)
   }
 }
 
+/* DELETE: removes the file, once storage takes the call. */
+static void conn_remove(conn_t *c)
+{
+  int rc = storage_remove(c->name);
+  if (conn_storage_wait(c, rc)) {
+    return;
+  }
+  if (rc == STORAGE_OK) {
+    if (conn_send_ok(c, 204, NULL, 0, NULL, NULL, 0, 0, false)) {
+      conn_after(c, c->keep_alive ? AFTER_NEXT : AFTER_LINGER);
+    }
+    return;
+  }
+  conn_respond_error(c, rc == STORAGE_ENOENT ? 404 : 500, NULL, rc == STORAGE_ENOENT ? "no such file" : "storage error",
+                     !c->keep_alive, c->keep_alive ? AFTER_NEXT : AFTER_LINGER, NULL);
+}
+
 /* ---- 4. Accepted uploads -------------------------------------------------- */
 
-static void conn_start_upload(conn_t *c)
+/* Opens the upload in storage (its reservation), then says 100 Continue. */
+static void conn_open_upload(conn_t *c)
 {
   int rc = storage_open(c->name, c->chunked ? STORAGE_LEN_UNKNOWN : c->length, &c->upload);
+  if (conn_storage_wait(c, rc)) {
+    return; /* the 100 waits for the reservation */
+  }
   if (rc != STORAGE_OK) {
     c->upload = NULL;
     int status = rc == STORAGE_ENOSPC ? (c->length > storage_capacity() ? 413 : 507)
@@ -736,6 +785,7 @@ static void conn_start_upload(conn_t *c)
   digest_sha256_start(&c->sha);
   c->body_left = c->chunked ? 0 : c->length;
   chunked_init(&c->chunk);
+  c->checked = false;
   c->state = CONN_BODY;
   c->body_ms = c->rate_ms = sys_now();
   c->rate_bytes = 0;
@@ -764,6 +814,9 @@ static int conn_sink(conn_t *c, const uint8_t *data, size_t len)
     return STORAGE_OK;
   }
   int rc = storage_write(c->upload, data, len);
+  if (conn_storage_wait(c, rc)) {
+    return rc;
+  }
   if (rc == STORAGE_OK) {
     digest_sha256_update(&c->sha, data, len);
     c->body_bytes += len;
@@ -771,7 +824,8 @@ static int conn_sink(conn_t *c, const uint8_t *data, size_t len)
   return rc;
 }
 
-static void conn_end_upload(conn_t *c);
+static void conn_commit(conn_t *c);
+static bool conn_check_body(conn_t *c);
 
 /* Aborts the upload after a failure mid-body and answers. */
 static void conn_fail_upload(conn_t *c, int status, const char *msg)
@@ -790,6 +844,7 @@ static void conn_feed_body(conn_t *c)
     const uint8_t *data = q->payload;
     size_t used, out_len = 0;
     const uint8_t *out = NULL;
+    chunked_t before = c->chunk; /* a pending write decodes the same bytes again */
     int rc;
     if (c->chunked) {
       rc = chunked_decode(&c->chunk, data, q->len, &used, &out, &out_len);
@@ -802,31 +857,84 @@ static void conn_feed_body(conn_t *c)
       used = q->len < c->body_left ? q->len : (size_t)c->body_left;
       out = data;
       out_len = used;
-      c->body_left -= used;
-      done = c->body_left == 0;
+      done = used == c->body_left;
     }
     rc = conn_sink(c, out, out_len);
+    if (rc == STORAGE_PENDING) {
+      /* The bytes stay in rx and the window stays shut until storage_ready(). */
+      c->chunk = before;
+      return;
+    }
     if (rc != STORAGE_OK) {
       conn_fail_upload(c, rc == STORAGE_ENOSPC ? (c->chunked ? 413 : 507) : 500,
                        rc == STORAGE_ENOSPC ? "storage quota exceeded while streaming" : "storage error");
       return;
     }
+    if (!c->chunked) {
+      c->body_left -= used;
+    }
     conn_consume(c, used);
   }
   if (done) {
-    conn_end_upload(c);
+    c->state = CONN_COMMIT;
+    conn_commit(c);
   }
 }
 
 /* ---- 6. Commit ------------------------------------------------------------ */
 
-static void conn_end_upload(conn_t *c)
+/*
+ * The body is all in: once there is room for the answer, the digest and the
+ * policy's after-body check (once), then the commit, which may be pending,
+ * then the answer.
+ */
+static void conn_commit(conn_t *c)
 {
-  c->body_left = 0;
-  c->chunked = false; /* the decoder is done: no body is left unread */
   if (!conn_room(c)) {
     return; /* conn_on_sent comes back once there is room for the answer */
   }
+  if (!c->checked && !conn_check_body(c)) {
+    return;
+  }
+  int rc = storage_commit(c->upload, &c->replaced);
+  if (conn_storage_wait(c, rc)) {
+    return; /* the answer waits for the medium */
+  }
+  c->upload = NULL;
+  if (rc != STORAGE_OK) {
+    conn_respond_error(c, 500, "storage_error", "commit failed; the previous version is intact", true,
+                       AFTER_LINGER, NULL);
+    return;
+  }
+  char hex[2 * DIGEST_SHA256_LEN + 1];
+  digest_hex(c->digest, sizeof c->digest, hex);
+  char b64[DIGEST_SHA256_B64_LEN];
+  digest_base64_encode(c->digest, sizeof c->digest, b64, sizeof b64);
+  /* A stored name has no control bytes or backslashes: a quote is its only
+   * byte that JSON escapes, to two. The reply always fits. */
+  char body[2 * POSTERN_NAME_MAX + 2 * DIGEST_SHA256_LEN + 48];
+  wbuf_t j;
+  wb_init(&j, body, sizeof body);
+  wb_str(&j, "{\"name\":");
+  wb_json_str(&j, c->name, strlen(c->name));
+  wb_str(&j, ",\"size\":");
+  wb_u64(&j, c->body_bytes);
+  wb_str(&j, ",\"sha256\":\"");
+  wb_str(&j, hex);
+  wb_str(&j, "\"}\n");
+  if (!conn_send_ok(c, c->replaced ? 200 : 201, "application/json", j.len, b64, body, j.len, c->body_bytes, false)) {
+    return;
+  }
+  conn_after(c, c->keep_alive ? AFTER_NEXT : AFTER_LINGER);
+}
+
+/*
+ * Checks the complete body: its SHA-256 against the client's Content-Digest,
+ * then the policy's on_stored. False when it refused and answered; true with
+ * the SHA-256 kept in c->digest.
+ */
+static bool conn_check_body(conn_t *c)
+{
   uint8_t sum[DIGEST_SHA256_LEN];
   digest_sha256_finish(&c->sha, sum);
   if (c->want_digest && !digest_equal(sum, c->digest, sizeof sum)) {
@@ -834,7 +942,7 @@ static void conn_end_upload(conn_t *c)
     c->upload = NULL;
     conn_respond_error(c, 400, "digest_mismatch", "Content-Digest does not match the body; nothing stored",
                        !c->keep_alive, c->keep_alive ? AFTER_NEXT : AFTER_LINGER, NULL);
-    return;
+    return false;
   }
   char hex[2 * DIGEST_SHA256_LEN + 1];
   digest_hex(sum, sizeof sum, hex);
@@ -853,34 +961,11 @@ static void conn_end_upload(conn_t *c)
     c->upload = NULL;
     conn_respond_error(c, d.status, d.policy_error ? "policy_error" : NULL, d.message, !c->keep_alive,
                        c->keep_alive ? AFTER_NEXT : AFTER_LINGER, NULL);
-    return;
+    return false;
   }
-  bool replaced = false;
-  int rc = storage_commit(c->upload, &replaced);
-  c->upload = NULL;
-  if (rc != STORAGE_OK) {
-    conn_respond_error(c, 500, "storage_error", "commit failed; the previous version is intact", true,
-                       AFTER_LINGER, NULL);
-    return;
-  }
-  char b64[DIGEST_SHA256_B64_LEN];
-  digest_base64_encode(sum, sizeof sum, b64, sizeof b64);
-  /* A stored name has no control bytes or backslashes: a quote is its only
-   * byte that JSON escapes, to two. The reply always fits. */
-  char body[2 * POSTERN_NAME_MAX + 2 * DIGEST_SHA256_LEN + 48];
-  wbuf_t j;
-  wb_init(&j, body, sizeof body);
-  wb_str(&j, "{\"name\":");
-  wb_json_str(&j, c->name, strlen(c->name));
-  wb_str(&j, ",\"size\":");
-  wb_u64(&j, c->body_bytes);
-  wb_str(&j, ",\"sha256\":\"");
-  wb_str(&j, hex);
-  wb_str(&j, "\"}\n");
-  if (!conn_send_ok(c, replaced ? 200 : 201, "application/json", j.len, b64, body, j.len, c->body_bytes, false)) {
-    return;
-  }
-  conn_after(c, c->keep_alive ? AFTER_NEXT : AFTER_LINGER);
+  memcpy(c->digest, sum, sizeof sum);
+  c->checked = true;
+  return true;
 }
 
 /* ---- Downloads, listing, status ------------------------------------------- */
@@ -1032,6 +1117,9 @@ static void conn_pump(conn_t *c)
     }
     if (c->state == CONN_SEND_FILE) {
       long got = storage_read(c->reader, conn_io, n);
+      if (conn_storage_wait(c, (int)(got < 0 ? got : STORAGE_OK))) {
+        break; /* storage_ready() pumps again */
+      }
       if (got <= 0) {
         log_line("http: %s: read failed at %llu bytes left; closing", c->name, (unsigned long long)c->send_left);
         conn_close(c);
@@ -1115,12 +1203,30 @@ static void conn_process(conn_t *c)
       c->fed = 0;
       continue;
     }
+    case CONN_OPEN:
+      conn_open_upload(c);
+      if (c->state == CONN_OPEN) {
+        return;
+      }
+      continue;
     case CONN_BODY:
       if (c->rx == NULL && (c->chunked || c->body_left > 0)) {
         return;
       }
       conn_feed_body(c);
       if (c->state == CONN_BODY) {
+        return;
+      }
+      continue;
+    case CONN_COMMIT:
+      conn_commit(c);
+      if (c->state == CONN_COMMIT) {
+        return;
+      }
+      continue;
+    case CONN_REMOVE:
+      conn_remove(c);
+      if (c->state == CONN_REMOVE) {
         return;
       }
       continue;
@@ -1168,16 +1274,21 @@ static err_t conn_on_recv(void *arg, struct altcp_pcb *pcb, struct pbuf *p, err_
     return ERR_OK;
   }
   if (p == NULL || err != ERR_OK) {
-    /* The peer closed. An unfinished upload is dropped; nothing partial is committed. */
+    /* The peer closed (all it sent before is delivered by now). A whole
+     * request still gets its answer, maybe once storage is done with it; an
+     * unfinished upload is dropped, nothing partial is committed. */
     if (p != NULL) {
       pbuf_free(p);
     }
-    if (c->state == CONN_BODY && c->upload != NULL) {
+    bool body_in = c->state == CONN_COMMIT ||
+                   (c->state == CONN_BODY && !c->chunked && c->rx != NULL && c->rx->tot_len >= c->body_left);
+    if (c->state == CONN_SEND_FILE || c->state == CONN_SEND_LIST || c->state == CONN_REMOVE || body_in) {
+      c->keep_alive = false;
+      return ERR_OK;
+    }
+    if (c->state == CONN_BODY) {
       log_line("http: %s: client went away after %llu body bytes; nothing stored", c->name,
                (unsigned long long)c->body_bytes);
-    }
-    if (c->state == CONN_SEND_FILE || c->state == CONN_SEND_LIST) {
-      return ERR_OK; /* half-closed: the response still goes out */
     }
     conn_close(c);
     return conn_cb_result();
@@ -1241,6 +1352,48 @@ static void conn_on_err(void *arg, err_t err)
   conn_release(c); /* lwIP has freed the pcb already */
 }
 
+/*
+ * storage_ready(), from storage_poll() in the main loop: every connection
+ * that waits on storage makes its call again. Not inside an lwIP callback,
+ * so an abort on the way needs no ERR_ABRT.
+ */
+void storage_ready(void)
+{
+  for (int i = 0; i < POSTERN_MAX_CONNS; i++) {
+    conn_t *c = &conn_pool[i];
+    if (c->state == CONN_FREE || !c->waiting) {
+      continue;
+    }
+    if (c->state == CONN_SEND_FILE) {
+      conn_pump(c);
+    }
+    if (c->state != CONN_FREE) {
+      conn_process(c);
+    }
+  }
+  conn_aborted = false;
+}
+
+/* The medium made no progress for POSTERN_STORAGE_WAIT_S: the request fails, clearly, and nothing is stored. */
+static void conn_storage_gave_up(conn_t *c)
+{
+  log_line("http: %s: storage did not answer for %us", c->name, POSTERN_STORAGE_WAIT_S);
+  c->waiting = false;
+  switch (c->state) {
+  case CONN_OPEN:
+  case CONN_REMOVE:
+    conn_refuse(c, 503, "storage is busy; try again later");
+    break;
+  case CONN_BODY:
+  case CONN_COMMIT:
+    conn_fail_upload(c, 500, "storage did not answer; nothing stored");
+    break;
+  default:
+    conn_close(c);
+    break;
+  }
+}
+
 /* Timeouts, once a second: head completion, body inactivity, idle keep-alive, linger. */
 static err_t conn_on_poll(void *arg, struct altcp_pcb *pcb)
 {
@@ -1251,6 +1404,13 @@ static err_t conn_on_poll(void *arg, struct altcp_pcb *pcb)
   }
   uint32_t now = sys_now();
   uint32_t idle = now - c->last_ms;
+  if (c->waiting) {
+    /* The medium holds it, not the client: no client deadline runs. */
+    if (now - c->wait_ms >= POSTERN_STORAGE_WAIT_S * 1000u) {
+      conn_storage_gave_up(c);
+    }
+    return conn_cb_result();
+  }
   switch (c->state) {
   case CONN_HEAD:
     if (c->rx == NULL && idle >= POSTERN_IDLE_TIMEOUT_S * 1000u) {
@@ -1328,7 +1488,7 @@ static conn_evict_t conn_evict_class(const conn_t *c, uint32_t now)
   case CONN_LINGER:
     return c->linger_left > POSTERN_LINGER_MAX ? EVICT_DRAIN : EVICT_LINGER;
   case CONN_BODY:
-    return conn_body_starved(c, now) ? EVICT_STARVED : EVICT_NEVER;
+    return !c->waiting && conn_body_starved(c, now) ? EVICT_STARVED : EVICT_NEVER;
   default:
     return EVICT_NEVER;
   }

@@ -108,6 +108,14 @@
 #define POSTERN_IDLE_TIMEOUT_S 15
 #endif
 
+/** Seconds a request may wait on a busy medium without any progress (a
+ *  pending open, write, commit or remove) before it fails: 503 for a request
+ *  not begun, 500 and nothing stored for an upload. Time spent waiting does
+ *  not count against the client's body deadlines. */
+#ifndef POSTERN_STORAGE_WAIT_S
+#define POSTERN_STORAGE_WAIT_S 30
+#endif
+
 /** Seconds of lingering close: bytes are read and dropped before closing. */
 #ifndef POSTERN_LINGER_S
 #define POSTERN_LINGER_S 2
