@@ -1,0 +1,221 @@
+/* http_routes.c: the answers that carry content: downloads and the listing streamed as the send buffer drains, /_status, and DELETE. */
+#include "http_conn_int.h"
+
+#include <stdbool.h>
+#include <string.h>
+
+#include "http_response.h"
+#include "http_status.h"
+#include "log.h"
+#include "lwip/stats.h"
+#include "lwip/sys.h"
+#include "storage.h"
+
+#if !MEM_STATS
+#error "postern reads lwIP's heap use (MEM_STATS) to keep POSTERN_HEAP_RESERVE free"
+#endif
+
+static uint8_t conn_io[TCP_MSS]; /* one chunk of a download or a listing at a time */
+_Static_assert(sizeof conn_io >= CONN_LIST_ENTRY_MAX, "a listing entry must fit conn_io whole");
+
+/* DELETE: removes the file, once storage takes the call. */
+void conn_remove(conn_t *c)
+{
+  int rc = storage_remove(c->name);
+  if (conn_storage_wait(c, rc)) {
+    return;
+  }
+  if (rc == STORAGE_OK) {
+    if (conn_send_ok(c, 204, NULL, 0, NULL, NULL, 0, 0, false)) {
+      conn_after(c, c->keep_alive ? AFTER_NEXT : AFTER_LINGER);
+    }
+    return;
+  }
+  conn_respond_error(c, rc == STORAGE_ENOENT ? 404 : 500, NULL, rc == STORAGE_ENOENT ? "no such file" : "storage error",
+                     !c->keep_alive, c->keep_alive ? AFTER_NEXT : AFTER_LINGER, NULL);
+}
+
+void conn_start_download(conn_t *c)
+{
+  uint64_t size = 0;
+  int rc = storage_read_open(c->name, &c->reader, &size);
+  if (rc != STORAGE_OK) {
+    c->reader = NULL;
+    conn_respond_error(c, rc == STORAGE_ENOENT ? 404 : rc == STORAGE_EBUSY ? 503 : 500, NULL,
+                       rc == STORAGE_ENOENT ? "no such file" : "storage busy or failing", !c->keep_alive,
+                       c->keep_alive ? AFTER_NEXT : AFTER_LINGER, NULL);
+    return;
+  }
+  if (!conn_send_ok(c, 200, "application/octet-stream", size, NULL, NULL, 0, size, size > 0)) {
+    return;
+  }
+  c->send_left = c->head_only ? 0 : size;
+  c->state = CONN_SEND_FILE;
+  conn_pump(c);
+}
+
+/*
+ * The listing is a sequence of items, each rendered whole or not at all:
+ * item 0 is `{"files":[`, items 1 to N the entries, item N + 1 the closing
+ * `]}`. A render resumes at the item where the last one stopped.
+ */
+typedef struct conn_list_ctx {
+  wbuf_t *b;
+  uint32_t item; /* the entry being visited */
+  uint32_t next; /* the first item not rendered yet */
+  bool full;
+} conn_list_ctx_t;
+
+/* Appends one item whole, or marks the render full. */
+static bool conn_list_put(conn_list_ctx_t *ctx, const char *s, size_t n)
+{
+  if (n > ctx->b->cap - ctx->b->len) {
+    ctx->full = true;
+    return false;
+  }
+  wb_mem(ctx->b, s, n);
+  ctx->next++;
+  return true;
+}
+
+static int conn_list_entry(void *arg, const char *name, uint64_t size)
+{
+  conn_list_ctx_t *ctx = arg;
+  if (++ctx->item < ctx->next) {
+    return 0; /* sent already */
+  }
+  char one[CONN_LIST_ENTRY_MAX];
+  wbuf_t e;
+  wb_init(&e, one, sizeof one);
+  wb_str(&e, ctx->item == 1 ? "{\"name\":" : ",{\"name\":");
+  wb_json_str(&e, name, strlen(name));
+  wb_str(&e, ",\"size\":");
+  wb_u64(&e, size);
+  wb_str(&e, "}");
+  return conn_list_put(ctx, one, e.len) ? 0 : 1;
+}
+
+/* Renders listing items from `from` on into b, while they fit; returns the next item. */
+static uint32_t conn_list_render(wbuf_t *b, uint32_t from, bool *finished)
+{
+  static const char open[] = "{\"files\":[", close[] = "]}\n";
+  conn_list_ctx_t ctx = {b, 0, from, false};
+  *finished = false;
+  if (from == 0 && !conn_list_put(&ctx, open, sizeof open - 1)) {
+    return ctx.next;
+  }
+  storage_list(conn_list_entry, &ctx);
+  if (!ctx.full && conn_list_put(&ctx, close, sizeof close - 1)) {
+    *finished = true;
+  }
+  return ctx.next;
+}
+
+void conn_start_list(conn_t *c)
+{
+  /* First pass: the length, for Content-Length. Every item fits an empty buffer. */
+  uint64_t total = 0;
+  uint32_t next = 0;
+  bool finished = false;
+  while (!finished) {
+    wbuf_t b;
+    wb_init(&b, (char *)conn_io, sizeof conn_io);
+    next = conn_list_render(&b, next, &finished);
+    total += b.len;
+  }
+  if (!conn_send_ok(c, 200, "application/json", total, NULL, NULL, 0, total, true)) {
+    return;
+  }
+  c->send_left = c->head_only ? 0 : total;
+  c->list_next = 0;
+  c->state = CONN_SEND_LIST;
+  conn_pump(c);
+}
+
+void conn_send_status(conn_t *c)
+{
+  static char body[1200];
+  wbuf_t j;
+  wb_init(&j, body, sizeof body);
+  http_status_render(&j);
+  if (j.overflow) {
+    /* Never a cut document. */
+    log_line("http: /_status does not fit its %u-byte buffer", (unsigned)sizeof body);
+    conn_respond_error(c, 500, NULL, "the status document does not fit its buffer", !c->keep_alive,
+                       c->keep_alive ? AFTER_NEXT : AFTER_LINGER, NULL);
+    return;
+  }
+  if (!conn_send_ok(c, 200, "application/json", j.len, NULL, body, j.len, j.len, false)) {
+    return;
+  }
+  conn_after(c, c->keep_alive ? AFTER_NEXT : AFTER_LINGER);
+}
+
+/* Whether n more bytes of a streamed body may go into lwIP's heap, given the
+ * send room the connection has: within its own bound, and only while the
+ * reserve stays free for everyone's answers. */
+static bool conn_heap_room(size_t room, size_t n)
+{
+  size_t queued = room < TCP_SND_BUF ? TCP_SND_BUF - room : 0;
+  size_t used = lwip_stats.mem.used;
+  size_t left = used < MEM_SIZE ? MEM_SIZE - used : 0;
+  return queued + n <= POSTERN_SEND_MAX && left >= POSTERN_HEAP_RESERVE + n + CONN_SEG_OVERHEAD;
+}
+
+/* Moves download or listing bytes into the send buffer while it has room. */
+void conn_pump(conn_t *c)
+{
+  while (c->send_left > 0) {
+    size_t room = altcp_sndbuf(c->pcb);
+    if (room < CONN_LIST_ENTRY_MAX && room < c->send_left) { /* a listing entry goes whole */
+      break;
+    }
+    if (altcp_sndqueuelen(c->pcb) >= TCP_SND_QUEUELEN - 2) {
+      break;
+    }
+    size_t n = room < sizeof conn_io ? room : sizeof conn_io;
+    if (n > c->send_left) {
+      n = (size_t)c->send_left;
+    }
+    if (!conn_heap_room(room, n)) {
+      break; /* conn_on_sent or conn_on_poll comes back */
+    }
+    if (c->state == CONN_SEND_FILE) {
+      long got = storage_read(c->reader, conn_io, n);
+      if (conn_storage_wait(c, (int)(got < 0 ? got : STORAGE_OK))) {
+        break; /* storage_ready() pumps again */
+      }
+      if (got <= 0) {
+        log_line("http: %s: read failed at %llu bytes left; closing", c->name, (unsigned long long)c->send_left);
+        conn_close(c);
+        return;
+      }
+      n = (size_t)got;
+    } else {
+      wbuf_t b;
+      bool finished;
+      wb_init(&b, (char *)conn_io, n);
+      c->list_next = conn_list_render(&b, c->list_next, &finished);
+      if (b.len == 0 || b.len > c->send_left) {
+        log_line("http: the listing changed while it was sent; closing");
+        conn_close(c);
+        return;
+      }
+      n = b.len;
+    }
+    if (!conn_write(c, conn_io, n, c->send_left > n)) {
+      conn_close(c);
+      return;
+    }
+    c->send_left -= n;
+    c->last_ms = sys_now();
+  }
+  altcp_output(c->pcb);
+  if (c->send_left == 0) {
+    if (c->reader != NULL) {
+      storage_read_close(c->reader);
+      c->reader = NULL;
+    }
+    conn_after(c, c->keep_alive ? AFTER_NEXT : AFTER_LINGER);
+  }
+}

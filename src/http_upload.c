@@ -1,0 +1,210 @@
+/* http_upload.c: an accepted upload: storage opens (the reservation), 100 Continue, the body through the chunked decoder and SHA-256 into storage, the digest check, the commit, 201/200. */
+#include "http_conn_int.h"
+
+#include <stdbool.h>
+#include <string.h>
+
+#include "ack_now.h"
+#include "digest.h"
+#include "http_response.h"
+#include "lwip/sys.h"
+#include "policy.h"
+#include "storage.h"
+
+/* Opens the upload in storage (its reservation), then says 100 Continue. */
+void conn_open_upload(conn_t *c)
+{
+  int rc = storage_open(c->name, c->chunked ? STORAGE_LEN_UNKNOWN : c->length, &c->upload);
+  if (conn_storage_wait(c, rc)) {
+    return; /* the 100 waits for the reservation */
+  }
+  if (rc != STORAGE_OK) {
+    c->upload = NULL;
+    int status = rc == STORAGE_ENOSPC ? (c->length > storage_capacity() ? 413 : 507)
+                 : rc == STORAGE_EBUSY ? 409
+                                       : 500;
+    const char *msg = rc == STORAGE_ENOSPC ? "not enough free space"
+                      : rc == STORAGE_EBUSY ? "this name is being uploaded right now"
+                                            : "storage error";
+    /* With Expect, the client waits for 100 or a refusal: 417 says "not this way". */
+    conn_refuse(c, c->expect ? 417 : status, msg);
+    return;
+  }
+  digest_sha256_start(&c->sha);
+  c->body_left = c->chunked ? 0 : c->length;
+  chunked_init(&c->chunk);
+  c->checked = false;
+  c->state = CONN_BODY;
+  c->body_ms = c->rate_ms = sys_now();
+  c->rate_bytes = 0;
+  /* When lwIP runs out of pcbs it kills the lowest priority first: never an upload. */
+  altcp_setprio(c->pcb, TCP_PRIO_MAX);
+  if (c->expect) {
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    if (!conn_write(c, cont, sizeof cont - 1, false)) {
+      conn_close(c);
+      return;
+    }
+    altcp_output(c->pcb);
+  } else {
+    /* No 100 Continue carries the head's ACK: send it now, or a sender in
+     * slow start (one segment in flight) waits for lwIP's delayed-ACK tick. */
+    ack_now(c->pcb);
+  }
+}
+
+/* Storage and the digest take one span of payload. Returns a storage result. */
+static int conn_sink(conn_t *c, const uint8_t *data, size_t len)
+{
+  if (len == 0) {
+    return STORAGE_OK;
+  }
+  int rc = storage_write(c->upload, data, len);
+  if (conn_storage_wait(c, rc)) {
+    return rc;
+  }
+  if (rc == STORAGE_OK) {
+    digest_sha256_update(&c->sha, data, len);
+    c->body_bytes += len;
+  }
+  return rc;
+}
+
+/* Aborts the upload after a failure mid-body and answers. */
+void conn_fail_upload(conn_t *c, int status, const char *msg)
+{
+  storage_abort(c->upload);
+  c->upload = NULL;
+  conn_refuse(c, status, msg);
+}
+
+/* Streams what rx holds of the body. */
+void conn_feed_body(conn_t *c)
+{
+  bool done = !c->chunked && c->body_left == 0;
+  while (!done && c->rx != NULL) {
+    struct pbuf *q = c->rx;
+    const uint8_t *data = q->payload;
+    size_t used, out_len = 0;
+    const uint8_t *out = NULL;
+    chunked_t before = c->chunk; /* a pending write decodes the same bytes again */
+    int rc;
+    if (c->chunked) {
+      rc = chunked_decode(&c->chunk, data, q->len, &used, &out, &out_len);
+      if (rc == CHUNKED_ERR) {
+        conn_fail_upload(c, 400, "malformed chunked body");
+        return;
+      }
+      done = rc == CHUNKED_DONE;
+    } else {
+      used = q->len < c->body_left ? q->len : (size_t)c->body_left;
+      out = data;
+      out_len = used;
+      done = used == c->body_left;
+    }
+    rc = conn_sink(c, out, out_len);
+    if (rc == STORAGE_PENDING) {
+      /* The bytes stay in rx and the window stays shut until storage_ready(). */
+      c->chunk = before;
+      return;
+    }
+    if (rc != STORAGE_OK) {
+      conn_fail_upload(c, rc == STORAGE_ENOSPC ? (c->chunked ? 413 : 507) : 500,
+                       rc == STORAGE_ENOSPC ? "storage quota exceeded while streaming" : "storage error");
+      return;
+    }
+    if (!c->chunked) {
+      c->body_left -= used;
+    }
+    conn_consume(c, used);
+  }
+  if (done) {
+    c->state = CONN_COMMIT;
+    conn_commit(c);
+  }
+}
+
+/*
+ * Checks the complete body: its SHA-256 against the client's Content-Digest,
+ * then the policy's on_stored. False when it refused and answered; true with
+ * the SHA-256 kept in c->digest.
+ */
+static bool conn_check_body(conn_t *c)
+{
+  uint8_t sum[DIGEST_SHA256_LEN];
+  digest_sha256_finish(&c->sha, sum);
+  if (c->want_digest && !digest_equal(sum, c->digest, sizeof sum)) {
+    storage_abort(c->upload);
+    c->upload = NULL;
+    conn_respond_error(c, 400, "digest_mismatch", "Content-Digest does not match the body; nothing stored",
+                       !c->keep_alive, c->keep_alive ? AFTER_NEXT : AFTER_LINGER, NULL);
+    return false;
+  }
+  char hex[2 * DIGEST_SHA256_LEN + 1];
+  digest_hex(sum, sizeof sum, hex);
+  policy_request_t pr = {
+    .method = {"PUT", 3},
+    .path = {c->name, strlen(c->name)},
+    .name = {c->name, strlen(c->name)},
+    .version = {"HTTP/1.1", 8},
+    .has_length = true,
+    .length = c->body_bytes,
+  };
+  static policy_decision_t d;
+  policy_after_body(&pr, c->body_bytes, hex, &d);
+  if (d.status != 100) {
+    storage_abort(c->upload);
+    c->upload = NULL;
+    conn_respond_error(c, d.status, d.policy_error ? "policy_error" : NULL, d.message, !c->keep_alive,
+                       c->keep_alive ? AFTER_NEXT : AFTER_LINGER, NULL);
+    return false;
+  }
+  memcpy(c->digest, sum, sizeof sum);
+  c->checked = true;
+  return true;
+}
+
+/*
+ * The body is all in: once there is room for the answer, the digest and the
+ * policy's after-body check (once), then the commit, which may be pending,
+ * then the answer.
+ */
+void conn_commit(conn_t *c)
+{
+  if (!conn_room(c)) {
+    return; /* conn_on_sent comes back once there is room for the answer */
+  }
+  if (!c->checked && !conn_check_body(c)) {
+    return;
+  }
+  int rc = storage_commit(c->upload, &c->replaced);
+  if (conn_storage_wait(c, rc)) {
+    return; /* the answer waits for the medium */
+  }
+  c->upload = NULL;
+  if (rc != STORAGE_OK) {
+    conn_respond_error(c, 500, "storage_error", "commit failed; the previous version is intact", true,
+                       AFTER_LINGER, NULL);
+    return;
+  }
+  char hex[2 * DIGEST_SHA256_LEN + 1];
+  digest_hex(c->digest, sizeof c->digest, hex);
+  char b64[DIGEST_SHA256_B64_LEN];
+  digest_base64_encode(c->digest, sizeof c->digest, b64, sizeof b64);
+  /* A stored name has no control bytes or backslashes: a quote is its only
+   * byte that JSON escapes, to two. The reply always fits. */
+  char body[2 * POSTERN_NAME_MAX + 2 * DIGEST_SHA256_LEN + 48];
+  wbuf_t j;
+  wb_init(&j, body, sizeof body);
+  wb_str(&j, "{\"name\":");
+  wb_json_str(&j, c->name, strlen(c->name));
+  wb_str(&j, ",\"size\":");
+  wb_u64(&j, c->body_bytes);
+  wb_str(&j, ",\"sha256\":\"");
+  wb_str(&j, hex);
+  wb_str(&j, "\"}\n");
+  if (!conn_send_ok(c, c->replaced ? 200 : 201, "application/json", j.len, b64, body, j.len, c->body_bytes, false)) {
+    return;
+  }
+  conn_after(c, c->keep_alive ? AFTER_NEXT : AFTER_LINGER);
+}
