@@ -93,32 +93,6 @@ static void fs_check_retry(storage_upload_t *u, const void *data, size_t len)
   u->pend_write = false;
 }
 
-/*
- * Connections whose storage_open pended, and for what name: an open that
- * storage_ready() makes (no callback runs) belongs to the one live
- * connection that waits for that name. NULL when none or several do: its
- * bytes are then not compared with a connection's input at the commit.
- */
-static bool fs_open_waits[FA_MAX_PCBS];
-static char fs_open_names[FA_MAX_PCBS][POSTERN_NAME_MAX + 1];
-
-static fa_pcb_t *fs_open_waiter(const char *name)
-{
-  fa_pcb_t *found = NULL;
-  int n = 0;
-  for (int k = 0; k < FA_MAX_PCBS; k++) {
-    if (fs_open_waits[k] && fa_pcbs[k].used && fa_pcbs[k].alive && strcmp(fs_open_names[k], name) == 0) {
-      found = &fa_pcbs[k];
-      n++;
-    }
-  }
-  if (n != 1) {
-    return NULL;
-  }
-  fs_open_waits[found - fa_pcbs] = false;
-  return found;
-}
-
 /* Calls from the core's storage_ready() come from no callback: any connection's. */
 static bool fs_from(const fa_pcb_t *pcb)
 {
@@ -195,7 +169,6 @@ void fs_reset(uint64_t capacity)
   fs_n_digests = 0;
   fs_pend(0, 0);
   fs_pended = false;
-  memset(fs_open_waits, 0, sizeof fs_open_waits);
 }
 
 void fs_pend(unsigned mask, uint32_t until_ms)
@@ -302,10 +275,6 @@ int storage_open(const char *name, uint64_t length, storage_upload_t **out)
   fs_check_name(name);
   FUZZ_CHECK(fa_current != NULL || fs_in_ready, "storage_open outside a connection callback or storage_ready");
   if (fs_pends(FS_PEND_OPEN)) {
-    if (fa_current != NULL) {
-      fs_open_waits[fa_current - fa_pcbs] = true;
-      strcpy(fs_open_names[fa_current - fa_pcbs], name);
-    }
     return STORAGE_PENDING; /* *out untouched, nothing reserved */
   }
   *out = NULL;
@@ -346,7 +315,7 @@ int storage_open(const char *name, uint64_t length, storage_upload_t **out)
   storage_upload_t *u = calloc(1, sizeof *u);
   strcpy(u->name, name);
   u->announced = length;
-  u->pcb = fa_current != NULL ? fa_current : fs_open_waiter(name);
+  u->pcb = fa_current; /* NULL from storage_ready(): known at its first write from a callback, if any */
   fs_uploads[slot] = u;
   *out = u;
   return STORAGE_OK;
@@ -424,15 +393,25 @@ int storage_commit(storage_upload_t *u, bool *replaced)
     FUZZ_CHECK(u->len == u->announced, "commit of an upload shorter than its Content-Length");
   }
   /* The stored bytes came from this connection, in order: contiguous for
-   * Content-Length, a subsequence (chunk framing removed) for chunked. */
-  fa_pcb_t *p = u->pcb;
-  if (p != NULL && p->delivered <= FA_REC_MAX && u->len > 0) {
-    if (u->announced != STORAGE_LEN_UNKNOWN) {
-      FUZZ_CHECK(memmem(p->in, p->in_len, u->data, u->len) != NULL, "committed bytes are not the request's body");
+   * Content-Length, a subsequence (chunk framing removed) for chunked. An
+   * upload opened and written only from storage_ready() has no known
+   * connection: its bytes came so from one of them. */
+  bool from_input = u->len == 0;
+  for (int k = u->pcb != NULL ? (int)(u->pcb - fa_pcbs) : 0; !from_input && k < fa_opened; k++) {
+    fa_pcb_t *p = &fa_pcbs[k];
+    if (p->delivered > FA_REC_MAX) {
+      from_input = true; /* not all of its input recorded: no check */
+    } else if (u->announced != STORAGE_LEN_UNKNOWN) {
+      from_input = memmem(p->in, p->in_len, u->data, u->len) != NULL;
     } else {
-      FUZZ_CHECK(fs_subsequence(u->data, u->len, p->in, p->in_len), "committed bytes are not the chunked body");
+      from_input = fs_subsequence(u->data, u->len, p->in, p->in_len);
+    }
+    if (u->pcb != NULL) {
+      break;
     }
   }
+  FUZZ_CHECK(from_input, u->announced != STORAGE_LEN_UNKNOWN ? "committed bytes are not the request's body"
+                                                             : "committed bytes are not the chunked body");
   if (fs_pends(FS_PEND_COMMIT)) {
     u->pend_commit = true;
     return STORAGE_PENDING; /* u stays the caller's, nothing visible */
