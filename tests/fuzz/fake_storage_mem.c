@@ -56,6 +56,7 @@ static uint32_t fs_busy_until;
 static bool fs_pended; /* a call answered STORAGE_PENDING since the last storage_ready() */
 static bool fs_ready_anyway;
 bool fs_in_ready;
+uint32_t fs_readies;
 
 /* True (and noted) when a call of this kind must answer STORAGE_PENDING now. */
 static bool fs_pends(unsigned kind)
@@ -200,6 +201,7 @@ uint32_t storage_poll(void)
     fs_pended = false;
     fs_ready_anyway = false;
     fs_in_ready = true;
+    fs_readies++;
     fa_clock_reads = 0; /* the spin guard counts in storage_ready() too */
     storage_ready();
     fs_in_ready = false;

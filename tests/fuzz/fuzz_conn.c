@@ -353,8 +353,11 @@ static void pass_time(uint32_t ms)
 {
   uint32_t end = fake_ms + ms;
   for (;;) {
+    uint32_t readies = fs_readies;
     uint32_t wait = storage_poll();
-    check_step();
+    if (fs_readies != readies) {
+      check_step();
+    }
     if (wait != STORAGE_POLL_IDLE && (int32_t)(fake_ms + wait - next_timer_ms) < 0) {
       if ((int32_t)(end - (fake_ms + wait)) < 0) {
         break;

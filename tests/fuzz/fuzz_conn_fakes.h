@@ -104,6 +104,8 @@ enum {
 
 /** True while storage_ready() runs: the core calls storage from no lwIP callback then. */
 extern bool fs_in_ready;
+/** storage_ready() calls so far. */
+extern uint32_t fs_readies;
 
 /** Forgets every file and handle state; sets the capacity. */
 void fs_reset(uint64_t capacity);
