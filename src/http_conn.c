@@ -37,6 +37,7 @@
 #include "listen.h"
 #include "log.h"
 #include "lwip/sys.h"
+#include "lwip_check.h"
 #if POSTERN_TLS
 #include "tls.h"
 #endif
@@ -634,6 +635,18 @@ static err_t conn_on_accept(void *arg, struct altcp_pcb *pcb, err_t err)
   altcp_poll(pcb, conn_on_poll, CONN_POLL_TICKS);
   altcp_setprio(pcb, TCP_PRIO_MIN);
   return ERR_OK;
+}
+
+void http_close_all(void)
+{
+  for (int i = 0; i < POSTERN_MAX_CONNS; i++) {
+    if (conn_pool[i].state != CONN_FREE) {
+      struct altcp_pcb *pcb = conn_pool[i].pcb;
+      conn_detach(pcb);
+      conn_release(&conn_pool[i]);
+      altcp_abort(pcb);
+    }
+  }
 }
 
 /** Listens on `port` with connections made by `alloc` (NULL: plain TCP). */
