@@ -23,17 +23,6 @@
  * `make BOARD=mps2-an385 size` prints the static figures, GET /_status the high-water marks.
  */
 #define MEM_ALIGNMENT 4
-/*
- * Receive window: three segments, what a connection holds while its storage
- * write is pending (POSTERN_CONN_PBUFS_MAX = 2 pool pbufs, and the one lwIP
- * keeps refused). With the default six, a pending write on a timed flash
- * (FLASH_TIMING=nor, slow) let the peer send three segments more than were
- * held: lwIP dropped them and libslirp resent after its 1 s timeout, so an
- * upload on NOR flash ran at 4 KiB/s (145 KiB/s with three).
- */
-#ifndef TCP_WND
-#define TCP_WND (3 * 1460)
-#endif
 #ifndef MEM_SIZE
 #define MEM_SIZE (12 * 1024)
 #endif
