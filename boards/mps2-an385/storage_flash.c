@@ -43,8 +43,9 @@
  *   program: one on a timed medium (it is busy after it), up to SF_STEPS on
  *   an instant one. A write that finds the queue full does the same first.
  *   Erases of free blocks run while nothing else is queued and no reader is
- *   open, so blocks are erased ahead of the uploads that take them; an
- *   upload that finds none erased erases one first.
+ *   open, when no upload is open or the open ones may need more erased
+ *   blocks than there are, so blocks are erased ahead of the uploads that
+ *   take them; an upload that finds none erased erases one first.
  */
 
 #define SF_UNIT FLASH_PROG_UNIT
@@ -692,6 +693,27 @@ static bool sf_reading(void)
   return false;
 }
 
+/*
+ * True when a free block should be erased ahead now: one waits for it, no
+ * reader is open (its reads would wait), and no upload is open, or the open
+ * ones may need more erased blocks than there are (an erase holds up their
+ * writes: 1 s on big sectors).
+ */
+static bool sf_erase_ahead(void)
+{
+  if (sf_dirty_count == 0 || sf_reading()) {
+    return false;
+  }
+  uint32_t want = 0;
+  for (int i = 0; i < POSTERN_MAX_CONNS; i++) {
+    const struct storage_upload *u = &sf_uploads[i];
+    if (u->used) {
+      want += (u->reserve > u->blocks ? u->reserve - u->blocks : 0) + 1; /* a chunked upload's next block */
+    }
+  }
+  return want == 0 || sf_free_count - sf_dirty_count < want;
+}
+
 /* Starts at most one command: a dead mark, the queue's next, or an erase ahead. */
 static void sf_step(void)
 {
@@ -713,7 +735,7 @@ static void sf_step(void)
       return;
     }
   }
-  if (sf_dirty_count > 0 && !sf_reading()) {
+  if (sf_erase_ahead()) {
     sf_erase_one();
   }
 }
@@ -744,7 +766,7 @@ static void sf_run(void)
 /* True while the medium has queued work or blocks to erase ahead (not once its power failed). */
 static bool sf_has_work(bool failed)
 {
-  return sf_q_used > 0 || sf_nkills > 0 || (!failed && sf_dirty_count > 0 && !sf_reading());
+  return sf_q_used > 0 || sf_nkills > 0 || (!failed && sf_erase_ahead());
 }
 
 /* Milliseconds until the operation in flight ends (rounded down: 0 when under one). */

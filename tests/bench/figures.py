@@ -279,7 +279,6 @@ def _flash_upload(profile):
     """A 1 MiB PUT on the mps2-an385 with FLASH_TIMING=profile while a second client polls GET /_status.
 
     Returns (seconds for the upload, its status, /_status latencies in seconds)."""
-    import threading
     dev = QemuDevice(_board_image({"token": TOKEN, "capacity": "3M", "flash_timing": profile}, None))
     try:
         body = os.urandom(MIB)

@@ -944,6 +944,26 @@ static void test_abort_pending_upload(void)
   CHECK_EQ(g_flash.violations, 0);
 }
 
+/* Erases ahead: all free blocks while no upload is open; while one is, only as many as it may still need. */
+static void test_erase_ahead(void)
+{
+  setup(); /* all zeros: every block waits for an erase */
+  CHECK_EQ(storage_flash_dirty_blocks(), BLOCKS);
+  storage_upload_t *u;
+  CHECK_EQ(op("up", BYTES_IN(3), &u), STORAGE_OK);
+  drain();
+  uint32_t erased = storage_flash_free_blocks() - storage_flash_dirty_blocks();
+  CHECK_EQ(erased + 1, 3 + 1); /* the head block taken, the two others and a spare erased ahead */
+  CHECK_EQ(storage_flash_dirty_blocks(), BLOCKS - 4);
+  static uint8_t buf[BYTES_IN(3)];
+  fill(buf, sizeof buf, 8);
+  CHECK_EQ(wr(u, buf, sizeof buf), STORAGE_OK);
+  CHECK_EQ(cm(u, NULL), STORAGE_OK);
+  drain(); /* no upload open: the rest */
+  CHECK_EQ(storage_flash_dirty_blocks(), 0);
+  CHECK(holds("up", sizeof buf, 8));
+}
+
 /* A removal answers STORAGE_PENDING until its dead mark landed: the file is still there until then. */
 static void test_remove_pending(void)
 {
@@ -1009,6 +1029,7 @@ static void run_all(const char *profile)
   RUN(test_read_pending_during_erase);
   RUN(test_abort_pending_upload);
   RUN(test_remove_pending);
+  RUN(test_erase_ahead);
   RUN(test_bounded_work);
   RUN(test_power_cut_at_every_step);
   /* Bounded work: one command per call while the medium takes time; the queue's worth on an instant one. */
