@@ -173,10 +173,16 @@ bool conn_storage_wait(conn_t *c, int rc)
     if (!c->waiting) {
       c->waiting = true;
       c->wait_ms = now;
+#if POSTERN_TLS
+      tls_hold_window(c->pcb, true); /* what the window brings meanwhile is kept (conn_rx_bound) */
+#endif
     }
     return true;
   }
   if (c->waiting) {
+#if POSTERN_TLS
+    tls_hold_window(c->pcb, false);
+#endif
     uint32_t waited = now - c->wait_ms;
     c->body_ms += waited;
     c->rate_ms += waited;
@@ -410,12 +416,20 @@ void storage_ready(void)
     if (c->state == CONN_FREE || !c->waiting) {
       continue;
     }
+#if POSTERN_TLS
+    struct altcp_pcb *pcb = c->pcb;
+#endif
     if (c->state == CONN_SEND_FILE) {
       conn_pump(c);
     }
     if (c->state != CONN_FREE) {
       conn_process(c);
     }
+#if POSTERN_TLS
+    if (c->state != CONN_FREE && c->pcb == pcb) {
+      tls_resume(pcb); /* no TLS callback is running to deliver what it held meanwhile */
+    }
+#endif
   }
   conn_aborted = false;
 }
@@ -425,6 +439,9 @@ static void conn_storage_gave_up(conn_t *c)
 {
   log_line("http: %s: storage did not answer for %us", c->name, POSTERN_STORAGE_WAIT_S);
   c->waiting = false;
+#if POSTERN_TLS
+  tls_hold_window(c->pcb, false);
+#endif
   switch (c->state) {
   case CONN_OPEN:
   case CONN_REMOVE:

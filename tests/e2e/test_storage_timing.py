@@ -18,6 +18,7 @@ import time
 
 import pytest
 
+from conftest import CERTS
 from httpwire import Conn, request
 
 TARGETS = ("host",)  # --storage-latency is a simulator option
@@ -188,3 +189,24 @@ def test_curl_upload_with_expect_gets_100_then_201_on_a_slow_medium(slow, tmp_pa
     r = request(dev.http, "DELETE", "/files/fw.bin", None, {"Authorization": AUTH})
     assert r.status == 204 and time.monotonic() - t >= latency / 1000.0 * 0.9
     assert not os.path.exists(os.path.join(dev.storage, "fw.bin"))
+
+
+def test_https_upload_runs_at_the_medium_pace_on_a_slow_medium(start_device, tmp_path):
+    """Over TLS too, the ciphertext that arrives while a write waits is held, not refused: an upload that
+    dropped segments would wait for the client's retransmission timer, a second at a time."""
+    latency = 50
+    dev = start_device("--storage-latency", str(latency), "--set", "token=" + TOKEN, "--capacity", "8M",
+                       "--cert", os.path.join(CERTS, "server.crt"), "--key", os.path.join(CERTS, "server.key"))
+    data = os.urandom(100 * UNIT)
+    src = tmp_path / "400KiB.bin"
+    src.write_bytes(data)
+    t = time.monotonic()
+    r = subprocess.run(["curl", "-sS", "-v", "--cacert", os.path.join(CERTS, "ca.crt"), "-T", str(src),
+                        "-H", "Authorization: " + AUTH, "https://127.0.0.1:%d/files/tls.bin" % dev.https],
+                       capture_output=True, text=True, timeout=60)
+    took = time.monotonic() - t
+    assert "< HTTP/1.1 201 Created" in r.stderr, r.stderr[-2000:]
+    with open(os.path.join(dev.storage, "tls.bin"), "rb") as f:
+        assert f.read() == data
+    medium = 100 * latency / 1000.0  # 100 units of 4 KiB, one after the other
+    assert took < 2 * medium, (took, medium)
