@@ -48,6 +48,8 @@
 #define CONN_POLL_TICKS 2
 /** Received bytes a connection may hold unconsumed: the pool pbufs it may hold, full. */
 #define CONN_RX_MAX (POSTERN_CONN_PBUFS_MAX * PBUF_POOL_BUFSIZE)
+/** Pool pbufs an upload waiting on storage may hold: its window, compacted, and the segment being added. */
+#define CONN_WAIT_PBUFS (TCP_WND / PBUF_POOL_BUFSIZE + 2)
 
 /* Classes of connections that may give their slot to a new client, best first. */
 typedef enum conn_evict {
@@ -307,7 +309,7 @@ static void conn_rx_compact(conn_t *c)
  * client is the one that stalls (it does not read an answer, it pipelines),
  * up to the pool pbufs of POSTERN_CONN_PBUFS_MAX. While storage makes an
  * upload wait, the client is within the window it was offered, and what it
- * sends is kept (compacted, up to TCP_WND) as long as the pool keeps
+ * sends is kept (compacted, up to TCP_WND in CONN_WAIT_PBUFS) as long as the pool keeps
  * POSTERN_POOL_RESERVE pbufs for the others: a refusal makes lwIP drop the
  * segments that follow, and the client waits for its retransmission timer.
  * The window shuts as the held bytes fill it.
@@ -320,7 +322,8 @@ static bool conn_rx_takes(const conn_t *c, const struct pbuf *p)
   }
   bool upload_waits = c->waiting && (c->state == CONN_OPEN || c->state == CONN_BODY);
   const struct stats_mem *pool = lwip_stats.memp[MEMP_PBUF_POOL];
-  return upload_waits && held <= TCP_WND && pool->avail - pool->used >= POSTERN_POOL_RESERVE;
+  return upload_waits && held <= TCP_WND && pbuf_clen(c->rx) + pbuf_clen(p) <= CONN_WAIT_PBUFS &&
+         pool->avail - pool->used >= POSTERN_POOL_RESERVE;
 }
 
 static err_t conn_on_recv(void *arg, struct altcp_pcb *pcb, struct pbuf *p, err_t err)
