@@ -54,6 +54,7 @@
 #include "lwip/priv/altcp_priv.h"
 #include "lwip/sys.h"
 #include "platform.h"
+#include "text.h"
 #include "tls_keyupdate.h"
 /* ssl.h tests MBEDTLS_SSL_DTLS_CONNECTION_ID_COMPAT with #if after its own
  * config undefined it (no DTLS here): -Wundef stays quiet for these headers only. */
@@ -203,7 +204,7 @@ static void tls_log_peer(const tls_session_t *s, char *out, size_t cap)
   if (s->inner != NULL) {
     const ip_addr_t *ip = altcp_get_ip(s->inner, 0);
     if (ip != NULL) {
-      ipaddr_ntoa_r(ip, out, (int)cap);
+      text_lower(ipaddr_ntoa_r(ip, out, (int)cap));
     }
   }
 }

@@ -20,4 +20,10 @@ size_t text_utf8_len(const unsigned char *s, size_t n);
  */
 bool text_name_ok(const char *name, size_t len);
 
+/**
+ * Lower-cases the ASCII letters of a C string in place, and returns it: lwIP
+ * writes IPv6 addresses in capitals, RFC 5952 in small letters.
+ */
+char *text_lower(char *s);
+
 #endif /* POSTERN_TEXT_H */
