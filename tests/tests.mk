@@ -68,6 +68,16 @@ $(foreach n,$(UNIT_NAMES),$(eval $(call unit_rule,$(n))))
 
 unit: $(UNIT_BINS)
 
+# The IPv6 path to a board under QEMU, whose hostfwd is IPv4 only (tests/e2e/test_ipv6.py):
+# libslirp with [::1] forwards on one side, QEMU's stream netdev on the other. A host tool on every BOARD.
+SLIRP_BRIDGE := $(TEST_OUT)/slirp-bridge
+$(SLIRP_BRIDGE): tests/slirp_bridge.c
+	@mkdir -p $(@D)
+	@echo "  CC      $<"
+	@gcc -std=c11 -O2 -g -D_GNU_SOURCE $(WARNINGS) $$(pkg-config --cflags slirp) -o $@ $< $$(pkg-config --libs slirp)
+.PHONY: slirp-bridge
+slirp-bridge: $(SLIRP_BRIDGE)
+
 # libFuzzer targets (clang): tests/fuzz/fuzz_NAME.c with FUZZ_NAME sources.
 FUZZ_http_parser := src/http_parser.c
 FUZZ_chunked := src/chunked.c
@@ -135,7 +145,7 @@ E2E_PYTEST := /usr/bin/python3 -m pytest
 # pytest's summary line.
 test:
 	@scripts/need-tools.sh $(TOOLS) $(BOARD_TOOLS) $(TEST_TOOLS)
-	@$(MAKE) --no-print-directory -j2 all unit fuzz-build certs
+	@$(MAKE) --no-print-directory -j2 all unit fuzz-build certs slirp-bridge
 	@$(MAKE) --no-print-directory -j2 BOARD=mps2-an385 all
 	@$(E2E_PYTEST) -q -p no:cacheprovider tests $(PYTEST_ARGS)
 
