@@ -36,14 +36,10 @@
 #include "http_status.h"
 #include "listen.h"
 #include "log.h"
-#include "lwip/stats.h"
 #include "lwip/sys.h"
+#include "lwip_check.h"
 #if POSTERN_TLS
 #include "tls.h"
-#endif
-
-#if !MEM_STATS
-#error "postern reads lwIP's heap use (MEM_STATS) to keep POSTERN_HEAP_RESERVE free"
 #endif
 
 /** Poll interval of lwIP's poll callback, in its 500 ms ticks: timeouts run once a second. */
@@ -298,6 +294,21 @@ static void conn_rx_compact(conn_t *c)
   c->rx = q;
 }
 
+/*
+ * Received bytes a connection may hold unconsumed. At rest, or when the client
+ * is the one that stalls (it does not read an answer, it pipelines), the
+ * pool pbufs of POSTERN_CONN_PBUFS_MAX. While storage makes an upload wait,
+ * the client is within the window it was offered, and what it sends is
+ * kept whole (compacted, up to TCP_WND): refusing it would make lwIP drop the
+ * segments that follow, and the client would wait for its retransmission
+ * timer. The window shuts as the held bytes fill it.
+ */
+static uint32_t conn_rx_bound(const conn_t *c)
+{
+  bool upload_waits = c->waiting && (c->state == CONN_OPEN || c->state == CONN_BODY);
+  return upload_waits && TCP_WND > CONN_RX_MAX ? TCP_WND : CONN_RX_MAX;
+}
+
 static err_t conn_on_recv(void *arg, struct altcp_pcb *pcb, struct pbuf *p, err_t err)
 {
   conn_t *c = arg;
@@ -333,7 +344,7 @@ static err_t conn_on_recv(void *arg, struct altcp_pcb *pcb, struct pbuf *p, err_
     return ERR_OK;
   }
   bool head_wants_more = c->state == CONN_HEAD && c->rx != NULL && c->fed == c->rx->tot_len;
-  if (c->rx != NULL && (uint32_t)c->rx->tot_len + p->tot_len > CONN_RX_MAX && !head_wants_more) {
+  if (c->rx != NULL && (uint32_t)c->rx->tot_len + p->tot_len > conn_rx_bound(c) && !head_wants_more) {
     /* It holds what it cannot consume yet (an answer waits for send room,
      * or a non-reading client pipelines): lwIP keeps p, drops what follows
      * unacknowledged, and offers p again later. An unfinished head always
@@ -639,6 +650,18 @@ static err_t conn_on_accept(void *arg, struct altcp_pcb *pcb, err_t err)
   altcp_poll(pcb, conn_on_poll, CONN_POLL_TICKS);
   altcp_setprio(pcb, TCP_PRIO_MIN);
   return ERR_OK;
+}
+
+void http_close_all(void)
+{
+  for (int i = 0; i < POSTERN_MAX_CONNS; i++) {
+    if (conn_pool[i].state != CONN_FREE) {
+      struct altcp_pcb *pcb = conn_pool[i].pcb;
+      conn_detach(pcb);
+      conn_release(&conn_pool[i]);
+      altcp_abort(pcb);
+    }
+  }
 }
 
 /** Listens on `port` with connections made by `alloc` (NULL: plain TCP). */

@@ -11,6 +11,10 @@
 #include "lwip/sys.h"
 #include "storage.h"
 
+#if !MEM_STATS
+#error "postern reads lwIP's heap use (MEM_STATS) to keep POSTERN_HEAP_RESERVE free"
+#endif
+
 static uint8_t conn_io[TCP_MSS]; /* one chunk of a download or a listing at a time */
 _Static_assert(sizeof conn_io >= CONN_LIST_ENTRY_MAX, "a listing entry must fit conn_io whole");
 

@@ -7,10 +7,10 @@
 #include "ack_now.h"
 #include "digest.h"
 #include "http_response.h"
-#include "log.h"
 #include "lwip/sys.h"
 #include "policy.h"
 #include "storage.h"
+#include "text.h"
 
 /* Opens the upload in storage (its reservation), then says 100 Continue. */
 void conn_open_upload(conn_t *c)
@@ -142,7 +142,7 @@ static bool conn_check_body(conn_t *c)
     return false;
   }
   char hex[2 * DIGEST_SHA256_LEN + 1];
-  digest_hex(sum, sizeof sum, hex);
+  text_hex(sum, sizeof sum, hex);
   policy_request_t pr = {
     .method = {"PUT", 3},
     .path = {c->name, strlen(c->name)},
@@ -189,7 +189,7 @@ void conn_commit(conn_t *c)
     return;
   }
   char hex[2 * DIGEST_SHA256_LEN + 1];
-  digest_hex(c->digest, sizeof c->digest, hex);
+  text_hex(c->digest, sizeof c->digest, hex);
   char b64[DIGEST_SHA256_B64_LEN];
   digest_base64_encode(c->digest, sizeof c->digest, b64, sizeof b64);
   /* A stored name has no control bytes or backslashes: a quote is its only
