@@ -20,8 +20,14 @@ BOARD ?= host
 BUILD := build
 # 1: HTTPS (mbedTLS's TLS and port/tls.c); 0: plain HTTP only, for flash figures without TLS.
 TLS ?= 1
-# A build without TLS keeps its own objects (the options differ).
-OUT := $(BUILD)/$(BOARD)$(if $(filter 0,$(TLS)),-notls)
+# 1: dual stack, IPv4 and IPv6 (SLAAC); 0: IPv4 only. Each board's default fits its budgets
+# (README, IPv6): the host always; mps2-an385 with TLS, not in the 192 KiB of a TLS=0 image.
+IPV6_DEFAULT_host := 1
+IPV6_DEFAULT_mps2-an385 := $(if $(filter 1,$(TLS)),1,0)
+IPV6_DEFAULT := $(or $(IPV6_DEFAULT_$(BOARD)),1)
+IPV6 ?= $(IPV6_DEFAULT)
+# A build without TLS, or with IPV6 off its board's default, keeps its own objects (the options differ).
+OUT := $(BUILD)/$(BOARD)$(if $(filter 0,$(TLS)),-notls)$(if $(filter-out $(IPV6_DEFAULT),$(IPV6)),$(if $(filter 1,$(IPV6)),-ipv6,-noipv6))
 DEPS_DIR := $(BUILD)/deps
 LWIP_DIR ?= $(DEPS_DIR)/lwip
 MBEDTLS_DIR ?= $(DEPS_DIR)/mbedtls
@@ -48,6 +54,7 @@ include boards/$(BOARD)/board.mk
 LWIP_SRCS := $(addprefix src/core/,init.c def.c inet_chksum.c ip.c mem.c memp.c netif.c pbuf.c stats.c sys.c \
                altcp.c altcp_alloc.c altcp_tcp.c tcp.c tcp_in.c tcp_out.c timeouts.c udp.c) \
              $(addprefix src/core/ipv4/,etharp.c icmp.c ip4.c ip4_addr.c ip4_frag.c) \
+             $(if $(filter 1,$(IPV6)),$(addprefix src/core/ipv6/,ethip6.c icmp6.c ip6.c ip6_addr.c mld6.c nd6.c)) \
              src/netif/ethernet.c
 # TLS=0 builds without HTTPS: only the hashes of mbedTLS, and no port/tls*.c.
 MBEDTLS_HASH_SRCS := $(addprefix library/,sha256.c md.c base64.c platform_util.c constant_time.c)
@@ -68,7 +75,7 @@ PORT_SRCS := $(filter-out $(if $(filter 1,$(TLS)),,port/tls.c port/tls_keyupdate
 INCLUDES := -Isrc -Iport -Iport/include -Iport/mbedtls -Iboards/$(BOARD) -I$(LWIP_DIR)/src/include \
             -I$(MBEDTLS_DIR)/include -I$(LUA_DIR)/src -Iport/lua
 DEFINES_BASE := -DMBEDTLS_CONFIG_FILE='"postern_mbedtls_config.h"'
-DEFINES := $(DEFINES_BASE) -DPOSTERN_TLS=$(TLS)
+DEFINES := $(DEFINES_BASE) -DPOSTERN_TLS=$(TLS) -DPOSTERN_IPV6=$(IPV6)
 WARNINGS := -Wall -Wextra -Wshadow -Wundef -Werror
 BASE_CFLAGS := -std=c11 -MMD -MP $(BOARD_CFLAGS) $(INCLUDES) $(DEFINES)
 # postern's own code: strict, the same flags on every board.

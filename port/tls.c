@@ -213,7 +213,7 @@ static void tls_log_peer(const tls_session_t *s, char *out, size_t cap)
   if (s->inner != NULL) {
     const ip_addr_t *ip = altcp_get_ip(s->inner, 0);
     if (ip != NULL) {
-      ipaddr_ntoa_r(ip, out, (int)cap);
+      text_lower(ipaddr_ntoa_r(ip, out, (int)cap));
     }
   }
 }

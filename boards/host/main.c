@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "http_conn.h"
+#include "ipv6.h"
 #include "log.h"
 #include "lwip/init.h"
 #include "lwip/netif.h"
@@ -143,7 +144,15 @@ int main(int argc, char **argv)
     {opt.echo_port, 7, "echo"},
     {opt.discard_port, 9, "discard"},
   };
-  if (slirp_netif_start(&netif, fwds, (int)(sizeof fwds / sizeof fwds[0])) != 0) {
+#if LWIP_IPV6
+  const bool ipv6 = opt.ipv6;
+#else
+  const bool ipv6 = false;
+  if (opt.ipv6) {
+    log_line("postern: built without IPv6 (IPV6=0): forwards on 127.0.0.1 only");
+  }
+#endif
+  if (slirp_netif_start(&netif, fwds, (int)(sizeof fwds / sizeof fwds[0]), ipv6) != 0) {
     return 1;
   }
   if (selftest_start(opt.selftest_idle_s) != ERR_OK) {
@@ -169,14 +178,19 @@ int main(int argc, char **argv)
 #endif
 
   for (size_t i = 0; i < sizeof fwds / sizeof fwds[0]; i++) {
+    char also6[24] = "";
+    if (ipv6) {
+      snprintf(also6, sizeof also6, " and [::1]:%u", fwds[i].host_port);
+    }
     if (fwds[i].host_port != 0 && fwds[i].device_port == 443 && !https) {
-      log_line("postern: https forward 127.0.0.1:%u idle: no --cert/--key given", fwds[i].host_port);
+      log_line("postern: https forward 127.0.0.1:%u%s idle: no --cert/--key given", fwds[i].host_port, also6);
     } else if (fwds[i].host_port != 0) {
-      log_line("postern: %s on 127.0.0.1:%u (device port %u)", fwds[i].what, fwds[i].host_port,
+      log_line("postern: %s on 127.0.0.1:%u%s (device port %u)", fwds[i].what, fwds[i].host_port, also6,
                fwds[i].device_port);
     }
   }
-  log_line("postern: ready (lwIP %s, device 10.0.2.15)", LWIP_VERSION_STRING);
+  log_line("postern: ready (lwIP %s, device 10.0.2.15%s)", LWIP_VERSION_STRING,
+           ipv6 ? " and fec0::/64 by SLAAC" : "");
 
   /* The NO_SYS main loop: wait for the wire, the next lwIP timer or the medium's next step. */
   while (!main_stop) {
@@ -190,6 +204,7 @@ int main(int argc, char **argv)
     }
     slirp_netif_poll(sleep_ms);
     sys_check_timeouts();
+    ipv6_poll(&netif);
   }
 
   log_line("postern: stopping on signal %d", (int)main_stop);

@@ -5,6 +5,7 @@
 #include "board.h"
 #include "flash_model.h"
 #include "http_conn.h"
+#include "ipv6.h"
 #include "lan9118.h"
 #include "log.h"
 #include "lwip/init.h"
@@ -145,6 +146,7 @@ int main(void)
   }
   netif_set_default(&main_netif);
   netif_set_up(&main_netif);
+  ipv6_start(&main_netif, true); /* link-local now, SLAAC once QEMU's router advertisement comes */
   if (selftest_start(0) != ERR_OK) {
     board_panic("cannot start the self-test services", 0);
   }
@@ -159,13 +161,15 @@ int main(void)
   log_line("postern: built without TLS (TLS=0): no https on device port 443");
 #endif /* POSTERN_TLS */
   log_line("postern: echo on device port 7, discard on device port 9");
-  log_line("postern: ready (lwIP %s, device %s)", LWIP_VERSION_STRING, MAIN_IP);
+  log_line("postern: ready (lwIP %s, device %s%s)", LWIP_VERSION_STRING, MAIN_IP,
+           LWIP_IPV6 ? " and IPv6 by SLAAC" : "");
 
   /* The NO_SYS main loop: interrupts only queue frames; lwIP and the medium work run here. */
   for (;;) {
     lan9118_poll(&main_netif);
     sys_check_timeouts();
     main_storage_wait = storage_poll();
+    ipv6_poll(&main_netif);
     main_watch_stack();
     board_idle(main_busy);
   }

@@ -24,7 +24,11 @@
 
 /* ---- Protocols --------------------------------------------------------- */
 #define LWIP_IPV4 1
-#define LWIP_IPV6 0
+/* Dual stack: POSTERN_IPV6 comes from the Makefile's IPV6 (each board picks its default). */
+#ifndef POSTERN_IPV6
+#define POSTERN_IPV6 1
+#endif
+#define LWIP_IPV6 POSTERN_IPV6
 #define LWIP_ARP 1
 #define LWIP_ETHERNET 1
 #define LWIP_ICMP 1
@@ -50,6 +54,30 @@
  * for the peer's SYN retransmission, 3 s on QEMU's network). */
 #define ARP_QUEUEING 1
 #define MEMP_NUM_ARP_QUEUE 8
+
+/* ---- IPv6: a link-local address, then one by SLAAC from the router's
+ * advertisement (libslirp and QEMU announce fec0::/64). MLD joins the
+ * solicited-node groups, which tells the netif's MAC filter which multicast
+ * frames ND needs (netif->mld_mac_filter). No fragments either way, as on
+ * IPv4; the caches are as small as the ARP table. */
+#if LWIP_IPV6
+#define LWIP_ICMP6 1
+#define LWIP_IPV6_MLD 1
+#define LWIP_IPV6_AUTOCONFIG 1
+#define LWIP_IPV6_SEND_ROUTER_SOLICIT 1
+#define LWIP_IPV6_DHCP6 0
+#define LWIP_IPV6_FRAG 0
+#define LWIP_IPV6_REASS 0
+#define LWIP_IPV6_NUM_ADDRESSES 3 /* link-local, SLAAC, one spare for a second prefix */
+#define LWIP_ND6_NUM_NEIGHBORS 4
+#define LWIP_ND6_NUM_DESTINATIONS 4
+#define LWIP_ND6_NUM_PREFIXES 2
+#define LWIP_ND6_NUM_ROUTERS 2
+#define LWIP_ND6_QUEUEING 1
+#define MEMP_NUM_ND6_QUEUE 8 /* as MEMP_NUM_ARP_QUEUE: SYN-ACKs waiting for the peer's address */
+#define MEMP_NUM_MLD6_GROUP 4
+#define LWIP_ND6_RDNSS_MAX_DNS_SERVERS 0
+#endif /* LWIP_IPV6 */
 
 /* ---- TCP ---------------------------------------------------------------
  * The receive window is sized to what the slowest board can buffer: the
@@ -119,6 +147,10 @@
 #define ETHARP_STATS 0
 #define LINK_STATS 1
 #define ICMP_STATS 0
+#define ICMP6_STATS 0
+#define IP6_STATS 0
+#define ND6_STATS 0
+#define MLD6_STATS 0
 #define SYS_STATS 0
 
 /* ---- Debug ------------------------------------------------------------- */

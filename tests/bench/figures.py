@@ -53,10 +53,13 @@ COMPONENT = re.compile(r"^\s{2}(\S.*?)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+\|\s+(\
 BUDGET = re.compile(r"^\s*(flash|RAM) \(.*?\)\s+([\d.]+) KiB of (\d+) KiB")
 
 
-def _size_report(tls):
-    """`make BOARD=mps2-an385 TLS=<tls> size`: components (flash, RAM in bytes) and the image totals in KiB."""
-    r = subprocess.run(["make", "--no-print-directory", "-C", ROOT, "BOARD=mps2-an385", "TLS=%d" % tls, "size"],
-                       capture_output=True, text=True, timeout=900)
+def _size_report(tls, ipv6=None):
+    """`make BOARD=mps2-an385 TLS=<tls> [IPV6=<ipv6>] size`: components (flash, RAM in bytes) and the image
+    totals in KiB."""
+    cmd = ["make", "--no-print-directory", "-C", ROOT, "BOARD=mps2-an385", "TLS=%d" % tls]
+    if ipv6 is not None:
+        cmd.append("IPV6=%d" % ipv6)
+    r = subprocess.run(cmd + ["size"], capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     comps, totals = {}, {}
     for line in r.stdout.splitlines():
@@ -84,6 +87,17 @@ def footprint():
                 continue
             row(group, "flash_%s_%s" % (key, re.sub(r"\W+", "_", name).strip("_")), "  " + name,
                 round(flash / KIB, 1), "KiB flash", None, "%.1f KiB RAM" % (ram / KIB))
+    # IPv6's cost: the dual-stack image against the IPv4-only one (the defaults: TLS on, TLS=0 off).
+    group = "mps2-an385 firmware: what IPv6 adds (IPV6=1 against IPV6=0)"
+    for tls in (1, 0):
+        key = "tls" if tls else "notls"
+        _, with6 = _size_report(tls, 1)
+        _, without6 = _size_report(tls, 0)
+        row(group, "ipv6_flash_kib_" + key, "flash, %s" % ("with TLS" if tls else "without TLS"),
+            round(with6["flash"] - without6["flash"], 1), "KiB", 20,
+            "dual stack %.1f KiB of %d" % (with6["flash"], 320 if tls else 192))
+        row(group, "ipv6_ram_kib_" + key, "RAM, %s" % ("with TLS" if tls else "without TLS"),
+            round(with6["RAM"] - without6["RAM"], 1), "KiB", 4, "dual stack %.1f KiB of 128" % with6["RAM"])
 
 
 # ---- RAM high-water marks on the board -----------------------------------------------------------
