@@ -5,21 +5,15 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "http_conn.h"
 #include "ipv6.h"
 #include "log.h"
 #include "lwip/init.h"
 #include "lwip/netif.h"
 #include "lwip/timeouts.h"
 #include "options.h"
-#include "policy.h"
-#include "selftest.h"
+#include "postern.h"
 #include "slirp_netif.h"
-#include "storage.h"
 #include "storage_host.h"
-#if POSTERN_TLS
-#include "tls.h"
-#endif
 
 /** Largest policy script the simulator loads (the firmware embeds its own). */
 #define MAIN_POLICY_MAX (64 * 1024)
@@ -31,32 +25,26 @@ static void main_on_signal(int sig)
   main_stop = sig;
 }
 
-/* Reads and runs the policy script; a script that does not load stops the start. */
-static int main_load_policy(const host_options_t *opt)
+/* Reads the policy script into a static buffer; *name is its file name, for Lua's messages. */
+static int main_read_policy(const char *path, const char **source, size_t *len, const char **name)
 {
-  static char source[MAIN_POLICY_MAX];
-  FILE *f = fopen(opt->policy, "rb");
+  static char buf[MAIN_POLICY_MAX];
+  FILE *f = fopen(path, "rb");
   if (f == NULL) {
-    log_line("postern: cannot open policy %s", opt->policy);
+    log_line("postern: cannot open policy %s", path);
     return -1;
   }
-  size_t n = fread(source, 1, sizeof source, f);
-  int too_big = n == sizeof source;
+  size_t n = fread(buf, 1, sizeof buf, f);
+  int too_big = n == sizeof buf;
   fclose(f);
   if (too_big) {
-    log_line("postern: policy %s is larger than %d bytes", opt->policy, MAIN_POLICY_MAX);
+    log_line("postern: policy %s is larger than %d bytes", path, MAIN_POLICY_MAX);
     return -1;
   }
-  if (policy_init(opt->setting_names, opt->setting_values, opt->n_settings) != 0) {
-    log_line("postern: cannot create the Lua VM");
-    return -1;
-  }
-  const char *base = strrchr(opt->policy, '/');
-  if (policy_load(base != NULL ? base + 1 : opt->policy, source, n) != 0) {
-    log_line("postern: policy %s did not load; not starting", opt->policy);
-    return -1;
-  }
-  log_line("postern: policy %s loaded (Lua arena %zu bytes in use)", opt->policy, policy_memory_in_use());
+  const char *base = strrchr(path, '/');
+  *source = buf;
+  *len = n;
+  *name = base != NULL ? base + 1 : path;
   return 0;
 }
 
@@ -84,34 +72,22 @@ static int main_read_file(const char *path, uint8_t *buf, size_t cap, size_t *le
   return 0;
 }
 
-/* Loads the certificate files into static buffers and starts HTTPS on device port 443. */
-static int main_start_tls(const host_options_t *opt)
+static uint8_t main_cert[MAIN_PEM_MAX], main_key[MAIN_PEM_MAX], main_ca[MAIN_PEM_MAX];
+
+/* Reads the certificate files into static buffers for HTTPS on device port 443. */
+static int main_read_tls(const host_options_t *opt, postern_tls_t *t)
 {
-  static uint8_t cert[MAIN_PEM_MAX], key[MAIN_PEM_MAX], ca[MAIN_PEM_MAX];
-  tls_server_params_t p = {.cert = cert, .key = key};
-  if (main_read_file(opt->cert, cert, sizeof cert, &p.cert_len) != 0 ||
-      main_read_file(opt->key, key, sizeof key, &p.key_len) != 0) {
+  uint8_t *cert = main_cert, *key = main_key, *ca = main_ca;
+  *t = (postern_tls_t){.cert = cert, .key = key, .client_cert_required = opt->client_cert_required};
+  if (main_read_file(opt->cert, cert, MAIN_PEM_MAX, &t->cert_len) != 0 ||
+      main_read_file(opt->key, key, MAIN_PEM_MAX, &t->key_len) != 0) {
     return -1;
   }
   if (opt->client_ca != NULL) {
-    if (main_read_file(opt->client_ca, ca, sizeof ca, &p.client_ca_len) != 0) {
+    if (main_read_file(opt->client_ca, ca, MAIN_PEM_MAX, &t->client_ca_len) != 0) {
       return -1;
     }
-    p.client_ca = ca;
-    p.client_cert = opt->client_cert_required ? TLS_CLIENT_CERT_REQUIRED : TLS_CLIENT_CERT_OPTIONAL;
-  }
-  if (tls_server_init(&p) != 0) {
-    log_line("postern: TLS did not start; not starting");
-    return -1;
-  }
-  memset(key, 0, sizeof key); /* the parsed key lives in the TLS heap now */
-  if (http_listen(tls_allocator(), 443) != ERR_OK) {
-    log_line("postern: cannot listen on device port 443");
-    return -1;
-  }
-  if (opt->client_ca != NULL) {
-    log_line("postern: client certificates %s, CA %s", opt->client_cert_required ? "required" : "optional",
-             opt->client_ca);
+    t->client_ca = ca;
   }
   return 0;
 }
@@ -132,8 +108,28 @@ int main(int argc, char **argv)
   sigaction(SIGTERM, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
 
+  postern_config_t cfg = {.http_port = 80, .selftest = true, .selftest_idle_s = opt.selftest_idle_s,
+                          .setting_names = opt.setting_names, .setting_values = opt.setting_values,
+                          .n_settings = opt.n_settings};
+  if (main_read_policy(opt.policy, &cfg.policy, &cfg.policy_len, &cfg.policy_name) != 0) {
+    return 1;
+  }
+#if POSTERN_TLS
+  postern_tls_t tls;
+  if (opt.cert != NULL) {
+    if (main_read_tls(&opt, &tls) != 0) {
+      return 1;
+    }
+    cfg.https_port = 443;
+    cfg.tls = &tls;
+  }
+#else
+  if (opt.cert != NULL) {
+    log_line("postern: built without TLS (TLS=0): --cert and --key are ignored");
+  }
+#endif
   storage_host_timing(opt.storage_latency_ms, NULL);
-  if (storage_host_init(opt.storage, opt.capacity) != 0 || main_load_policy(&opt) != 0) {
+  if (storage_host_init(opt.storage, opt.capacity) != 0) {
     return 1;
   }
   lwip_init();
@@ -155,27 +151,17 @@ int main(int argc, char **argv)
   if (slirp_netif_start(&netif, fwds, (int)(sizeof fwds / sizeof fwds[0]), ipv6) != 0) {
     return 1;
   }
-  if (selftest_start(opt.selftest_idle_s) != ERR_OK) {
-    log_line("postern: cannot start the self-test services");
+  if (postern_start(&cfg) != 0) {
     return 1;
   }
-  if (http_listen(NULL, 80) != ERR_OK) {
-    log_line("postern: cannot listen on device port 80");
-    return 1;
-  }
-  bool https = false;
 #if POSTERN_TLS
-  if (opt.cert != NULL) {
-    if (main_start_tls(&opt) != 0) {
-      return 1;
-    }
-    https = true;
-  }
-#else
-  if (opt.cert != NULL) {
-    log_line("postern: built without TLS (TLS=0): --cert and --key are ignored");
+  memset(main_key, 0, sizeof main_key); /* the parsed key lives in the TLS heap now */
+  if (opt.client_ca != NULL) {
+    log_line("postern: client certificates %s, CA %s", opt.client_cert_required ? "required" : "optional",
+             opt.client_ca);
   }
 #endif
+  bool https = cfg.https_port != 0;
 
   for (size_t i = 0; i < sizeof fwds / sizeof fwds[0]; i++) {
     char also6[24] = "";
@@ -194,7 +180,7 @@ int main(int argc, char **argv)
 
   /* The NO_SYS main loop: wait for the wire, the next lwIP timer or the medium's next step. */
   while (!main_stop) {
-    uint32_t storage_ms = storage_poll(); /* first: storage_ready() may queue output and timers */
+    uint32_t storage_ms = postern_poll(); /* first: storage_ready() may queue output and timers */
     u32_t sleep_ms = sys_timeouts_sleeptime();
     if (sleep_ms > storage_ms) {
       sleep_ms = storage_ms;
@@ -208,8 +194,8 @@ int main(int argc, char **argv)
   }
 
   log_line("postern: stopping on signal %d", (int)main_stop);
+  postern_stop();
   slirp_netif_stop();
-  policy_shutdown();
   log_line("postern: stopped");
   return 0;
 }

@@ -1,10 +1,9 @@
-/* main.c: the mps2-an385 firmware: board, storage, policy, lwIP over the LAN9118, the NO_SYS main loop. */
+/* main.c: the mps2-an385 firmware: board bring-up, the flash medium, lwIP over the LAN9118, postern, the NO_SYS main loop. */
 #include <string.h>
 
 #include "baked.h"
 #include "board.h"
 #include "flash_model.h"
-#include "http_conn.h"
 #include "ipv6.h"
 #include "lan9118.h"
 #include "log.h"
@@ -13,13 +12,8 @@
 #include "lwip/sys.h"
 #include "lwip/timeouts.h"
 #include "netif/ethernet.h"
-#include "policy.h"
-#include "selftest.h"
-#include "storage.h"
+#include "postern.h"
 #include "storage_flash.h"
-#if POSTERN_TLS
-#include "tls.h"
-#endif
 
 /* Static addressing on QEMU's user-mode network. */
 #define MAIN_IP "10.0.2.15"
@@ -29,51 +23,38 @@
 static flash_model_t main_medium;
 static struct netif main_netif;
 
-/* Creates the policy VM with the baked settings and runs the baked script. */
-static int main_load_policy(void)
+/* postern with what the image bakes: the policy and settings, HTTP on 80, HTTPS on 443 (CERT=, KEY=, CLIENT_CA=). */
+static int main_start_postern(void)
 {
-  if (policy_init(baked_setting_names, baked_setting_values, baked_setting_count) != 0) {
-    log_line("postern: cannot create the Lua VM");
-    return -1;
-  }
-  if (policy_load(baked_policy_name, baked_policy, baked_policy_len) != 0) {
-    log_line("postern: policy %s did not load; not starting", baked_policy_name);
-    return -1;
-  }
-  log_line("postern: policy %s loaded (Lua arena %u bytes in use)", baked_policy_name,
-           (unsigned)policy_memory_in_use());
-  return 0;
-}
-
+  postern_config_t cfg = {
+    .policy_name = baked_policy_name,
+    .policy = baked_policy,
+    .policy_len = baked_policy_len,
+    .setting_names = baked_setting_names,
+    .setting_values = baked_setting_values,
+    .n_settings = baked_setting_count,
+    .http_port = 80,
+    .selftest = true,
+  };
 #if POSTERN_TLS
-/* Starts HTTPS on device port 443 with the baked certificate and key (CERT=, KEY=, CLIENT_CA=). */
-static int main_start_tls(void)
-{
-  tls_server_params_t p = {
+  postern_tls_t tls = {
     .cert = baked_tls_cert,
     .cert_len = baked_tls_cert_len,
     .key = baked_tls_key,
     .key_len = baked_tls_key_len,
   };
   if (baked_tls_client_ca_len > 0) {
-    p.client_ca = baked_tls_client_ca;
-    p.client_ca_len = baked_tls_client_ca_len;
-    p.client_cert = baked_tls_client_cert_required ? TLS_CLIENT_CERT_REQUIRED : TLS_CLIENT_CERT_OPTIONAL;
+    tls.client_ca = baked_tls_client_ca;
+    tls.client_ca_len = baked_tls_client_ca_len;
+    tls.client_cert_required = baked_tls_client_cert_required;
   }
-  if (tls_server_init(&p) != 0) {
-    log_line("postern: TLS did not start; not starting");
-    return -1;
-  }
-  if (http_listen(tls_allocator(), 443) != ERR_OK) {
-    log_line("postern: cannot listen on device port 443");
-    return -1;
-  }
-  log_line("postern: https on device port 443%s", p.client_ca == NULL ? ""
-                                                   : baked_tls_client_cert_required ? ", client certificates required"
-                                                                                    : ", client certificates optional");
-  return 0;
+  cfg.https_port = 443;
+  cfg.tls = &tls;
+#else
+  log_line("postern: built without TLS (TLS=0): no https on device port 443");
+#endif
+  return postern_start(&cfg);
 }
-#endif /* POSTERN_TLS */
 
 /* At most once a second, logs the main stack's high-water mark when it has grown. */
 static void main_watch_stack(void)
@@ -133,9 +114,6 @@ int main(void)
   if (storage_flash_init(&main_medium) != 0) {
     board_panic("storage did not start", 0);
   }
-  if (main_load_policy() != 0) {
-    board_panic("policy did not load", 0);
-  }
   lwip_init();
   ip4_addr_t ip, mask, gw;
   ip4addr_aton(MAIN_IP, &ip);
@@ -147,19 +125,9 @@ int main(void)
   netif_set_default(&main_netif);
   netif_set_up(&main_netif);
   ipv6_start(&main_netif, true); /* link-local now, SLAAC once QEMU's router advertisement comes */
-  if (selftest_start(0) != ERR_OK) {
-    board_panic("cannot start the self-test services", 0);
+  if (main_start_postern() != 0) {
+    board_panic("postern did not start", 0);
   }
-  if (http_listen(NULL, 80) != ERR_OK) {
-    board_panic("cannot listen on port 80", 0);
-  }
-#if POSTERN_TLS
-  if (main_start_tls() != 0) {
-    board_panic("cannot start HTTPS", 0);
-  }
-#else
-  log_line("postern: built without TLS (TLS=0): no https on device port 443");
-#endif /* POSTERN_TLS */
   log_line("postern: echo on device port 7, discard on device port 9");
   log_line("postern: ready (lwIP %s, device %s%s)", LWIP_VERSION_STRING, MAIN_IP,
            LWIP_IPV6 ? " and IPv6 by SLAAC" : "");
@@ -168,7 +136,7 @@ int main(void)
   for (;;) {
     lan9118_poll(&main_netif);
     sys_check_timeouts();
-    main_storage_wait = storage_poll();
+    main_storage_wait = postern_poll();
     ipv6_poll(&main_netif);
     main_watch_stack();
     board_idle(main_busy);
