@@ -34,7 +34,7 @@ int conn_feed_head(conn_t *c)
   return rc;
 }
 
-typedef enum conn_route { ROUTE_NONE, ROUTE_FILE, ROUTE_LIST, ROUTE_STATUS } conn_route_t;
+typedef enum conn_route { ROUTE_NONE, ROUTE_FILE, ROUTE_LIST, ROUTE_STATUS, ROUTE_POLICY } conn_route_t;
 
 /* Case-insensitive prefix test against a lower-case literal (URI schemes, RFC 3986 3.1). */
 static bool conn_has_iprefix(const char *t, size_t n, const char *lit)
@@ -87,6 +87,9 @@ static conn_route_t conn_route(conn_t *c, int *status)
   c->name[0] = '\0';
   if (strcmp(conn_path, "/_status") == 0) {
     return ROUTE_STATUS;
+  }
+  if (strcmp(conn_path, "/_policy") == 0) {
+    return ROUTE_POLICY;
   }
   if (strcmp(conn_path, "/files") == 0 || strcmp(conn_path, "/files/") == 0) {
     return ROUTE_LIST;
@@ -159,6 +162,7 @@ void conn_on_head(conn_t *c, const char *head)
   c->reqline[rl] = '\0';
   c->body_bytes = 0;
   c->head_only = conn_method_is(head, r, "HEAD");
+  c->to_policy = false;
 
   hp_meta_t m;
   int st = hp_analyze(r, head, &m);
@@ -205,8 +209,11 @@ void conn_on_head(conn_t *c, const char *head)
                        has_body, has_body ? AFTER_LINGER : AFTER_NEXT, NULL);
     return;
   }
-  bool allowed = route == ROUTE_FILE ? (is_put || is_get || c->head_only || is_delete) : (is_get || c->head_only);
+  bool allowed = route == ROUTE_FILE     ? (is_put || is_get || c->head_only || is_delete)
+                 : route == ROUTE_POLICY ? (is_put || is_get || c->head_only)
+                                         : (is_get || c->head_only);
   if (!allowed) {
+    c->to_policy = route == ROUTE_POLICY; /* for the Allow header */
     conn_respond_error(c, 405, NULL, "method not allowed here", has_body, has_body ? AFTER_LINGER : AFTER_NEXT,
                        NULL);
     return;
@@ -309,6 +316,14 @@ void conn_on_head(conn_t *c, const char *head)
     break;
   case ROUTE_STATUS:
     conn_send_status(c);
+    break;
+  case ROUTE_POLICY:
+    if (is_put) {
+      c->to_policy = true;
+      c->state = CONN_OPEN; /* collected into the policy's buffer, checked at the commit */
+    } else {
+      conn_send_policy(c, query.p != NULL && query.n == 6 && memcmp(query.p, "source", 6) == 0);
+    }
     break;
   case ROUTE_NONE:
     break;

@@ -24,6 +24,22 @@ static bool loaded;
 static long budget_used;
 static bool budget_exhausted;
 static bool mem_failed; /* the arena refused memory during this call */
+static char last_error[LOG_TEXT_MAX + 1]; /* the message of the last failed call, as logged */
+
+/* What the running VM was made from, kept to build it again (a replacement, a rollback). */
+static const char *const *set_names, *const *set_values;
+static int set_n;
+static const char *run_name, *run_src;
+static size_t run_len;
+static uint32_t run_gen; /* advanced by every policy that starts running */
+static uint8_t run_sha[DIGEST_SHA256_LEN];
+static size_t hw_carry; /* the arena high water of the VMs a replacement closed */
+
+/* A replacement is collected here, behind the running source when that is a
+ * replacement too (stage_held bytes at the front); one collection at a time. */
+static char stage_buf[POSTERN_POLICY_MAX];
+static size_t stage_held, stage_len;
+static const void *stage_owner;
 
 /* Registry keys (their addresses). */
 static const char ro_meta_key = 0;
@@ -678,14 +694,20 @@ static int run_protected(lua_CFunction f, void *ctx) {
   lua_pushcfunction(L, f);
   lua_pushlightuserdata(L, ctx);
   int st = lua_pcall(L, 1, 0, base + 1);
-  if (st == LUA_ERRMEM || (st != LUA_OK && mem_failed)) {
-    log_line("policy: error: out of memory (arena %lu bytes)", (unsigned long)POSTERN_LUA_ARENA_SIZE);
-  } else if (st != LUA_OK) {
+  if (st != LUA_OK) {
     size_t n = 0;
     const char *m = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
-    char line[LOG_TEXT_MAX + 1];
-    copy_clean(line, sizeof line, m ? m : "unknown error", m ? n : 13);
-    log_line("policy: error: %s", line);
+    copy_clean(last_error, sizeof last_error, m ? m : "unknown error", m ? n : 13);
+    if (st == LUA_ERRMEM || mem_failed) {
+      /* Lua's own message may be the bare "not enough memory": name the cap, and the line when known. */
+      if (m == NULL || strstr(last_error, "out of memory") == NULL) {
+        snprintf(last_error, sizeof last_error, "out of memory (arena %lu bytes)%s%s",
+                 (unsigned long)POSTERN_LUA_ARENA_SIZE, m != NULL && strcmp(m, "not enough memory") != 0 ? ": " : "",
+                 m != NULL && strcmp(m, "not enough memory") != 0 ? m : "");
+        last_error[sizeof last_error - 1] = '\0';
+      }
+    }
+    log_line("policy: error: %s", last_error);
   }
   lua_settop(L, base);
   if (st != LUA_OK) {
@@ -812,6 +834,9 @@ int policy_init(const char *const *setting_names, const char *const *setting_val
       return -1;
     }
   }
+  set_names = setting_names;
+  set_values = setting_values;
+  set_n = n_settings;
   lua_arena_init();
   vm = lua_newstate(lua_arena_alloc, NULL);
   if (vm == NULL) {
@@ -871,7 +896,152 @@ int policy_load(const char *chunkname, const char *source, size_t len) {
   }
   lua_gc(vm, LUA_GCCOLLECT); /* the parser's garbage */
   loaded = true;
+  run_name = c.chunkname;
+  run_src = source;
+  run_len = len;
+  run_gen++;
+  digest_sha256(source, len, run_sha);
+  stage_held = source == stage_buf ? len : 0;
   return 0;
+}
+
+static int self_test_k(lua_State *L) {
+  if (lua_getglobal(L, "self_test") == LUA_TNIL) {
+    return 0;
+  }
+  if (!lua_isfunction(L, -1)) {
+    return luaL_error(L, "self_test is not a function");
+  }
+  int fidx = lua_gettop(L);
+  lua_pushvalue(L, -1);
+  lua_call(L, 0, 2);
+  if (lua_type(L, -2) == LUA_TBOOLEAN && !lua_toboolean(L, -2)) {
+    lua_Debug d;
+    lua_pushvalue(L, fidx);
+    lua_getinfo(L, ">S", &d);
+    return luaL_error(L, "%s:%d: self_test failed%s%s", d.short_src, d.linedefined,
+                      lua_isstring(L, -1) ? ": " : "", lua_isstring(L, -1) ? lua_tostring(L, -1) : "");
+  }
+  return 0;
+}
+
+/** Runs the policy's optional self_test() under the budget: 0 when it is
+ *  absent or returned anything but false; -1 (logged, see policy_last_error). */
+int policy_self_test(void) {
+  if (vm == NULL || !loaded) {
+    snprintf(last_error, sizeof last_error, "%s", "no policy loaded");
+    return -1;
+  }
+  return run_protected(self_test_k, NULL) == LUA_OK ? 0 : -1;
+}
+
+/** The message of the last call that failed, as logged (Lua's, with name:line). */
+const char *policy_last_error(void) {
+  return last_error;
+}
+
+/** The running policy: its source (len bytes), name, SHA-256, and a number that changes with it. */
+const char *policy_running(size_t *len, const char **name, uint8_t sha256[DIGEST_SHA256_LEN], uint32_t *gen) {
+  if (len != NULL) {
+    *len = loaded ? run_len : 0;
+  }
+  if (name != NULL) {
+    *name = loaded ? run_name : "";
+  }
+  if (sha256 != NULL) {
+    memcpy(sha256, run_sha, DIGEST_SHA256_LEN);
+  }
+  if (gen != NULL) {
+    *gen = run_gen;
+  }
+  return loaded ? run_src : NULL;
+}
+
+/* ---- Replacement ------------------------------------------------------------ */
+
+/** Bytes a replacement may have now: the buffer less the running source it holds. */
+size_t policy_stage_room(void) {
+  return sizeof stage_buf - stage_held;
+}
+
+/** Starts collecting a replacement for owner; false while another owner collects one. */
+bool policy_stage_begin(const void *owner) {
+  if (stage_owner != NULL && stage_owner != owner) {
+    return false;
+  }
+  stage_owner = owner;
+  stage_len = 0;
+  return true;
+}
+
+/** Appends n bytes; false (nothing kept) past policy_stage_room() or for another owner. */
+bool policy_stage_write(const void *owner, const void *data, size_t n) {
+  if (owner != stage_owner || n > sizeof stage_buf - stage_held - stage_len) {
+    return false;
+  }
+  memcpy(stage_buf + stage_held + stage_len, data, n);
+  stage_len += n;
+  return true;
+}
+
+/** Drops owner's collection, if it has one. */
+void policy_stage_abort(const void *owner) {
+  if (owner != NULL && owner == stage_owner) {
+    stage_owner = NULL;
+    stage_len = 0;
+  }
+}
+
+/* Builds the VM again from the kept settings and runs `source`, then its
+ * self_test. The old VM is closed first: the arena holds one VM at a time. */
+static int rebuild(const char *name, const char *source, size_t len, bool self_test) {
+  size_t hw = lua_arena_high_water();
+  hw_carry = hw > hw_carry ? hw : hw_carry;
+  if (policy_init(set_names, set_values, set_n) != 0) {
+    return -1;
+  }
+  if (policy_load(name, source, len) != 0 || (self_test && policy_self_test() != 0)) {
+    loaded = false;
+    return -1;
+  }
+  return 0;
+}
+
+/**
+ * Checks owner's collected script and, when it passes, swaps it in: the VM is
+ * rebuilt from it (same arena, sandbox and settings), its on_request must
+ * exist and its optional self_test() pass. On failure the running policy is
+ * rebuilt from its kept source, and -1 comes back with the reason in msg.
+ */
+int policy_stage_commit(const void *owner, char *msg, size_t cap, size_t *peak) {
+  if (owner != stage_owner) {
+    snprintf(msg, cap, "%s", "no policy is being collected");
+    return -1;
+  }
+  const char *old_name = run_name, *old_src = run_src;
+  size_t old_len = run_len;
+  bool had = loaded;
+  size_t n = stage_len, held = stage_held;
+  stage_owner = NULL;
+  stage_len = 0;
+  int st = rebuild("_policy", stage_buf + held, n, true);
+  if (peak != NULL) {
+    *peak = lua_arena_high_water(); /* the new VM's, from its start through its check */
+  }
+  if (st == 0) {
+    memmove(stage_buf, stage_buf + held, n); /* the old source is not needed any more */
+    run_src = stage_buf;
+    stage_held = n;
+    return 0;
+  }
+  /* Lua names the script in its own messages, not in a memory error's. */
+  snprintf(msg, cap, "%s%s", strstr(last_error, "_policy") == NULL ? "_policy: " : "", last_error);
+  if (!had || rebuild(old_name, old_src, old_len, false) != 0) {
+    log_line("policy: error: the previous policy %s did not load again; every request fails closed", old_name);
+  } else {
+    stage_held = old_src == stage_buf ? old_len : 0;
+  }
+  return -1;
 }
 
 /* ---- Calls ----------------------------------------------------------------- */
@@ -1072,7 +1242,8 @@ size_t policy_memory_live(void) {
 
 /** Most bytes the VM has held since policy_init. */
 size_t policy_memory_high_water(void) {
-  return lua_arena_high_water();
+  size_t hw = lua_arena_high_water();
+  return hw > hw_carry ? hw : hw_carry;
 }
 
 /** Closes the VM and returns every arena byte. */

@@ -48,6 +48,38 @@ int policy_init(const char *const *setting_names, const char *const *setting_val
 /** Runs a policy script once (text only); it must define a global function
  *  on_request. Returns 0, or -1 with Lua's message (file:line) logged. */
 int policy_load(const char *chunkname, const char *source, size_t len);
+/** Runs the policy's optional self_test() under the budget: 0 when it is
+ *  absent or returned anything but false; -1 (logged, see policy_last_error). */
+int policy_self_test(void);
+/** The message of the last call that failed, as logged (Lua's, with name:line). */
+const char *policy_last_error(void);
+/** The running policy: its source (len bytes; NULL when none runs), name, SHA-256, and a
+ *  number that changes with every policy that starts running. Any pointer may be NULL. */
+const char *policy_running(size_t *len, const char **name, uint8_t sha256[32], uint32_t *gen);
+
+/*
+ * Replacement at run time. The script is collected in a static buffer of
+ * POSTERN_POLICY_MAX bytes, which also keeps the running source when that
+ * came from a replacement (the board's own sources stay where they are).
+ * The commit closes the running VM, builds one from the new script in the
+ * same arena, with the same sandbox, settings and limits, and requires
+ * on_request and a passing self_test(); on failure it builds the old one
+ * again from its source. The arena never holds two VMs. policy_init and
+ * policy_load keep pointers to the settings, the name and the source: they
+ * must stay valid while the policy runs.
+ */
+/** Bytes a replacement may have now: POSTERN_POLICY_MAX less the running source it holds. */
+size_t policy_stage_room(void);
+/** Starts collecting a replacement for owner; false while another owner collects one. */
+bool policy_stage_begin(const void *owner);
+/** Appends n bytes; false (nothing kept) past policy_stage_room() or for another owner. */
+bool policy_stage_write(const void *owner, const void *data, size_t n);
+/** Drops owner's collection, if it has one (NULL or another owner: nothing). */
+void policy_stage_abort(const void *owner);
+/** Checks owner's script and swaps it in: 0, or -1 with the reason (Lua's message) in msg and
+ *  the previous policy running again. *peak: the arena's high water during the check. */
+int policy_stage_commit(const void *owner, char *msg, size_t cap, size_t *peak);
+
 /** Calls on_request(req) under the sandbox; fails closed (500, policy_error). */
 void policy_decide(const policy_request_t *req, policy_decision_t *out);
 /** Calls the optional on_stored(req, {size=, sha256=}) before the commit;

@@ -276,6 +276,14 @@
 #define POSTERN_MAX_SETTINGS 16
 #endif
 
+/** Bytes of the buffer a policy sent with PUT /_policy is collected in; it
+ *  keeps the running policy too when that came the same way, so a
+ *  replacement may have POSTERN_POLICY_MAX less the running one's size (413
+ *  beyond). */
+#ifndef POSTERN_POLICY_MAX
+#define POSTERN_POLICY_MAX (64u * 1024u)
+#endif
+
 /** Longest policy message copied into a response or log line. */
 #ifndef POSTERN_MESSAGE_MAX
 #define POSTERN_MESSAGE_MAX 160

@@ -12,6 +12,7 @@
 #include "lwip/timeouts.h"
 #include "options.h"
 #include "policy.h"
+#include "policy_store_host.h"
 #include "selftest.h"
 #include "slirp_netif.h"
 #include "storage_host.h"
@@ -45,6 +46,25 @@ static int main_load_policy(const host_options_t *opt)
     log_line("postern: policy %s is larger than %d bytes", opt->policy, MAIN_POLICY_MAX);
     return -1;
   }
+  /* The policy accepted last by PUT /_policy, else the one accepted before it, else the built-in one. */
+  static char stored[POSTERN_POLICY_MAX];
+  static const char *const kept[] = {POLICY_STORE_HOST_CURRENT, POLICY_STORE_HOST_PREVIOUS};
+  for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++) {
+    long len = policy_store_host_read(kept[i], stored, sizeof stored);
+    if (len < 0) {
+      continue;
+    }
+    if (policy_init(opt->setting_names, opt->setting_values, opt->n_settings) != 0) {
+      log_line("postern: cannot create the Lua VM");
+      return -1;
+    }
+    if (policy_load(kept[i], stored, (size_t)len) == 0) {
+      log_line("postern: running the stored policy %s/%s (Lua arena %zu bytes in use)", opt->storage, kept[i],
+               policy_memory_in_use());
+      return 0;
+    }
+    log_line("postern: the stored policy %s/%s did not load; falling back", opt->storage, kept[i]);
+  }
   if (policy_init(opt->setting_names, opt->setting_values, opt->n_settings) != 0) {
     log_line("postern: cannot create the Lua VM");
     return -1;
@@ -54,7 +74,8 @@ static int main_load_policy(const host_options_t *opt)
     log_line("postern: policy %s did not load; not starting", opt->policy);
     return -1;
   }
-  log_line("postern: policy %s loaded (Lua arena %zu bytes in use)", opt->policy, policy_memory_in_use());
+  log_line("postern: running the built-in policy %s (Lua arena %zu bytes in use)", opt->policy,
+           policy_memory_in_use());
   return 0;
 }
 
@@ -130,6 +151,7 @@ int main(int argc, char **argv)
   sigaction(SIGTERM, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
 
+  policy_store_host_init(opt.storage);
   if (storage_host_init(opt.storage, opt.capacity) != 0 || main_load_policy(&opt) != 0) {
     return 1;
   }

@@ -43,6 +43,12 @@
 #define POSTERN_TLS_HEAP_SIZE (32u * 1024u)
 #endif
 
+/* PUT /_policy collects into 6 KiB, the running replacement included: two
+ * policies the size of quota.lua (2.7 KiB; the 24 KiB arena compiles none much larger). */
+#ifndef POSTERN_POLICY_MAX
+#define POSTERN_POLICY_MAX (6u * 1024u)
+#endif
+
 /* A policy call starts about 2.2 KiB into the 8 KiB main stack; nested pattern functions stop 3 KiB below it. */
 #ifndef POSTERN_POLICY_C_STACK
 #define POSTERN_POLICY_C_STACK (3u * 1024u)

@@ -1,0 +1,17 @@
+/* policy_store_host.h: the host's keeping of an accepted policy, in the storage folder (see policy_store.h). */
+#ifndef POSTERN_POLICY_STORE_HOST_H
+#define POSTERN_POLICY_STORE_HOST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/** The policy accepted last, and the one accepted before it (the fallback at boot). */
+#define POLICY_STORE_HOST_CURRENT ".policy.lua"
+#define POLICY_STORE_HOST_PREVIOUS ".policy.prev.lua"
+
+/** Where the store lives: the storage folder (its backend hides dot-files from listings). */
+void policy_store_host_init(const char *dir);
+/** Reads a kept policy (one of the POLICY_STORE_HOST_* names) into buf; its length, or -1 when absent or too large. */
+long policy_store_host_read(const char *name, char *buf, size_t cap);
+
+#endif /* POSTERN_POLICY_STORE_HOST_H */
