@@ -10,6 +10,8 @@
 -- sends no body); the same request without Expect gets the precise status:
 -- 401 (no or unreadable credentials), 403 (wrong token or none configured),
 -- 413 (can never fit) or 507 (does not fit now).
+-- GET /_policy (the running policy's SHA-256), GET /_policy?source and
+-- PUT /_policy (a replacement) need the token like every route.
 
 local token = config.token
 if token == nil or token == "" then
@@ -45,7 +47,7 @@ function on_request(req)
     return refuse(req, 403, "invalid token")
   end
   local length = req.length
-  if req.method == "PUT" and length ~= nil and length > storage.free() then
+  if req.method == "PUT" and req.name ~= nil and length ~= nil and length > storage.free() then
     if length > storage.capacity() then
       return refuse(req, 413, "larger than the device's storage")
     end
