@@ -85,7 +85,7 @@ DEPS_STAMP := $(BUILD)/deps/.checked-$(BOARD)
 
 .PHONY: all tools deps run debug size test unit bench fuzz fuzz-build certs tls-size e2e-asan clean distclean
 
-all: $(OUT)/$(BOARD_TARGET)
+all: $(OUT)/$(BOARD_TARGET) $(BOARD_EXTRA_TARGETS)
 
 tools:
 	@scripts/need-tools.sh $(TOOLS) $(BOARD_TOOLS)
@@ -127,6 +127,9 @@ $(OUT)/lua/%.o: $(LUA_DIR)/%.c | $(DEPS_STAMP)
 $(OUT)/$(BOARD_TARGET): $(ALL_OBJS) $(BOARD_EXTRA_OBJS)
 	@echo "  LD      $@"
 	@$(BOARD_LINK)
+
+# Rules of a board's extra targets (board.mk: BOARD_LATE_MK), which need the lists above.
+include $(BOARD_LATE_MK)
 
 # ---- Certificates ------------------------------------------------------------
 # Development CA, server and client certificates under build/certs (never committed).

@@ -907,6 +907,7 @@ int policy_load(const char *chunkname, const char *source, size_t len) {
 
 static int self_test_k(lua_State *L) {
   if (lua_getglobal(L, "self_test") == LUA_TNIL) {
+    *(bool *)lua_touserdata(L, 1) = false;
     return 0;
   }
   if (!lua_isfunction(L, -1)) {
@@ -925,14 +926,23 @@ static int self_test_k(lua_State *L) {
   return 0;
 }
 
-/** Runs the policy's optional self_test() under the budget: 0 when it is
- *  absent or returned anything but false; -1 (logged, see policy_last_error). */
+/** Runs the policy's optional self_test() under the budget: 0 when it returned
+ *  anything but false, 1 when there is none, -1 (logged, see policy_last_error). */
 int policy_self_test(void) {
+  bool present = true;
   if (vm == NULL || !loaded) {
     snprintf(last_error, sizeof last_error, "%s", "no policy loaded");
     return -1;
   }
-  return run_protected(self_test_k, NULL) == LUA_OK ? 0 : -1;
+  if (run_protected(self_test_k, &present) != LUA_OK) {
+    return -1;
+  }
+  return present ? 0 : 1;
+}
+
+/** The budget the last call spent: VM instructions (counted by POSTERN_LUA_HOOK_STEP) and matcher steps. */
+long policy_instructions_used(void) {
+  return budget_used;
 }
 
 /** The message of the last call that failed, as logged (Lua's, with name:line). */
@@ -1000,7 +1010,7 @@ static int rebuild(const char *name, const char *source, size_t len, bool self_t
   if (policy_init(set_names, set_values, set_n) != 0) {
     return -1;
   }
-  if (policy_load(name, source, len) != 0 || (self_test && policy_self_test() != 0)) {
+  if (policy_load(name, source, len) != 0 || (self_test && policy_self_test() < 0)) {
     loaded = false;
     return -1;
   }

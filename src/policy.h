@@ -48,9 +48,11 @@ int policy_init(const char *const *setting_names, const char *const *setting_val
 /** Runs a policy script once (text only); it must define a global function
  *  on_request. Returns 0, or -1 with Lua's message (file:line) logged. */
 int policy_load(const char *chunkname, const char *source, size_t len);
-/** Runs the policy's optional self_test() under the budget: 0 when it is
- *  absent or returned anything but false; -1 (logged, see policy_last_error). */
+/** Runs the policy's optional self_test() under the budget: 0 when it returned
+ *  anything but false, 1 when there is none, -1 (logged, see policy_last_error). */
 int policy_self_test(void);
+/** The budget the last call spent: VM instructions (counted by POSTERN_LUA_HOOK_STEP) and matcher steps. */
+long policy_instructions_used(void);
 /** The message of the last call that failed, as logged (Lua's, with name:line). */
 const char *policy_last_error(void);
 /** The running policy: its source (len bytes; NULL when none runs), name, SHA-256, and a
