@@ -39,7 +39,8 @@ TOOLS := gcc:gcc make:make dpkg-source:dpkg-dev /usr/share/keyrings/debian-archi
          bzip2:bzip2 xz:xz-utils pkg-config:pkg-config curl:curl openssl:openssl
 TEST_TOOLS := /usr/bin/python3:python3 /usr/lib/python3/dist-packages/pytest:python3-pytest clang:clang \
               /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.asan-x86_64.a:libclang-rt-14-dev \
-              go:golang-go node:nodejs /usr/lib/python3/dist-packages/aiohttp:python3-aiohttp chromium:chromium
+              go:golang-go node:nodejs /usr/lib/python3/dist-packages/aiohttp:python3-aiohttp chromium:chromium \
+              luacheck:lua-check
 
 include boards/$(BOARD)/board.mk
 

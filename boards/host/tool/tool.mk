@@ -13,3 +13,4 @@ $(OUT)/postern-policy: $(TOOL_OBJS)
 	@echo "  LD      $@"
 	@$(CC) -Wl,--gc-sections -o $@ $^ -lm
 -include $(TOOL_OBJS:.o=.d)
+$(filter $(OUT)/tool/%,$(TOOL_OBJS)): boards/host/tool/tool.mk
