@@ -31,7 +31,7 @@ static const char *const *set_names, *const *set_values;
 static int set_n;
 static const char *run_name, *run_src;
 static size_t run_len;
-static uint32_t run_gen; /* advanced by every policy that starts running */
+static uint32_t run_gen; /* advanced whenever the running text changes */
 static uint8_t run_sha[DIGEST_SHA256_LEN];
 static size_t hw_carry; /* the arena high water of the VMs a replacement closed */
 
@@ -896,10 +896,12 @@ int policy_load(const char *chunkname, const char *source, size_t len) {
   }
   lua_gc(vm, LUA_GCCOLLECT); /* the parser's garbage */
   loaded = true;
+  if (source != run_src || len != run_len) {
+    run_gen++; /* another text: a rollback runs the same one again */
+  }
   run_name = c.chunkname;
   run_src = source;
   run_len = len;
-  run_gen++;
   digest_sha256(source, len, run_sha);
   stage_held = source == stage_buf ? len : 0;
   return 0;
@@ -1030,6 +1032,7 @@ int policy_stage_commit(const void *owner, char *msg, size_t cap, size_t *peak) 
   }
   const char *old_name = run_name, *old_src = run_src;
   size_t old_len = run_len;
+  uint32_t old_gen = run_gen;
   bool had = loaded;
   size_t n = stage_len, held = stage_held;
   stage_owner = NULL;
@@ -1041,11 +1044,16 @@ int policy_stage_commit(const void *owner, char *msg, size_t cap, size_t *peak) 
   if (st == 0) {
     memmove(stage_buf, stage_buf + held, n); /* the old source is not needed any more */
     run_src = stage_buf;
+    run_gen++;
     stage_held = n;
     return 0;
   }
   /* Lua names the script in its own messages, not in a memory error's. */
   snprintf(msg, cap, "%s%s", strstr(last_error, "_policy") == NULL ? "_policy: " : "", last_error);
+  run_name = old_name; /* a script that loaded and failed its self_test was the running text for a moment */
+  run_src = old_src;
+  run_len = old_len;
+  run_gen = old_gen;
   if (!had || rebuild(old_name, old_src, old_len, false) != 0) {
     log_line("policy: error: the previous policy %s did not load again; every request fails closed", old_name);
   } else {

@@ -37,7 +37,7 @@ static int main_load_policy(void)
     log_line("postern: policy %s did not load; not starting", baked_policy_name);
     return -1;
   }
-  log_line("postern: policy %s loaded (Lua arena %u bytes in use)", baked_policy_name,
+  log_line("postern: running the built-in policy %s (Lua arena %u bytes in use)", baked_policy_name,
            (unsigned)policy_memory_in_use());
   return 0;
 }

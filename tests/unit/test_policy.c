@@ -982,6 +982,102 @@ static void test_figures(void) {
   policy_shutdown();
 }
 
+
+/* ---- Replacement (PUT /_policy) -------------------------------------------- */
+
+static const char repl_old[] = "function on_request(req) if req.path == '/old' then return 451 end return true end\n";
+
+/* Collects src for owner and commits it; returns policy_stage_commit's result, msg gets the reason. */
+static int replace_with(const void *owner, const char *src, char *msg, size_t cap) {
+  if (!policy_stage_begin(owner) || !policy_stage_write(owner, src, strlen(src))) {
+    return -2;
+  }
+  size_t peak = 0;
+  int rc = policy_stage_commit(owner, msg, cap, &peak);
+  CHECK(peak > 0 && peak <= POSTERN_LUA_ARENA_SIZE);
+  return rc;
+}
+
+static void test_replacement(void) {
+  static const char names0[] = "token";
+  const char *names[1] = {names0}, *values[1] = {"s3cret"};
+  int a, b;
+  char msg[POSTERN_MESSAGE_MAX];
+  CHECK_EQ(policy_init(names, values, 1), 0);
+  CHECK_EQ(policy_load("old.lua", repl_old, strlen(repl_old)), 0);
+  CHECK_EQ(get("/old").status, 451);
+  size_t room = policy_stage_room();
+  CHECK_EQ(room, POSTERN_POLICY_MAX);
+
+  /* One collection at a time; past the room nothing is kept. */
+  CHECK(policy_stage_begin(&a));
+  CHECK(!policy_stage_begin(&b));
+  CHECK(!policy_stage_write(&b, "x", 1));
+  CHECK(policy_stage_commit(&b, msg, sizeof msg, NULL) == -1);
+  static char big[POSTERN_POLICY_MAX + 1];
+  memset(big, '-', sizeof big);
+  CHECK(!policy_stage_write(&a, big, sizeof big));
+  policy_stage_abort(&b); /* not its collection */
+  CHECK(!policy_stage_begin(&b));
+  policy_stage_abort(&a);
+  CHECK(policy_stage_begin(&b));
+  policy_stage_abort(&b);
+
+  /* Refusals change nothing, and say why with name:line. */
+  struct {
+    const char *src, *words;
+  } bad[] = {
+    {"function on_request(req) return true end\nlocal x = = 1\n", "_policy:2:"},
+    {"function on_requests(req) return true end\n", "on_request"},
+    {"function on_request(req) return true end\nfunction self_test()\n  error('boom')\nend\n", "_policy:3: boom"},
+    {"function on_request(req) return true end\nfunction self_test() return false, 'why' end\n",
+     "self_test failed: why"},
+    {"function on_request(req) return true end\nfunction self_test() while true do end end\n", "budget exhausted"},
+    {"local t = {} for i = 1, 1e7 do t[i] = i .. 'x' end function on_request() return true end\n",
+     "out of memory"},
+  };
+  uint8_t sha0[32], sha1[32];
+  uint32_t gen0, gen1;
+  policy_running(NULL, NULL, sha0, &gen0);
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    log_clear();
+    CHECK_EQ(replace_with(&a, bad[i].src, msg, sizeof msg), -1);
+    if (strstr(msg, bad[i].words) == NULL) {
+      fprintf(stderr, "case %zu: '%s' lacks '%s'\n", i, msg, bad[i].words);
+      CHECK(0);
+    }
+    CHECK_EQ(get("/old").status, 451);
+    const char *name;
+    CHECK(policy_running(NULL, &name, sha1, &gen1) == repl_old);
+    CHECK_STR(name, "old.lua");
+    CHECK(memcmp(sha0, sha1, 32) == 0 && gen1 == gen0); /* rebuilt from the same text */
+  }
+
+  /* A good one takes over; its settings are the same; it keeps its source in the buffer. */
+  static const char next[] =
+    "local t = config.token\nfunction on_request(req) if req.path == '/new' then return 452, t end return true end\n"
+    "function self_test() return on_request({path = '/new'}) == 452 end\n";
+  CHECK_EQ(replace_with(&a, next, msg, sizeof msg), 0);
+  CHECK_EQ(get("/old").status, 100);
+  policy_decision_t d = get("/new");
+  CHECK_EQ(d.status, 452);
+  CHECK_STR(d.message, "s3cret");
+  size_t len;
+  CHECK(memcmp(policy_running(&len, NULL, NULL, NULL), next, sizeof next - 1) == 0 && len == sizeof next - 1);
+  CHECK_EQ(policy_stage_room(), POSTERN_POLICY_MAX - (sizeof next - 1));
+  CHECK_EQ(policy_self_test(), 0);
+
+  /* A failure now goes back to the replacement, kept at the front of the buffer. */
+  CHECK_EQ(replace_with(&b, bad[0].src, msg, sizeof msg), -1);
+  CHECK_EQ(get("/new").status, 452);
+  /* And a second replacement moves to the front. */
+  CHECK_EQ(replace_with(&b, repl_old, msg, sizeof msg), 0);
+  CHECK_EQ(get("/old").status, 451);
+  CHECK_EQ(policy_stage_room(), POSTERN_POLICY_MAX - strlen(repl_old));
+  CHECK_EQ(policy_self_test(), 1); /* none */
+  policy_shutdown();
+}
+
 int main(void) {
   RUN(test_arena);
   RUN(test_default_with_token);
@@ -997,5 +1093,6 @@ int main(void) {
   RUN(test_sandbox);
   RUN(test_fault_injection);
   RUN(test_figures);
+  RUN(test_replacement);
   return UNIT_END();
 }
