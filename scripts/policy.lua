@@ -11,7 +11,10 @@
 -- 401 (no or unreadable credentials), 403 (wrong token or none configured),
 -- 413 (can never fit) or 507 (does not fit now).
 -- GET /_policy (the running policy's SHA-256), GET /_policy?source and
--- PUT /_policy (a replacement) need the token like every route.
+-- PUT /_policy (a replacement), GET and PUT /_config (the settings) need the
+-- token like every route. Its self_test (run when it replaces a policy, or
+-- when PUT /_config changes the settings) refuses settings without a token,
+-- so that the device cannot be locked from afar.
 
 local token = config.token
 if token == nil or token == "" then
@@ -54,4 +57,8 @@ function on_request(req)
     return refuse(req, 507, "not enough free space")
   end
   return true
+end
+
+function self_test()
+  return token ~= nil, "no token configured: every request would be refused"
 end

@@ -61,7 +61,8 @@ typedef struct conn {
   bool waiting;      /* a storage call answered STORAGE_PENDING; storage_ready() resumes */
   bool checked;      /* the complete body passed its digest and the policy's after-body check */
   bool replaced;     /* the commit replaced a version */
-  bool to_policy;    /* PUT /_policy: the body goes to the policy's buffer, not to storage */
+  bool to_policy;    /* PUT /_policy or /_config: the body goes to the policy's buffer, not to storage */
+  bool to_config;    /* PUT /_config: that body is the settings */
   struct pbuf *rx;   /* received bytes not consumed yet */
   uint16_t fed;      /* bytes of rx the head parser has seen */
   uint32_t last_ms;  /* last progress, for the timeouts */
@@ -129,6 +130,8 @@ void conn_start_list(conn_t *c);
 void conn_send_status(conn_t *c);
 /** GET /_policy: the running policy's name, size and SHA-256 (JSON), or with `source` its text. */
 void conn_send_policy(conn_t *c, bool source);
+/** GET /_config: the settings as a JSON object of strings, without those the policy marks secret. */
+void conn_send_config(conn_t *c);
 /** CONN_SEND_*: moves download or listing bytes into the send buffer while it has room. */
 void conn_pump(conn_t *c);
 

@@ -34,7 +34,7 @@ int conn_feed_head(conn_t *c)
   return rc;
 }
 
-typedef enum conn_route { ROUTE_NONE, ROUTE_FILE, ROUTE_LIST, ROUTE_STATUS, ROUTE_POLICY } conn_route_t;
+typedef enum conn_route { ROUTE_NONE, ROUTE_FILE, ROUTE_LIST, ROUTE_STATUS, ROUTE_POLICY, ROUTE_CONFIG } conn_route_t;
 
 /* Case-insensitive prefix test against a lower-case literal (URI schemes, RFC 3986 3.1). */
 static bool conn_has_iprefix(const char *t, size_t n, const char *lit)
@@ -90,6 +90,9 @@ static conn_route_t conn_route(conn_t *c, int *status)
   }
   if (strcmp(conn_path, "/_policy") == 0) {
     return ROUTE_POLICY;
+  }
+  if (strcmp(conn_path, "/_config") == 0) {
+    return ROUTE_CONFIG;
   }
   if (strcmp(conn_path, "/files") == 0 || strcmp(conn_path, "/files/") == 0) {
     return ROUTE_LIST;
@@ -163,6 +166,7 @@ void conn_on_head(conn_t *c, const char *head)
   c->body_bytes = 0;
   c->head_only = conn_method_is(head, r, "HEAD");
   c->to_policy = false;
+  c->to_config = false;
 
   hp_meta_t m;
   int st = hp_analyze(r, head, &m);
@@ -210,10 +214,10 @@ void conn_on_head(conn_t *c, const char *head)
     return;
   }
   bool allowed = route == ROUTE_FILE     ? (is_put || is_get || c->head_only || is_delete)
-                 : route == ROUTE_POLICY ? (is_put || is_get || c->head_only)
+                 : route == ROUTE_POLICY || route == ROUTE_CONFIG ? (is_put || is_get || c->head_only)
                                          : (is_get || c->head_only);
   if (!allowed) {
-    c->to_policy = route == ROUTE_POLICY; /* for the Allow header */
+    c->to_policy = route == ROUTE_POLICY || route == ROUTE_CONFIG; /* for the Allow header */
     conn_respond_error(c, 405, NULL, "method not allowed here", has_body, has_body ? AFTER_LINGER : AFTER_NEXT,
                        NULL);
     return;
@@ -323,6 +327,14 @@ void conn_on_head(conn_t *c, const char *head)
       c->state = CONN_OPEN; /* collected into the policy's buffer, checked at the commit */
     } else {
       conn_send_policy(c, query.p != NULL && query.n == 6 && memcmp(query.p, "source", 6) == 0);
+    }
+    break;
+  case ROUTE_CONFIG:
+    if (is_put) {
+      c->to_policy = c->to_config = true; /* collected like a policy, checked at the commit */
+      c->state = CONN_OPEN;
+    } else {
+      conn_send_config(c);
     }
     break;
   case ROUTE_NONE:

@@ -192,6 +192,34 @@ void conn_send_policy(conn_t *c, bool source)
   }
 }
 
+/* GET /_config: the settings, a JSON object of strings, without the secret ones; rendered in conn_io. */
+void conn_send_config(conn_t *c)
+{
+  const char *const *names, *const *values;
+  int n = policy_settings(&names, &values);
+  wbuf_t j;
+  wb_init(&j, (char *)conn_io, sizeof conn_io);
+  wb_str(&j, "{");
+  for (int i = 0, shown = 0; i < n; i++) {
+    if (policy_setting_secret(names[i])) {
+      continue;
+    }
+    wb_str(&j, shown++ > 0 ? "," : "");
+    wb_json_str(&j, names[i], strlen(names[i]));
+    wb_str(&j, ":");
+    wb_json_str(&j, values[i], strlen(values[i]));
+  }
+  wb_str(&j, "}\n");
+  if (j.overflow) {
+    conn_respond_error(c, 500, NULL, "the settings do not fit their buffer", !c->keep_alive,
+                       c->keep_alive ? AFTER_NEXT : AFTER_LINGER, NULL);
+    return;
+  }
+  if (conn_send_ok(c, 200, "application/json", j.len, NULL, (const char *)conn_io, j.len, j.len, false)) {
+    conn_after(c, c->keep_alive ? AFTER_NEXT : AFTER_LINGER);
+  }
+}
+
 /* Whether n more bytes of a streamed body may go into lwIP's heap, given the
  * send room the connection has: within its own bound, and only while the
  * reserve stays free for everyone's answers. */

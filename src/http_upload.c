@@ -22,12 +22,13 @@ void conn_open_upload(conn_t *c)
     static char msg[64];
     size_t room = policy_stage_room();
     if (!c->chunked && c->length > room) {
-      snprintf(msg, sizeof msg, "a policy may have %u bytes here", (unsigned)room);
+      snprintf(msg, sizeof msg, "%s may have %u bytes here", c->to_config ? "the settings" : "a policy",
+               (unsigned)room);
       conn_refuse(c, c->expect ? 417 : 413, msg);
       return;
     }
     if (!policy_stage_begin(c)) {
-      conn_refuse(c, c->expect ? 417 : 409, "another policy is being uploaded");
+      conn_refuse(c, c->expect ? 417 : 409, "another policy or settings upload is in progress");
       return;
     }
   }
@@ -231,6 +232,33 @@ static void conn_commit_policy(conn_t *c)
   }
 }
 
+/* PUT /_config, its body all in: the settings parsed, the policy rebuilt with them, then 200, or 400/422. */
+static void conn_commit_config(conn_t *c)
+{
+  static char msg[POSTERN_MESSAGE_MAX];
+  int rc = policy_stage_commit_config(c, msg, sizeof msg);
+  if (rc != 0) {
+    log_line("policy: settings refused: %s", msg);
+    conn_respond_error(c, rc == -1 ? 400 : 422, rc == -1 ? "config_invalid" : "policy_invalid", msg, !c->keep_alive,
+                       c->keep_alive ? AFTER_NEXT : AFTER_LINGER, NULL);
+    return;
+  }
+  const char *const *names, *const *values;
+  int n = policy_settings(&names, &values);
+  int kept = policy_store_save_config(names, values, n);
+  log_line("policy: %d settings replaced, %s", n, kept == POLICY_STORE_KEPT ? "stored for the next boot"
+                                                 : kept == POLICY_STORE_RAM ? "kept until reset" : "NOT STORED");
+  char body[48];
+  wbuf_t j;
+  wb_init(&j, body, sizeof body);
+  wb_str(&j, "{\"settings\":");
+  wb_u64(&j, (uint64_t)n);
+  wb_str(&j, kept == POLICY_STORE_KEPT ? ",\"stored\":true}\n" : ",\"stored\":false}\n");
+  if (conn_send_ok(c, 200, "application/json", j.len, NULL, body, j.len, c->body_bytes, false)) {
+    conn_after(c, c->keep_alive ? AFTER_NEXT : AFTER_LINGER);
+  }
+}
+
 /*
  * The body is all in: once there is room for the answer, the digest and the
  * policy's after-body check (once), then the commit, which may be pending,
@@ -242,6 +270,10 @@ void conn_commit(conn_t *c)
     return; /* conn_on_sent comes back once there is room for the answer */
   }
   if (!c->checked && !conn_check_body(c)) {
+    return;
+  }
+  if (c->to_config) {
+    conn_commit_config(c);
     return;
   }
   if (c->to_policy) {

@@ -1062,6 +1062,255 @@ int policy_stage_commit(const void *owner, char *msg, size_t cap, size_t *peak) 
   return -1;
 }
 
+/* ---- Settings at run time (PUT /_config) --------------------------------------
+ * A JSON object of strings, parsed into one of two static slots: the one in
+ * use stays intact until the new settings have passed the same check as a
+ * replaced policy (the running text rebuilt with them). */
+
+static char cfg_text[2][POSTERN_CONFIG_MAX];
+static const char *cfg_names[2][POSTERN_MAX_SETTINGS], *cfg_values[2][POSTERN_MAX_SETTINGS];
+static int cfg_next; /* the slot the next parse writes */
+
+static size_t json_ws(const char *js, size_t i, size_t len) {
+  while (i < len && (js[i] == ' ' || js[i] == '\t' || js[i] == '\r' || js[i] == '\n')) {
+    i++;
+  }
+  return i;
+}
+
+static int json_hex4(const char *p) {
+  int v = 0;
+  for (int k = 0; k < 4; k++) {
+    char ch = p[k];
+    int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+    if (d < 0) {
+      return -1;
+    }
+    v = v * 16 + d;
+  }
+  return v;
+}
+
+/* Decodes the JSON string at js[*i] (its opening quote) into out[*o..cap), NUL-terminated; false when malformed or too long. */
+static bool json_string(const char *js, size_t len, size_t *i, char *out, size_t *o, size_t cap) {
+  size_t k = *i + 1, w = *o;
+  while (k < len && js[k] != '"') {
+    unsigned char ch = (unsigned char)js[k];
+    unsigned long cp = ch;
+    int n = 1;
+    if (ch < 0x20) {
+      return false;
+    }
+    if (ch == '\\') {
+      if (k + 1 >= len) {
+        return false;
+      }
+      const char *esc = strchr("\"\\/bfnrt", js[k + 1]);
+      if (esc != NULL && js[k + 1] != '\0') {
+        cp = (unsigned long)"\"\\/\b\f\n\r\t"[esc - "\"\\/bfnrt"];
+        k += 2;
+      } else if (js[k + 1] == 'u' && k + 6 <= len && json_hex4(js + k + 2) > 0) {
+        cp = (unsigned long)json_hex4(js + k + 2);
+        k += 6;
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+          int lo = k + 6 <= len && js[k] == '\\' && js[k + 1] == 'u' ? json_hex4(js + k + 2) : -1;
+          if (lo < 0xDC00 || lo > 0xDFFF) {
+            return false;
+          }
+          cp = 0x10000 + ((cp - 0xD800) << 10) + ((unsigned long)lo - 0xDC00);
+          k += 6;
+        } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+          return false;
+        }
+      } else {
+        return false;
+      }
+      n = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+    } else {
+      k++;
+    }
+    if (w + (size_t)n + 1 > cap) {
+      return false;
+    }
+    if (n == 1) {
+      out[w++] = (char)cp;
+    } else {
+      static const unsigned char lead[] = {0, 0, 0xC0, 0xE0, 0xF0};
+      for (int b = n - 1; b > 0; b--) {
+        out[w + (size_t)b] = (char)(0x80 | (cp & 0x3F));
+        cp >>= 6;
+      }
+      out[w] = (char)(lead[n] | cp);
+      w += (size_t)n;
+    }
+  }
+  if (k >= len) {
+    return false;
+  }
+  out[w++] = '\0';
+  *i = k + 1;
+  *o = w;
+  return true;
+}
+
+/* A setting name as --set takes it: 1 to 32 letters, digits and '_', not starting with a digit. */
+static bool setting_name_ok(const char *s) {
+  size_t n = strlen(s);
+  if (n == 0 || n > 32 || (s[0] >= '0' && s[0] <= '9')) {
+    return false;
+  }
+  for (size_t i = 0; i < n; i++) {
+    char ch = s[i];
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_')) {
+      return false;
+    }
+  }
+  return true;
+}
+
+/** Parses a JSON object of strings (the settings, as PUT /_config and the store give them) into a
+ *  static slot; its count, with *names and *values valid until the parse after next, or -1 with msg. */
+int policy_config_parse(const char *js, size_t len, const char *const **names, const char *const **values,
+                        char *msg, size_t cap) {
+  int slot = cfg_next, n = 0;
+  char *text = cfg_text[slot];
+  size_t i = json_ws(js, 0, len), o = 0;
+  const char *why = NULL;
+  if (i >= len || js[i] != '{') {
+    why = "the settings must be a JSON object of strings";
+  } else {
+    i = json_ws(js, i + 1, len);
+    bool first = true;
+    while (why == NULL && !(i < len && js[i] == '}' && first)) {
+      size_t name_at = o, value_at = 0;
+      if (n == POSTERN_MAX_SETTINGS) {
+        why = "too many settings (POSTERN_MAX_SETTINGS)";
+      } else if (i >= len || js[i] != '"' || !json_string(js, len, &i, text, &o, sizeof cfg_text[slot])) {
+        why = "a setting's name is not a JSON string, or the settings are too long (POSTERN_CONFIG_MAX)";
+      } else if (!setting_name_ok(text + name_at)) {
+        why = "setting names are 1 to 32 letters, digits and '_', not starting with a digit";
+      } else if ((i = json_ws(js, i, len)) >= len || js[i] != ':') {
+        why = "':' expected after a setting's name";
+      } else if ((i = json_ws(js, i + 1, len)) >= len || js[i] != '"' || (value_at = o) != o ||
+                 !json_string(js, len, &i, text, &o, sizeof cfg_text[slot]) ||
+                 strlen(text + value_at) != o - value_at - 1) {
+        why = "a setting's value is not a JSON string (without NUL), or the settings are too long (POSTERN_CONFIG_MAX)";
+      } else {
+        for (int k = 0; k < n && why == NULL; k++) {
+          if (strcmp(cfg_names[slot][k], text + name_at) == 0) {
+            why = "a setting appears twice";
+          }
+        }
+        cfg_names[slot][n] = text + name_at;
+        cfg_values[slot][n] = text + value_at;
+        n++;
+        i = json_ws(js, i, len);
+        if (why == NULL && i < len && js[i] == ',') {
+          i = json_ws(js, i + 1, len);
+          first = false;
+          continue;
+        }
+        if (why == NULL && (i >= len || js[i] != '}')) {
+          why = "',' or '}' expected after a setting";
+        }
+        break;
+      }
+    }
+    if (why == NULL && json_ws(js, i + 1, len) != len) {
+      why = "bytes after the settings object";
+    }
+  }
+  if (why != NULL) {
+    snprintf(msg, cap, "%s", why);
+    return -1;
+  }
+  cfg_next = 1 - slot;
+  *names = cfg_names[slot];
+  *values = cfg_values[slot];
+  return n;
+}
+
+/** Checks owner's collected settings (a JSON object of strings) and swaps them in: the running
+ *  policy is rebuilt with them and must load and pass its self_test. 0; -1 (malformed, msg) with
+ *  nothing changed; -2 (the policy refused them, msg) with the previous settings back. */
+int policy_stage_commit_config(const void *owner, char *msg, size_t cap) {
+  const char *const *names, *const *values;
+  if (owner != stage_owner) {
+    snprintf(msg, cap, "%s", "no settings are being collected");
+    return -1;
+  }
+  size_t n = stage_len;
+  stage_owner = NULL;
+  stage_len = 0;
+  int count = policy_config_parse(stage_buf + stage_held, n, &names, &values, msg, cap);
+  if (count < 0) {
+    return -1;
+  }
+  const char *const *old_names = set_names, *const *old_values = set_values;
+  int old_n = set_n;
+  uint32_t old_gen = run_gen;
+  set_names = names;
+  set_values = values;
+  set_n = count;
+  if (rebuild(run_name, run_src, run_len, true) == 0) {
+    return 0;
+  }
+  snprintf(msg, cap, "the policy refused the settings: %s", last_error);
+  set_names = old_names;
+  set_values = old_values;
+  set_n = old_n;
+  cfg_next = 1 - cfg_next; /* the slot in use stays the old one's */
+  if (rebuild(run_name, run_src, run_len, false) != 0) {
+    log_line("policy: error: the policy did not load again with the previous settings; every request fails closed");
+  }
+  run_gen = old_gen;
+  return -2;
+}
+
+/** The settings the policy runs with (config.NAME); the count. */
+int policy_settings(const char *const **names, const char *const **values) {
+  *names = set_names;
+  *values = set_values;
+  return set_n;
+}
+
+typedef struct secret_ctx {
+  const char *name;
+  bool secret;
+} secret_ctx_t;
+
+static int secret_k(lua_State *L) {
+  secret_ctx_t *c = (secret_ctx_t *)lua_touserdata(L, 1);
+  lua_pushglobaltable(L);
+  lua_pushliteral(L, "secret_settings");
+  if (lua_rawget(L, -2) != LUA_TTABLE) {
+    c->secret = strcmp(c->name, "token") == 0;
+    return 0;
+  }
+  for (lua_Integer i = 1; lua_rawgeti(L, -1, i) == LUA_TSTRING; i++) {
+    if (strcmp(lua_tostring(L, -1), c->name) == 0) {
+      c->secret = true;
+      return 0;
+    }
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+/** True when GET /_config must not show the setting: the policy's global list secret_settings names
+ *  it, or, without such a list, it is "token". Fails closed (true). */
+bool policy_setting_secret(const char *name) {
+  secret_ctx_t c = {name, true};
+  if (vm == NULL || !loaded) {
+    return true;
+  }
+  c.secret = false;
+  if (run_protected(secret_k, &c) != LUA_OK) {
+    return true;
+  }
+  return c.secret;
+}
+
 /* ---- Calls ----------------------------------------------------------------- */
 
 typedef struct call_ctx {

@@ -82,6 +82,25 @@ void policy_stage_abort(const void *owner);
  *  the previous policy running again. *peak: the arena's high water during the check. */
 int policy_stage_commit(const void *owner, char *msg, size_t cap, size_t *peak);
 
+/*
+ * Settings at run time (PUT /_config): a JSON object of strings, collected
+ * like a replacement (policy_stage_begin/write/abort), parsed into one of two
+ * static slots of POSTERN_CONFIG_MAX bytes, then checked by rebuilding the
+ * running policy with them (it must load and pass its self_test).
+ */
+/** Parses a JSON object of strings into a static slot: the count, *names and *values valid until
+ *  the parse after next; -1 with the reason in msg. */
+int policy_config_parse(const char *json, size_t len, const char *const **names, const char *const **values,
+                        char *msg, size_t cap);
+/** Swaps owner's collected settings in: 0; -1 malformed (nothing changed); -2 the policy refused
+ *  them (the previous settings run again); the reason in msg. */
+int policy_stage_commit_config(const void *owner, char *msg, size_t cap);
+/** The settings the policy runs with (config.NAME); the count. */
+int policy_settings(const char *const **names, const char *const **values);
+/** True when GET /_config must not show the setting: the policy's global list secret_settings
+ *  names it, or, without such a list, it is "token". Fails closed (true). */
+bool policy_setting_secret(const char *name);
+
 /** Calls on_request(req) under the sandbox; fails closed (500, policy_error). */
 void policy_decide(const policy_request_t *req, policy_decision_t *out);
 /** Calls the optional on_stored(req, {size=, sha256=}) before the commit;

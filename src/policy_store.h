@@ -13,5 +13,7 @@ enum policy_store_result {
 
 /** Keeps source[0..len) as the policy of the next boot; a policy_store_result. */
 int policy_store_save(const char *source, size_t len);
+/** Keeps the n settings (PUT /_config) for the next boot, secrets included; a policy_store_result. */
+int policy_store_save_config(const char *const *names, const char *const *values, int n);
 
 #endif /* POSTERN_POLICY_STORE_H */

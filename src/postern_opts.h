@@ -284,6 +284,12 @@
 #define POSTERN_POLICY_MAX (64u * 1024u)
 #endif
 
+/** Bytes of the settings PUT /_config sets, names and values decoded, a NUL
+ *  after each; two such slots are kept (the running settings and the next). */
+#ifndef POSTERN_CONFIG_MAX
+#define POSTERN_CONFIG_MAX 2048
+#endif
+
 /** Longest policy message copied into a response or log line. */
 #ifndef POSTERN_MESSAGE_MAX
 #define POSTERN_MESSAGE_MAX 160

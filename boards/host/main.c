@@ -46,6 +46,25 @@ static int main_load_policy(const host_options_t *opt)
     log_line("postern: policy %s is larger than %d bytes", opt->policy, MAIN_POLICY_MAX);
     return -1;
   }
+  /* The settings accepted last by PUT /_config, else the --set ones. */
+  const char *const *names = opt->setting_names, *const *values = opt->setting_values;
+  int n_settings = opt->n_settings;
+  static char config[4 * POSTERN_CONFIG_MAX];
+  long config_len = policy_store_host_read(POLICY_STORE_HOST_CONFIG, config, sizeof config);
+  if (config_len >= 0) {
+    char why[160];
+    int count = policy_config_parse(config, (size_t)config_len, &names, &values, why, sizeof why);
+    if (count >= 0) {
+      n_settings = count;
+      log_line("postern: %d settings from the stored %s/%s (not --set)", count, opt->storage,
+               POLICY_STORE_HOST_CONFIG);
+    } else {
+      names = opt->setting_names;
+      values = opt->setting_values;
+      log_line("postern: the stored %s/%s is not valid (%s); the --set settings run", opt->storage,
+               POLICY_STORE_HOST_CONFIG, why);
+    }
+  }
   /* The policy accepted last by PUT /_policy, else the one accepted before it, else the built-in one. */
   static char stored[POSTERN_POLICY_MAX];
   static const char *const kept[] = {POLICY_STORE_HOST_CURRENT, POLICY_STORE_HOST_PREVIOUS};
@@ -54,7 +73,7 @@ static int main_load_policy(const host_options_t *opt)
     if (len < 0) {
       continue;
     }
-    if (policy_init(opt->setting_names, opt->setting_values, opt->n_settings) != 0) {
+    if (policy_init(names, values, n_settings) != 0) {
       log_line("postern: cannot create the Lua VM");
       return -1;
     }
@@ -65,7 +84,7 @@ static int main_load_policy(const host_options_t *opt)
     }
     log_line("postern: the stored policy %s/%s did not load; falling back", opt->storage, kept[i]);
   }
-  if (policy_init(opt->setting_names, opt->setting_values, opt->n_settings) != 0) {
+  if (policy_init(names, values, n_settings) != 0) {
     log_line("postern: cannot create the Lua VM");
     return -1;
   }

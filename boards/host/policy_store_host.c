@@ -1,4 +1,4 @@
-/* policy_store_host.c: the host's keeping of an accepted policy: .policy.lua and .policy.prev.lua beside the stored files. */
+/* policy_store_host.c: the host's keeping of an accepted policy (.policy.lua, .policy.prev.lua) and settings (.config.json) beside the stored files. */
 #include "policy_store_host.h"
 
 #include <errno.h>
@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "policy_store.h"
+#include "postern_opts.h"
 
 static char store_dir[4096];
 
@@ -27,7 +28,7 @@ static void store_path(char *out, size_t cap, const char *name)
 static int store_write(const char *name, const char *data, size_t len)
 {
   char tmp[4200], path[4200];
-  store_path(tmp, sizeof tmp, ".policy.tmp");
+  store_path(tmp, sizeof tmp, ".store.tmp");
   store_path(path, sizeof path, name);
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) {
@@ -71,6 +72,61 @@ int policy_store_save(const char *source, size_t len)
     log_line("policy store: cannot keep %s as %s: %s", cur, prev, strerror(errno));
   }
   return store_write(POLICY_STORE_HOST_CURRENT, source, len) == 0 ? POLICY_STORE_KEPT : POLICY_STORE_FAILED;
+}
+
+/* Appends s as a JSON string to out (cap bytes); false when it does not fit. */
+static bool store_json_str(char *out, size_t cap, size_t *len, const char *s)
+{
+  static const char hex[] = "0123456789abcdef";
+  size_t n = *len;
+  if (n + 1 >= cap) {
+    return false;
+  }
+  out[n++] = '"';
+  for (const unsigned char *u = (const unsigned char *)s; *u != '\0'; u++) {
+    if (n + 7 >= cap) {
+      return false;
+    }
+    if (*u == '"' || *u == '\\') {
+      out[n++] = '\\';
+      out[n++] = (char)*u;
+    } else if (*u < 0x20) {
+      memcpy(out + n, "\\u00", 4);
+      out[n + 4] = hex[*u >> 4];
+      out[n + 5] = hex[*u & 15];
+      n += 6;
+    } else {
+      out[n++] = (char)*u;
+    }
+  }
+  out[n++] = '"';
+  *len = n;
+  return true;
+}
+
+/** Keeps the settings as .config.json, a JSON object of strings. */
+int policy_store_save_config(const char *const *names, const char *const *values, int n)
+{
+  static char json[4 * POSTERN_CONFIG_MAX + 8];
+  size_t len = 0;
+  json[len++] = '{';
+  for (int i = 0; i < n; i++) {
+    if (i > 0) {
+      json[len++] = ',';
+    }
+    bool fits = store_json_str(json, sizeof json - 3, &len, names[i]);
+    if (fits) {
+      json[len++] = ':';
+      fits = store_json_str(json, sizeof json - 3, &len, values[i]);
+    }
+    if (!fits) {
+      log_line("policy store: the settings do not fit %u bytes", (unsigned)sizeof json);
+      return POLICY_STORE_FAILED;
+    }
+  }
+  json[len++] = '}';
+  json[len++] = '\n';
+  return store_write(POLICY_STORE_HOST_CONFIG, json, len) == 0 ? POLICY_STORE_KEPT : POLICY_STORE_FAILED;
 }
 
 /** Reads a kept policy (name: one of the POLICY_STORE_HOST_* files) into buf; its length, or -1 when absent or too large. */

@@ -43,10 +43,14 @@
 #define POSTERN_TLS_HEAP_SIZE (32u * 1024u)
 #endif
 
-/* PUT /_policy collects into 6 KiB, the running replacement included: two
- * policies the size of quota.lua (2.7 KiB; the 24 KiB arena compiles none much larger). */
+/* PUT /_policy collects into 5 KiB, the running replacement included: the
+ * default policy and quota.lua (2.2 and 2.8 KiB; the 24 KiB arena compiles
+ * none much larger). PUT /_config: 2 x 512 bytes of settings. */
 #ifndef POSTERN_POLICY_MAX
-#define POSTERN_POLICY_MAX (6u * 1024u)
+#define POSTERN_POLICY_MAX (5u * 1024u)
+#endif
+#ifndef POSTERN_CONFIG_MAX
+#define POSTERN_CONFIG_MAX 512
 #endif
 
 /* A policy call starts about 2.2 KiB into the 8 KiB main stack; nested pattern functions stop 3 KiB below it. */

@@ -1,6 +1,7 @@
 """test_policy_replace.py: PUT /_policy replaces the running policy, decided by the running one before its body
 is read; a script that does not load, lacks on_request, fails its self_test or exhausts the arena is refused with
-422 and changes nothing; GET /_policy tells which runs; on the host the accepted one is stored for the next boot."""
+422 and changes nothing; GET /_policy tells which runs; on the host the accepted one is stored for the next boot.
+GET and PUT /_config read (secrets left out) and replace the settings, checked the same way."""
 import hashlib
 import os
 
@@ -202,3 +203,63 @@ def test_a_corrupted_stored_policy_falls_back_to_the_previous_then_the_built_in(
     dev.wait_for_log("postern: running the built-in policy")
     assert running(dev)["name"] == "policy.lua"
     old_policy_decides(dev)
+
+
+# ---- Settings at run time (PUT /_config) ----------------------------------------------------------
+
+def config(dev, headers=AUTH):
+    r = request(dev.web, "GET", "/_config", None, headers)
+    assert r.status == 200, r
+    return r.json()
+
+
+def test_settings_are_read_without_the_secret_and_replaced_for_the_next_request(launch):
+    dev = launch({"token": TOKEN, "capacity": "1M", "site": "north"})
+    assert config(dev) == {"site": "north"}  # the token is secret by default
+    assert request(dev.web, "GET", "/_config").status == 401
+    r = request(dev.web, "PUT", "/_config", b'{"token": "other-T", "site": "s\\u00fcd \\"2\\""}', AUTH, timeout=30)
+    assert r.status == 200 and r.json()["settings"] == 2, r
+    assert request(dev.web, "GET", "/files/", None, AUTH).status == 403  # the old token is gone
+    other = {"Authorization": "Bearer other-T"}
+    assert config(dev, other) == {"site": "s\u00fcd \"2\""}
+
+
+@pytest.mark.parametrize("body,status,words", [
+    (b'{"token": "T2",}', 400, "name"),
+    (b'["token", "T2"]', 400, "JSON object"),
+    (b'{"token": 2}', 400, "value"),
+    (b'{"bad name": "x", "token": "T2"}', 400, "setting names"),
+    (b'{"site": "no token"}', 422, "no token configured"),  # the default policy's self_test
+], ids=["trailing_comma", "array", "number", "name", "self_test"])
+def test_settings_that_are_malformed_or_refused_change_nothing(dev, body, status, words):
+    r = request(dev.web, "PUT", "/_config", body, AUTH, timeout=30)
+    assert r.status == status, r
+    assert words in r.json()["message"], r
+    assert r.json()["error"] == ("config_invalid" if status == 400 else "policy_invalid")
+    old_policy_decides(dev)
+
+
+SECRET_POLICY = b"""
+secret_settings = {"password"}
+function on_request(req) return true end
+"""
+
+
+def test_a_policy_marks_its_own_secrets(launch, tmp_path):
+    pol = tmp_path / "secret.lua"
+    pol.write_bytes(SECRET_POLICY)
+    dev = launch({"token": "shown", "password": "hidden"}, policy=str(pol))
+    assert config(dev) == {"token": "shown"}
+
+
+@pytest.mark.targets("host", why="only the host stores settings (a board keeps them in RAM until reset)")
+def test_settings_are_stored_and_used_after_a_restart(launch, target, tmp_path):
+    storage = str(tmp_path / "keep")
+    dev = launch({"token": TOKEN}, storage=storage)
+    r = request(dev.web, "PUT", "/_config", b'{"token": "kept-T", "site": "east"}', AUTH, timeout=30)
+    assert r.status == 200 and r.json()["stored"] is True, r
+    dev.stop()
+    dev = launch({"token": TOKEN}, storage=storage)
+    dev.wait_for_log("postern: 2 settings from the stored")
+    assert request(dev.web, "GET", "/files/", None, AUTH).status == 403
+    assert config(dev, {"Authorization": "Bearer kept-T"}) == {"site": "east"}

@@ -180,6 +180,14 @@ int policy_store_save(const char *source, size_t len)
   return POLICY_STORE_RAM;
 }
 
+int policy_store_save_config(const char *const *names, const char *const *values, int n)
+{
+  (void)names;
+  (void)values;
+  (void)n;
+  return POLICY_STORE_RAM;
+}
+
 uint32_t platform_random(void)
 {
   rand_state = rand_state * 1103515245u + 12345u;
