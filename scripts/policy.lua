@@ -10,11 +10,8 @@
 -- sends no body); the same request without Expect gets the precise status:
 -- 401 (no or unreadable credentials), 403 (wrong token or none configured),
 -- 413 (can never fit) or 507 (does not fit now).
--- GET /_policy (the running policy's SHA-256), GET /_policy?source and
--- PUT /_policy (a replacement), GET and PUT /_config (the settings) need the
--- token like every route. Its self_test (run when it replaces a policy, or
--- when PUT /_config changes the settings) refuses settings without a token,
--- so that the device cannot be locked from afar.
+-- /_policy and /_config need the token too; self_test (run before this
+-- policy or new settings take over) refuses to run without a token.
 
 local token = config.token
 if token == nil or token == "" then

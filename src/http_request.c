@@ -91,9 +91,11 @@ static conn_route_t conn_route(conn_t *c, int *status)
   if (strcmp(conn_path, "/_policy") == 0) {
     return ROUTE_POLICY;
   }
+#if POSTERN_CONFIG_ROUTE
   if (strcmp(conn_path, "/_config") == 0) {
     return ROUTE_CONFIG;
   }
+#endif
   if (strcmp(conn_path, "/files") == 0 || strcmp(conn_path, "/files/") == 0) {
     return ROUTE_LIST;
   }
@@ -330,12 +332,14 @@ void conn_on_head(conn_t *c, const char *head)
     }
     break;
   case ROUTE_CONFIG:
+#if POSTERN_CONFIG_ROUTE
     if (is_put) {
       c->to_policy = c->to_config = true; /* collected like a policy, checked at the commit */
       c->state = CONN_OPEN;
     } else {
       conn_send_config(c);
     }
+#endif
     break;
   case ROUTE_NONE:
     break;

@@ -192,6 +192,7 @@ void conn_send_policy(conn_t *c, bool source)
   }
 }
 
+#if POSTERN_CONFIG_ROUTE
 /* GET /_config: the settings, a JSON object of strings, without the secret ones; rendered in conn_io. */
 void conn_send_config(conn_t *c)
 {
@@ -219,6 +220,7 @@ void conn_send_config(conn_t *c)
     conn_after(c, c->keep_alive ? AFTER_NEXT : AFTER_LINGER);
   }
 }
+#endif
 
 /* Whether n more bytes of a streamed body may go into lwIP's heap, given the
  * send room the connection has: within its own bound, and only while the

@@ -232,6 +232,7 @@ static void conn_commit_policy(conn_t *c)
   }
 }
 
+#if POSTERN_CONFIG_ROUTE
 /* PUT /_config, its body all in: the settings parsed, the policy rebuilt with them, then 200, or 400/422. */
 static void conn_commit_config(conn_t *c)
 {
@@ -258,6 +259,7 @@ static void conn_commit_config(conn_t *c)
     conn_after(c, c->keep_alive ? AFTER_NEXT : AFTER_LINGER);
   }
 }
+#endif
 
 /*
  * The body is all in: once there is room for the answer, the digest and the
@@ -272,10 +274,12 @@ void conn_commit(conn_t *c)
   if (!c->checked && !conn_check_body(c)) {
     return;
   }
+#if POSTERN_CONFIG_ROUTE
   if (c->to_config) {
     conn_commit_config(c);
     return;
   }
+#endif
   if (c->to_policy) {
     conn_commit_policy(c);
     return;

@@ -1062,6 +1062,7 @@ int policy_stage_commit(const void *owner, char *msg, size_t cap, size_t *peak) 
   return -1;
 }
 
+#if POSTERN_CONFIG_ROUTE
 /* ---- Settings at run time (PUT /_config) --------------------------------------
  * A JSON object of strings, parsed into one of two static slots: the one in
  * use stays intact until the new settings have passed the same check as a
@@ -1310,6 +1311,7 @@ bool policy_setting_secret(const char *name) {
   }
   return c.secret;
 }
+#endif /* POSTERN_CONFIG_ROUTE */
 
 /* ---- Calls ----------------------------------------------------------------- */
 

@@ -284,6 +284,12 @@
 #define POSTERN_POLICY_MAX (64u * 1024u)
 #endif
 
+/** 1: GET and PUT /_config read and replace the settings at run time; 0
+ *  leaves the route (404) and its JSON parser out, about 2.8 KiB of flash. */
+#ifndef POSTERN_CONFIG_ROUTE
+#define POSTERN_CONFIG_ROUTE 1
+#endif
+
 /** Bytes of the settings PUT /_config sets, names and values decoded, a NUL
  *  after each; two such slots are kept (the running settings and the next). */
 #ifndef POSTERN_CONFIG_MAX

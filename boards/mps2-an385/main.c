@@ -42,19 +42,11 @@ static int main_load_policy(void)
   return 0;
 }
 
-/* A policy accepted by PUT /_policy, or settings by PUT /_config, stay in RAM: they run until reset. */
+/* A policy accepted by PUT /_policy stays in the policy's RAM buffer: it runs until reset. */
 int policy_store_save(const char *source, size_t len)
 {
   (void)source;
   (void)len;
-  return POLICY_STORE_RAM;
-}
-
-int policy_store_save_config(const char *const *names, const char *const *values, int n)
-{
-  (void)names;
-  (void)values;
-  (void)n;
   return POLICY_STORE_RAM;
 }
 
