@@ -10,6 +10,7 @@
 #   make e2e-asan        the end-to-end suite against a simulator built with ASan and UBSan
 #   make certs           development certificates under build/certs (make run and make test use them)
 #   make tls-size        flash cost of TLS on a Cortex-M3 (-Os): mbedTLS objects and port/tls.c
+#   make lib             build/<board>/libpostern.a and build/<board>/include/: postern for a firmware's own build
 #   make clean           remove build/<board>; make distclean removes build/ (fetched sources too)
 #
 # LWIP_DIR, MBEDTLS_DIR and LUA_DIR point the build at upstream trees instead
@@ -84,12 +85,17 @@ OWN_OBJS := $(CORE_SRCS:%.c=$(OUT)/obj/%.o) $(PORT_SRCS:%.c=$(OUT)/obj/%.o) $(BO
 ALL_OBJS := $(OWN_OBJS) $(LWIP_OBJS) $(MBEDTLS_OBJS) $(LUA_OBJS)
 DEPS_STAMP := $(BUILD)/deps/.checked-$(BOARD)
 
-.PHONY: all tools deps run debug size test unit bench fuzz fuzz-build certs tls-size e2e-asan clean distclean
+.PHONY: all tools deps run debug size test unit bench fuzz fuzz-build certs tls-size e2e-asan cflags lib clean distclean
 
 all: $(OUT)/$(BOARD_TARGET) $(BOARD_EXTRA_TARGETS)
 
 tools:
 	@scripts/need-tools.sh $(TOOLS) $(BOARD_TOOLS)
+
+# The flags postern's own files compile with (tests/test_lwip_check.py builds against them).
+cflags:
+	$(info $(OWN_CFLAGS) $(BOARD_OWN_CFLAGS))
+	@:
 
 # Fetches (or checks) the three dependency trees once; later runs do nothing.
 $(DEPS_STAMP): scripts/fetch-deps.sh | tools
@@ -131,6 +137,23 @@ $(OUT)/$(BOARD_TARGET): $(ALL_OBJS) $(BOARD_EXTRA_OBJS)
 
 # Rules of a board's extra targets (board.mk: BOARD_LATE_MK), which need the lists above.
 include $(BOARD_LATE_MK)
+
+# ---- The library -------------------------------------------------------------
+# postern's own code (src/, port/) as one archive, and the headers a firmware
+# includes (postern.h and what it includes). lwIP, mbedTLS and Lua are the
+# firmware's: LWIP_DIR, MBEDTLS_DIR and LUA_DIR point at their trees, and the
+# board's board_opts.h and lwIP options are found on the include path.
+LIB_OBJS := $(CORE_SRCS:%.c=$(OUT)/obj/%.o) $(PORT_SRCS:%.c=$(OUT)/obj/%.o)
+LIB_HEADERS := src/postern.h src/storage.h src/platform.h src/policy_store.h src/postern_opts.h
+lib: $(OUT)/libpostern.a
+$(OUT)/libpostern.a: $(LIB_OBJS)
+	@echo "  AR      $@"
+	@rm -f $@ && $(AR) rcs $@ $^
+	@mkdir -p $(OUT)/include && cp $(LIB_HEADERS) $(OUT)/include/
+# The simulator linked from the archive (board files, the dependencies, libpostern.a): it stands alone.
+$(OUT)/postern-lib: $(BOARD_SRCS:%.c=$(OUT)/obj/%.o) $(LWIP_OBJS) $(MBEDTLS_OBJS) $(LUA_OBJS) $(OUT)/libpostern.a
+	@echo "  LD      $@"
+	@$(CC) -Wl,--gc-sections -o $@ $(filter %.o,$^) $(OUT)/libpostern.a $(BOARD_LDLIBS)
 
 # ---- Certificates ------------------------------------------------------------
 # Development CA, server and client certificates under build/certs (never committed).

@@ -54,6 +54,7 @@
 #include "lwip/priv/altcp_priv.h"
 #include "lwip/sys.h"
 #include "platform.h"
+#include "text.h"
 #include "tls_keyupdate.h"
 /* ssl.h tests MBEDTLS_SSL_DTLS_CONNECTION_ID_COMPAT with #if after its own
  * config undefined it (no DTLS here): -Wundef stays quiet for these headers only. */
@@ -136,8 +137,10 @@ static tls_session_t tls_sessions[POSTERN_MAX_TLS_CONNS];
 #if POSTERN_TLS_ACCEPT_WAIT_S > 0
 static tls_waiting_t tls_waiting[POSTERN_TLS_WAITING_MAX];
 #endif
+#if POSTERN_TLS_OWN_HEAP
 static _Alignas(16) uint8_t tls_heap_mem[POSTERN_TLS_HEAP_SIZE];
 static arena_t tls_heap;
+#endif
 static mbedtls_ssl_config tls_conf;
 static mbedtls_x509_crt tls_cert, tls_ca;
 static mbedtls_pk_context tls_key;
@@ -149,6 +152,7 @@ static altcp_allocator_t tls_alloc_obj;
 
 /* ---- Heap and entropy ----------------------------------------------------- */
 
+#if POSTERN_TLS_OWN_HEAP
 static void *tls_heap_calloc(size_t n, size_t size)
 {
   return arena_calloc(&tls_heap, n, size);
@@ -158,6 +162,7 @@ static void tls_heap_free(void *p)
 {
   arena_free(&tls_heap, p);
 }
+#endif
 
 int mbedtls_hardware_poll(void *data, unsigned char *output, size_t len, size_t *olen);
 
@@ -527,12 +532,7 @@ static void tls_read_peer(tls_session_t *s)
   if (mbedtls_sha256(peer->raw.p, peer->raw.len, sum, 0) != 0) {
     return;
   }
-  static const char hex[] = "0123456789abcdef";
-  for (size_t i = 0; i < sizeof sum; i++) {
-    s->fingerprint[2 * i] = hex[sum[i] >> 4];
-    s->fingerprint[2 * i + 1] = hex[sum[i] & 15];
-  }
-  s->fingerprint[64] = '\0';
+  text_hex(sum, sizeof sum, s->fingerprint);
   for (const mbedtls_x509_name *n = &peer->subject; n != NULL; n = n->next) {
     if (MBEDTLS_OID_CMP(MBEDTLS_OID_AT_CN, &n->oid) == 0) {
       size_t len = n->val.len < sizeof s->subject - 1 ? n->val.len : sizeof s->subject - 1;
@@ -1507,8 +1507,10 @@ altcp_allocator_t *tls_allocator(void)
 /** Sets up the TLS heap, the random generator and the server configuration (0 or -1, logged). */
 int tls_server_init(const tls_server_params_t *p)
 {
+#if POSTERN_TLS_OWN_HEAP
   arena_init(&tls_heap, tls_heap_mem, sizeof tls_heap_mem);
   mbedtls_platform_set_calloc_free(tls_heap_calloc, tls_heap_free);
+#endif
   psa_status_t ps = psa_crypto_init();
   if (ps != PSA_SUCCESS) {
     log_line("tls: the crypto library did not start (PSA %d): no entropy?", (int)ps);
@@ -1564,9 +1566,13 @@ int tls_server_init(const tls_server_params_t *p)
   }
   mbedtls_ssl_conf_authmode(&tls_conf, mode);
   tls_ready = true;
+#if POSTERN_TLS_OWN_HEAP
   arena_reset_high_water(&tls_heap);
   log_line("tls: ready: TLS 1.3 and 1.2, %d sessions, heap %u of %u bytes in use (certificates and keys)",
            POSTERN_MAX_TLS_CONNS, (unsigned)arena_in_use(&tls_heap), (unsigned)sizeof tls_heap_mem);
+#else
+  log_line("tls: ready: TLS 1.3 and 1.2, %d sessions, on the firmware's mbedTLS allocator", POSTERN_MAX_TLS_CONNS);
+#endif
   return 0;
 }
 
@@ -1587,9 +1593,13 @@ bool tls_get_facts(struct altcp_pcb *pcb, tls_facts_t *f)
 /** Heap and session counters. */
 void tls_get_stats(tls_stats_t *st)
 {
+#if POSTERN_TLS_OWN_HEAP
   st->heap_size = sizeof tls_heap_mem;
   st->heap_in_use = arena_in_use(&tls_heap);
   st->heap_high_water = arena_high_water(&tls_heap);
+#else
+  st->heap_size = st->heap_in_use = st->heap_high_water = 0;
+#endif
   st->sessions = tls_active;
   st->sessions_high_water = tls_active_high;
   st->sessions_max = POSTERN_MAX_TLS_CONNS;

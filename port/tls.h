@@ -1,4 +1,13 @@
-/* tls.h: postern's altcp TLS layer on mbedTLS 3.6: a server-side TLS 1.3/1.2 pcb that wraps an altcp_tcp pcb. */
+/* tls.h: postern's altcp TLS layer on mbedTLS 3.6: a server-side TLS 1.3/1.2 pcb that wraps an altcp_tcp pcb.
+ *
+ * It serves postern's HTTP server, not any altcp application: two of altcp's
+ * promises are kept only as postern uses them. A write larger than
+ * altcp_sndbuf() may be taken in part before ERR_MEM (postern sizes each
+ * write to the room it reads first, and closes on ERR_MEM); and the sent
+ * callback reports ciphertext bytes acknowledged, not the application's
+ * (postern reads the room again, never the count). mbedTLS's allocator is
+ * global: see POSTERN_TLS_OWN_HEAP for a firmware with its own.
+ */
 #ifndef POSTERN_TLS_H
 #define POSTERN_TLS_H
 

@@ -5,6 +5,7 @@
 
 #include "mbedtls/base64.h"
 #include "mbedtls/platform_util.h"
+#include "text.h"
 
 #define SHA256_BLOCK 64
 
@@ -66,16 +67,6 @@ void digest_hmac_sha256(const void *key, size_t key_len, const void *msg, size_t
   mbedtls_platform_zeroize(k, sizeof k);
   mbedtls_platform_zeroize(pad, sizeof pad);
   mbedtls_platform_zeroize(inner, sizeof inner);
-}
-
-/** Writes in[0..n) as 2n lowercase hex digits plus a NUL (out holds 2n + 1 bytes). */
-void digest_hex(const uint8_t *in, size_t n, char *out) {
-  static const char hex[] = "0123456789abcdef";
-  for (size_t i = 0; i < n; i++) {
-    out[2 * i] = hex[in[i] >> 4];
-    out[2 * i + 1] = hex[in[i] & 15];
-  }
-  out[2 * n] = '\0';
 }
 
 /** Standard base64 with padding plus a NUL; returns the length without the NUL, 0 when cap is too small. */
@@ -154,8 +145,9 @@ static bool sf_b64char(char ch) {
   return sf_alpha(ch) || sf_digit(ch) || ch == '+' || ch == '/' || ch == '=';
 }
 
+/* sf-token characters (RFC 8941 3.3.4): tchar, ':' and '/'. */
 static bool sf_tokenchar(char ch) {
-  return sf_alpha(ch) || sf_digit(ch) || ch == ':' || ch == '/' || (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch));
+  return text_tchar((unsigned char)ch) || ch == ':' || ch == '/';
 }
 
 /* Bare item; bs and bs_len receive a byte sequence's base64 text (NULL for other types). */

@@ -1,4 +1,4 @@
-/* digest.h: SHA-256, HMAC-SHA-256, hex/base64 and Content-Digest parsing, on mbedTLS. */
+/* digest.h: SHA-256, HMAC-SHA-256, base64 and Content-Digest parsing, on mbedTLS. */
 #ifndef POSTERN_DIGEST_H
 #define POSTERN_DIGEST_H
 
@@ -27,8 +27,6 @@ void digest_sha256(const void *data, size_t len, uint8_t out[DIGEST_SHA256_LEN])
 /** HMAC-SHA-256 (RFC 2104) of msg under key, without heap. */
 void digest_hmac_sha256(const void *key, size_t key_len, const void *msg, size_t len,
                         uint8_t out[DIGEST_SHA256_LEN]);
-/** Writes in[0..n) as 2n lowercase hex digits plus a NUL: out holds 2n + 1 bytes. */
-void digest_hex(const uint8_t *in, size_t n, char *out);
 /** Standard base64 with padding, NUL-terminated; returns the length without the NUL, 0 when cap is too small. */
 size_t digest_base64_encode(const uint8_t *in, size_t n, char *out, size_t cap);
 /** Compares n bytes in a time that does not depend on their content. */

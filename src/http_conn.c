@@ -36,15 +36,11 @@
 #include "http_status.h"
 #include "listen.h"
 #include "log.h"
-#include "lwip/stats.h"
 #include "lwip/sys.h"
+#include "lwip_check.h"
 #include "policy.h"
 #if POSTERN_TLS
 #include "tls.h"
-#endif
-
-#if !MEM_STATS
-#error "postern reads lwIP's heap use (MEM_STATS) to keep POSTERN_HEAP_RESERVE free"
 #endif
 
 /** Poll interval of lwIP's poll callback, in its 500 ms ticks: timeouts run once a second. */
@@ -641,6 +637,18 @@ static err_t conn_on_accept(void *arg, struct altcp_pcb *pcb, err_t err)
   altcp_poll(pcb, conn_on_poll, CONN_POLL_TICKS);
   altcp_setprio(pcb, TCP_PRIO_MIN);
   return ERR_OK;
+}
+
+void http_close_all(void)
+{
+  for (int i = 0; i < POSTERN_MAX_CONNS; i++) {
+    if (conn_pool[i].state != CONN_FREE) {
+      struct altcp_pcb *pcb = conn_pool[i].pcb;
+      conn_detach(pcb);
+      conn_release(&conn_pool[i]);
+      altcp_abort(pcb);
+    }
+  }
 }
 
 /** Listens on `port` with connections made by `alloc` (NULL: plain TCP). */

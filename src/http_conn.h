@@ -19,6 +19,9 @@ err_t http_listen(altcp_allocator_t *alloc, uint16_t port);
 uint32_t http_conns_active(void);
 uint32_t http_conns_high_water(void);
 
+/** Closes every connection at once: an upload in progress stores nothing. */
+void http_close_all(void);
+
 /** Bytes of one connection slot of the fixed pool (lwIP's pcbs aside). */
 size_t http_conn_slot_bytes(void);
 

@@ -4,6 +4,8 @@
 #include <limits.h>
 #include <string.h>
 
+#include "text.h"
+
 #if POSTERN_MAX_HEADERS > 127
 #error "POSTERN_MAX_HEADERS must be at most 127 (hp_meta_t keeps int8_t indices)"
 #endif
@@ -36,22 +38,6 @@ enum {
 
 /* Empty lines (CRLF) accepted before the request line (RFC 9112 2.2). */
 #define HP_LEADING_MAX 2
-
-/* tchar = "!#$%&'*+-.^_`|~" / DIGIT / ALPHA (RFC 9110 5.6.2). */
-static bool is_tchar(unsigned char c) {
-  if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
-      (c >= 'A' && c <= 'Z')) {
-    return true;
-  }
-  switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*':
-    case '+': case '-': case '.': case '^': case '_': case '`': case '|':
-    case '~':
-      return true;
-    default:
-      return false;
-  }
-}
 
 /* VCHAR or obs-text: a visible field-value byte. */
 static bool is_vis(unsigned char c) {
@@ -89,7 +75,7 @@ static int step(hp_parser_t *p, unsigned char c) {
         p->state = S_START_LF;
         return HP_MORE;
       }
-      if (!is_tchar(c)) return HP_ERR_SYNTAX;
+      if (!text_tchar(c)) return HP_ERR_SYNTAX;
       p->tok = p->pos;
       p->state = S_METHOD;
       return HP_MORE;
@@ -106,7 +92,7 @@ static int step(hp_parser_t *p, unsigned char c) {
         p->state = S_TARGET0;
         return HP_MORE;
       }
-      if (!is_tchar(c)) return HP_ERR_SYNTAX;
+      if (!text_tchar(c)) return HP_ERR_SYNTAX;
       if (tok_len(p) >= POSTERN_METHOD_MAX) return HP_ERR_METHOD;
       return HP_MORE;
 
@@ -171,7 +157,7 @@ static int step(hp_parser_t *p, unsigned char c) {
         p->state = S_END_LF;
         return HP_MORE;
       }
-      if (!is_tchar(c)) return HP_ERR_SYNTAX; /* incl. obs-fold, empty name */
+      if (!text_tchar(c)) return HP_ERR_SYNTAX; /* incl. obs-fold, empty name */
       if (r->n_headers >= POSTERN_MAX_HEADERS) return HP_ERR_TOO_MANY_HEADERS;
       p->tok = p->pos;
       p->state = S_NAME;
@@ -183,7 +169,7 @@ static int step(hp_parser_t *p, unsigned char c) {
         p->state = S_OWS;
         return HP_MORE;
       }
-      if (!is_tchar(c)) return HP_ERR_SYNTAX; /* incl. space before ':' */
+      if (!text_tchar(c)) return HP_ERR_SYNTAX; /* incl. space before ':' */
       return HP_MORE;
 
     case S_OWS:

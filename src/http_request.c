@@ -4,9 +4,7 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "http_parser.h"
 #include "http_response.h"
-#include "log.h"
 #include "lwip/ip_addr.h"
 #include "policy.h"
 #include "text.h"

@@ -55,7 +55,6 @@ void wb_u64(wbuf_t *b, uint64_t v)
  */
 void wb_json_str(wbuf_t *b, const char *s, size_t n)
 {
-  static const char hex[] = "0123456789abcdef";
   const unsigned char *u = (const unsigned char *)s;
   wb_mem(b, "\"", 1);
   for (size_t i = 0; i < n;) {
@@ -70,7 +69,8 @@ void wb_json_str(wbuf_t *b, const char *s, size_t n)
       char esc[2] = {'\\', (char)c};
       wb_mem(b, esc, 2);
     } else if (c < 0x20 || c == 0x7f) {
-      char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+      char esc[7] = {'\\', 'u', '0', '0'};
+      text_hex(&c, 1, esc + 4);
       wb_mem(b, esc, 6);
     } else {
       wb_mem(b, s + i, len);

@@ -11,6 +11,11 @@
 #include "lwip/sys.h"
 #include "policy.h"
 #include "storage.h"
+#include "text.h"
+
+#if !MEM_STATS
+#error "postern reads lwIP's heap use (MEM_STATS) to keep POSTERN_HEAP_RESERVE free"
+#endif
 
 static uint8_t conn_io[TCP_MSS]; /* one chunk of a download or a listing at a time */
 _Static_assert(sizeof conn_io >= CONN_LIST_ENTRY_MAX, "a listing entry must fit conn_io whole");
@@ -173,7 +178,7 @@ void conn_send_policy(conn_t *c, bool source)
     return;
   }
   char hex[2 * DIGEST_SHA256_LEN + 1];
-  digest_hex(sha, sizeof sha, hex);
+  text_hex(sha, sizeof sha, hex);
   char body[2 * DIGEST_SHA256_LEN + 6 * POSTERN_NAME_MAX + 64];
   size_t name_len = strlen(name);
   wbuf_t j;

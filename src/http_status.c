@@ -22,6 +22,11 @@ void http_status_boot(void)
   status_boot_ms = sys_now();
 }
 
+uint32_t http_status_uptime_s(void)
+{
+  return (sys_now() - status_boot_ms) / 1000u;
+}
+
 /** Counts one response with this status. */
 void http_status_count(int status)
 {
@@ -58,7 +63,7 @@ void http_status_render(wbuf_t *b)
     {"sys_timeout", MEMP_SYS_TIMEOUT},
   };
   wb_str(b, "{\"uptime_s\":");
-  wb_u64(b, (sys_now() - status_boot_ms) / 1000u);
+  wb_u64(b, http_status_uptime_s());
   wb_str(b, ",\"storage\":{\"capacity\":");
   wb_u64(b, storage_capacity());
   wb_str(b, ",\"free\":");

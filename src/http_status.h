@@ -6,6 +6,8 @@
 
 /** Marks the start of service: uptime counts from here. */
 void http_status_boot(void);
+/** Seconds since http_status_boot(). */
+uint32_t http_status_uptime_s(void);
 /** Counts one response with this status. */
 void http_status_count(int status);
 /** Renders /_status: uptime, storage, memory high-water marks, connections, counters. */

@@ -13,6 +13,7 @@
 #include "policy.h"
 #include "policy_store.h"
 #include "storage.h"
+#include "text.h"
 
 /* Opens the upload in storage (its reservation), then says 100 Continue. */
 void conn_open_upload(conn_t *c)
@@ -170,7 +171,7 @@ static bool conn_check_body(conn_t *c)
     return true;
   }
   char hex[2 * DIGEST_SHA256_LEN + 1];
-  digest_hex(sum, sizeof sum, hex);
+  text_hex(sum, sizeof sum, hex);
   policy_request_t pr = {
     .method = {"PUT", 3},
     .path = {c->name, strlen(c->name)},
@@ -208,7 +209,7 @@ static void conn_commit_policy(conn_t *c)
   const char *src = policy_running(&len, NULL, NULL, NULL);
   int kept = policy_store_save(src, len);
   char hex[2 * DIGEST_SHA256_LEN + 1];
-  digest_hex(c->digest, sizeof c->digest, hex);
+  text_hex(c->digest, sizeof c->digest, hex);
   size_t live = policy_memory_live();
   log_line("policy: replaced by %u bytes, sha256 %s, %s (Lua arena: %u bytes live, the check's peak %u)",
            (unsigned)len, hex, kept == POLICY_STORE_KEPT ? "stored for the next boot"
@@ -295,7 +296,7 @@ void conn_commit(conn_t *c)
     return;
   }
   char hex[2 * DIGEST_SHA256_LEN + 1];
-  digest_hex(c->digest, sizeof c->digest, hex);
+  text_hex(c->digest, sizeof c->digest, hex);
   char b64[DIGEST_SHA256_B64_LEN];
   digest_base64_encode(c->digest, sizeof c->digest, b64, sizeof b64);
   /* A stored name has no control bytes or backslashes: a quote is its only

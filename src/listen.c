@@ -4,6 +4,11 @@
 #include "lwip/altcp_tcp.h"
 #include "lwip/ip_addr.h"
 
+/** Listeners postern opens at most: HTTP, HTTPS, echo, discard. */
+#define LISTEN_MAX 4
+
+static struct altcp_pcb *listen_pcbs[LISTEN_MAX];
+
 /**
  * Listens on `port` (any address) with connections made by `alloc` (NULL:
  * plain TCP; an altcp TLS allocator for TLS); `accept` gets `arg`.
@@ -20,6 +25,13 @@ err_t listen_on(altcp_allocator_t *alloc, uint16_t port, altcp_accept_fn accept,
  */
 err_t listen_on_prio(altcp_allocator_t *alloc, uint16_t port, altcp_accept_fn accept, void *arg, uint8_t prio)
 {
+  int slot = 0;
+  while (slot < LISTEN_MAX && listen_pcbs[slot] != NULL) {
+    slot++;
+  }
+  if (slot == LISTEN_MAX) {
+    return ERR_MEM;
+  }
   struct altcp_pcb *pcb = alloc != NULL ? altcp_new_ip_type(alloc, IPADDR_TYPE_ANY)
                                         : altcp_tcp_new_ip_type(IPADDR_TYPE_ANY);
   if (pcb == NULL) {
@@ -43,5 +55,16 @@ err_t listen_on_prio(altcp_allocator_t *alloc, uint16_t port, altcp_accept_fn ac
   }
   altcp_arg(listener, arg);
   altcp_accept(listener, accept);
+  listen_pcbs[slot] = listener;
   return ERR_OK;
+}
+
+void listen_close_all(void)
+{
+  for (int i = 0; i < LISTEN_MAX; i++) {
+    if (listen_pcbs[i] != NULL) {
+      altcp_close(listen_pcbs[i]); /* a listener's close never fails */
+      listen_pcbs[i] = NULL;
+    }
+  }
 }

@@ -471,7 +471,7 @@ static int h_crypto_sha256(lua_State *L) {
   uint8_t d[DIGEST_SHA256_LEN];
   char hex[2 * DIGEST_SHA256_LEN + 1];
   digest_sha256(s, n, d);
-  digest_hex(d, sizeof d, hex);
+  text_hex(d, sizeof d, hex);
   lua_pushlstring(L, hex, 2 * DIGEST_SHA256_LEN);
   return 1;
 }
@@ -483,7 +483,7 @@ static int h_crypto_hmac_sha256(lua_State *L) {
   uint8_t d[DIGEST_SHA256_LEN];
   char hex[2 * DIGEST_SHA256_LEN + 1];
   digest_hmac_sha256(k, kn, m, mn, d);
-  digest_hex(d, sizeof d, hex);
+  text_hex(d, sizeof d, hex);
   lua_pushlstring(L, hex, 2 * DIGEST_SHA256_LEN);
   return 1;
 }

@@ -198,6 +198,15 @@
 #define POSTERN_TLS_HEAP_SIZE (6u * 1024u + POSTERN_MAX_TLS_CONNS * 30u * 1024u)
 #endif
 
+/** 1: postern gives mbedTLS its static heap of POSTERN_TLS_HEAP_SIZE
+ *  (mbedtls_platform_set_calloc_free() at tls_server_init(); the allocator is
+ *  global in mbedTLS, so every other mbedTLS user of the firmware shares that
+ *  heap). 0: a firmware that already configures mbedTLS keeps its own
+ *  allocator; postern reserves no heap and /_status shows no TLS heap use. */
+#ifndef POSTERN_TLS_OWN_HEAP
+#define POSTERN_TLS_OWN_HEAP 1
+#endif
+
 /** Seconds a TLS handshake may take before the connection is closed. */
 #ifndef POSTERN_TLS_HANDSHAKE_TIMEOUT_S
 #define POSTERN_TLS_HANDSHAKE_TIMEOUT_S 10

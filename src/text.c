@@ -58,3 +58,13 @@ bool text_name_ok(const char *name, size_t len)
   }
   return true;
 }
+
+void text_hex(const uint8_t *in, size_t n, char *out)
+{
+  static const char digits[] = "0123456789abcdef";
+  for (size_t i = 0; i < n; i++) {
+    out[2 * i] = digits[in[i] >> 4];
+    out[2 * i + 1] = digits[in[i] & 15];
+  }
+  out[2 * n] = '\0';
+}

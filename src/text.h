@@ -1,9 +1,10 @@
-/* text.h: byte-string checks shared by the routes, the policy bridge and the JSON writer. */
+/* text.h: byte-string checks shared by the parser, the routes, the policy bridge, the digest fields and the JSON writer. */
 #ifndef POSTERN_TEXT_H
 #define POSTERN_TEXT_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /**
  * Length of the well-formed UTF-8 sequence at the start of s (1 to 4), or 0
@@ -13,11 +14,29 @@
  */
 size_t text_utf8_len(const unsigned char *s, size_t n);
 
+/** A tchar of RFC 9110 section 5.6.2, the bytes of a token: "!#$%&'*+-.^_`|~", DIGIT, ALPHA. Inline: the head parser asks it of every name byte. */
+static inline bool text_tchar(unsigned char c)
+{
+  if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
+    return true;
+  }
+  switch (c) {
+  case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
+  case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+    return true;
+  default:
+    return false;
+  }
+}
+
 /**
  * A stored file name: 1 to POSTERN_NAME_MAX bytes of well-formed UTF-8, no
  * '/', '\' or "..", no leading '.', no control bytes. Such a name is a plain
  * file on every backend and always renders as valid JSON.
  */
 bool text_name_ok(const char *name, size_t len);
+
+/** Writes in[0..n) as 2n lowercase hex digits plus a NUL (out holds 2n + 1 bytes). */
+void text_hex(const uint8_t *in, size_t n, char *out);
 
 #endif /* POSTERN_TEXT_H */

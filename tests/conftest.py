@@ -119,10 +119,10 @@ class Console:
 class Device(Console):
     """One running simulator: its ports, its storage folder and its console lines."""
 
-    def __init__(self, storage, args, wrapper=()):
-        """wrapper: a command the simulator runs under (valgrind, for the figures)."""
+    def __init__(self, storage, args, wrapper=(), binary=HOST_BINARY):
+        """wrapper: a command the simulator runs under (valgrind, for the figures); binary: another build of it."""
         self.storage = storage
-        self._start_on_free_ports(lambda: self._start(list(wrapper) + [HOST_BINARY], args))
+        self._start_on_free_ports(lambda: self._start(list(wrapper) + [binary], args))
 
     def _start(self, prefix, args):
         cmd = prefix + ["--http", str(self.http), "--https", str(self.https),

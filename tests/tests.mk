@@ -21,7 +21,7 @@ UNIT_options := boards/host/options.c
 UNIT_http_parser := src/http_parser.c
 UNIT_chunked := src/chunked.c
 UNIT_text := src/text.c
-UNIT_digest := src/digest.c $(MBEDTLS_ALL)
+UNIT_digest := src/digest.c src/text.c $(MBEDTLS_ALL)
 UNIT_policy := src/policy.c src/policy_pattern.c src/text.c src/digest.c port/lua_arena.c port/arena.c src/log.c $(LUA_ALL) $(MBEDTLS_ALL) tests/unit/fake_storage.c
 UNIT_LDLIBS_policy := -lm
 # The sandbox's pattern functions against lstrlib's, in one plain VM.

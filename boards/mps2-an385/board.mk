@@ -8,6 +8,7 @@
 # its link differ: build/mps2-an385/<variant>/postern.elf. CERT and KEY default
 # to the development certificates of `make certs`, made first when missing.
 CC := arm-none-eabi-gcc
+AR := arm-none-eabi-ar
 SIZE := arm-none-eabi-size
 NM := arm-none-eabi-nm
 VARIANT ?= default

@@ -7,6 +7,7 @@
 #include "fuzz_conn_fakes.h"
 #include "postern_opts.h"
 #include "storage.h"
+#include "text.h"
 
 #define FS_FILES 8
 #define FS_UPLOADS 2
@@ -318,7 +319,7 @@ int storage_commit(storage_upload_t *u, bool *replaced)
   if (fs_n_digests < FS_DIGESTS) {
     uint8_t sum[DIGEST_SHA256_LEN];
     digest_sha256(f->data, f->len, sum);
-    digest_hex(sum, sizeof sum, fs_digests[fs_n_digests++]);
+    text_hex(sum, sizeof sum, fs_digests[fs_n_digests++]);
   }
   fs_free_upload(u);
   return STORAGE_OK;

@@ -3,9 +3,10 @@
 
 #include "digest.h"
 #include "unit.h"
+#include "text.h"
 
 static void hex_of(const uint8_t *d, char *out) {
-  digest_hex(d, DIGEST_SHA256_LEN, out);
+  text_hex(d, DIGEST_SHA256_LEN, out);
 }
 
 static void test_sha256_vectors(void) {
