@@ -594,6 +594,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
   fa_reset();
   fs_reset(caps[cfg & 3]);
+  if (policy_running(NULL, NULL, NULL, NULL) != fuzz_policy) {
+    /* An input replaced it (PUT /_policy): every input starts with the fixed one. */
+    FUZZ_CHECK(policy_init(NULL, NULL, 0) == 0, "policy_init");
+    FUZZ_CHECK(policy_load("fuzz_policy", fuzz_policy, sizeof fuzz_policy - 1) == 0, "policy_load");
+  }
   if (cfg & 4) {
     fs_add("big", pattern, sizeof pattern);
     fs_add("a", (const uint8_t *)"hello", 5);
