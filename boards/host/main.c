@@ -82,7 +82,9 @@ static int main_load_policy(const host_options_t *opt)
                policy_memory_in_use());
       return 0;
     }
-    log_line("postern: the stored policy %s/%s did not load; falling back", opt->storage, kept[i]);
+    log_line("postern: the stored policy %s/%s did not load; moved aside as .policy.bad.lua, falling back",
+             opt->storage, kept[i]);
+    policy_store_host_set_aside(kept[i]);
   }
   if (policy_init(names, values, n_settings) != 0) {
     log_line("postern: cannot create the Lua VM");

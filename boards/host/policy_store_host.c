@@ -129,6 +129,17 @@ int policy_store_save_config(const char *const *names, const char *const *values
   return store_write(POLICY_STORE_HOST_CONFIG, json, len) == 0 ? POLICY_STORE_KEPT : POLICY_STORE_FAILED;
 }
 
+/** Moves a kept policy that did not load aside as .policy.bad.lua, so that a later save never keeps it as the fallback. */
+void policy_store_host_set_aside(const char *name)
+{
+  char from[4200], to[4200];
+  store_path(from, sizeof from, name);
+  store_path(to, sizeof to, ".policy.bad.lua");
+  if (rename(from, to) != 0) {
+    log_line("policy store: cannot move %s aside: %s", from, strerror(errno));
+  }
+}
+
 /** Reads a kept policy (name: one of the POLICY_STORE_HOST_* files) into buf; its length, or -1 when absent or too large. */
 long policy_store_host_read(const char *name, char *buf, size_t cap)
 {

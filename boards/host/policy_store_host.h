@@ -13,6 +13,8 @@
 
 /** Where the store lives: the storage folder (its backend hides dot-files from listings). */
 void policy_store_host_init(const char *dir);
+/** Moves a kept policy that did not load aside as .policy.bad.lua, so that a later save never keeps it as the fallback. */
+void policy_store_host_set_aside(const char *name);
 /** Reads a kept file (one of the POLICY_STORE_HOST_* names) into buf; its length, or -1 when absent or too large. */
 long policy_store_host_read(const char *name, char *buf, size_t cap);
 

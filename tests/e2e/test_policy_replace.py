@@ -193,9 +193,11 @@ def test_a_corrupted_stored_policy_falls_back_to_the_previous_then_the_built_in(
     with open(os.path.join(storage, ".policy.lua"), "wb") as f:
         f.write(b"function on_request(req\n")  # cut short
     dev = launch({"token": TOKEN}, storage=storage)
-    dev.wait_for_log("did not load; falling back")
+    dev.wait_for_log("did not load; moved aside as .policy.bad.lua")
     dev.wait_for_log("postern: running the stored policy %s/.policy.prev.lua" % storage)
     assert running(dev)["sha256"] == hashlib.sha256(NEW_POLICY).hexdigest()
+    assert open(os.path.join(storage, ".policy.bad.lua"), "rb").read() == b"function on_request(req\n"
+    assert not os.path.exists(os.path.join(storage, ".policy.lua"))
     dev.stop()
     with open(os.path.join(storage, ".policy.prev.lua"), "wb") as f:
         f.write(b"return 1\n")  # no on_request
@@ -203,6 +205,11 @@ def test_a_corrupted_stored_policy_falls_back_to_the_previous_then_the_built_in(
     dev.wait_for_log("postern: running the built-in policy")
     assert running(dev)["name"] == "policy.lua"
     old_policy_decides(dev)
+    # A new replacement is stored; the broken ones never become its fallback.
+    assert put_policy(dev.web, NEW_POLICY).status == 200
+    assert open(os.path.join(storage, ".policy.lua"), "rb").read() == NEW_POLICY
+    assert not os.path.exists(os.path.join(storage, ".policy.prev.lua"))
+    assert dev.files() == []
 
 
 # ---- Settings at run time (PUT /_config) ----------------------------------------------------------
