@@ -1078,6 +1078,73 @@ static void test_replacement(void) {
   policy_shutdown();
 }
 
+
+/* ---- Settings at run time (PUT /_config) ------------------------------------ */
+
+static void test_config(void) {
+  const char *const *names, *const *values;
+  char msg[POSTERN_MESSAGE_MAX];
+  static const char ok[] = " { \"token\" : \"a\\\"b\\\\c\\u00e9\\ud83d\\ude00\" , \"x_1\":\"\" }\n";
+  CHECK_EQ(policy_config_parse(ok, strlen(ok), &names, &values, msg, sizeof msg), 2);
+  CHECK_STR(names[0], "token");
+  CHECK_STR(values[0], "a\"b\\c\xc3\xa9\xf0\x9f\x98\x80");
+  CHECK_STR(names[1], "x_1");
+  CHECK_STR(values[1], "");
+  CHECK_EQ(policy_config_parse("{}", 2, &names, &values, msg, sizeof msg), 0);
+  static const char *const bad[] = {
+    "", "[]", "{", "{\"a\"}", "{\"a\":1}", "{\"a\":\"b\",}", "{\"a\":\"b\"} x", "{\"1a\":\"b\"}", "{\"a b\":\"c\"}",
+    "{\"a\":\"b\",\"a\":\"c\"}", "{\"a\":\"\\u0000\"}", "{\"a\":\"\\ud800\"}", "{\"a\":\"\\x\"}", "{\"a\":\"b\n\"}",
+    "{\"a\":\"b", "{\"a\":\"b\"", "{\"a\":\"b\" \"c\":\"d\"}",
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    if (policy_config_parse(bad[i], strlen(bad[i]), &names, &values, msg, sizeof msg) != -1) {
+      fprintf(stderr, "config %zu accepted: %s\n", i, bad[i]);
+      CHECK(0);
+    }
+  }
+  /* Too many, and too long. */
+  static char many[4096];
+  size_t n = 0;
+  n += (size_t)snprintf(many + n, sizeof many - n, "{");
+  for (int i = 0; i <= POSTERN_MAX_SETTINGS; i++) {
+    n += (size_t)snprintf(many + n, sizeof many - n, "%s\"k%d\":\"v\"", i ? "," : "", i);
+  }
+  n += (size_t)snprintf(many + n, sizeof many - n, "}");
+  CHECK_EQ(policy_config_parse(many, n, &names, &values, msg, sizeof msg), -1);
+  static char longv[POSTERN_CONFIG_MAX + 32];
+  memset(longv, 'x', sizeof longv);
+  memcpy(longv, "{\"a\":\"", 6);
+  memcpy(longv + sizeof longv - 2, "\"}", 2);
+  CHECK_EQ(policy_config_parse(longv, sizeof longv, &names, &values, msg, sizeof msg), -1);
+
+  /* A swap: the policy sees the new settings; a refusal keeps the old ones. */
+  static const char pol[] = "local t = config.token\n"
+                            "function on_request(req) return 451, t end\n"
+                            "function self_test() return t ~= 'bad', 'no' end\n";
+  static const char *const n0[] = {"token"}, *const v0[] = {"first"};
+  CHECK_EQ(policy_init(n0, v0, 1), 0);
+  CHECK_EQ(policy_load("cfg.lua", pol, strlen(pol)), 0);
+  CHECK_STR(get("/").message, "first");
+  int a;
+  static const char next[] = "{\"token\":\"second\",\"other\":\"o\"}";
+  CHECK(policy_stage_begin(&a) && policy_stage_write(&a, next, strlen(next)));
+  CHECK_EQ(policy_stage_commit_config(&a, msg, sizeof msg), 0);
+  CHECK_STR(get("/").message, "second");
+  CHECK_EQ(policy_settings(&names, &values), 2);
+  CHECK(policy_setting_secret("token") && !policy_setting_secret("other"));
+  static const char refused[] = "{\"token\":\"bad\"}";
+  CHECK(policy_stage_begin(&a) && policy_stage_write(&a, refused, strlen(refused)));
+  CHECK_EQ(policy_stage_commit_config(&a, msg, sizeof msg), -2);
+  CHECK(strstr(msg, "self_test failed: no") != NULL);
+  CHECK_STR(get("/").message, "second");
+  CHECK(policy_stage_begin(&a) && policy_stage_write(&a, "{", 1));
+  CHECK_EQ(policy_stage_commit_config(&a, msg, sizeof msg), -1);
+  CHECK_STR(get("/").message, "second");
+  CHECK_EQ(policy_settings(&names, &values), 2);
+  CHECK_STR(values[0], "second");
+  policy_shutdown();
+}
+
 int main(void) {
   RUN(test_arena);
   RUN(test_default_with_token);
@@ -1094,5 +1161,6 @@ int main(void) {
   RUN(test_fault_injection);
   RUN(test_figures);
   RUN(test_replacement);
+  RUN(test_config);
   return UNIT_END();
 }
