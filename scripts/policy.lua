@@ -10,8 +10,7 @@
 -- sends no body); the same request without Expect gets the precise status:
 -- 401 (no or unreadable credentials), 403 (wrong token or none configured),
 -- 413 (can never fit) or 507 (does not fit now).
--- /_policy and /_config need the token too; self_test (run before this
--- policy or new settings take over) refuses to run without a token.
+-- /_policy and /_config too; self_test refuses settings without a token.
 
 local token = config.token
 if token == nil or token == "" then

@@ -262,7 +262,7 @@ void conn_pump(conn_t *c)
       uint32_t gen;
       const char *src = policy_running(&len, NULL, NULL, &gen);
       if (src == NULL || gen != c->send_gen || c->list_next + n > len) {
-        log_line("http: the policy changed while its source was sent; closing");
+        log_line("http: the policy changed under its source; closing");
         conn_close(c);
         return;
       }

@@ -2,7 +2,6 @@
 #include "http_conn_int.h"
 
 #include <stdbool.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "ack_now.h"
@@ -20,16 +19,12 @@ void conn_open_upload(conn_t *c)
 {
   if (c->to_policy) {
     /* A policy goes to the policy's own buffer, one at a time; with Expect, 417 says "not this way". */
-    static char msg[64];
-    size_t room = policy_stage_room();
-    if (!c->chunked && c->length > room) {
-      snprintf(msg, sizeof msg, "%s may have %u bytes here", c->to_config ? "the settings" : "a policy",
-               (unsigned)room);
-      conn_refuse(c, c->expect ? 417 : 413, msg);
+    if (!c->chunked && c->length > policy_stage_room()) {
+      conn_refuse(c, c->expect ? 417 : 413, "larger than the room of GET /_policy");
       return;
     }
     if (!policy_stage_begin(c)) {
-      conn_refuse(c, c->expect ? 417 : 409, "another policy or settings upload is in progress");
+      conn_refuse(c, c->expect ? 417 : 409, "another one is being uploaded");
       return;
     }
   }
@@ -133,7 +128,7 @@ void conn_feed_body(conn_t *c)
     if (rc != STORAGE_OK) {
       conn_fail_upload(c, rc == STORAGE_ENOSPC ? (c->chunked ? 413 : 507) : 500,
                        rc != STORAGE_ENOSPC ? "storage error"
-                       : c->to_policy       ? "the policy is larger than its buffer"
+                       : c->to_policy       ? "larger than the room of GET /_policy"
                                             : "storage quota exceeded while streaming");
       return;
     }
@@ -197,9 +192,9 @@ static bool conn_check_body(conn_t *c)
 /* PUT /_policy, its body all in: the check and the swap, then 200, or 422 and the old policy still runs. */
 static void conn_commit_policy(conn_t *c)
 {
-  static char msg[POSTERN_MESSAGE_MAX];
   size_t peak = 0;
-  if (policy_stage_commit(c, msg, sizeof msg, &peak) != 0) {
+  if (policy_stage_commit(c, &peak) != 0) {
+    const char *msg = policy_last_error();
     log_line("policy: replacement refused: %s", msg);
     conn_respond_error(c, 422, "policy_invalid", msg, !c->keep_alive, c->keep_alive ? AFTER_NEXT : AFTER_LINGER,
                        NULL);
@@ -210,11 +205,9 @@ static void conn_commit_policy(conn_t *c)
   int kept = policy_store_save(src, len);
   char hex[2 * DIGEST_SHA256_LEN + 1];
   text_hex(c->digest, sizeof c->digest, hex);
-  size_t live = policy_memory_live();
   log_line("policy: replaced by %u bytes, sha256 %s, %s (Lua arena: %u bytes live, the check's peak %u)",
-           (unsigned)len, hex, kept == POLICY_STORE_KEPT ? "stored for the next boot"
-                               : kept == POLICY_STORE_RAM ? "kept until reset" : "NOT STORED",
-           (unsigned)live, (unsigned)peak);
+           (unsigned)len, hex, kept == POLICY_STORE_KEPT ? "stored" : kept == POLICY_STORE_RAM ? "until reset" : "NOT STORED",
+           (unsigned)policy_memory_live(), (unsigned)peak);
   char body[2 * DIGEST_SHA256_LEN + 120];
   wbuf_t j;
   wb_init(&j, body, sizeof body);
@@ -222,10 +215,7 @@ static void conn_commit_policy(conn_t *c)
   wb_u64(&j, len);
   wb_str(&j, ",\"sha256\":\"");
   wb_str(&j, hex);
-  wb_str(&j, kept == POLICY_STORE_KEPT ? "\",\"stored\":true" : "\",\"stored\":false");
-  wb_str(&j, ",\"lua_live\":");
-  wb_u64(&j, live);
-  wb_str(&j, ",\"lua_check_peak\":");
+  wb_str(&j, kept == POLICY_STORE_KEPT ? "\",\"stored\":true,\"lua_check_peak\":" : "\",\"stored\":false,\"lua_check_peak\":");
   wb_u64(&j, peak);
   wb_str(&j, "}\n");
   if (conn_send_ok(c, 200, "application/json", j.len, NULL, body, j.len, c->body_bytes, false)) {
@@ -237,9 +227,9 @@ static void conn_commit_policy(conn_t *c)
 /* PUT /_config, its body all in: the settings parsed, the policy rebuilt with them, then 200, or 400/422. */
 static void conn_commit_config(conn_t *c)
 {
-  static char msg[POSTERN_MESSAGE_MAX];
-  int rc = policy_stage_commit_config(c, msg, sizeof msg);
+  int rc = policy_stage_commit_config(c);
   if (rc != 0) {
+    const char *msg = policy_last_error();
     log_line("policy: settings refused: %s", msg);
     conn_respond_error(c, rc == -1 ? 400 : 422, rc == -1 ? "config_invalid" : "policy_invalid", msg, !c->keep_alive,
                        c->keep_alive ? AFTER_NEXT : AFTER_LINGER, NULL);

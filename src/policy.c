@@ -698,14 +698,9 @@ static int run_protected(lua_CFunction f, void *ctx) {
     size_t n = 0;
     const char *m = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
     copy_clean(last_error, sizeof last_error, m ? m : "unknown error", m ? n : 13);
-    if (st == LUA_ERRMEM || mem_failed) {
-      /* Lua's own message may be the bare "not enough memory": name the cap, and the line when known. */
-      if (m == NULL || strstr(last_error, "out of memory") == NULL) {
-        snprintf(last_error, sizeof last_error, "out of memory (arena %lu bytes)%s%s",
-                 (unsigned long)POSTERN_LUA_ARENA_SIZE, m != NULL && strcmp(m, "not enough memory") != 0 ? ": " : "",
-                 m != NULL && strcmp(m, "not enough memory") != 0 ? m : "");
-        last_error[sizeof last_error - 1] = '\0';
-      }
+    if ((st == LUA_ERRMEM || mem_failed) && strncmp(last_error, "out of memory", 13) != 0) {
+      /* Lua's own message is the bare "not enough memory": name the cap. */
+      snprintf(last_error, sizeof last_error, "out of memory (arena %lu bytes)", (unsigned long)POSTERN_LUA_ARENA_SIZE);
     }
     log_line("policy: error: %s", last_error);
   }
@@ -1025,9 +1020,9 @@ static int rebuild(const char *name, const char *source, size_t len, bool self_t
  * exist and its optional self_test() pass. On failure the running policy is
  * rebuilt from its kept source, and -1 comes back with the reason in msg.
  */
-int policy_stage_commit(const void *owner, char *msg, size_t cap, size_t *peak) {
+int policy_stage_commit(const void *owner, size_t *peak) {
   if (owner != stage_owner) {
-    snprintf(msg, cap, "%s", "no policy is being collected");
+    snprintf(last_error, sizeof last_error, "%s", "no policy is being collected");
     return -1;
   }
   const char *old_name = run_name, *old_src = run_src;
@@ -1048,14 +1043,20 @@ int policy_stage_commit(const void *owner, char *msg, size_t cap, size_t *peak) 
     stage_held = n;
     return 0;
   }
-  /* Lua names the script in its own messages, not in a memory error's. */
-  snprintf(msg, cap, "%s%s", strstr(last_error, "_policy") == NULL ? "_policy: " : "", last_error);
+  /* Lua names the script first in its own messages, not in a memory error's. */
+  if (strncmp(last_error, "_policy", 7) != 0) {
+    size_t n_err = strlen(last_error);
+    n_err = n_err < sizeof last_error - 10 ? n_err : sizeof last_error - 10;
+    memmove(last_error + 9, last_error, n_err + 1);
+    memcpy(last_error, "_policy: ", 9);
+    last_error[sizeof last_error - 1] = '\0';
+  }
   run_name = old_name; /* a script that loaded and failed its self_test was the running text for a moment */
   run_src = old_src;
   run_len = old_len;
   run_gen = old_gen;
   if (!had || rebuild(old_name, old_src, old_len, false) != 0) {
-    log_line("policy: error: the previous policy %s did not load again; every request fails closed", old_name);
+    log_line("policy: error: %s did not load again; every request fails closed", old_name);
   } else {
     stage_held = old_src == stage_buf ? old_len : 0;
   }
@@ -1234,16 +1235,16 @@ int policy_config_parse(const char *js, size_t len, const char *const **names, c
 /** Checks owner's collected settings (a JSON object of strings) and swaps them in: the running
  *  policy is rebuilt with them and must load and pass its self_test. 0; -1 (malformed, msg) with
  *  nothing changed; -2 (the policy refused them, msg) with the previous settings back. */
-int policy_stage_commit_config(const void *owner, char *msg, size_t cap) {
+int policy_stage_commit_config(const void *owner) {
   const char *const *names, *const *values;
   if (owner != stage_owner) {
-    snprintf(msg, cap, "%s", "no settings are being collected");
+    snprintf(last_error, sizeof last_error, "%s", "no settings are being collected");
     return -1;
   }
   size_t n = stage_len;
   stage_owner = NULL;
   stage_len = 0;
-  int count = policy_config_parse(stage_buf + stage_held, n, &names, &values, msg, cap);
+  int count = policy_config_parse(stage_buf + stage_held, n, &names, &values, last_error, sizeof last_error);
   if (count < 0) {
     return -1;
   }
@@ -1256,7 +1257,6 @@ int policy_stage_commit_config(const void *owner, char *msg, size_t cap) {
   if (rebuild(run_name, run_src, run_len, true) == 0) {
     return 0;
   }
-  snprintf(msg, cap, "the policy refused the settings: %s", last_error);
   set_names = old_names;
   set_values = old_values;
   set_n = old_n;

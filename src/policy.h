@@ -78,9 +78,10 @@ bool policy_stage_begin(const void *owner);
 bool policy_stage_write(const void *owner, const void *data, size_t n);
 /** Drops owner's collection, if it has one (NULL or another owner: nothing). */
 void policy_stage_abort(const void *owner);
-/** Checks owner's script and swaps it in: 0, or -1 with the reason (Lua's message) in msg and
- *  the previous policy running again. *peak: the arena's high water during the check. */
-int policy_stage_commit(const void *owner, char *msg, size_t cap, size_t *peak);
+/** Checks owner's script and swaps it in: 0, or -1 with the reason (Lua's message, name:line) in
+ *  policy_last_error() and the previous policy running again. *peak: the arena's high water
+ *  during the check. */
+int policy_stage_commit(const void *owner, size_t *peak);
 
 /*
  * Settings at run time (PUT /_config): a JSON object of strings, collected
@@ -93,8 +94,8 @@ int policy_stage_commit(const void *owner, char *msg, size_t cap, size_t *peak);
 int policy_config_parse(const char *json, size_t len, const char *const **names, const char *const **values,
                         char *msg, size_t cap);
 /** Swaps owner's collected settings in: 0; -1 malformed (nothing changed); -2 the policy refused
- *  them (the previous settings run again); the reason in msg. */
-int policy_stage_commit_config(const void *owner, char *msg, size_t cap);
+ *  them (the previous settings run again); the reason in policy_last_error(). */
+int policy_stage_commit_config(const void *owner);
 /** The settings the policy runs with (config.NAME); the count. */
 int policy_settings(const char *const **names, const char *const **values);
 /** True when GET /_config must not show the setting: the policy's global list secret_settings

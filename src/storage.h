@@ -80,7 +80,8 @@ typedef struct storage_reader storage_reader_t; /* from the backend's fixed pool
  *   storage_poll(), which the board's main loop calls on every pass, and
  *   calls storage_ready() (the core's) when a call that answered
  *   STORAGE_PENDING may now go further. The caller then makes the same call
- *   again with the same arguments (a write with the same bytes); it may be
+ *   again with the same arguments; a write's retry starts with the same
+ *   bytes and may carry more after them (what arrived meanwhile). It may be
  *   pending again. A caller may give up instead: storage_abort() frees a
  *   pending upload at once (the medium work it started ends in the
  *   background), storage_read_close() a pending reader.
@@ -90,9 +91,13 @@ typedef struct storage_reader storage_reader_t; /* from the backend's fixed pool
  *   pending commit holds the final answer until the medium is done.
  * - Bounded work. Each call, and each storage_poll() step, does a small fixed
  *   amount of medium work (flash: one program unit run or one busy check;
- *   host: a few system calls). storage_capacity(), storage_free(),
- *   storage_exists() and storage_list() answer from what the backend keeps
- *   in RAM (host: the file system's metadata) and never pend.
+ *   host: a few system calls; a medium with no busy time may run its staging
+ *   through in one call, a bounded amount). storage_capacity(),
+ *   storage_free(), storage_exists() and storage_list() answer from what the
+ *   backend keeps in RAM (host: the file system's metadata) and never pend.
+ * - Size. The core writes at most one received pbuf's payload
+ *   (PBUF_POOL_BUFSIZE bytes) per storage_write(): a backend that stages
+ *   writes holds at least that much at once, or such a write never fits.
  * - Re-entry. Everything runs in one context. storage_ready() is called only
  *   from storage_poll(), never from inside another storage call, so the core
  *   may call any storage function from it; storage_list()'s callback may call
@@ -131,8 +136,8 @@ int storage_open(const char *name, uint64_t length, storage_upload_t **out);
 /**
  * Appends bytes; on a failure nothing of this call is kept. STORAGE_ENOSPC
  * past the announced length, or, for STORAGE_LEN_UNKNOWN, past the free space.
- * STORAGE_PENDING: the medium has no room for these bytes yet; write the
- * same bytes again after storage_ready().
+ * STORAGE_PENDING: the medium has no room for these bytes yet; write them
+ * again (and maybe more after them) after storage_ready().
  */
 int storage_write(storage_upload_t *u, const void *data, size_t len);
 /**

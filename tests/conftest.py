@@ -6,9 +6,12 @@ One suite serves every target. A target is a board and a scheme:
   host-https  the simulator over TLS (certificates from `make certs`)
   mps2        the mps2-an385 firmware in qemu-system-arm, plain HTTP
   mps2-https  the same firmware over TLS
+  mps2-nor    the firmware on a flash with SPI NOR timing (FLASH_TIMING=nor), plain HTTP
+  mps2-slow   the firmware on a flash with 1 s erases (FLASH_TIMING=slow), plain HTTP
 
 A test that takes the `dev` or `launch` fixture runs once per target its
-module lists in TARGETS (all of them by default). A scenario that cannot run
+module lists in TARGETS (the first four by default; the flash timings only
+where a module names them: the upload and storage scenarios). A scenario that cannot run
 on a target says so with @pytest.mark.targets("host", ..., why="...") and is
 reported as skipped there, with the reason. POSTERN_TARGETS=host,mps2 limits
 a run to some targets.
@@ -30,7 +33,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOST_BINARY = os.environ.get("POSTERN_HOST_BINARY") or os.path.join(ROOT, "build", "host", "postern")
 CERTS = os.path.join(ROOT, "build", "certs")
 CA_CERT = os.path.join(CERTS, "ca.crt")
-ALL_TARGETS = ("host", "host-https", "mps2", "mps2-https")
+DEFAULT_TARGETS = ("host", "host-https", "mps2", "mps2-https")
+FLASH_TARGETS = {"mps2-nor": "nor", "mps2-slow": "slow"}  # target: the image's FLASH_TIMING
+ALL_TARGETS = DEFAULT_TARGETS + tuple(FLASH_TARGETS)
 
 
 def wait_until(pred, timeout, step=0.05):
@@ -180,6 +185,7 @@ class Dut:
     def __init__(self, target, device, token):
         self.target = target
         self.board, _, scheme = target.partition("-")
+        self.flash = FLASH_TARGETS.get(target, "instant" if self.board == "mps2" else None)
         self.device = device
         self.token = token
         self.web = Endpoint(device.https if scheme == "https" else device.http, scheme == "https")
@@ -236,7 +242,7 @@ def pytest_configure(config):
 def pytest_generate_tests(metafunc):
     if "target" not in metafunc.fixturenames:
         return
-    module_targets = getattr(metafunc.module, "TARGETS", ALL_TARGETS)
+    module_targets = getattr(metafunc.module, "TARGETS", DEFAULT_TARGETS)
     marker = metafunc.definition.get_closest_marker("targets")
     params = []
     for t in _enabled_targets():
@@ -293,6 +299,8 @@ def launch(target, tmp_path):
             device = Device(storage or str(tmp_path / "storage"), args)
         else:
             from qemu_device import QemuDevice
+            if target in FLASH_TARGETS:
+                settings["flash_timing"] = FLASH_TARGETS[target]  # baked like a setting (bake.sh)
             device = QemuDevice(_board_image(settings, policy))
         started.append(device)
         return Dut(target, device, (settings or {}).get("token"))

@@ -8,7 +8,11 @@ import time
 
 import pytest
 
+from conftest import DEFAULT_TARGETS
 from httpwire import Conn, request
+
+# Uploads also run on the board's timed flashes (FLASH_TIMING=nor, slow): every call there may pend.
+TARGETS = DEFAULT_TARGETS + ("mps2-nor", "mps2-slow")
 
 TOKEN = "s3cret-T"
 AUTH = "Bearer " + TOKEN

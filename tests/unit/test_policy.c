@@ -993,7 +993,8 @@ static int replace_with(const void *owner, const char *src, char *msg, size_t ca
     return -2;
   }
   size_t peak = 0;
-  int rc = policy_stage_commit(owner, msg, cap, &peak);
+  int rc = policy_stage_commit(owner, &peak);
+  snprintf(msg, cap, "%s", policy_last_error());
   CHECK(peak > 0 && peak <= POSTERN_LUA_ARENA_SIZE);
   return rc;
 }
@@ -1013,7 +1014,7 @@ static void test_replacement(void) {
   CHECK(policy_stage_begin(&a));
   CHECK(!policy_stage_begin(&b));
   CHECK(!policy_stage_write(&b, "x", 1));
-  CHECK(policy_stage_commit(&b, msg, sizeof msg, NULL) == -1);
+  CHECK(policy_stage_commit(&b, NULL) == -1);
   static char big[POSTERN_POLICY_MAX + 1];
   memset(big, '-', sizeof big);
   CHECK(!policy_stage_write(&a, big, sizeof big));
@@ -1128,17 +1129,17 @@ static void test_config(void) {
   int a;
   static const char next[] = "{\"token\":\"second\",\"other\":\"o\"}";
   CHECK(policy_stage_begin(&a) && policy_stage_write(&a, next, strlen(next)));
-  CHECK_EQ(policy_stage_commit_config(&a, msg, sizeof msg), 0);
+  CHECK_EQ(policy_stage_commit_config(&a), 0);
   CHECK_STR(get("/").message, "second");
   CHECK_EQ(policy_settings(&names, &values), 2);
   CHECK(policy_setting_secret("token") && !policy_setting_secret("other"));
   static const char refused[] = "{\"token\":\"bad\"}";
   CHECK(policy_stage_begin(&a) && policy_stage_write(&a, refused, strlen(refused)));
-  CHECK_EQ(policy_stage_commit_config(&a, msg, sizeof msg), -2);
-  CHECK(strstr(msg, "self_test failed: no") != NULL);
+  CHECK_EQ(policy_stage_commit_config(&a), -2);
+  CHECK(strstr(policy_last_error(), "self_test failed: no") != NULL);
   CHECK_STR(get("/").message, "second");
   CHECK(policy_stage_begin(&a) && policy_stage_write(&a, "{", 1));
-  CHECK_EQ(policy_stage_commit_config(&a, msg, sizeof msg), -1);
+  CHECK_EQ(policy_stage_commit_config(&a), -1);
   CHECK_STR(get("/").message, "second");
   CHECK_EQ(policy_settings(&names, &values), 2);
   CHECK_STR(values[0], "second");
