@@ -46,7 +46,8 @@ TOOLS := gcc:gcc make:make dpkg-source:dpkg-dev /usr/share/keyrings/debian-archi
          bzip2:bzip2 xz:xz-utils pkg-config:pkg-config curl:curl openssl:openssl
 TEST_TOOLS := /usr/bin/python3:python3 /usr/lib/python3/dist-packages/pytest:python3-pytest clang:clang \
               /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.asan-x86_64.a:libclang-rt-14-dev \
-              go:golang-go node:nodejs /usr/lib/python3/dist-packages/aiohttp:python3-aiohttp chromium:chromium
+              go:golang-go node:nodejs /usr/lib/python3/dist-packages/aiohttp:python3-aiohttp chromium:chromium \
+              luacheck:lua-check
 
 include boards/$(BOARD)/board.mk
 
@@ -93,7 +94,7 @@ DEPS_STAMP := $(BUILD)/deps/.checked-$(BOARD)
 
 .PHONY: all tools deps run debug size test unit bench fuzz fuzz-build certs tls-size e2e-asan cflags lib clean distclean
 
-all: $(OUT)/$(BOARD_TARGET)
+all: $(OUT)/$(BOARD_TARGET) $(BOARD_EXTRA_TARGETS)
 
 tools:
 	@scripts/need-tools.sh $(TOOLS) $(BOARD_TOOLS)
@@ -141,13 +142,16 @@ $(OUT)/$(BOARD_TARGET): $(ALL_OBJS) $(BOARD_EXTRA_OBJS)
 	@echo "  LD      $@"
 	@$(BOARD_LINK)
 
+# Rules of a board's extra targets (board.mk: BOARD_LATE_MK), which need the lists above.
+include $(BOARD_LATE_MK)
+
 # ---- The library -------------------------------------------------------------
 # postern's own code (src/, port/) as one archive, and the headers a firmware
 # includes (postern.h and what it includes). lwIP, mbedTLS and Lua are the
 # firmware's: LWIP_DIR, MBEDTLS_DIR and LUA_DIR point at their trees, and the
 # board's board_opts.h and lwIP options are found on the include path.
 LIB_OBJS := $(CORE_SRCS:%.c=$(OUT)/obj/%.o) $(PORT_SRCS:%.c=$(OUT)/obj/%.o)
-LIB_HEADERS := src/postern.h src/storage.h src/platform.h src/postern_opts.h
+LIB_HEADERS := src/postern.h src/storage.h src/platform.h src/policy_store.h src/postern_opts.h
 lib: $(OUT)/libpostern.a
 $(OUT)/libpostern.a: $(LIB_OBJS)
 	@echo "  AR      $@"

@@ -10,6 +10,7 @@
 -- sends no body); the same request without Expect gets the precise status:
 -- 401 (no or unreadable credentials), 403 (wrong token or none configured),
 -- 413 (can never fit) or 507 (does not fit now).
+-- /_policy and /_config too; self_test refuses settings without a token.
 
 local token = config.token
 if token == nil or token == "" then
@@ -45,11 +46,15 @@ function on_request(req)
     return refuse(req, 403, "invalid token")
   end
   local length = req.length
-  if req.method == "PUT" and length ~= nil and length > storage.free() then
+  if req.method == "PUT" and req.name ~= nil and length ~= nil and length > storage.free() then
     if length > storage.capacity() then
       return refuse(req, 413, "larger than the device's storage")
     end
     return refuse(req, 507, "not enough free space")
   end
   return true
+end
+
+function self_test()
+  return token ~= nil, "no token configured: every request would be refused"
 end

@@ -40,6 +40,7 @@
 #include "lwip/stats.h"
 #include "lwip/sys.h"
 #include "lwip_check.h"
+#include "policy.h"
 #if POSTERN_TLS
 #include "tls.h"
 #endif
@@ -103,6 +104,7 @@ static void conn_release(conn_t *c)
     storage_read_close(c->reader);
     c->reader = NULL;
   }
+  policy_stage_abort(c); /* a policy it was collecting is dropped */
   c->state = CONN_FREE;
   c->waiting = false;
   c->pcb = NULL;

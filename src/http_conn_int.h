@@ -61,6 +61,8 @@ typedef struct conn {
   bool waiting;      /* a storage call answered STORAGE_PENDING; storage_ready() resumes */
   bool checked;      /* the complete body passed its digest and the policy's after-body check */
   bool replaced;     /* the commit replaced a version */
+  bool to_policy;    /* PUT /_policy or /_config: the body goes to the policy's buffer, not to storage */
+  bool to_config;    /* PUT /_config: that body is the settings */
   struct pbuf *rx;   /* received bytes not consumed yet */
   uint16_t fed;      /* bytes of rx the head parser has seen */
   uint32_t last_ms;  /* last progress, for the timeouts */
@@ -83,7 +85,8 @@ typedef struct conn {
   storage_upload_t *upload;
   storage_reader_t *reader;
   uint64_t send_left; /* download or listing bytes still to send */
-  uint32_t list_next; /* listing: next entry to render */
+  uint32_t list_next; /* listing: next entry to render; GET /_policy?source: next byte */
+  uint32_t send_gen;  /* GET /_policy?source: the policy being sent (policy_running) */
   uint16_t status;    /* final status, for the access log */
   char name[POSTERN_NAME_MAX + 1];
   char reqline[CONN_REQLINE_MAX];
@@ -125,6 +128,10 @@ void conn_remove(conn_t *c);
 void conn_start_download(conn_t *c);
 void conn_start_list(conn_t *c);
 void conn_send_status(conn_t *c);
+/** GET /_policy: the running policy's name, size and SHA-256 (JSON), or with `source` its text. */
+void conn_send_policy(conn_t *c, bool source);
+/** GET /_config: the settings as a JSON object of strings, without those the policy marks secret. */
+void conn_send_config(conn_t *c);
 /** CONN_SEND_*: moves download or listing bytes into the send buffer while it has room. */
 void conn_pump(conn_t *c);
 

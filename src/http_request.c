@@ -32,7 +32,7 @@ int conn_feed_head(conn_t *c)
   return rc;
 }
 
-typedef enum conn_route { ROUTE_NONE, ROUTE_FILE, ROUTE_LIST, ROUTE_STATUS } conn_route_t;
+typedef enum conn_route { ROUTE_NONE, ROUTE_FILE, ROUTE_LIST, ROUTE_STATUS, ROUTE_POLICY, ROUTE_CONFIG } conn_route_t;
 
 /* Case-insensitive prefix test against a lower-case literal (URI schemes, RFC 3986 3.1). */
 static bool conn_has_iprefix(const char *t, size_t n, const char *lit)
@@ -86,6 +86,14 @@ static conn_route_t conn_route(conn_t *c, int *status)
   if (strcmp(conn_path, "/_status") == 0) {
     return ROUTE_STATUS;
   }
+  if (strcmp(conn_path, "/_policy") == 0) {
+    return ROUTE_POLICY;
+  }
+#if POSTERN_CONFIG_ROUTE
+  if (strcmp(conn_path, "/_config") == 0) {
+    return ROUTE_CONFIG;
+  }
+#endif
   if (strcmp(conn_path, "/files") == 0 || strcmp(conn_path, "/files/") == 0) {
     return ROUTE_LIST;
   }
@@ -160,6 +168,8 @@ void conn_on_head(conn_t *c, const char *head)
   c->reqline[rl] = '\0';
   c->body_bytes = 0;
   c->head_only = conn_method_is(head, r, "HEAD");
+  c->to_policy = false;
+  c->to_config = false;
 
   hp_meta_t m;
   int st = hp_analyze(r, head, &m);
@@ -206,8 +216,11 @@ void conn_on_head(conn_t *c, const char *head)
                        has_body, has_body ? AFTER_LINGER : AFTER_NEXT, NULL);
     return;
   }
-  bool allowed = route == ROUTE_FILE ? (is_put || is_get || c->head_only || is_delete) : (is_get || c->head_only);
+  bool allowed = route == ROUTE_FILE     ? (is_put || is_get || c->head_only || is_delete)
+                 : route == ROUTE_POLICY || route == ROUTE_CONFIG ? (is_put || is_get || c->head_only)
+                                         : (is_get || c->head_only);
   if (!allowed) {
+    c->to_policy = route == ROUTE_POLICY || route == ROUTE_CONFIG; /* for the Allow header */
     conn_respond_error(c, 405, NULL, "method not allowed here", has_body, has_body ? AFTER_LINGER : AFTER_NEXT,
                        NULL);
     return;
@@ -310,6 +323,24 @@ void conn_on_head(conn_t *c, const char *head)
     break;
   case ROUTE_STATUS:
     conn_send_status(c);
+    break;
+  case ROUTE_POLICY:
+    if (is_put) {
+      c->to_policy = true;
+      c->state = CONN_OPEN; /* collected into the policy's buffer, checked at the commit */
+    } else {
+      conn_send_policy(c, query.p != NULL && query.n == 6 && memcmp(query.p, "source", 6) == 0);
+    }
+    break;
+  case ROUTE_CONFIG:
+#if POSTERN_CONFIG_ROUTE
+    if (is_put) {
+      c->to_policy = c->to_config = true; /* collected like a policy, checked at the commit */
+      c->state = CONN_OPEN;
+    } else {
+      conn_send_config(c);
+    }
+#endif
     break;
   case ROUTE_NONE:
     break;

@@ -100,6 +100,7 @@ static const struct {
   {413, "Content Too Large", "content_too_large"},
   {414, "URI Too Long", "uri_too_long"},
   {417, "Expectation Failed", "expectation_failed"},
+  {422, "Unprocessable Content", "unprocessable_content"},
   {429, "Too Many Requests", "too_many_requests"},
   {431, "Request Header Fields Too Large", "header_too_large"},
   {500, "Internal Server Error", "internal_error"},

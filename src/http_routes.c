@@ -9,7 +9,9 @@
 #include "log.h"
 #include "lwip/stats.h"
 #include "lwip/sys.h"
+#include "policy.h"
 #include "storage.h"
+#include "text.h"
 
 #if !MEM_STATS
 #error "postern reads lwIP's heap use (MEM_STATS) to keep POSTERN_HEAP_RESERVE free"
@@ -151,6 +153,80 @@ void conn_send_status(conn_t *c)
   conn_after(c, c->keep_alive ? AFTER_NEXT : AFTER_LINGER);
 }
 
+/* GET /_policy: what runs (JSON), or with ?source its text, streamed like a download. */
+void conn_send_policy(conn_t *c, bool source)
+{
+  size_t len;
+  const char *name;
+  uint8_t sha[DIGEST_SHA256_LEN];
+  uint32_t gen;
+  if (policy_running(&len, &name, sha, &gen) == NULL) {
+    conn_respond_error(c, 503, NULL, "no policy is running", !c->keep_alive, c->keep_alive ? AFTER_NEXT : AFTER_LINGER,
+                       NULL);
+    return;
+  }
+  if (source) {
+    if (!conn_send_ok(c, 200, "text/x-lua", len, NULL, NULL, 0, len, len > 0)) {
+      return;
+    }
+    c->reader = NULL;
+    c->list_next = 0;
+    c->send_gen = gen;
+    c->send_left = c->head_only ? 0 : len;
+    c->state = CONN_SEND_FILE;
+    conn_pump(c);
+    return;
+  }
+  char hex[2 * DIGEST_SHA256_LEN + 1];
+  text_hex(sha, sizeof sha, hex);
+  char body[2 * DIGEST_SHA256_LEN + 6 * POSTERN_NAME_MAX + 64];
+  size_t name_len = strlen(name);
+  wbuf_t j;
+  wb_init(&j, body, sizeof body);
+  wb_str(&j, "{\"name\":");
+  wb_json_str(&j, name, name_len < POSTERN_NAME_MAX ? name_len : POSTERN_NAME_MAX);
+  wb_str(&j, ",\"bytes\":");
+  wb_u64(&j, len);
+  wb_str(&j, ",\"sha256\":\"");
+  wb_str(&j, hex);
+  wb_str(&j, "\",\"room\":");
+  wb_u64(&j, policy_stage_room());
+  wb_str(&j, "}\n");
+  if (conn_send_ok(c, 200, "application/json", j.len, NULL, body, j.len, j.len, false)) {
+    conn_after(c, c->keep_alive ? AFTER_NEXT : AFTER_LINGER);
+  }
+}
+
+#if POSTERN_CONFIG_ROUTE
+/* GET /_config: the settings, a JSON object of strings, without the secret ones; rendered in conn_io. */
+void conn_send_config(conn_t *c)
+{
+  const char *const *names, *const *values;
+  int n = policy_settings(&names, &values);
+  wbuf_t j;
+  wb_init(&j, (char *)conn_io, sizeof conn_io);
+  wb_str(&j, "{");
+  for (int i = 0, shown = 0; i < n; i++) {
+    if (policy_setting_secret(names[i])) {
+      continue;
+    }
+    wb_str(&j, shown++ > 0 ? "," : "");
+    wb_json_str(&j, names[i], strlen(names[i]));
+    wb_str(&j, ":");
+    wb_json_str(&j, values[i], strlen(values[i]));
+  }
+  wb_str(&j, "}\n");
+  if (j.overflow) {
+    conn_respond_error(c, 500, NULL, "the settings do not fit their buffer", !c->keep_alive,
+                       c->keep_alive ? AFTER_NEXT : AFTER_LINGER, NULL);
+    return;
+  }
+  if (conn_send_ok(c, 200, "application/json", j.len, NULL, (const char *)conn_io, j.len, j.len, false)) {
+    conn_after(c, c->keep_alive ? AFTER_NEXT : AFTER_LINGER);
+  }
+}
+#endif
+
 /* Whether n more bytes of a streamed body may go into lwIP's heap, given the
  * send room the connection has: within its own bound, and only while the
  * reserve stays free for everyone's answers. */
@@ -180,7 +256,19 @@ void conn_pump(conn_t *c)
     if (!conn_heap_room(room, n)) {
       break; /* conn_on_sent or conn_on_poll comes back */
     }
-    if (c->state == CONN_SEND_FILE) {
+    if (c->state == CONN_SEND_FILE && c->reader == NULL) {
+      /* The policy's source: it must not change under the answer. */
+      size_t len;
+      uint32_t gen;
+      const char *src = policy_running(&len, NULL, NULL, &gen);
+      if (src == NULL || gen != c->send_gen || c->list_next + n > len) {
+        log_line("http: the policy changed under its source; closing");
+        conn_close(c);
+        return;
+      }
+      memcpy(conn_io, src + c->list_next, n);
+      c->list_next += (uint32_t)n;
+    } else if (c->state == CONN_SEND_FILE) {
       long got = storage_read(c->reader, conn_io, n);
       if (conn_storage_wait(c, (int)(got < 0 ? got : STORAGE_OK))) {
         break; /* storage_ready() pumps again */

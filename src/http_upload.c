@@ -7,15 +7,28 @@
 #include "ack_now.h"
 #include "digest.h"
 #include "http_response.h"
+#include "log.h"
 #include "lwip/sys.h"
 #include "policy.h"
+#include "policy_store.h"
 #include "storage.h"
 #include "text.h"
 
 /* Opens the upload in storage (its reservation), then says 100 Continue. */
 void conn_open_upload(conn_t *c)
 {
-  int rc = storage_open(c->name, c->chunked ? STORAGE_LEN_UNKNOWN : c->length, &c->upload);
+  if (c->to_policy) {
+    /* A policy goes to the policy's own buffer, one at a time; with Expect, 417 says "not this way". */
+    if (!c->chunked && c->length > policy_stage_room()) {
+      conn_refuse(c, c->expect ? 417 : 413, "larger than the room of GET /_policy");
+      return;
+    }
+    if (!policy_stage_begin(c)) {
+      conn_refuse(c, c->expect ? 417 : 409, "another one is being uploaded");
+      return;
+    }
+  }
+  int rc = c->to_policy ? STORAGE_OK : storage_open(c->name, c->chunked ? STORAGE_LEN_UNKNOWN : c->length, &c->upload);
   if (conn_storage_wait(c, rc)) {
     return; /* the 100 waits for the reservation */
   }
@@ -60,7 +73,9 @@ static int conn_sink(conn_t *c, const uint8_t *data, size_t len)
   if (len == 0) {
     return STORAGE_OK;
   }
-  int rc = storage_write(c->upload, data, len);
+  int rc = !c->to_policy ? storage_write(c->upload, data, len)
+           : policy_stage_write(c, data, len) ? STORAGE_OK
+                                              : STORAGE_ENOSPC;
   if (conn_storage_wait(c, rc)) {
     return rc;
   }
@@ -74,6 +89,7 @@ static int conn_sink(conn_t *c, const uint8_t *data, size_t len)
 /* Aborts the upload after a failure mid-body and answers. */
 void conn_fail_upload(conn_t *c, int status, const char *msg)
 {
+  policy_stage_abort(c);
   storage_abort(c->upload);
   c->upload = NULL;
   conn_refuse(c, status, msg);
@@ -111,7 +127,9 @@ void conn_feed_body(conn_t *c)
     }
     if (rc != STORAGE_OK) {
       conn_fail_upload(c, rc == STORAGE_ENOSPC ? (c->chunked ? 413 : 507) : 500,
-                       rc == STORAGE_ENOSPC ? "storage quota exceeded while streaming" : "storage error");
+                       rc != STORAGE_ENOSPC ? "storage error"
+                       : c->to_policy       ? "larger than the room of GET /_policy"
+                                            : "storage quota exceeded while streaming");
       return;
     }
     if (!c->chunked) {
@@ -135,11 +153,17 @@ static bool conn_check_body(conn_t *c)
   uint8_t sum[DIGEST_SHA256_LEN];
   digest_sha256_finish(&c->sha, sum);
   if (c->want_digest && !digest_equal(sum, c->digest, sizeof sum)) {
+    policy_stage_abort(c);
     storage_abort(c->upload);
     c->upload = NULL;
     conn_respond_error(c, 400, "digest_mismatch", "Content-Digest does not match the body; nothing stored",
                        !c->keep_alive, c->keep_alive ? AFTER_NEXT : AFTER_LINGER, NULL);
     return false;
+  }
+  if (c->to_policy) {
+    memcpy(c->digest, sum, sizeof sum); /* a policy's own checks come at its commit */
+    c->checked = true;
+    return true;
   }
   char hex[2 * DIGEST_SHA256_LEN + 1];
   text_hex(sum, sizeof sum, hex);
@@ -165,6 +189,69 @@ static bool conn_check_body(conn_t *c)
   return true;
 }
 
+/* PUT /_policy, its body all in: the check and the swap, then 200, or 422 and the old policy still runs. */
+static void conn_commit_policy(conn_t *c)
+{
+  size_t peak = 0;
+  if (policy_stage_commit(c, &peak) != 0) {
+    const char *msg = policy_last_error();
+    log_line("policy: replacement refused: %s", msg);
+    conn_respond_error(c, 422, "policy_invalid", msg, !c->keep_alive, c->keep_alive ? AFTER_NEXT : AFTER_LINGER,
+                       NULL);
+    return;
+  }
+  size_t len;
+  const char *src = policy_running(&len, NULL, NULL, NULL);
+  int kept = policy_store_save(src, len);
+  char hex[2 * DIGEST_SHA256_LEN + 1];
+  text_hex(c->digest, sizeof c->digest, hex);
+  log_line("policy: replaced by %u bytes, sha256 %s, %s (Lua arena: %u bytes live, the check's peak %u)",
+           (unsigned)len, hex, kept == POLICY_STORE_KEPT ? "stored" : kept == POLICY_STORE_RAM ? "until reset" : "NOT STORED",
+           (unsigned)policy_memory_live(), (unsigned)peak);
+  char body[2 * DIGEST_SHA256_LEN + 120];
+  wbuf_t j;
+  wb_init(&j, body, sizeof body);
+  wb_str(&j, "{\"name\":\"_policy\",\"bytes\":");
+  wb_u64(&j, len);
+  wb_str(&j, ",\"sha256\":\"");
+  wb_str(&j, hex);
+  wb_str(&j, kept == POLICY_STORE_KEPT ? "\",\"stored\":true,\"lua_check_peak\":" : "\",\"stored\":false,\"lua_check_peak\":");
+  wb_u64(&j, peak);
+  wb_str(&j, "}\n");
+  if (conn_send_ok(c, 200, "application/json", j.len, NULL, body, j.len, c->body_bytes, false)) {
+    conn_after(c, c->keep_alive ? AFTER_NEXT : AFTER_LINGER);
+  }
+}
+
+#if POSTERN_CONFIG_ROUTE
+/* PUT /_config, its body all in: the settings parsed, the policy rebuilt with them, then 200, or 400/422. */
+static void conn_commit_config(conn_t *c)
+{
+  int rc = policy_stage_commit_config(c);
+  if (rc != 0) {
+    const char *msg = policy_last_error();
+    log_line("policy: settings refused: %s", msg);
+    conn_respond_error(c, rc == -1 ? 400 : 422, rc == -1 ? "config_invalid" : "policy_invalid", msg, !c->keep_alive,
+                       c->keep_alive ? AFTER_NEXT : AFTER_LINGER, NULL);
+    return;
+  }
+  const char *const *names, *const *values;
+  int n = policy_settings(&names, &values);
+  int kept = policy_store_save_config(names, values, n);
+  log_line("policy: %d settings replaced, %s", n, kept == POLICY_STORE_KEPT ? "stored for the next boot"
+                                                 : kept == POLICY_STORE_RAM ? "kept until reset" : "NOT STORED");
+  char body[48];
+  wbuf_t j;
+  wb_init(&j, body, sizeof body);
+  wb_str(&j, "{\"settings\":");
+  wb_u64(&j, (uint64_t)n);
+  wb_str(&j, kept == POLICY_STORE_KEPT ? ",\"stored\":true}\n" : ",\"stored\":false}\n");
+  if (conn_send_ok(c, 200, "application/json", j.len, NULL, body, j.len, c->body_bytes, false)) {
+    conn_after(c, c->keep_alive ? AFTER_NEXT : AFTER_LINGER);
+  }
+}
+#endif
+
 /*
  * The body is all in: once there is room for the answer, the digest and the
  * policy's after-body check (once), then the commit, which may be pending,
@@ -176,6 +263,16 @@ void conn_commit(conn_t *c)
     return; /* conn_on_sent comes back once there is room for the answer */
   }
   if (!c->checked && !conn_check_body(c)) {
+    return;
+  }
+#if POSTERN_CONFIG_ROUTE
+  if (c->to_config) {
+    conn_commit_config(c);
+    return;
+  }
+#endif
+  if (c->to_policy) {
+    conn_commit_policy(c);
     return;
   }
   int rc = storage_commit(c->upload, &c->replaced);

@@ -24,6 +24,22 @@ static bool loaded;
 static long budget_used;
 static bool budget_exhausted;
 static bool mem_failed; /* the arena refused memory during this call */
+static char last_error[LOG_TEXT_MAX + 1]; /* the message of the last failed call, as logged */
+
+/* What the running VM was made from, kept to build it again (a replacement, a rollback). */
+static const char *const *set_names, *const *set_values;
+static int set_n;
+static const char *run_name, *run_src;
+static size_t run_len;
+static uint32_t run_gen; /* advanced whenever the running text changes */
+static uint8_t run_sha[DIGEST_SHA256_LEN];
+static size_t hw_carry; /* the arena high water of the VMs a replacement closed */
+
+/* A replacement is collected here, behind the running source when that is a
+ * replacement too (stage_held bytes at the front); one collection at a time. */
+static char stage_buf[POSTERN_POLICY_MAX];
+static size_t stage_held, stage_len;
+static const void *stage_owner;
 
 /* Registry keys (their addresses). */
 static const char ro_meta_key = 0;
@@ -678,14 +694,15 @@ static int run_protected(lua_CFunction f, void *ctx) {
   lua_pushcfunction(L, f);
   lua_pushlightuserdata(L, ctx);
   int st = lua_pcall(L, 1, 0, base + 1);
-  if (st == LUA_ERRMEM || (st != LUA_OK && mem_failed)) {
-    log_line("policy: error: out of memory (arena %lu bytes)", (unsigned long)POSTERN_LUA_ARENA_SIZE);
-  } else if (st != LUA_OK) {
+  if (st != LUA_OK) {
     size_t n = 0;
     const char *m = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
-    char line[LOG_TEXT_MAX + 1];
-    copy_clean(line, sizeof line, m ? m : "unknown error", m ? n : 13);
-    log_line("policy: error: %s", line);
+    copy_clean(last_error, sizeof last_error, m ? m : "unknown error", m ? n : 13);
+    if ((st == LUA_ERRMEM || mem_failed) && strncmp(last_error, "out of memory", 13) != 0) {
+      /* Lua's own message is the bare "not enough memory": name the cap. */
+      snprintf(last_error, sizeof last_error, "out of memory (arena %lu bytes)", (unsigned long)POSTERN_LUA_ARENA_SIZE);
+    }
+    log_line("policy: error: %s", last_error);
   }
   lua_settop(L, base);
   if (st != LUA_OK) {
@@ -812,6 +829,9 @@ int policy_init(const char *const *setting_names, const char *const *setting_val
       return -1;
     }
   }
+  set_names = setting_names;
+  set_values = setting_values;
+  set_n = n_settings;
   lua_arena_init();
   vm = lua_newstate(lua_arena_alloc, NULL);
   if (vm == NULL) {
@@ -871,8 +891,427 @@ int policy_load(const char *chunkname, const char *source, size_t len) {
   }
   lua_gc(vm, LUA_GCCOLLECT); /* the parser's garbage */
   loaded = true;
+  if (source != run_src || len != run_len) {
+    run_gen++; /* another text: a rollback runs the same one again */
+  }
+  run_name = c.chunkname;
+  run_src = source;
+  run_len = len;
+  digest_sha256(source, len, run_sha);
+  stage_held = source == stage_buf ? len : 0;
   return 0;
 }
+
+static int self_test_k(lua_State *L) {
+  if (lua_getglobal(L, "self_test") == LUA_TNIL) {
+    *(bool *)lua_touserdata(L, 1) = false;
+    return 0;
+  }
+  if (!lua_isfunction(L, -1)) {
+    return luaL_error(L, "self_test is not a function");
+  }
+  int fidx = lua_gettop(L);
+  lua_pushvalue(L, -1);
+  lua_call(L, 0, 2);
+  if (lua_type(L, -2) == LUA_TBOOLEAN && !lua_toboolean(L, -2)) {
+    lua_Debug d;
+    lua_pushvalue(L, fidx);
+    lua_getinfo(L, ">S", &d);
+    return luaL_error(L, "%s:%d: self_test failed%s%s", d.short_src, d.linedefined,
+                      lua_isstring(L, -1) ? ": " : "", lua_isstring(L, -1) ? lua_tostring(L, -1) : "");
+  }
+  return 0;
+}
+
+/** Runs the policy's optional self_test() under the budget: 0 when it returned
+ *  anything but false, 1 when there is none, -1 (logged, see policy_last_error). */
+int policy_self_test(void) {
+  bool present = true;
+  if (vm == NULL || !loaded) {
+    snprintf(last_error, sizeof last_error, "%s", "no policy loaded");
+    return -1;
+  }
+  if (run_protected(self_test_k, &present) != LUA_OK) {
+    return -1;
+  }
+  return present ? 0 : 1;
+}
+
+/** The budget the last call spent: VM instructions (counted by POSTERN_LUA_HOOK_STEP) and matcher steps. */
+long policy_instructions_used(void) {
+  return budget_used;
+}
+
+/** The message of the last call that failed, as logged (Lua's, with name:line). */
+const char *policy_last_error(void) {
+  return last_error;
+}
+
+/** The running policy: its source (len bytes), name, SHA-256, and a number that changes with it. */
+const char *policy_running(size_t *len, const char **name, uint8_t sha256[DIGEST_SHA256_LEN], uint32_t *gen) {
+  if (len != NULL) {
+    *len = loaded ? run_len : 0;
+  }
+  if (name != NULL) {
+    *name = loaded ? run_name : "";
+  }
+  if (sha256 != NULL) {
+    memcpy(sha256, run_sha, DIGEST_SHA256_LEN);
+  }
+  if (gen != NULL) {
+    *gen = run_gen;
+  }
+  return loaded ? run_src : NULL;
+}
+
+/* ---- Replacement ------------------------------------------------------------ */
+
+/** Bytes a replacement may have now: the buffer less the running source it holds. */
+size_t policy_stage_room(void) {
+  return sizeof stage_buf - stage_held;
+}
+
+/** Starts collecting a replacement for owner; false while another owner collects one. */
+bool policy_stage_begin(const void *owner) {
+  if (stage_owner != NULL && stage_owner != owner) {
+    return false;
+  }
+  stage_owner = owner;
+  stage_len = 0;
+  return true;
+}
+
+/** Appends n bytes; false (nothing kept) past policy_stage_room() or for another owner. */
+bool policy_stage_write(const void *owner, const void *data, size_t n) {
+  if (owner != stage_owner || n > sizeof stage_buf - stage_held - stage_len) {
+    return false;
+  }
+  memcpy(stage_buf + stage_held + stage_len, data, n);
+  stage_len += n;
+  return true;
+}
+
+/** Drops owner's collection, if it has one. */
+void policy_stage_abort(const void *owner) {
+  if (owner != NULL && owner == stage_owner) {
+    stage_owner = NULL;
+    stage_len = 0;
+  }
+}
+
+/* Builds the VM again from the kept settings and runs `source`, then its
+ * self_test. The old VM is closed first: the arena holds one VM at a time. */
+static int rebuild(const char *name, const char *source, size_t len, bool self_test) {
+  size_t hw = lua_arena_high_water();
+  hw_carry = hw > hw_carry ? hw : hw_carry;
+  if (policy_init(set_names, set_values, set_n) != 0) {
+    return -1;
+  }
+  if (policy_load(name, source, len) != 0 || (self_test && policy_self_test() < 0)) {
+    loaded = false;
+    return -1;
+  }
+  return 0;
+}
+
+/**
+ * Checks owner's collected script and, when it passes, swaps it in: the VM is
+ * rebuilt from it (same arena, sandbox and settings), its on_request must
+ * exist and its optional self_test() pass. On failure the running policy is
+ * rebuilt from its kept source, and -1 comes back with the reason in msg.
+ */
+int policy_stage_commit(const void *owner, size_t *peak) {
+  if (owner != stage_owner) {
+    snprintf(last_error, sizeof last_error, "%s", "no policy is being collected");
+    return -1;
+  }
+  const char *old_name = run_name, *old_src = run_src;
+  size_t old_len = run_len;
+  uint32_t old_gen = run_gen;
+  bool had = loaded;
+  size_t n = stage_len, held = stage_held;
+  stage_owner = NULL;
+  stage_len = 0;
+  int st = rebuild("_policy", stage_buf + held, n, true);
+  if (peak != NULL) {
+    *peak = lua_arena_high_water(); /* the new VM's, from its start through its check */
+  }
+  if (st == 0) {
+    memmove(stage_buf, stage_buf + held, n); /* the old source is not needed any more */
+    run_src = stage_buf;
+    run_gen++;
+    stage_held = n;
+    return 0;
+  }
+  /* Lua names the script first in its own messages, not in a memory error's. */
+  if (strncmp(last_error, "_policy", 7) != 0) {
+    size_t n_err = strlen(last_error);
+    n_err = n_err < sizeof last_error - 10 ? n_err : sizeof last_error - 10;
+    memmove(last_error + 9, last_error, n_err + 1);
+    memcpy(last_error, "_policy: ", 9);
+    last_error[sizeof last_error - 1] = '\0';
+  }
+  run_name = old_name; /* a script that loaded and failed its self_test was the running text for a moment */
+  run_src = old_src;
+  run_len = old_len;
+  run_gen = old_gen;
+  if (!had || rebuild(old_name, old_src, old_len, false) != 0) {
+    log_line("policy: error: %s did not load again; every request fails closed", old_name);
+  } else {
+    stage_held = old_src == stage_buf ? old_len : 0;
+  }
+  return -1;
+}
+
+#if POSTERN_CONFIG_ROUTE
+/* ---- Settings at run time (PUT /_config) --------------------------------------
+ * A JSON object of strings, parsed into one of two static slots: the one in
+ * use stays intact until the new settings have passed the same check as a
+ * replaced policy (the running text rebuilt with them). */
+
+static char cfg_text[2][POSTERN_CONFIG_MAX];
+static const char *cfg_names[2][POSTERN_MAX_SETTINGS], *cfg_values[2][POSTERN_MAX_SETTINGS];
+static int cfg_next; /* the slot the next parse writes */
+
+static size_t json_ws(const char *js, size_t i, size_t len) {
+  while (i < len && (js[i] == ' ' || js[i] == '\t' || js[i] == '\r' || js[i] == '\n')) {
+    i++;
+  }
+  return i;
+}
+
+static int json_hex4(const char *p) {
+  int v = 0;
+  for (int k = 0; k < 4; k++) {
+    char ch = p[k];
+    int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+    if (d < 0) {
+      return -1;
+    }
+    v = v * 16 + d;
+  }
+  return v;
+}
+
+/* Decodes the JSON string at js[*i] (its opening quote) into out[*o..cap), NUL-terminated; false when malformed or too long. */
+static bool json_string(const char *js, size_t len, size_t *i, char *out, size_t *o, size_t cap) {
+  size_t k = *i + 1, w = *o;
+  while (k < len && js[k] != '"') {
+    unsigned char ch = (unsigned char)js[k];
+    unsigned long cp = ch;
+    int n = 1;
+    if (ch < 0x20) {
+      return false;
+    }
+    if (ch == '\\') {
+      if (k + 1 >= len) {
+        return false;
+      }
+      const char *esc = strchr("\"\\/bfnrt", js[k + 1]);
+      if (esc != NULL && js[k + 1] != '\0') {
+        cp = (unsigned long)"\"\\/\b\f\n\r\t"[esc - "\"\\/bfnrt"];
+        k += 2;
+      } else if (js[k + 1] == 'u' && k + 6 <= len && json_hex4(js + k + 2) > 0) {
+        cp = (unsigned long)json_hex4(js + k + 2);
+        k += 6;
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+          int lo = k + 6 <= len && js[k] == '\\' && js[k + 1] == 'u' ? json_hex4(js + k + 2) : -1;
+          if (lo < 0xDC00 || lo > 0xDFFF) {
+            return false;
+          }
+          cp = 0x10000 + ((cp - 0xD800) << 10) + ((unsigned long)lo - 0xDC00);
+          k += 6;
+        } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+          return false;
+        }
+      } else {
+        return false;
+      }
+      n = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+    } else {
+      k++;
+    }
+    if (w + (size_t)n + 1 > cap) {
+      return false;
+    }
+    if (n == 1) {
+      out[w++] = (char)cp;
+    } else {
+      static const unsigned char lead[] = {0, 0, 0xC0, 0xE0, 0xF0};
+      for (int b = n - 1; b > 0; b--) {
+        out[w + (size_t)b] = (char)(0x80 | (cp & 0x3F));
+        cp >>= 6;
+      }
+      out[w] = (char)(lead[n] | cp);
+      w += (size_t)n;
+    }
+  }
+  if (k >= len) {
+    return false;
+  }
+  out[w++] = '\0';
+  *i = k + 1;
+  *o = w;
+  return true;
+}
+
+/* A setting name as --set takes it: 1 to 32 letters, digits and '_', not starting with a digit. */
+static bool setting_name_ok(const char *s) {
+  size_t n = strlen(s);
+  if (n == 0 || n > 32 || (s[0] >= '0' && s[0] <= '9')) {
+    return false;
+  }
+  for (size_t i = 0; i < n; i++) {
+    char ch = s[i];
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_')) {
+      return false;
+    }
+  }
+  return true;
+}
+
+/** Parses a JSON object of strings (the settings, as PUT /_config and the store give them) into a
+ *  static slot; its count, with *names and *values valid until the parse after next, or -1 with msg. */
+int policy_config_parse(const char *js, size_t len, const char *const **names, const char *const **values,
+                        char *msg, size_t cap) {
+  int slot = cfg_next, n = 0;
+  char *text = cfg_text[slot];
+  size_t i = json_ws(js, 0, len), o = 0;
+  const char *why = NULL;
+  if (i >= len || js[i] != '{') {
+    why = "the settings must be a JSON object of strings";
+  } else {
+    i = json_ws(js, i + 1, len);
+    bool first = true;
+    while (why == NULL && !(i < len && js[i] == '}' && first)) {
+      size_t name_at = o, value_at = 0;
+      if (n == POSTERN_MAX_SETTINGS) {
+        why = "too many settings (POSTERN_MAX_SETTINGS)";
+      } else if (i >= len || js[i] != '"' || !json_string(js, len, &i, text, &o, sizeof cfg_text[slot])) {
+        why = "a setting's name is not a JSON string, or the settings are too long (POSTERN_CONFIG_MAX)";
+      } else if (!setting_name_ok(text + name_at)) {
+        why = "setting names are 1 to 32 letters, digits and '_', not starting with a digit";
+      } else if ((i = json_ws(js, i, len)) >= len || js[i] != ':') {
+        why = "':' expected after a setting's name";
+      } else if ((i = json_ws(js, i + 1, len)) >= len || js[i] != '"' || (value_at = o) != o ||
+                 !json_string(js, len, &i, text, &o, sizeof cfg_text[slot]) ||
+                 strlen(text + value_at) != o - value_at - 1) {
+        why = "a setting's value is not a JSON string (without NUL), or the settings are too long (POSTERN_CONFIG_MAX)";
+      } else {
+        for (int k = 0; k < n && why == NULL; k++) {
+          if (strcmp(cfg_names[slot][k], text + name_at) == 0) {
+            why = "a setting appears twice";
+          }
+        }
+        cfg_names[slot][n] = text + name_at;
+        cfg_values[slot][n] = text + value_at;
+        n++;
+        i = json_ws(js, i, len);
+        if (why == NULL && i < len && js[i] == ',') {
+          i = json_ws(js, i + 1, len);
+          first = false;
+          continue;
+        }
+        if (why == NULL && (i >= len || js[i] != '}')) {
+          why = "',' or '}' expected after a setting";
+        }
+        break;
+      }
+    }
+    if (why == NULL && json_ws(js, i + 1, len) != len) {
+      why = "bytes after the settings object";
+    }
+  }
+  if (why != NULL) {
+    snprintf(msg, cap, "%s", why);
+    return -1;
+  }
+  cfg_next = 1 - slot;
+  *names = cfg_names[slot];
+  *values = cfg_values[slot];
+  return n;
+}
+
+/** Checks owner's collected settings (a JSON object of strings) and swaps them in: the running
+ *  policy is rebuilt with them and must load and pass its self_test. 0; -1 (malformed, msg) with
+ *  nothing changed; -2 (the policy refused them, msg) with the previous settings back. */
+int policy_stage_commit_config(const void *owner) {
+  const char *const *names, *const *values;
+  if (owner != stage_owner) {
+    snprintf(last_error, sizeof last_error, "%s", "no settings are being collected");
+    return -1;
+  }
+  size_t n = stage_len;
+  stage_owner = NULL;
+  stage_len = 0;
+  int count = policy_config_parse(stage_buf + stage_held, n, &names, &values, last_error, sizeof last_error);
+  if (count < 0) {
+    return -1;
+  }
+  const char *const *old_names = set_names, *const *old_values = set_values;
+  int old_n = set_n;
+  uint32_t old_gen = run_gen;
+  set_names = names;
+  set_values = values;
+  set_n = count;
+  if (rebuild(run_name, run_src, run_len, true) == 0) {
+    return 0;
+  }
+  set_names = old_names;
+  set_values = old_values;
+  set_n = old_n;
+  cfg_next = 1 - cfg_next; /* the slot in use stays the old one's */
+  if (rebuild(run_name, run_src, run_len, false) != 0) {
+    log_line("policy: error: the policy did not load again with the previous settings; every request fails closed");
+  }
+  run_gen = old_gen;
+  return -2;
+}
+
+/** The settings the policy runs with (config.NAME); the count. */
+int policy_settings(const char *const **names, const char *const **values) {
+  *names = set_names;
+  *values = set_values;
+  return set_n;
+}
+
+typedef struct secret_ctx {
+  const char *name;
+  bool secret;
+} secret_ctx_t;
+
+static int secret_k(lua_State *L) {
+  secret_ctx_t *c = (secret_ctx_t *)lua_touserdata(L, 1);
+  lua_pushglobaltable(L);
+  lua_pushliteral(L, "secret_settings");
+  if (lua_rawget(L, -2) != LUA_TTABLE) {
+    c->secret = strcmp(c->name, "token") == 0;
+    return 0;
+  }
+  for (lua_Integer i = 1; lua_rawgeti(L, -1, i) == LUA_TSTRING; i++) {
+    if (strcmp(lua_tostring(L, -1), c->name) == 0) {
+      c->secret = true;
+      return 0;
+    }
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+/** True when GET /_config must not show the setting: the policy's global list secret_settings names
+ *  it, or, without such a list, it is "token". Fails closed (true). */
+bool policy_setting_secret(const char *name) {
+  secret_ctx_t c = {name, true};
+  if (vm == NULL || !loaded) {
+    return true;
+  }
+  c.secret = false;
+  if (run_protected(secret_k, &c) != LUA_OK) {
+    return true;
+  }
+  return c.secret;
+}
+#endif /* POSTERN_CONFIG_ROUTE */
 
 /* ---- Calls ----------------------------------------------------------------- */
 
@@ -1072,7 +1511,8 @@ size_t policy_memory_live(void) {
 
 /** Most bytes the VM has held since policy_init. */
 size_t policy_memory_high_water(void) {
-  return lua_arena_high_water();
+  size_t hw = lua_arena_high_water();
+  return hw > hw_carry ? hw : hw_carry;
 }
 
 /** Closes the VM and returns every arena byte. */

@@ -47,19 +47,44 @@ static int postern_start_tls(const postern_config_t *cfg)
 }
 #endif /* POSTERN_TLS */
 
-int postern_start(const postern_config_t *cfg)
+/* The first stored policy that loads, else the built-in one: a bad update never bricks the device. */
+static int postern_load_policy(const postern_config_t *cfg)
 {
+  for (int i = 0; i < cfg->n_stored; i++) {
+    const postern_policy_t *p = &cfg->stored[i];
+    if (policy_init(cfg->setting_names, cfg->setting_values, cfg->n_settings) != 0) {
+      log_line("postern: cannot create the Lua VM");
+      return -1;
+    }
+    if (policy_load(p->name, p->source, p->len) == 0) {
+      log_line("postern: running the stored policy %s (Lua arena %u bytes in use)", p->name,
+               (unsigned)policy_memory_in_use());
+      return 0;
+    }
+    log_line("postern: the stored policy %s did not load; falling back", p->name);
+    if (cfg->stored_failed != NULL) {
+      cfg->stored_failed(i);
+    }
+  }
   if (policy_init(cfg->setting_names, cfg->setting_values, cfg->n_settings) != 0) {
     log_line("postern: cannot create the Lua VM");
     return -1;
   }
   if (policy_load(cfg->policy_name, cfg->policy, cfg->policy_len) != 0) {
     log_line("postern: policy %s did not load; not starting", cfg->policy_name);
+    return -1;
+  }
+  log_line("postern: running the built-in policy %s (Lua arena %u bytes in use)", cfg->policy_name,
+           (unsigned)policy_memory_in_use());
+  return 0;
+}
+
+int postern_start(const postern_config_t *cfg)
+{
+  if (postern_load_policy(cfg) != 0) {
     postern_stop();
     return -1;
   }
-  log_line("postern: policy %s loaded (Lua arena %u bytes in use)", cfg->policy_name,
-           (unsigned)policy_memory_in_use());
   if (cfg->selftest && selftest_start(cfg->selftest_idle_s) != ERR_OK) {
     log_line("postern: cannot start the self-test services");
     postern_stop();

@@ -14,6 +14,8 @@
  *   - storage.h: the storage backend, with its time contract (every call may
  *     answer STORAGE_PENDING; storage_poll() resumes them);
  *   - platform.h: console, wall clock, random numbers and TLS entropy;
+ *   - policy_store.h: where a policy (PUT /_policy) and settings (PUT
+ *     /_config) accepted at run time are kept for the next boot, or not;
  *   - lwIP's own sys_now() and, with an RTOS, its sys_arch.
  *
  * postern's compile-time options live in postern_opts.h (a board overrides
@@ -42,11 +44,24 @@ typedef struct postern_tls {
   bool client_cert_required; /* with client_ca: refuse the handshake without a trusted certificate */
 } postern_tls_t;
 
+/** A policy script: Lua 5.4 source (text) and the name its error messages cite. */
+typedef struct postern_policy {
+  const char *name;
+  const char *source;
+  size_t len;
+} postern_policy_t;
+
 typedef struct postern_config {
-  /* The policy: Lua 5.4 source (text) and the name its error messages cite. */
+  /* The built-in policy (the image's, or the --policy file). */
   const char *policy_name;
   const char *policy;
   size_t policy_len;
+  /* Policies stored by PUT /_policy, the newest first, tried before the
+   * built-in one: the first that loads runs. One that does not is handed to
+   * stored_failed(index) (the board sets it aside) and the next is tried. */
+  const postern_policy_t *stored;
+  int n_stored;
+  void (*stored_failed)(int index);
   /* Settings the policy reads as config.NAME. */
   const char *const *setting_names;
   const char *const *setting_values;
@@ -62,7 +77,8 @@ typedef struct postern_config {
 } postern_config_t;
 
 /**
- * Creates the policy VM and runs the policy, starts TLS and opens the
+ * Creates the policy VM and runs the first stored policy that loads, else
+ * the built-in one (the console says which), starts TLS and opens the
  * listeners. Returns 0, or -1 with the reason on the console; after a
  * failure nothing listens (call postern_stop() before trying again).
  */

@@ -292,6 +292,26 @@
 #define POSTERN_MAX_SETTINGS 16
 #endif
 
+/** Bytes of the buffer a policy sent with PUT /_policy is collected in; it
+ *  keeps the running policy too when that came the same way, so a
+ *  replacement may have POSTERN_POLICY_MAX less the running one's size (413
+ *  beyond). */
+#ifndef POSTERN_POLICY_MAX
+#define POSTERN_POLICY_MAX (64u * 1024u)
+#endif
+
+/** 1: GET and PUT /_config read and replace the settings at run time; 0
+ *  leaves the route (404) and its JSON parser out, about 2.8 KiB of flash. */
+#ifndef POSTERN_CONFIG_ROUTE
+#define POSTERN_CONFIG_ROUTE 1
+#endif
+
+/** Bytes of the settings PUT /_config sets, names and values decoded, a NUL
+ *  after each; two such slots are kept (the running settings and the next). */
+#ifndef POSTERN_CONFIG_MAX
+#define POSTERN_CONFIG_MAX 2048
+#endif
+
 /** Longest policy message copied into a response or log line. */
 #ifndef POSTERN_MESSAGE_MAX
 #define POSTERN_MESSAGE_MAX 160

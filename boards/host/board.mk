@@ -12,3 +12,7 @@ BOARD_RUN_DEPS := $(if $(filter 1,$(TLS)),certs)
 BOARD_RUN = $(OUT)/postern --storage $(OUT)/storage $(if $(filter 1,$(TLS)),--cert $(CERTS_DIR)/server.crt \
   --key $(CERTS_DIR)/server.key) $(ARGS)
 BOARD_LINK = $(CC) -Wl,--gc-sections -o $@ $^ $(BOARD_LDLIBS)
+
+# postern-policy, the offline policy tester: its rules need the source lists, so the Makefile reads them later.
+BOARD_EXTRA_TARGETS := $(OUT)/postern-policy
+BOARD_LATE_MK := boards/host/tool/tool.mk

@@ -11,6 +11,8 @@
 #include "lwip/netif.h"
 #include "lwip/timeouts.h"
 #include "options.h"
+#include "policy.h"
+#include "policy_store_host.h"
 #include "postern.h"
 #include "slirp_netif.h"
 #include "storage_host.h"
@@ -93,6 +95,60 @@ static int main_read_tls(const host_options_t *opt, postern_tls_t *t)
 }
 #endif /* POSTERN_TLS */
 
+/* The settings accepted last by PUT /_config replace the --set ones. */
+static void main_stored_settings(const host_options_t *opt, postern_config_t *cfg)
+{
+  static char config[4 * POSTERN_CONFIG_MAX];
+  long len = policy_store_host_read(POLICY_STORE_HOST_CONFIG, config, sizeof config);
+  if (len < 0) {
+    return;
+  }
+  const char *const *names, *const *values;
+  char why[160];
+  int count = policy_config_parse(config, (size_t)len, &names, &values, why, sizeof why);
+  if (count < 0) {
+    log_line("postern: the stored %s/%s is not valid (%s); the --set settings run", opt->storage,
+             POLICY_STORE_HOST_CONFIG, why);
+    return;
+  }
+  cfg->setting_names = names;
+  cfg->setting_values = values;
+  cfg->n_settings = count;
+  log_line("postern: %d settings from the stored %s/%s (not --set)", count, opt->storage, POLICY_STORE_HOST_CONFIG);
+}
+
+static char main_stored_name[2][512];
+static char main_stored_source[2][POSTERN_POLICY_MAX];
+static const char *const main_kept[2] = {POLICY_STORE_HOST_CURRENT, POLICY_STORE_HOST_PREVIOUS};
+static int main_stored_which[2];
+
+/* A stored policy that did not load is set aside: it never becomes a fallback. */
+static void main_stored_failed(int index)
+{
+  policy_store_host_set_aside(main_kept[main_stored_which[index]]);
+  log_line("postern: %s moved aside as .policy.bad.lua", main_stored_name[index]);
+}
+
+/* The policy accepted last by PUT /_policy, then the one before it: postern_start() tries them before --policy. */
+static void main_stored_policies(const host_options_t *opt, postern_config_t *cfg)
+{
+  static postern_policy_t stored[2];
+  int n = 0;
+  for (int i = 0; i < 2; i++) {
+    long len = policy_store_host_read(main_kept[i], main_stored_source[n], sizeof main_stored_source[n]);
+    if (len < 0) {
+      continue;
+    }
+    snprintf(main_stored_name[n], sizeof main_stored_name[n], "%s/%s", opt->storage, main_kept[i]);
+    stored[n] = (postern_policy_t){main_stored_name[n], main_stored_source[n], (size_t)len};
+    main_stored_which[n] = i;
+    n++;
+  }
+  cfg->stored = stored;
+  cfg->n_stored = n;
+  cfg->stored_failed = main_stored_failed;
+}
+
 int main(int argc, char **argv)
 {
   host_options_t opt;
@@ -129,6 +185,9 @@ int main(int argc, char **argv)
   }
 #endif
   storage_host_timing(opt.storage_latency_ms, NULL);
+  policy_store_host_init(opt.storage);
+  main_stored_settings(&opt, &cfg);
+  main_stored_policies(&opt, &cfg);
   if (storage_host_init(opt.storage, opt.capacity) != 0) {
     return 1;
   }

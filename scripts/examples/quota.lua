@@ -5,7 +5,8 @@
 --   fw-<x>.bin     firmware images, at most 1 MiB each
 --   anything else  refused (403, or 417 when the client sent Expect)
 --
--- GET /_status is open; every other request needs the token. A chunked upload
+-- GET /_status is open; every other request needs the token (/_policy
+-- included, which it may read and replace). A chunked upload
 -- has no length at header time, so on_stored checks the real size before the
 -- commit.
 
@@ -54,6 +55,9 @@ function on_request(req)
   end
   if not auth.equal(presented, token) then
     return refuse(req, 403, "invalid token")
+  end
+  if req.path == "/_policy" then -- the token may read and replace the policy
+    return true
   end
   if req.name == nil then -- the listing
     return req.method == "GET" or req.method == "HEAD" or refuse(req, 405, "not here")

@@ -73,6 +73,7 @@
 #include "lwip/sys.h"
 #include "platform.h"
 #include "policy.h"
+#include "policy_store.h"
 #include "postern_opts.h"
 #include "storage.h"
 
@@ -181,6 +182,22 @@ bool platform_unix_time(uint64_t *seconds)
 {
   *seconds = 1767225600u; /* 2026-01-01 */
   return true;
+}
+
+/* PUT /_policy keeps nothing across runs here. */
+int policy_store_save(const char *source, size_t len)
+{
+  (void)source;
+  (void)len;
+  return POLICY_STORE_RAM;
+}
+
+int policy_store_save_config(const char *const *names, const char *const *values, int n)
+{
+  (void)names;
+  (void)values;
+  (void)n;
+  return POLICY_STORE_RAM;
 }
 
 uint32_t platform_random(void)
@@ -615,6 +632,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
   fa_reset();
   fs_reset(caps[cfg & 3]);
+  if (policy_running(NULL, NULL, NULL, NULL) != fuzz_policy) {
+    /* An input replaced it (PUT /_policy): every input starts with the fixed one. */
+    FUZZ_CHECK(policy_init(NULL, NULL, 0) == 0, "policy_init");
+    FUZZ_CHECK(policy_load("fuzz_policy", fuzz_policy, sizeof fuzz_policy - 1) == 0, "policy_load");
+  }
   if (cfg & 4) {
     fs_add("big", pattern, sizeof pattern);
     fs_add("a", (const uint8_t *)"hello", 5);

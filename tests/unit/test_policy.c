@@ -982,6 +982,170 @@ static void test_figures(void) {
   policy_shutdown();
 }
 
+
+/* ---- Replacement (PUT /_policy) -------------------------------------------- */
+
+static const char repl_old[] = "function on_request(req) if req.path == '/old' then return 451 end return true end\n";
+
+/* Collects src for owner and commits it; returns policy_stage_commit's result, msg gets the reason. */
+static int replace_with(const void *owner, const char *src, char *msg, size_t cap) {
+  if (!policy_stage_begin(owner) || !policy_stage_write(owner, src, strlen(src))) {
+    return -2;
+  }
+  size_t peak = 0;
+  int rc = policy_stage_commit(owner, &peak);
+  snprintf(msg, cap, "%s", policy_last_error());
+  CHECK(peak > 0 && peak <= POSTERN_LUA_ARENA_SIZE);
+  return rc;
+}
+
+static void test_replacement(void) {
+  static const char names0[] = "token";
+  const char *names[1] = {names0}, *values[1] = {"s3cret"};
+  int a, b;
+  char msg[POSTERN_MESSAGE_MAX];
+  CHECK_EQ(policy_init(names, values, 1), 0);
+  CHECK_EQ(policy_load("old.lua", repl_old, strlen(repl_old)), 0);
+  CHECK_EQ(get("/old").status, 451);
+  size_t room = policy_stage_room();
+  CHECK_EQ(room, POSTERN_POLICY_MAX);
+
+  /* One collection at a time; past the room nothing is kept. */
+  CHECK(policy_stage_begin(&a));
+  CHECK(!policy_stage_begin(&b));
+  CHECK(!policy_stage_write(&b, "x", 1));
+  CHECK(policy_stage_commit(&b, NULL) == -1);
+  static char big[POSTERN_POLICY_MAX + 1];
+  memset(big, '-', sizeof big);
+  CHECK(!policy_stage_write(&a, big, sizeof big));
+  policy_stage_abort(&b); /* not its collection */
+  CHECK(!policy_stage_begin(&b));
+  policy_stage_abort(&a);
+  CHECK(policy_stage_begin(&b));
+  policy_stage_abort(&b);
+
+  /* Refusals change nothing, and say why with name:line. */
+  struct {
+    const char *src, *words;
+  } bad[] = {
+    {"function on_request(req) return true end\nlocal x = = 1\n", "_policy:2:"},
+    {"function on_requests(req) return true end\n", "on_request"},
+    {"function on_request(req) return true end\nfunction self_test()\n  error('boom')\nend\n", "_policy:3: boom"},
+    {"function on_request(req) return true end\nfunction self_test() return false, 'why' end\n",
+     "self_test failed: why"},
+    {"function on_request(req) return true end\nfunction self_test() while true do end end\n", "budget exhausted"},
+    {"local t = {} for i = 1, 1e7 do t[i] = i .. 'x' end function on_request() return true end\n",
+     "out of memory"},
+  };
+  uint8_t sha0[32], sha1[32];
+  uint32_t gen0, gen1;
+  policy_running(NULL, NULL, sha0, &gen0);
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    log_clear();
+    CHECK_EQ(replace_with(&a, bad[i].src, msg, sizeof msg), -1);
+    if (strstr(msg, bad[i].words) == NULL) {
+      fprintf(stderr, "case %zu: '%s' lacks '%s'\n", i, msg, bad[i].words);
+      CHECK(0);
+    }
+    CHECK_EQ(get("/old").status, 451);
+    const char *name;
+    CHECK(policy_running(NULL, &name, sha1, &gen1) == repl_old);
+    CHECK_STR(name, "old.lua");
+    CHECK(memcmp(sha0, sha1, 32) == 0 && gen1 == gen0); /* rebuilt from the same text */
+  }
+
+  /* A good one takes over; its settings are the same; it keeps its source in the buffer. */
+  static const char next[] =
+    "local t = config.token\nfunction on_request(req) if req.path == '/new' then return 452, t end return true end\n"
+    "function self_test() return on_request({path = '/new'}) == 452 end\n";
+  CHECK_EQ(replace_with(&a, next, msg, sizeof msg), 0);
+  CHECK_EQ(get("/old").status, 100);
+  policy_decision_t d = get("/new");
+  CHECK_EQ(d.status, 452);
+  CHECK_STR(d.message, "s3cret");
+  size_t len;
+  CHECK(memcmp(policy_running(&len, NULL, NULL, NULL), next, sizeof next - 1) == 0 && len == sizeof next - 1);
+  CHECK_EQ(policy_stage_room(), POSTERN_POLICY_MAX - (sizeof next - 1));
+  CHECK_EQ(policy_self_test(), 0);
+
+  /* A failure now goes back to the replacement, kept at the front of the buffer. */
+  CHECK_EQ(replace_with(&b, bad[0].src, msg, sizeof msg), -1);
+  CHECK_EQ(get("/new").status, 452);
+  /* And a second replacement moves to the front. */
+  CHECK_EQ(replace_with(&b, repl_old, msg, sizeof msg), 0);
+  CHECK_EQ(get("/old").status, 451);
+  CHECK_EQ(policy_stage_room(), POSTERN_POLICY_MAX - strlen(repl_old));
+  CHECK_EQ(policy_self_test(), 1); /* none */
+  policy_shutdown();
+}
+
+
+/* ---- Settings at run time (PUT /_config) ------------------------------------ */
+
+static void test_config(void) {
+  const char *const *names, *const *values;
+  char msg[POSTERN_MESSAGE_MAX];
+  static const char ok[] = " { \"token\" : \"a\\\"b\\\\c\\u00e9\\ud83d\\ude00\" , \"x_1\":\"\" }\n";
+  CHECK_EQ(policy_config_parse(ok, strlen(ok), &names, &values, msg, sizeof msg), 2);
+  CHECK_STR(names[0], "token");
+  CHECK_STR(values[0], "a\"b\\c\xc3\xa9\xf0\x9f\x98\x80");
+  CHECK_STR(names[1], "x_1");
+  CHECK_STR(values[1], "");
+  CHECK_EQ(policy_config_parse("{}", 2, &names, &values, msg, sizeof msg), 0);
+  static const char *const bad[] = {
+    "", "[]", "{", "{\"a\"}", "{\"a\":1}", "{\"a\":\"b\",}", "{\"a\":\"b\"} x", "{\"1a\":\"b\"}", "{\"a b\":\"c\"}",
+    "{\"a\":\"b\",\"a\":\"c\"}", "{\"a\":\"\\u0000\"}", "{\"a\":\"\\ud800\"}", "{\"a\":\"\\x\"}", "{\"a\":\"b\n\"}",
+    "{\"a\":\"b", "{\"a\":\"b\"", "{\"a\":\"b\" \"c\":\"d\"}",
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    if (policy_config_parse(bad[i], strlen(bad[i]), &names, &values, msg, sizeof msg) != -1) {
+      fprintf(stderr, "config %zu accepted: %s\n", i, bad[i]);
+      CHECK(0);
+    }
+  }
+  /* Too many, and too long. */
+  static char many[4096];
+  size_t n = 0;
+  n += (size_t)snprintf(many + n, sizeof many - n, "{");
+  for (int i = 0; i <= POSTERN_MAX_SETTINGS; i++) {
+    n += (size_t)snprintf(many + n, sizeof many - n, "%s\"k%d\":\"v\"", i ? "," : "", i);
+  }
+  n += (size_t)snprintf(many + n, sizeof many - n, "}");
+  CHECK_EQ(policy_config_parse(many, n, &names, &values, msg, sizeof msg), -1);
+  static char longv[POSTERN_CONFIG_MAX + 32];
+  memset(longv, 'x', sizeof longv);
+  memcpy(longv, "{\"a\":\"", 6);
+  memcpy(longv + sizeof longv - 2, "\"}", 2);
+  CHECK_EQ(policy_config_parse(longv, sizeof longv, &names, &values, msg, sizeof msg), -1);
+
+  /* A swap: the policy sees the new settings; a refusal keeps the old ones. */
+  static const char pol[] = "local t = config.token\n"
+                            "function on_request(req) return 451, t end\n"
+                            "function self_test() return t ~= 'bad', 'no' end\n";
+  static const char *const n0[] = {"token"}, *const v0[] = {"first"};
+  CHECK_EQ(policy_init(n0, v0, 1), 0);
+  CHECK_EQ(policy_load("cfg.lua", pol, strlen(pol)), 0);
+  CHECK_STR(get("/").message, "first");
+  int a;
+  static const char next[] = "{\"token\":\"second\",\"other\":\"o\"}";
+  CHECK(policy_stage_begin(&a) && policy_stage_write(&a, next, strlen(next)));
+  CHECK_EQ(policy_stage_commit_config(&a), 0);
+  CHECK_STR(get("/").message, "second");
+  CHECK_EQ(policy_settings(&names, &values), 2);
+  CHECK(policy_setting_secret("token") && !policy_setting_secret("other"));
+  static const char refused[] = "{\"token\":\"bad\"}";
+  CHECK(policy_stage_begin(&a) && policy_stage_write(&a, refused, strlen(refused)));
+  CHECK_EQ(policy_stage_commit_config(&a), -2);
+  CHECK(strstr(policy_last_error(), "self_test failed: no") != NULL);
+  CHECK_STR(get("/").message, "second");
+  CHECK(policy_stage_begin(&a) && policy_stage_write(&a, "{", 1));
+  CHECK_EQ(policy_stage_commit_config(&a), -1);
+  CHECK_STR(get("/").message, "second");
+  CHECK_EQ(policy_settings(&names, &values), 2);
+  CHECK_STR(values[0], "second");
+  policy_shutdown();
+}
+
 int main(void) {
   RUN(test_arena);
   RUN(test_default_with_token);
@@ -997,5 +1161,7 @@ int main(void) {
   RUN(test_sandbox);
   RUN(test_fault_injection);
   RUN(test_figures);
+  RUN(test_replacement);
+  RUN(test_config);
   return UNIT_END();
 }
