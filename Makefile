@@ -67,8 +67,8 @@ MBEDTLS_TLS_SRCS := $(addprefix library/,platform.c entropy.c ctr_drbg.c aes.c g
                   psa_crypto_slot_management.c psa_util.c ssl_ciphersuites.c ssl_msg.c ssl_tls.c \
                   ssl_tls12_server.c ssl_tls13_generic.c ssl_tls13_keys.c ssl_tls13_server.c)
 MBEDTLS_SRCS := $(MBEDTLS_HASH_SRCS) $(if $(filter 1,$(TLS)),$(MBEDTLS_TLS_SRCS))
-LUA_SRCS := $(addprefix src/,lapi.c lcode.c lctype.c ldebug.c ldo.c ldump.c lfunc.c lgc.c llex.c lmem.c \
-              lobject.c lopcodes.c lparser.c lstate.c lstring.c ltable.c ltm.c lundump.c lvm.c lzio.c \
+LUA_SRCS := $(addprefix src/,lapi.c lcode.c lctype.c ldebug.c ldo.c lfunc.c lgc.c llex.c lmem.c \
+              lobject.c lopcodes.c lparser.c lstate.c lstring.c ltable.c ltm.c lvm.c lzio.c \
               lauxlib.c lbaselib.c lstrlib.c ltablib.c lmathlib.c lutf8lib.c)
 CORE_SRCS := $(wildcard src/*.c)
 PORT_SRCS := $(filter-out $(if $(filter 1,$(TLS)),,port/tls.c port/tls_keyupdate.c),$(wildcard port/*.c))

@@ -10,7 +10,7 @@ SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fr
 # mbedTLS); the TLS layer is exercised end to end by tests/e2e/test_tls.py.
 TEST_CFLAGS := -std=c11 -g -O1 -MMD -MP $(SAN_FLAGS) $(INCLUDES) -Itests/unit $(DEFINES_BASE) -DPOSTERN_TLS=0 -DPOSTERN_IPV6=$(IPV6) -D_GNU_SOURCE
 LWIP_ALL := $(addprefix $(LWIP_DIR)/,$(LWIP_SRCS))
-LUA_ALL := $(addprefix $(LUA_DIR)/,$(LUA_SRCS))
+LUA_ALL := $(addprefix $(LUA_DIR)/,$(LUA_SRCS)) port/lua_nodump.c
 MBEDTLS_ALL := $(addprefix $(MBEDTLS_DIR)/,$(MBEDTLS_HASH_SRCS))
 
 UNIT_frameq := port/frameq.c

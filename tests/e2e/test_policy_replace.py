@@ -193,7 +193,8 @@ def test_a_corrupted_stored_policy_falls_back_to_the_previous_then_the_built_in(
     with open(os.path.join(storage, ".policy.lua"), "wb") as f:
         f.write(b"function on_request(req\n")  # cut short
     dev = launch({"token": TOKEN}, storage=storage)
-    dev.wait_for_log("did not load; moved aside as .policy.bad.lua")
+    dev.wait_for_log("postern: the stored policy %s/.policy.lua did not load; falling back" % storage)
+    dev.wait_for_log("postern: %s/.policy.lua moved aside as .policy.bad.lua" % storage)
     dev.wait_for_log("postern: running the stored policy %s/.policy.prev.lua" % storage)
     assert running(dev)["sha256"] == hashlib.sha256(NEW_POLICY).hexdigest()
     assert open(os.path.join(storage, ".policy.bad.lua"), "rb").read() == b"function on_request(req\n"
