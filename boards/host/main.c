@@ -12,6 +12,8 @@
 #include "lwip/timeouts.h"
 #include "options.h"
 #include "policy.h"
+#include "postern.h"
+#include "rtos_host.h"
 #include "selftest.h"
 #include "slirp_netif.h"
 #include "storage_host.h"
@@ -115,6 +117,67 @@ static int main_start_tls(const host_options_t *opt)
 }
 #endif /* POSTERN_TLS */
 
+/* The policy, the device's netif and postern's services, in lwIP's context (NO_SYS 0: tcpip_thread); 0 or -1. */
+static int main_start(void *arg)
+{
+  const host_options_t *opt = arg;
+  if (main_load_policy(opt) != 0) {
+    return -1;
+  }
+  static struct netif netif;
+  const slirp_forward_t fwds[] = {
+    {opt->http_port, 80, "http"},
+    {opt->https_port, 443, "https"},
+    {opt->echo_port, 7, "echo"},
+    {opt->discard_port, 9, "discard"},
+  };
+  if (slirp_netif_start(&netif, fwds, (int)(sizeof fwds / sizeof fwds[0])) != 0) {
+    return -1;
+  }
+  if (selftest_start(opt->selftest_idle_s) != ERR_OK) {
+    log_line("postern: cannot start the self-test services");
+    return -1;
+  }
+  if (http_listen(NULL, 80) != ERR_OK) {
+    log_line("postern: cannot listen on device port 80");
+    return -1;
+  }
+  bool https = false;
+#if POSTERN_TLS
+  if (opt->cert != NULL) {
+    if (main_start_tls(opt) != 0) {
+      return -1;
+    }
+    https = true;
+  }
+#else
+  if (opt->cert != NULL) {
+    log_line("postern: built without TLS (TLS=0): --cert and --key are ignored");
+  }
+#endif
+
+  for (size_t i = 0; i < sizeof fwds / sizeof fwds[0]; i++) {
+    if (fwds[i].host_port != 0 && fwds[i].device_port == 443 && !https) {
+      log_line("postern: https forward 127.0.0.1:%u idle: no --cert/--key given", fwds[i].host_port);
+    } else if (fwds[i].host_port != 0) {
+      log_line("postern: %s on 127.0.0.1:%u (device port %u)", fwds[i].what, fwds[i].host_port,
+               fwds[i].device_port);
+    }
+  }
+  log_line("postern: ready (lwIP %s, device 10.0.2.15%s)", LWIP_VERSION_STRING,
+           NO_SYS ? "" : ", NO_SYS 0: tcpip_thread");
+  return 0;
+}
+
+/* The wire goes, then the connections and the policy VM (NO_SYS 0: in tcpip_thread, the other threads ended). */
+static void main_shutdown(void *arg)
+{
+  (void)arg;
+  slirp_netif_stop();
+  postern_stop();
+  log_line("postern: stopped");
+}
+
 int main(int argc, char **argv)
 {
   host_options_t opt;
@@ -130,51 +193,17 @@ int main(int argc, char **argv)
   sigaction(SIGTERM, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
 
-  if (storage_host_init(opt.storage, opt.capacity) != 0 || main_load_policy(&opt) != 0) {
+  if (storage_host_init(opt.storage, opt.capacity) != 0) {
     return 1;
   }
-  lwip_init();
-  static struct netif netif;
-  const slirp_forward_t fwds[] = {
-    {opt.http_port, 80, "http"},
-    {opt.https_port, 443, "https"},
-    {opt.echo_port, 7, "echo"},
-    {opt.discard_port, 9, "discard"},
-  };
-  if (slirp_netif_start(&netif, fwds, (int)(sizeof fwds / sizeof fwds[0])) != 0) {
-    return 1;
-  }
-  if (selftest_start(opt.selftest_idle_s) != ERR_OK) {
-    log_line("postern: cannot start the self-test services");
-    return 1;
-  }
-  if (http_listen(NULL, 80) != ERR_OK) {
-    log_line("postern: cannot listen on device port 80");
-    return 1;
-  }
-  bool https = false;
-#if POSTERN_TLS
-  if (opt.cert != NULL) {
-    if (main_start_tls(&opt) != 0) {
-      return 1;
-    }
-    https = true;
-  }
+#if !NO_SYS
+  /* RTOS mode: tcpip_thread, the slirp thread and the storage thread (rtos_host.c). */
+  return rtos_host_run(main_start, main_shutdown, &opt) < 0 ? 1 : 0;
 #else
-  if (opt.cert != NULL) {
-    log_line("postern: built without TLS (TLS=0): --cert and --key are ignored");
+  lwip_init();
+  if (main_start(&opt) != 0) {
+    return 1;
   }
-#endif
-
-  for (size_t i = 0; i < sizeof fwds / sizeof fwds[0]; i++) {
-    if (fwds[i].host_port != 0 && fwds[i].device_port == 443 && !https) {
-      log_line("postern: https forward 127.0.0.1:%u idle: no --cert/--key given", fwds[i].host_port);
-    } else if (fwds[i].host_port != 0) {
-      log_line("postern: %s on 127.0.0.1:%u (device port %u)", fwds[i].what, fwds[i].host_port,
-               fwds[i].device_port);
-    }
-  }
-  log_line("postern: ready (lwIP %s, device 10.0.2.15)", LWIP_VERSION_STRING);
 
   /* The NO_SYS main loop: wait for the wire or the next lwIP timer. */
   while (!main_stop) {
@@ -187,8 +216,7 @@ int main(int argc, char **argv)
   }
 
   log_line("postern: stopping on signal %d", (int)main_stop);
-  slirp_netif_stop();
-  policy_shutdown();
-  log_line("postern: stopped");
+  main_shutdown(NULL);
   return 0;
+#endif /* NO_SYS */
 }
