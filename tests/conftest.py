@@ -6,12 +6,16 @@ One suite serves every target. A target is a board and a scheme:
   host-https  the simulator over TLS (certificates from `make certs`)
   mps2        the mps2-an385 firmware in qemu-system-arm, plain HTTP
   mps2-https  the same firmware over TLS
+  host-rtos   the simulator in RTOS mode (make NO_SYS=0: build/host-nosys0/postern), plain HTTP
 
 A test that takes the `dev` or `launch` fixture runs once per target its
-module lists in TARGETS (all of them by default). A scenario that cannot run
-on a target says so with @pytest.mark.targets("host", ..., why="...") and is
-reported as skipped there, with the reason. POSTERN_TARGETS=host,mps2 limits
-a run to some targets.
+module lists in TARGETS (the first four by default: host-rtos only where a
+module names it, to keep the run short). host-rtos is the host target on
+another build, so a scenario's marker that names "host" covers it too. A
+scenario that cannot run on a target says so with
+@pytest.mark.targets("host", ..., why="...") and is reported as skipped
+there, with the reason. POSTERN_TARGETS=host,mps2 limits a run to some
+targets.
 """
 import hashlib
 import json
@@ -28,9 +32,15 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # POSTERN_HOST_BINARY runs the suite against another build (e.g. one with sanitizers).
 HOST_BINARY = os.environ.get("POSTERN_HOST_BINARY") or os.path.join(ROOT, "build", "host", "postern")
+# POSTERN_RTOS_BINARY: the same for the host-rtos target (e.g. make e2e-tsan's).
+RTOS_BINARY = os.environ.get("POSTERN_RTOS_BINARY") or os.path.join(ROOT, "build", "host-nosys0", "postern")
 CERTS = os.path.join(ROOT, "build", "certs")
 CA_CERT = os.path.join(CERTS, "ca.crt")
-ALL_TARGETS = ("host", "host-https", "mps2", "mps2-https")
+ALL_TARGETS = ("host", "host-https", "mps2", "mps2-https", "host-rtos")
+# What a module runs on when it lists no TARGETS.
+DEFAULT_TARGETS = ALL_TARGETS[:4]
+# Targets that are another target on another build: markers naming the latter cover them.
+SAME_AS = {"host-rtos": "host"}
 
 
 def wait_until(pred, timeout, step=0.05):
@@ -236,13 +246,13 @@ def pytest_configure(config):
 def pytest_generate_tests(metafunc):
     if "target" not in metafunc.fixturenames:
         return
-    module_targets = getattr(metafunc.module, "TARGETS", ALL_TARGETS)
+    module_targets = getattr(metafunc.module, "TARGETS", DEFAULT_TARGETS)
     marker = metafunc.definition.get_closest_marker("targets")
     params = []
     for t in _enabled_targets():
         if t not in module_targets:
             continue
-        if marker is not None and t not in marker.args:
+        if marker is not None and t not in marker.args and SAME_AS.get(t) not in marker.args:
             params.append(pytest.param(t, marks=pytest.mark.skip(reason=marker.kwargs["why"])))
         else:
             params.append(t)
@@ -290,7 +300,8 @@ def launch(target, tmp_path):
                 args += ["--policy", policy]
             if scheme == "https":
                 args += ["--cert", os.path.join(CERTS, "server.crt"), "--key", os.path.join(CERTS, "server.key")]
-            device = Device(storage or str(tmp_path / "storage"), args)
+            device = Device(storage or str(tmp_path / "storage"), args,
+                            binary=RTOS_BINARY if target == "host-rtos" else HOST_BINARY)
         else:
             from qemu_device import QemuDevice
             device = QemuDevice(_board_image(settings, policy))

@@ -8,7 +8,10 @@ import time
 
 import pytest
 
+from conftest import DEFAULT_TARGETS
 from httpwire import Conn, request
+
+TARGETS = DEFAULT_TARGETS + ("host-rtos",)  # and in RTOS mode (NO_SYS=0)
 
 TOKEN = "s3cret-T"
 AUTH = "Bearer " + TOKEN
