@@ -256,7 +256,13 @@ static int rt_start_cb(void *arg)
 {
   rt_app_t *app = arg;
   rt_stack_paint();
-  return app->start(app->arg);
+  int rc = app->start(app->arg);
+  size_t used = rt_stack_used();
+  if (used > 0) {
+    log_line("rtos: tcpip_thread used %u bytes of stack to start", (unsigned)used);
+  }
+  rt_stack_paint(); /* again: what serving takes is reported at stop */
+  return rc;
 }
 
 static int rt_stop_cb(void *arg)
@@ -265,8 +271,8 @@ static int rt_stop_cb(void *arg)
   log_line("postern: stopping on signal %d", app->sig);
   size_t used = rt_stack_used();
   if (used > 0) {
-    log_line("rtos: tcpip_thread used %u bytes of stack at most (TCPIP_THREAD_STACKSIZE %u)", (unsigned)used,
-             (unsigned)TCPIP_THREAD_STACKSIZE);
+    log_line("rtos: tcpip_thread used %u bytes of stack at most serving (TCPIP_THREAD_STACKSIZE %u)",
+             (unsigned)used, (unsigned)TCPIP_THREAD_STACKSIZE);
   }
   app->stop(app->arg);
   return 0;
