@@ -70,6 +70,8 @@
 #include "psa/crypto.h"
 #pragma GCC diagnostic pop
 
+/** Pool pbufs of ciphertext a held window may take: TCP_WND in full segments, and a partly filled own pbuf. */
+#define TLS_RXQ_HOLD_PBUFS ((TCP_WND + TCP_MSS - 1) / TCP_MSS + 1)
 /** Poll interval on the inner pcb while the application has none: 1 s. */
 #define TLS_POLL_TICKS 2
 /** Milliseconds a partial plaintext pbuf waits for more records while the
@@ -116,6 +118,7 @@ typedef struct tls_session {
   bool doomed;           /* tear down when the callbacks unwind */
   bool aborted;          /* the inner pcb is gone (aborted or reset) */
   bool key_update_owed;  /* the peer asked for a KeyUpdate, not sent yet: output was busy */
+  bool hold;             /* the application waits on something else: keep all the window brings */
   altcp_accept_fn accept; /* the listener's callback and argument */
   void *accept_arg;
   char subject[65];
@@ -273,11 +276,11 @@ static void tls_rxq_copy(tls_rxq_t *q, const struct pbuf *p, u16_t off, u16_t n)
 
 /*
  * Queues p, or returns false and leaves p alone when the queue already holds
- * POSTERN_TLS_RX_PBUFS pool pbufs it cannot fit p into: the caller refuses it
+ * max_pbufs pool pbufs it cannot fit p into: the caller refuses it
  * and lwIP offers it again later (dropping further segments meanwhile). An
  * empty queue takes anything, so a refusal always waits on something to drain.
  */
-static bool tls_rxq_put(tls_rxq_t *q, struct pbuf *p)
+static bool tls_rxq_put(tls_rxq_t *q, struct pbuf *p, int max_pbufs)
 {
   u16_t n = p->tot_len;
   if (q->head == NULL && p->next == NULL) {
@@ -292,12 +295,12 @@ static bool tls_rxq_put(tls_rxq_t *q, struct pbuf *p)
     pbuf_free(p);
     return true;
   }
-  if (q->head != NULL && p->next == NULL && n > TLS_RXQ_COPY_MAX && used < POSTERN_TLS_RX_PBUFS) {
+  if (q->head != NULL && p->next == NULL && n > TLS_RXQ_COPY_MAX && used < max_pbufs) {
     pbuf_cat(q->head, p); /* a large segment: chained, and it ends the own pbuf's turn */
     q->own = NULL;
     return true;
   }
-  if (used < POSTERN_TLS_RX_PBUFS && n <= room + TCP_MSS) {
+  if (used < max_pbufs && n <= room + TCP_MSS) {
     struct pbuf *o = pbuf_alloc(PBUF_RAW, TCP_MSS, PBUF_POOL);
     if (o != NULL) {
       u16_t first = (u16_t)room;
@@ -324,6 +327,13 @@ static bool tls_rxq_put(tls_rxq_t *q, struct pbuf *p)
     return true;
   }
   return false;
+}
+
+/* Pool pbufs the ciphertext queue may hold: POSTERN_TLS_RX_PBUFS, or a whole
+ * window's worth while the application holds what arrives (tls_hold_window). */
+static int tls_rxq_max(const tls_session_t *s)
+{
+  return s->hold ? TLS_RXQ_HOLD_PBUFS : POSTERN_TLS_RX_PBUFS;
 }
 
 /* Gives back everything of a session but the pcbs. */
@@ -847,7 +857,7 @@ static err_t tls_inner_recv(void *arg, struct altcp_pcb *inner, struct pbuf *p, 
   } else if (s->phase == TLS_CLOSING) {
     altcp_recved(inner, p->tot_len); /* nobody reads any more */
     pbuf_free(p);
-  } else if (!tls_rxq_put(&s->rx, p)) {
+  } else if (!tls_rxq_put(&s->rx, p, tls_rxq_max(s))) {
     tls_pump(s); /* mbedTLS may take some of what waits */
     if (s->doomed || s->phase == TLS_CLOSING) {
       if (s->inner != NULL) {
@@ -856,7 +866,7 @@ static err_t tls_inner_recv(void *arg, struct altcp_pcb *inner, struct pbuf *p, 
       pbuf_free(p);
       return tls_leave(s);
     }
-    if (!tls_rxq_put(&s->rx, p)) {
+    if (!tls_rxq_put(&s->rx, p, tls_rxq_max(s))) {
       /* Full: lwIP keeps p and offers it again (every 250 ms, and with each
        * segment, which it drops meanwhile), so the peer waits as for a shut window. */
       err_t left = tls_leave(s);
@@ -1012,6 +1022,25 @@ void tls_set_reclaim(bool (*reclaim)(void))
 bool tls_owns(const struct altcp_pcb *pcb)
 {
   return pcb != NULL && pcb->fns == &tls_functions;
+}
+
+void tls_hold_window(struct altcp_pcb *pcb, bool hold)
+{
+  tls_session_t *s = tls_owns(pcb) ? pcb->state : NULL;
+  if (s != NULL) {
+    s->hold = hold;
+  }
+}
+
+void tls_resume(struct altcp_pcb *pcb)
+{
+  tls_session_t *s = tls_owns(pcb) ? pcb->state : NULL;
+  if (s == NULL || s->depth > 0 || s->doomed) {
+    return;
+  }
+  s->depth++;
+  tls_pump(s);
+  (void)tls_leave(s); /* not in a callback: nobody to tell of an abort */
 }
 
 /*
@@ -1179,7 +1208,7 @@ static err_t tls_wait_recv(void *arg, struct altcp_pcb *inner, struct pbuf *p, e
       pbuf_free(p);
     }
     w->eof = true;
-  } else if (!tls_rxq_put(&w->rx, p)) {
+  } else if (!tls_rxq_put(&w->rx, p, POSTERN_TLS_RX_PBUFS)) {
     /* Its queue is full: lwIP keeps p, and offers it again to the session if one takes the connection. */
     err = tls_wait_try(w);
     if (err == ERR_ABRT) {

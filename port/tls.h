@@ -67,6 +67,21 @@ bool tls_get_facts(struct altcp_pcb *pcb, tls_facts_t *f);
 /** True when pcb is a connection of this TLS layer. */
 bool tls_owns(const struct altcp_pcb *pcb);
 /**
+ * The application stops reading for a reason that is not the client's (its
+ * storage is busy) and will hold what arrives: while `hold`, the ciphertext
+ * queue takes whatever the window brings (up to TCP_WND), where it would
+ * refuse beyond POSTERN_TLS_RX_PBUFS and make lwIP drop what follows. Not a
+ * TLS pcb: nothing.
+ */
+void tls_hold_window(struct altcp_pcb *pcb, bool hold);
+/**
+ * Delivers what waits for the application (staged plaintext, queued
+ * ciphertext) and reopens the window for what it consumed, as the layer's
+ * callbacks do when they return. For an application that resumes outside
+ * the layer's callbacks (storage_ready()); not a TLS pcb: nothing.
+ */
+void tls_resume(struct altcp_pcb *pcb);
+/**
  * Sets the hook a connection beyond POSTERN_MAX_TLS_CONNS calls before it is
  * refused: the application closes one of its idle TLS connections and
  * returns true, and the new connection takes the session that freed up.

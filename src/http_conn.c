@@ -173,10 +173,16 @@ bool conn_storage_wait(conn_t *c, int rc)
     if (!c->waiting) {
       c->waiting = true;
       c->wait_ms = now;
+#if POSTERN_TLS
+      tls_hold_window(c->pcb, true); /* what the window brings meanwhile is kept (conn_rx_bound) */
+#endif
     }
     return true;
   }
   if (c->waiting) {
+#if POSTERN_TLS
+    tls_hold_window(c->pcb, false);
+#endif
     uint32_t waited = now - c->wait_ms;
     c->body_ms += waited;
     c->rate_ms += waited;
@@ -294,6 +300,21 @@ static void conn_rx_compact(conn_t *c)
   c->rx = q;
 }
 
+/*
+ * Received bytes a connection may hold unconsumed. At rest, or when the client
+ * is the one that stalls (it does not read an answer, it pipelines), the
+ * pool pbufs of POSTERN_CONN_PBUFS_MAX. While storage makes an upload wait,
+ * the client is within the window it was offered, and what it sends is
+ * kept whole (compacted, up to TCP_WND): refusing it would make lwIP drop the
+ * segments that follow, and the client would wait for its retransmission
+ * timer. The window shuts as the held bytes fill it.
+ */
+static uint32_t conn_rx_bound(const conn_t *c)
+{
+  bool upload_waits = c->waiting && (c->state == CONN_OPEN || c->state == CONN_BODY);
+  return upload_waits && TCP_WND > CONN_RX_MAX ? TCP_WND : CONN_RX_MAX;
+}
+
 static err_t conn_on_recv(void *arg, struct altcp_pcb *pcb, struct pbuf *p, err_t err)
 {
   conn_t *c = arg;
@@ -329,7 +350,7 @@ static err_t conn_on_recv(void *arg, struct altcp_pcb *pcb, struct pbuf *p, err_
     return ERR_OK;
   }
   bool head_wants_more = c->state == CONN_HEAD && c->rx != NULL && c->fed == c->rx->tot_len;
-  if (c->rx != NULL && (uint32_t)c->rx->tot_len + p->tot_len > CONN_RX_MAX && !head_wants_more) {
+  if (c->rx != NULL && (uint32_t)c->rx->tot_len + p->tot_len > conn_rx_bound(c) && !head_wants_more) {
     /* It holds what it cannot consume yet (an answer waits for send room,
      * or a non-reading client pipelines): lwIP keeps p, drops what follows
      * unacknowledged, and offers p again later. An unfinished head always
@@ -395,12 +416,20 @@ void storage_ready(void)
     if (c->state == CONN_FREE || !c->waiting) {
       continue;
     }
+#if POSTERN_TLS
+    struct altcp_pcb *pcb = c->pcb;
+#endif
     if (c->state == CONN_SEND_FILE) {
       conn_pump(c);
     }
     if (c->state != CONN_FREE) {
       conn_process(c);
     }
+#if POSTERN_TLS
+    if (c->state != CONN_FREE && c->pcb == pcb) {
+      tls_resume(pcb); /* no TLS callback is running to deliver what it held meanwhile */
+    }
+#endif
   }
   conn_aborted = false;
 }
@@ -410,6 +439,9 @@ static void conn_storage_gave_up(conn_t *c)
 {
   log_line("http: %s: storage did not answer for %us", c->name, POSTERN_STORAGE_WAIT_S);
   c->waiting = false;
+#if POSTERN_TLS
+  tls_hold_window(c->pcb, false);
+#endif
   switch (c->state) {
   case CONN_OPEN:
   case CONN_REMOVE:

@@ -80,7 +80,8 @@ typedef struct storage_reader storage_reader_t; /* from the backend's fixed pool
  *   storage_poll(), which the board's main loop calls on every pass, and
  *   calls storage_ready() (the core's) when a call that answered
  *   STORAGE_PENDING may now go further. The caller then makes the same call
- *   again with the same arguments (a write with the same bytes); it may be
+ *   again with the same arguments; a write's retry starts with the same
+ *   bytes and may carry more after them (what arrived meanwhile). It may be
  *   pending again. A caller may give up instead: storage_abort() frees a
  *   pending upload at once (the medium work it started ends in the
  *   background), storage_read_close() a pending reader.
@@ -131,8 +132,8 @@ int storage_open(const char *name, uint64_t length, storage_upload_t **out);
 /**
  * Appends bytes; on a failure nothing of this call is kept. STORAGE_ENOSPC
  * past the announced length, or, for STORAGE_LEN_UNKNOWN, past the free space.
- * STORAGE_PENDING: the medium has no room for these bytes yet; write the
- * same bytes again after storage_ready().
+ * STORAGE_PENDING: the medium has no room for these bytes yet; write them
+ * again (and maybe more after them) after storage_ready().
  */
 int storage_write(storage_upload_t *u, const void *data, size_t len);
 /**

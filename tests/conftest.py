@@ -143,12 +143,14 @@ class Device(Console):
 
 
 @pytest.fixture
-def start_device(tmp_path):
-    """Factory: start_device(*args) runs a simulator; every one is stopped after the test."""
+def start_device(request, tmp_path):
+    """Factory: start_device(*args) runs a simulator (the RTOS build in a test on host-rtos); every one is stopped after the test."""
     devices = []
+    callspec = getattr(request.node, "callspec", None)
+    binary = RTOS_BINARY if callspec is not None and callspec.params.get("target") == "host-rtos" else HOST_BINARY
 
     def start(*args, storage=None):
-        dev = Device(storage or str(tmp_path / "storage"), args)
+        dev = Device(storage or str(tmp_path / "storage"), args, binary=binary)
         devices.append(dev)
         return dev
 

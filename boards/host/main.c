@@ -16,6 +16,7 @@
 #include "rtos_host.h"
 #include "selftest.h"
 #include "slirp_netif.h"
+#include "storage.h"
 #include "storage_host.h"
 #if POSTERN_TLS
 #include "tls.h"
@@ -193,6 +194,7 @@ int main(int argc, char **argv)
   sigaction(SIGTERM, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
 
+  storage_host_timing(opt.storage_latency_ms, NULL);
   if (storage_host_init(opt.storage, opt.capacity) != 0) {
     return 1;
   }
@@ -205,9 +207,13 @@ int main(int argc, char **argv)
     return 1;
   }
 
-  /* The NO_SYS main loop: wait for the wire or the next lwIP timer. */
+  /* The NO_SYS main loop: wait for the wire, the next lwIP timer or the medium's next step. */
   while (!main_stop) {
+    uint32_t storage_ms = storage_poll(); /* first: storage_ready() may queue output and timers */
     u32_t sleep_ms = sys_timeouts_sleeptime();
+    if (sleep_ms > storage_ms) {
+      sleep_ms = storage_ms;
+    }
     if (sleep_ms > 1000) {
       sleep_ms = 1000;
     }

@@ -20,6 +20,8 @@ static const char options_usage[] =
   "  --policy FILE        Lua policy script (default scripts/policy.lua)\n"
   "  --storage DIR        directory of the simulated flash (default build/host/storage)\n"
   "  --capacity SIZE      bytes the simulated flash holds, with K, M or G (default 16M)\n"
+  "  --storage-latency MS every 4 KiB written, commit and remove keeps the medium busy MS ms (0 to 60000,\n"
+  "                       default 0: synchronous); calls meanwhile answer pending\n"
   "  --set NAME=VALUE     a setting the policy reads as config.NAME (repeatable)\n"
   "  --cert FILE          TLS server certificate, PEM\n"
   "  --key FILE           TLS server private key, PEM\n"
@@ -180,6 +182,14 @@ int options_parse(host_options_t *o, int argc, char **argv)
         return options_fail("--selftest-idle: '%s' is not a number of seconds (1 to 3600)%s", val, "");
       }
       o->selftest_idle_s = (uint32_t)v;
+    } else if (strcmp(opt, "--storage-latency") == 0) {
+      char *end;
+      errno = 0;
+      long v = strtol(val, &end, 10);
+      if (errno != 0 || *val < '0' || *val > '9' || *end != '\0' || v > 60000) {
+        return options_fail("--storage-latency: '%s' is not a number of milliseconds (0 to 60000)%s", val, "");
+      }
+      o->storage_latency_ms = (uint32_t)v;
     } else if (strcmp(opt, "--client-cert") == 0) {
       if (strcmp(val, "optional") == 0) {
         o->client_cert_required = false;

@@ -20,6 +20,7 @@ typedef struct host_options {
   const char *client_ca; /* CA that signs client certificates (PEM) */
   bool client_cert_required;
   uint32_t selftest_idle_s; /* seconds before a silent self-test connection closes */
+  uint32_t storage_latency_ms; /* ms each unit of medium work is busy (0: synchronous) */
   int n_settings;
   const char *setting_names[POSTERN_MAX_SETTINGS];
   const char *setting_values[POSTERN_MAX_SETTINGS];

@@ -226,12 +226,6 @@ long __wrap_storage_read(storage_reader_t *r, void *buf, size_t len)
   return rt_pended(__real_storage_read(r, buf, len));
 }
 
-/* Until the host backend's storage_poll() is merged: a medium that never pends. The backend's own wins. */
-__attribute__((weak)) uint32_t storage_poll(void)
-{
-  return STORAGE_POLL_IDLE;
-}
-
 /* ---- The slirp thread ------------------------------------------------------------------------ */
 
 static void *rt_slirp_main(void *arg)

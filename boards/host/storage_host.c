@@ -1,4 +1,4 @@
-/* storage_host.c: storage.h over a host directory with a simulated capacity, atomic commit by rename. */
+/* storage_host.c: storage.h over a host directory with a simulated capacity and timing, atomic commit by rename. */
 #include "storage_host.h"
 
 #include <dirent.h>
@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -24,6 +25,8 @@ struct storage_upload {
   int fd;
   uint64_t length;                 /* announced at open (reserved), or STORAGE_LEN_UNKNOWN */
   uint64_t written;                /* bytes in the temporary file */
+  uint64_t erased;                 /* bytes the medium has erased for it (timing on: writes go there at once) */
+  bool commit_done;                /* the medium did its commit unit: the retry of the commit renames */
   char name[POSTERN_NAME_MAX + 1]; /* the final name */
 };
 
@@ -37,6 +40,38 @@ static uint64_t sh_capacity;
 static uint64_t sh_used; /* bytes of the committed files */
 static struct storage_upload sh_uploads[POSTERN_MAX_CONNS];
 static struct storage_reader sh_readers[POSTERN_MAX_CONNS];
+
+/*
+ * The medium's timing (storage_host_timing()). One medium, so one unit of
+ * work at a time: sh_jobs[0] is on it until sh_deadline, the rest wait their
+ * turn in the order they were asked for, and every call that needs the
+ * medium answers STORAGE_PENDING until its own unit is done. A retry is
+ * recognised by what it asks for, never by a token: a write needs the
+ * upload's next unit erased (u->erased), a commit its commit unit done
+ * (u->commit_done), a remove its name among sh_removed; a unit already
+ * queued is not queued twice. What a unit's owner can see changes only at
+ * the retry (the bytes copied, the rename, the unlink), so a caller that
+ * gives up leaves everything as it was.
+ */
+enum sh_work { SH_ERASE, SH_COMMIT, SH_REMOVE };
+
+struct sh_job {
+  enum sh_work work;
+  struct storage_upload *u;        /* erase and commit; NULL once aborted (the unit ends in the background) */
+  char name[POSTERN_NAME_MAX + 1]; /* remove */
+};
+
+/** Units queued at most: an erase or a commit per upload and a remove per connection, twice over. */
+#define SH_JOBS (3 * POSTERN_MAX_CONNS)
+
+static uint32_t sh_latency_ms;          /* 0: synchronous, nothing ever pends */
+static uint32_t (*sh_clock)(void);      /* NULL: sh_monotonic_ms() */
+static struct sh_job sh_jobs[SH_JOBS];  /* [0] on the medium, the rest waiting */
+static int sh_njobs;
+static uint32_t sh_deadline;            /* when sh_jobs[0] is done */
+static bool sh_waiting;                 /* a call pended with no unit of its own queued (the queue was full) */
+static char sh_removed[POSTERN_MAX_CONNS][POSTERN_NAME_MAX + 1]; /* removes done by the medium, not yet retried */
+static unsigned sh_removed_next;
 
 /* One name of a storage_list() batch. */
 struct sh_entry {
@@ -130,6 +165,126 @@ static int sh_scan(unsigned *files, unsigned *stale, uint64_t *used)
   return rc;
 }
 
+/* The host's monotonic clock in milliseconds, wrapping at 2^32 like sys_now(). */
+static uint32_t sh_monotonic_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint32_t)((uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
+}
+
+static uint32_t sh_now(void)
+{
+  return sh_clock != NULL ? sh_clock() : sh_monotonic_ms();
+}
+
+/** Sets the medium's latency and clock; see storage_host.h. */
+void storage_host_timing(uint32_t latency_ms, uint32_t (*clock_ms)(void))
+{
+  sh_latency_ms = latency_ms;
+  sh_clock = clock_ms;
+  if (latency_ms > 0) {
+    log_line("storage: the medium is busy %u ms for each %u bytes erased, each commit and each remove",
+             (unsigned)latency_ms, STORAGE_HOST_UNIT);
+  }
+}
+
+/*
+ * A call needs the medium for a unit of work (an erase or a commit of u, a
+ * remove of name): queues that unit unless it is queued already (the call is
+ * a retry), and answers STORAGE_PENDING either way. The first unit of an idle
+ * medium starts now.
+ */
+static int sh_pend(enum sh_work work, struct storage_upload *u, const char *name)
+{
+  for (int i = 0; i < sh_njobs; i++) {
+    if (sh_jobs[i].work == work && sh_jobs[i].u == u && (name == NULL || strcmp(sh_jobs[i].name, name) == 0)) {
+      return STORAGE_PENDING;
+    }
+  }
+  if (sh_njobs == SH_JOBS) {
+    sh_waiting = true; /* told when a unit ends, and asks again */
+    return STORAGE_PENDING;
+  }
+  struct sh_job *j = &sh_jobs[sh_njobs++];
+  j->work = work;
+  j->u = u;
+  j->name[0] = '\0';
+  if (name != NULL) {
+    memcpy(j->name, name, strlen(name) + 1); /* fits: sh_name_ok() */
+  }
+  if (sh_njobs == 1) {
+    sh_deadline = sh_now() + sh_latency_ms;
+  }
+  return STORAGE_PENDING;
+}
+
+/* An upload goes (commit or abort): its waiting units go too, the one on the medium ends in the background. */
+static void sh_forget(const struct storage_upload *u)
+{
+  int k = 0;
+  for (int i = 0; i < sh_njobs; i++) {
+    if (sh_jobs[i].u != u) {
+      sh_jobs[k++] = sh_jobs[i];
+    } else if (i == 0) {
+      sh_jobs[k] = sh_jobs[0];
+      sh_jobs[k++].u = NULL;
+    }
+  }
+  sh_njobs = k;
+}
+
+/* True (and forgotten) when the medium did a remove of `name` that was not retried yet. */
+static bool sh_removed_take(const char *name)
+{
+  for (int i = 0; i < POSTERN_MAX_CONNS; i++) {
+    if (strcmp(sh_removed[i], name) == 0) {
+      sh_removed[i][0] = '\0';
+      return true;
+    }
+  }
+  return false;
+}
+
+/** Ends the unit on the medium when its time has come, starts the next and calls storage_ready(); see storage.h. */
+uint32_t storage_poll(void)
+{
+  if (sh_njobs == 0) {
+    return STORAGE_POLL_IDLE;
+  }
+  uint32_t now = sh_now();
+  int32_t left = (int32_t)(sh_deadline - now);
+  if (left > 0) {
+    return (uint32_t)left;
+  }
+  struct sh_job done = sh_jobs[0];
+  sh_njobs--;
+  memmove(&sh_jobs[0], &sh_jobs[1], (size_t)sh_njobs * sizeof sh_jobs[0]);
+  sh_deadline = now + sh_latency_ms; /* the next unit starts now */
+  bool ready = sh_waiting;
+  if (done.work == SH_REMOVE) {
+    memcpy(sh_removed[sh_removed_next], done.name, sizeof done.name);
+    sh_removed_next = (sh_removed_next + 1) % POSTERN_MAX_CONNS; /* the oldest unretried one falls out */
+    ready = true;
+  } else if (done.u != NULL) {
+    if (done.work == SH_ERASE) {
+      done.u->erased += STORAGE_HOST_UNIT;
+    } else {
+      done.u->commit_done = true;
+    }
+    ready = true;
+  }
+  if (ready) {
+    sh_waiting = false;
+    storage_ready(); /* may ask for more units */
+  }
+  if (sh_njobs == 0) {
+    return STORAGE_POLL_IDLE;
+  }
+  left = (int32_t)(sh_deadline - sh_now());
+  return left > 0 ? (uint32_t)left : 0;
+}
+
 /** Serves storage.h from `dir` with `capacity` bytes; see storage_host.h. */
 int storage_host_init(const char *dir, uint64_t capacity)
 {
@@ -137,6 +292,9 @@ int storage_host_init(const char *dir, uint64_t capacity)
     storage_abort(&sh_uploads[i]); /* from a previous init: free slots do nothing */
     storage_read_close(&sh_readers[i]);
   }
+  sh_njobs = 0; /* units left from a previous init: aborted above, or removes nobody retries now */
+  sh_waiting = false;
+  memset(sh_removed, 0, sizeof sh_removed);
   if (sh_dirfd >= 0) {
     close(sh_dirfd);
   }
@@ -274,12 +432,14 @@ int storage_open(const char *name, uint64_t length, storage_upload_t **out)
   u->fd = fd;
   u->length = length;
   u->written = 0;
+  u->erased = 0;
+  u->commit_done = false;
   memcpy(u->name, name, strlen(name) + 1); /* fits: sh_name_ok() */
   *out = u;
   return STORAGE_OK;
 }
 
-/** Appends bytes to the temporary file; on any failure nothing of this call is kept. */
+/** Appends bytes to the temporary file; on any failure nothing of this call is kept (pending: its unit is erased first). */
 int storage_write(storage_upload_t *u, const void *data, size_t len)
 {
   if (u->length != STORAGE_LEN_UNKNOWN) {
@@ -289,6 +449,9 @@ int storage_write(storage_upload_t *u, const void *data, size_t len)
     }
   } else if (len > storage_free()) {
     return STORAGE_ENOSPC; /* chunked: the quota is checked as the bytes come */
+  }
+  if (sh_latency_ms > 0 && len > 0 && u->written + len > u->erased) {
+    return sh_pend(SH_ERASE, u, NULL); /* the next unit is erased first; then the same write goes in */
   }
   const char *p = data;
   size_t done = 0;
@@ -324,9 +487,13 @@ static int sh_commit_fail(storage_upload_t *u, int rc)
   return rc;
 }
 
-/** Syncs the temporary file, renames it over the name and syncs the directory; frees u in every case. */
+/** Syncs the temporary file, renames it over the name and syncs the directory; frees u unless pending. */
 int storage_commit(storage_upload_t *u, bool *replaced)
 {
+  if (sh_latency_ms > 0 && !u->commit_done) {
+    return sh_pend(SH_COMMIT, u, NULL); /* u and *replaced untouched, nothing visible */
+  }
+  sh_forget(u);
   char tmp[32];
   sh_tmp_name(u, tmp, sizeof tmp);
   if (replaced != NULL) {
@@ -362,6 +529,7 @@ void storage_abort(storage_upload_t *u)
   if (u == NULL || !u->used) {
     return;
   }
+  sh_forget(u);
   char tmp[32];
   sh_tmp_name(u, tmp, sizeof tmp);
   close(u->fd);
@@ -371,7 +539,7 @@ void storage_abort(storage_upload_t *u)
   u->used = false;
 }
 
-/** Removes a committed file; readers that have it open keep reading it. */
+/** Removes a committed file (pending: after its unit); readers that have it open keep reading it. */
 int storage_remove(const char *name)
 {
   int rc = sh_check(name);
@@ -382,6 +550,9 @@ int storage_remove(const char *name)
   rc = sh_stat(name, &size);
   if (rc != STORAGE_OK) {
     return rc;
+  }
+  if (sh_latency_ms > 0 && !sh_removed_take(name)) {
+    return sh_pend(SH_REMOVE, NULL, name); /* still there */
   }
   if (unlinkat(sh_dirfd, name, 0) != 0) {
     return errno == ENOENT ? STORAGE_ENOENT : sh_fail("unlinkat", name);

@@ -14,6 +14,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -269,6 +270,65 @@ def throughput():
         % (fresh * 1000, fresh_expect * 1000, FRESH_RUNS))
 
 
+# ---- A slow medium on the host simulator ----------------------------------------------------------
+
+def storage_timing():
+    """A 1 MiB upload onto a medium busy 200 ms per 4 KiB erased (--storage-latency 200): how fast GET /_status
+    answers meanwhile (one kept-alive connection, every 50 ms), and the upload's rate against the medium's own
+    limit, 4 KiB per 200 ms = 20 KiB/s. Below it, TCP segments were dropped and resent instead of the window
+    closing while a write waited."""
+    latency, unit, size = 200, 4 * KIB, MIB
+    limit_kib_s = unit / KIB / (latency / 1000.0)
+    body = os.urandom(size)
+    times, result = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        storage = os.path.join(tmp, "storage")
+        dev = Device(storage, ["--set", "token=" + TOKEN, "--capacity", "8M", "--storage-latency", str(latency)])
+        try:
+            def upload():
+                t = time.monotonic()
+                c = Conn(dev.http, timeout=300)
+                c.send(("PUT /files/slow.bin HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer %s\r\n"
+                        "Content-Length: %d\r\nExpect: 100-continue\r\n\r\n" % (TOKEN, size)).encode())
+                assert c.read_response().status == 100
+                c.send(body)
+                result["status"] = c.read_response(timeout=300).status
+                result["s"] = time.monotonic() - t
+                c.close()
+
+            up = threading.Thread(target=upload, daemon=True)
+            t0 = time.monotonic()
+            up.start()
+            probe = Conn(dev.http, timeout=5)
+            while up.is_alive() and time.monotonic() - t0 < 240:
+                t = time.monotonic()
+                probe.send(b"GET /_status HTTP/1.1\r\nHost: d\r\n\r\n")
+                assert probe.read_response(timeout=5).status == 200
+                times.append(time.monotonic() - t)
+                time.sleep(0.05)
+            probe.close()
+            done = bytes_done = size
+            if up.is_alive():  # cut short at 240 s: the rate from what reached the medium
+                done = None
+                bytes_done = max([os.path.getsize(os.path.join(storage, n)) for n in os.listdir(storage)
+                                  if n.startswith(".upload-")] or [0])
+            elapsed = result.get("s", time.monotonic() - t0)
+        finally:
+            dev.stop()
+    times.sort()
+    p50, p99 = times[len(times) // 2], times[min(len(times) - 1, int(0.99 * len(times)))]
+    rate = bytes_done / KIB / elapsed
+    group = "slow medium (host, --storage-latency %d)" % latency
+    note = "1 MiB PUT, %d requests on one connection" % len(times)
+    row(group, "slow_status_p50_ms", "GET /_status during the upload, p50", round(p50 * 1000, 1), "ms", None, note)
+    row(group, "slow_status_p99_ms", "GET /_status during the upload, p99", round(p99 * 1000, 1), "ms", 100, note)
+    row(group, "slow_upload_kib_s", "upload rate", round(rate, 1), "KiB/s", None,
+        "%s in %.1f s; the medium's limit %.0f KiB/s" % ("1 MiB" if done else "cut short: %d bytes" % bytes_done,
+                                                        elapsed, limit_kib_s))
+    row(group, "slow_upload_ratio", "upload rate / the medium's limit", round(rate / limit_kib_s, 2), "ratio", 0.9,
+        "below: segments dropped and resent while a write waited", at_least=True)
+
+
 # ---- Output ----------------------------------------------------------------------------------------
 
 def attacks():
@@ -338,6 +398,7 @@ def main():
     board_ram()
     decision_cost()
     throughput()
+    storage_timing()
     attacks()
     report()
     print("bench: %.0f s" % (time.monotonic() - t0))

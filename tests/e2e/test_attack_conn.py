@@ -159,7 +159,10 @@ def test_slow_bodies_with_a_valid_token_cannot_hold_the_slots(dev):
 
     legit, _ = run_attack(dev, slow, n=4)
     legit.assert_served()
-    assert all(a == b"HTTP/1.1 408 Request Timeout" for a in answers), answers
+    # Each is refused by its rate window (408), or, when it came while every slot was in its grace, at once (503).
+    assert answers and all(a in (b"HTTP/1.1 408 Request Timeout", b"HTTP/1.1 503 Service Unavailable")
+                           for a in answers), answers
+    assert b"HTTP/1.1 408 Request Timeout" in answers, answers
     assert not [f for f in dev.files() if f.startswith("slow-")]
 
 

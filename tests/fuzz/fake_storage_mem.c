@@ -5,6 +5,7 @@
 
 #include "digest.h"
 #include "fuzz_conn_fakes.h"
+#include "lwip/sys.h"
 #include "postern_opts.h"
 #include "storage.h"
 #include "text.h"
@@ -28,6 +29,10 @@ struct storage_upload {
   uint8_t *data;
   size_t len, cap;
   fa_pcb_t *pcb; /* the connection that opened it */
+  /* A call on it that answered STORAGE_PENDING: the next one must be its retry (or an abort). */
+  bool pend_write, pend_commit;
+  uint8_t *pend_data; /* the pending write's bytes */
+  size_t pend_len;
 };
 
 struct storage_reader {
@@ -45,6 +50,56 @@ static bool fs_fault_enospc;
 static bool fs_listing;
 static char fs_digests[FS_DIGESTS][2 * DIGEST_SHA256_LEN + 1];
 static int fs_n_digests;
+/* The medium's time (fs_pend, storage_poll). */
+static unsigned fs_pend_mask; /* kinds that pend while busy */
+static bool fs_busy;
+static uint32_t fs_busy_until;
+static bool fs_pended; /* a call answered STORAGE_PENDING since the last storage_ready() */
+static bool fs_ready_anyway;
+bool fs_in_ready;
+uint32_t fs_readies;
+
+/* True (and noted) when a call of this kind must answer STORAGE_PENDING now. */
+static bool fs_pends(unsigned kind)
+{
+  if (fs_busy && (fs_pend_mask & kind) != 0) {
+    fs_pended = true;
+    return true;
+  }
+  return false;
+}
+
+/*
+ * After STORAGE_PENDING the next write on the upload must start with the
+ * pending bytes (or they with it): none is lost or stored twice. storage.h
+ * asks for exactly the same bytes; FUZZ_CONN_SAME_RETRY=1 checks that too
+ * (FUZZ_CONN_DEFS='-DFUZZ_CONN_SAME_RETRY=1'). It is off because the core's
+ * retry may bring more: received pbufs compacted while the write waited
+ * (seed pend-chunked-ready-again), which a backend that keys on its state,
+ * as both do, takes as it should.
+ */
+#ifndef FUZZ_CONN_SAME_RETRY
+#define FUZZ_CONN_SAME_RETRY 0
+#endif
+
+/* The write after a pending one on u: its retry. */
+static void fs_check_retry(storage_upload_t *u, const void *data, size_t len)
+{
+  size_t n = len < u->pend_len ? len : u->pend_len;
+  FUZZ_CHECK(memcmp(data, u->pend_data, n) == 0,
+             "the write after a pending write does not start with its bytes: body bytes lost or stored twice");
+  FUZZ_CHECK(!FUZZ_CONN_SAME_RETRY || len == u->pend_len,
+             "the retry of a pending write has more or fewer bytes (storage.h: the same bytes again)");
+  free(u->pend_data);
+  u->pend_data = NULL;
+  u->pend_write = false;
+}
+
+/* Calls from the core's storage_ready() come from no callback: any connection's. */
+static bool fs_from(const fa_pcb_t *pcb)
+{
+  return pcb == fa_current || (fs_in_ready && fa_current == NULL);
+}
 
 static bool fs_take_fault(enum fs_fault f)
 {
@@ -114,6 +169,45 @@ void fs_reset(uint64_t capacity)
   fs_capacity = capacity;
   fs_fault = FS_FAULT_NONE;
   fs_n_digests = 0;
+  fs_pend(0, 0);
+  fs_pended = false;
+}
+
+void fs_pend(unsigned mask, uint32_t until_ms)
+{
+  fs_pend_mask = mask;
+  fs_busy = mask != 0;
+  fs_busy_until = until_ms;
+  fs_ready_anyway = false;
+}
+
+void fs_poll(bool done, bool anyway)
+{
+  if (done) {
+    fs_busy = false;
+  }
+  fs_ready_anyway = anyway;
+  storage_poll();
+}
+
+/* The medium's step: its busy time ends at fs_busy_until; storage_ready() when a call pended and may go on. */
+uint32_t storage_poll(void)
+{
+  FUZZ_CHECK(!fs_in_ready && fa_current == NULL, "storage_poll from inside a callback or storage_ready");
+  uint32_t now = sys_now();
+  if (fs_busy && (int32_t)(now - fs_busy_until) >= 0) {
+    fs_busy = false;
+  }
+  if (fs_pended && (!fs_busy || fs_ready_anyway)) {
+    fs_pended = false;
+    fs_ready_anyway = false;
+    fs_in_ready = true;
+    fs_readies++;
+    fa_clock_reads = 0; /* the spin guard counts in storage_ready() too */
+    storage_ready();
+    fs_in_ready = false;
+  }
+  return fs_busy ? fs_busy_until - now : STORAGE_POLL_IDLE;
 }
 
 void fs_add(const char *name, const uint8_t *data, size_t len)
@@ -182,7 +276,10 @@ int storage_open(const char *name, uint64_t length, storage_upload_t **out)
 {
   FUZZ_CHECK(!fs_listing, "storage_open during storage_list");
   fs_check_name(name);
-  FUZZ_CHECK(fa_current != NULL, "storage_open outside a connection callback");
+  FUZZ_CHECK(fa_current != NULL || fs_in_ready, "storage_open outside a connection callback or storage_ready");
+  if (fs_pends(FS_PEND_OPEN)) {
+    return STORAGE_PENDING; /* *out untouched, nothing reserved */
+  }
   *out = NULL;
   if (fs_take_fault(FS_FAULT_OPEN)) {
     return fs_fault_enospc ? STORAGE_ENOSPC : STORAGE_EIO;
@@ -221,7 +318,7 @@ int storage_open(const char *name, uint64_t length, storage_upload_t **out)
   storage_upload_t *u = calloc(1, sizeof *u);
   strcpy(u->name, name);
   u->announced = length;
-  u->pcb = fa_current;
+  u->pcb = fa_current; /* NULL from storage_ready(): known at its first write from a callback, if any */
   fs_uploads[slot] = u;
   *out = u;
   return STORAGE_OK;
@@ -230,8 +327,22 @@ int storage_open(const char *name, uint64_t length, storage_upload_t **out)
 int storage_write(storage_upload_t *u, const void *data, size_t len)
 {
   fs_upload_slot(u);
-  FUZZ_CHECK(u->pcb == fa_current, "storage_write from another connection's callback");
+  if (u->pcb == NULL) {
+    u->pcb = fa_current;
+  }
+  FUZZ_CHECK(fs_from(u->pcb), "storage_write from another connection's callback");
   FUZZ_CHECK(len > 0 && data != NULL, "storage_write of nothing");
+  FUZZ_CHECK(!u->pend_commit, "storage_write after a pending commit");
+  if (u->pend_write) {
+    fs_check_retry(u, data, len);
+  }
+  if (fs_pends(FS_PEND_WRITE)) {
+    u->pend_write = true;
+    u->pend_data = malloc(len);
+    memcpy(u->pend_data, data, len);
+    u->pend_len = len;
+    return STORAGE_PENDING; /* nothing kept */
+  }
   if (u->announced != STORAGE_LEN_UNKNOWN) {
     /* A backend refuses this with STORAGE_ENOSPC; the core must never try it. */
     FUZZ_CHECK(u->len + len <= u->announced, "more body bytes written than Content-Length announced");
@@ -268,6 +379,7 @@ static bool fs_subsequence(const uint8_t *a, size_t n, const uint8_t *b, size_t 
 static void fs_free_upload(storage_upload_t *u)
 {
   fs_uploads[fs_upload_slot(u)] = NULL;
+  free(u->pend_data);
   free(u->data);
   free(u);
 }
@@ -275,20 +387,39 @@ static void fs_free_upload(storage_upload_t *u)
 int storage_commit(storage_upload_t *u, bool *replaced)
 {
   fs_upload_slot(u);
-  FUZZ_CHECK(u->pcb == fa_current, "storage_commit from another connection's callback");
+  if (u->pcb == NULL) {
+    u->pcb = fa_current;
+  }
+  FUZZ_CHECK(u->pcb == NULL || fs_from(u->pcb), "storage_commit from another connection's callback");
+  FUZZ_CHECK(!u->pend_write, "storage_commit while a write is pending (its bytes would be lost)");
   if (u->announced != STORAGE_LEN_UNKNOWN) {
     FUZZ_CHECK(u->len == u->announced, "commit of an upload shorter than its Content-Length");
   }
   /* The stored bytes came from this connection, in order: contiguous for
-   * Content-Length, a subsequence (chunk framing removed) for chunked. */
-  fa_pcb_t *p = u->pcb;
-  if (p->delivered <= FA_REC_MAX && u->len > 0) {
-    if (u->announced != STORAGE_LEN_UNKNOWN) {
-      FUZZ_CHECK(memmem(p->in, p->in_len, u->data, u->len) != NULL, "committed bytes are not the request's body");
+   * Content-Length, a subsequence (chunk framing removed) for chunked. An
+   * upload opened and written only from storage_ready() has no known
+   * connection: its bytes came so from one of them. */
+  bool from_input = u->len == 0;
+  for (int k = u->pcb != NULL ? (int)(u->pcb - fa_pcbs) : 0; !from_input && k < fa_opened; k++) {
+    fa_pcb_t *p = &fa_pcbs[k];
+    if (p->delivered > FA_REC_MAX) {
+      from_input = true; /* not all of its input recorded: no check */
+    } else if (u->announced != STORAGE_LEN_UNKNOWN) {
+      from_input = memmem(p->in, p->in_len, u->data, u->len) != NULL;
     } else {
-      FUZZ_CHECK(fs_subsequence(u->data, u->len, p->in, p->in_len), "committed bytes are not the chunked body");
+      from_input = fs_subsequence(u->data, u->len, p->in, p->in_len);
+    }
+    if (u->pcb != NULL) {
+      break;
     }
   }
+  FUZZ_CHECK(from_input, u->announced != STORAGE_LEN_UNKNOWN ? "committed bytes are not the request's body"
+                                                             : "committed bytes are not the chunked body");
+  if (fs_pends(FS_PEND_COMMIT)) {
+    u->pend_commit = true;
+    return STORAGE_PENDING; /* u stays the caller's, nothing visible */
+  }
+  u->pend_commit = false;
   *replaced = false;
   if (fs_take_fault(FS_FAULT_COMMIT)) {
     fs_free_upload(u);
@@ -337,6 +468,9 @@ int storage_remove(const char *name)
 {
   FUZZ_CHECK(!fs_listing, "storage_remove during storage_list");
   fs_check_name(name);
+  if (fs_pends(FS_PEND_REMOVE)) {
+    return STORAGE_PENDING; /* still there */
+  }
   if (fs_take_fault(FS_FAULT_REMOVE)) {
     return STORAGE_EIO;
   }
@@ -383,6 +517,9 @@ int storage_read_open(const char *name, storage_reader_t **out, uint64_t *size)
 long storage_read(storage_reader_t *r, void *buf, size_t len)
 {
   FUZZ_CHECK(r != NULL && buf != NULL, "storage_read of NULL");
+  if (fs_pends(FS_PEND_READ)) {
+    return STORAGE_PENDING; /* nothing read, the position stays */
+  }
   if (fs_take_fault(FS_FAULT_READ)) {
     return STORAGE_EIO;
   }

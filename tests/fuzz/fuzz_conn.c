@@ -31,10 +31,18 @@
  *   SNDBUF k m                the send buffer offers 32*m bytes at most (255: all):
  *                             lwIP short of memory, responses must wait
  *   DEAF k                    the peer stops reading: nothing is acknowledged again
+ *   PEND m d                  the medium is busy for d * 250 ms: the storage calls of the
+ *                             kinds in m (bits: open, write, commit, remove, read)
+ *                             answer STORAGE_PENDING meanwhile (m & 31 == 0: not busy)
+ *   POLL b                    storage_poll() now: the medium's work ends first (b & 1),
+ *                             storage_ready() is called even if it stays busy (b & 2)
  * Received data never exceeds the window (TCP_WND less what is not yet recved).
  * What a recv callback refuses stays with the fake as lwIP's refused data and
  * is offered again on the next segment and every timer second; meanwhile new
- * data is not sent.
+ * data is not sent. As time passes, storage_poll() runs when the medium's busy
+ * time ends and before every timer second, as the board's main loop calls it;
+ * it calls storage_ready() when a call pended, and the core's retries run
+ * there, outside any callback.
  *
  * After every op: connection slots match live pcbs and stay within the pool;
  * the pbuf pool holds no more than the live connections were given, and (with
@@ -44,7 +52,10 @@
  * time passes (acked, except to deaf peers) until all have closed by
  * themselves; then every lwIP pool and the heap are back to where they
  * started, storage has no open upload or reader, and every sha256 a response
- * reports was committed.
+ * reports was committed. The fake storage checks each call as it comes: the
+ * call after a pending write is its retry with the same bytes (or an abort),
+ * no commit while a write pends, and a committed body is the connection's
+ * bytes in order, none lost or twice.
  */
 #define _GNU_SOURCE /* memmem */
 #include <stdio.h>
@@ -63,6 +74,7 @@
 #include "platform.h"
 #include "policy.h"
 #include "postern_opts.h"
+#include "storage.h"
 
 #define MAX_OPS 64
 
@@ -84,7 +96,7 @@
 /* Old seeds use bytes 0 to 9 only: new ops go after them, so they keep their meaning. */
 enum {
   OP_OPEN, OP_DATA, OP_TMPL, OP_FIN, OP_ACK, OP_TICK, OP_RST, OP_FAULT, OP_ACKALL, OP_CLOSEFAIL,
-  OP_ZDATA, OP_DRIP, OP_DRIPT, OP_SLOW, OP_WAIT, OP_FLOOD, OP_SNDBUF, OP_DEAF, OP_COUNT
+  OP_ZDATA, OP_DRIP, OP_DRIPT, OP_SLOW, OP_WAIT, OP_FLOOD, OP_SNDBUF, OP_DEAF, OP_PEND, OP_POLL, OP_COUNT
 };
 
 /* The fixed policy: the default's shape with token "T"; names starting with
@@ -153,7 +165,7 @@ static uint32_t rand_state = 1;
 
 u32_t sys_now(void)
 {
-  if (fa_current != NULL && ++fa_clock_reads > FA_CLOCK_READS_MAX) {
+  if ((fa_current != NULL || fs_in_ready) && ++fa_clock_reads > FA_CLOCK_READS_MAX) {
     fuzz_fail(__FILE__, __LINE__, "a callback read the clock without end: it spins (a loop that makes no progress)");
   }
   return fake_ms;
@@ -332,11 +344,30 @@ static void drip(int k, const uint8_t *data, size_t n)
 
 static void check_step(void);
 
-/* Time passes; lwIP's timers run once a second (refused data, then the poll callbacks). */
+/*
+ * Time passes; lwIP's timers run once a second (refused data, then the poll
+ * callbacks), the medium's step (storage_poll) when its busy time ends and
+ * before each timer second.
+ */
 static void pass_time(uint32_t ms)
 {
   uint32_t end = fake_ms + ms;
-  while ((int32_t)(end - next_timer_ms) >= 0) {
+  for (;;) {
+    uint32_t readies = fs_readies;
+    uint32_t wait = storage_poll();
+    if (fs_readies != readies) {
+      check_step();
+    }
+    if (wait != STORAGE_POLL_IDLE && (int32_t)(fake_ms + wait - next_timer_ms) < 0) {
+      if ((int32_t)(end - (fake_ms + wait)) < 0) {
+        break;
+      }
+      fake_ms += wait; /* the medium is done before the next timer second */
+      continue;
+    }
+    if ((int32_t)(end - next_timer_ms) < 0) {
+      break;
+    }
     fake_ms = next_timer_ms;
     next_timer_ms += 1000;
     if (fa_live() > 0) {
@@ -350,6 +381,7 @@ static void pass_time(uint32_t ms)
     }
   }
   fake_ms = end;
+  storage_poll();
 }
 
 /* ---- Invariants ------------------------------------------------------------------ */
@@ -594,7 +626,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (trace) {
       static const char *const names[OP_COUNT] = {"OPEN", "DATA", "TMPL", "FIN", "ACK", "TICK", "RST", "FAULT", "ACKALL",
                                                    "CLOSEFAIL", "ZDATA", "DRIP", "DRIPT", "SLOW", "WAIT", "FLOOD",
-                                                   "SNDBUF", "DEAF"};
+                                                   "SNDBUF", "DEAF", "PEND", "POLL"};
       fprintf(stderr, "t=%u op %s", (unsigned)(fake_ms - (cfg & 8 ? 0xffffffffu - 60000u : 1000u)), names[opcode]);
       for (size_t i = 0; i < 5 && i < in.n; i++) {
         fprintf(stderr, " %u", in.p[i]);
@@ -720,12 +752,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
       }
       break;
     }
+    case OP_PEND: {
+      uint8_t m = in_byte(&in);
+      uint8_t d = in_byte(&in);
+      fs_pend(m & FS_PEND_ALL, fake_ms + d * 250u);
+      break;
+    }
+    case OP_POLL: {
+      uint8_t b = in_byte(&in);
+      fs_poll((b & 1) != 0, (b & 2) != 0);
+      break;
+    }
     }
     check_step();
   }
 
   fa_close_fails_next = false;
   fs_inject(FS_FAULT_NONE, false);
+  fs_pend(0, 0); /* the medium's work ends: what pended resumes at the next storage_poll() */
   wind_down();
   for (int k = 0; k < fa_opened; k++) {
     fa_rst(k);

@@ -92,6 +92,21 @@ uint32_t fa_pbufs_held(void);
 
 enum fs_fault { FS_FAULT_NONE, FS_FAULT_OPEN, FS_FAULT_WRITE, FS_FAULT_COMMIT, FS_FAULT_READ, FS_FAULT_REMOVE };
 
+/* The calls a busy medium answers with STORAGE_PENDING (fs_pend's mask). */
+enum {
+  FS_PEND_OPEN = 1,   /* storage_open */
+  FS_PEND_WRITE = 2,  /* storage_write */
+  FS_PEND_COMMIT = 4, /* storage_commit */
+  FS_PEND_REMOVE = 8, /* storage_remove */
+  FS_PEND_READ = 16,  /* storage_read */
+  FS_PEND_ALL = 31,
+};
+
+/** True while storage_ready() runs: the core calls storage from no lwIP callback then. */
+extern bool fs_in_ready;
+/** storage_ready() calls so far. */
+extern uint32_t fs_readies;
+
 /** Forgets every file and handle state; sets the capacity. */
 void fs_reset(uint64_t capacity);
 /** Adds a committed file whose bytes stay the caller's: they must outlive the input. */
@@ -100,6 +115,15 @@ void fs_add(const char *name, const uint8_t *data, size_t len);
 void fs_inject(enum fs_fault f, bool enospc);
 /** Aborts unless no upload or reader is open. */
 void fs_check_idle(void);
+/**
+ * The medium is busy until `until_ms` (sys_now()): the calls of the kinds in
+ * `mask` answer STORAGE_PENDING meanwhile. storage_poll() ends it then and
+ * calls storage_ready() when a call pended; mask 0 ends it at once.
+ */
+void fs_pend(unsigned mask, uint32_t until_ms);
+/** The medium's work ends now (if done), then storage_poll(); with anyway, storage_ready() is called even if
+ *  the medium stays busy (the retries pend again, as the contract allows). */
+void fs_poll(bool done, bool anyway);
 /** True when a commit produced this SHA-256 (hex) in the current input. */
 bool fs_committed_digest(const char *hex);
 

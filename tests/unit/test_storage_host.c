@@ -29,6 +29,27 @@ void platform_console_write(const char *s, size_t n)
 
 static char g_dir[64];
 
+/* The medium's clock in the timing tests: time passes only when a test says so. */
+static uint32_t g_now;
+
+static uint32_t test_clock(void)
+{
+  return g_now;
+}
+
+/* storage_ready() calls, and what the core would do in it (NULL: nothing). */
+static int g_ready;
+static void (*g_on_ready)(void);
+
+/** The core's hook, here a counter. */
+void storage_ready(void)
+{
+  g_ready++;
+  if (g_on_ready != NULL) {
+    g_on_ready();
+  }
+}
+
 /* Path of `name` inside the test directory (one static buffer). */
 static const char *path_of(const char *name)
 {
@@ -54,9 +75,11 @@ static void setup(uint64_t capacity)
   CHECK_EQ(storage_host_init(g_dir, capacity), 0);
 }
 
-/* Removes the test directory, one level of subdirectories included. */
+/* Removes the test directory, one level of subdirectories included; the medium goes back to synchronous. */
 static void teardown(void)
 {
+  storage_host_timing(0, NULL);
+  g_on_ready = NULL;
   DIR *d = opendir(g_dir);
   if (d != NULL) {
     struct dirent *e;
@@ -666,6 +689,383 @@ static void test_init_errors(void)
   teardown();
 }
 
+/* ---- Timing (--storage-latency) ------------------------------------------------------ */
+
+#define LAT 200u
+
+/* A fresh directory whose medium is busy LAT ms per unit, on the test's clock (near its wrap). */
+static void setup_timed(uint64_t capacity)
+{
+  setup(capacity);
+  g_now = 0xffffffffu - 300u; /* deadlines must survive the clock's wrap */
+  g_ready = 0;
+  g_on_ready = NULL;
+  storage_host_timing(LAT, test_clock);
+}
+
+/* Time passes by ms, then the main loop's storage_poll(); returns its answer. */
+static uint32_t advance(uint32_t ms)
+{
+  g_now += ms;
+  return storage_poll();
+}
+
+/* Bytes of the upload's temporary file (slot 0 unless told). */
+static long long tmp_size(int slot)
+{
+  char name[32];
+  struct stat st;
+  snprintf(name, sizeof name, ".upload-%d", slot);
+  return stat(path_of(name), &st) == 0 ? (long long)st.st_size : -1;
+}
+
+/* Repeats a storage call, letting the medium's time pass, until it no longer pends. */
+#define UNTIL_DONE(rc, call)                            \
+  do {                                                  \
+    int unit_guard_ = 0;                                \
+    while (((rc) = (call)) == STORAGE_PENDING && unit_guard_++ < 1000) { \
+      uint32_t w_ = storage_poll();                     \
+      advance(w_ == STORAGE_POLL_IDLE ? 1 : w_);        \
+    }                                                   \
+  } while (0)
+
+/* put() on a timed medium: every call repeated until it is done. */
+static int put_timed(const char *name, const char *data)
+{
+  storage_upload_t *u;
+  size_t n = strlen(data);
+  int rc = storage_open(name, n, &u);
+  if (rc != STORAGE_OK) {
+    return rc;
+  }
+  UNTIL_DONE(rc, storage_write(u, data, n));
+  if (rc != STORAGE_OK) {
+    storage_abort(u);
+    return rc;
+  }
+  UNTIL_DONE(rc, storage_commit(u, NULL));
+  return rc;
+}
+
+static void test_latency_zero_never_pends(void)
+{
+  setup(100000);
+  storage_host_timing(0, test_clock);
+  g_ready = 0;
+  static char big[3 * STORAGE_HOST_UNIT + 5];
+  memset(big, 'z', sizeof big - 1);
+  CHECK_EQ(put("f", big, NULL), STORAGE_OK);
+  CHECK_EQ(storage_poll(), STORAGE_POLL_IDLE);
+  CHECK_EQ(storage_remove("f"), STORAGE_OK);
+  CHECK_EQ(put("g", "x", NULL), STORAGE_OK);
+  CHECK_EQ(storage_poll(), STORAGE_POLL_IDLE);
+  CHECK_EQ(g_ready, 0);
+  teardown();
+}
+
+static void test_write_pends_then_completes(void)
+{
+  setup_timed(100000);
+  storage_upload_t *u;
+  CHECK_EQ(storage_open("w", 3 * STORAGE_HOST_UNIT, &u), STORAGE_OK); /* no medium work: at once */
+  CHECK_EQ(storage_poll(), STORAGE_POLL_IDLE);
+  CHECK_EQ(storage_free(), 100000 - 3 * STORAGE_HOST_UNIT);
+  static char data[3 * STORAGE_HOST_UNIT];
+  for (size_t i = 0; i < sizeof data; i++) {
+    data[i] = (char)('a' + i % 23);
+  }
+  CHECK_EQ(storage_write(u, data, 0), STORAGE_OK); /* nothing to erase for nothing */
+  CHECK_EQ(storage_write(u, data, 100), STORAGE_PENDING);
+  CHECK_EQ(tmp_size(0), 0); /* nothing of the call kept */
+  CHECK_EQ(storage_write(u, data, 100), STORAGE_PENDING); /* the retry before the time: the same unit */
+  CHECK_EQ(storage_poll(), LAT);
+  CHECK_EQ(advance(LAT - 1), 1);
+  CHECK_EQ(g_ready, 0);
+  CHECK_EQ(advance(1), STORAGE_POLL_IDLE); /* the unit is done, nothing else queued */
+  CHECK_EQ(g_ready, 1);
+  CHECK_EQ(tmp_size(0), 0);                         /* still nothing: the retry writes */
+  CHECK_EQ(storage_write(u, data, 100), STORAGE_OK); /* the retry, same bytes */
+  CHECK_EQ(storage_write(u, data + 100, STORAGE_HOST_UNIT - 100), STORAGE_OK); /* the erased unit: at once */
+  CHECK_EQ(tmp_size(0), STORAGE_HOST_UNIT);
+  CHECK_EQ(storage_poll(), STORAGE_POLL_IDLE);
+  /* A write across two more units pends twice: one unit at a time. */
+  const char *rest = data + STORAGE_HOST_UNIT;
+  CHECK_EQ(storage_write(u, rest, 2 * STORAGE_HOST_UNIT), STORAGE_PENDING);
+  CHECK_EQ(advance(LAT), STORAGE_POLL_IDLE);
+  CHECK_EQ(g_ready, 2);
+  CHECK_EQ(storage_write(u, rest, 2 * STORAGE_HOST_UNIT), STORAGE_PENDING);
+  CHECK_EQ(tmp_size(0), STORAGE_HOST_UNIT);
+  CHECK_EQ(advance(LAT), STORAGE_POLL_IDLE);
+  CHECK_EQ(g_ready, 3);
+  CHECK_EQ(storage_write(u, rest, 2 * STORAGE_HOST_UNIT), STORAGE_OK);
+  CHECK_EQ(tmp_size(0), 3 * STORAGE_HOST_UNIT);
+  CHECK_EQ(storage_write(u, "x", 1), STORAGE_ENOSPC); /* a refusal comes at once, not after the medium */
+  CHECK_EQ(storage_poll(), STORAGE_POLL_IDLE);
+  int rc;
+  UNTIL_DONE(rc, storage_commit(u, NULL));
+  CHECK_EQ(rc, STORAGE_OK);
+  static char got[sizeof data + 1];
+  CHECK_EQ(get("w", got, sizeof got), (long)sizeof data);
+  CHECK(memcmp(got, data, sizeof data) == 0);
+  CHECK_EQ(storage_free(), 100000 - 3 * STORAGE_HOST_UNIT);
+  teardown();
+}
+
+static void test_commit_pends_nothing_visible(void)
+{
+  setup_timed(1000);
+  CHECK_EQ(put_timed("f", "old"), STORAGE_OK);
+  storage_upload_t *u;
+  CHECK_EQ(storage_open("f", 3, &u), STORAGE_OK);
+  int rc;
+  UNTIL_DONE(rc, storage_write(u, "new", 3));
+  CHECK_EQ(rc, STORAGE_OK);
+  int before = g_ready;
+  bool replaced = false;
+  CHECK_EQ(storage_commit(u, &replaced), STORAGE_PENDING);
+  CHECK_EQ(storage_commit(u, &replaced), STORAGE_PENDING); /* recognised: no second unit */
+  char buf[16];
+  CHECK_EQ(get("f", buf, sizeof buf), 3);
+  CHECK_STR(buf, "old");
+  CHECK_EQ(storage_free(), 1000 - 3 - 3); /* still both versions */
+  CHECK_EQ(advance(LAT - 1), 1);
+  CHECK_EQ(g_ready, before);
+  CHECK_EQ(advance(1), STORAGE_POLL_IDLE);
+  CHECK_EQ(g_ready, before + 1);
+  CHECK_EQ(get("f", buf, sizeof buf), 3);
+  CHECK_STR(buf, "old"); /* visible at the retry, not before */
+  CHECK(!replaced);
+  CHECK_EQ(storage_commit(u, &replaced), STORAGE_OK);
+  CHECK(replaced);
+  CHECK_EQ(get("f", buf, sizeof buf), 3);
+  CHECK_STR(buf, "new");
+  CHECK_EQ(storage_free(), 1000 - 3);
+  CHECK(!dir_has_prefix(".upload-"));
+  teardown();
+}
+
+static void test_remove_pends(void)
+{
+  setup_timed(1000);
+  CHECK_EQ(put_timed("gone", "12345"), STORAGE_OK);
+  CHECK_EQ(put_timed("also", "1"), STORAGE_OK);
+  int before = g_ready;
+  CHECK_EQ(storage_remove("never"), STORAGE_ENOENT); /* nothing to do: no medium work */
+  CHECK_EQ(storage_remove("bad/name"), STORAGE_EINVAL);
+  CHECK_EQ(storage_poll(), STORAGE_POLL_IDLE);
+  CHECK_EQ(storage_remove("gone"), STORAGE_PENDING);
+  CHECK_EQ(storage_remove("also"), STORAGE_PENDING); /* queued behind it */
+  CHECK_EQ(storage_remove("gone"), STORAGE_PENDING); /* the retry: the same unit */
+  CHECK(storage_exists("gone", NULL));
+  CHECK_EQ(storage_free(), 1000 - 6);
+  CHECK_EQ(advance(LAT), LAT); /* "gone" done, "also" started */
+  CHECK_EQ(g_ready, before + 1);
+  CHECK(storage_exists("gone", NULL)); /* until the retry */
+  CHECK_EQ(storage_remove("also"), STORAGE_PENDING);
+  CHECK_EQ(storage_remove("gone"), STORAGE_OK);
+  CHECK(!storage_exists("gone", NULL));
+  CHECK_EQ(storage_free(), 1000 - 1);
+  CHECK_EQ(storage_remove("gone"), STORAGE_ENOENT); /* done once only */
+  CHECK_EQ(advance(LAT), STORAGE_POLL_IDLE);
+  CHECK_EQ(g_ready, before + 2);
+  CHECK_EQ(storage_remove("also"), STORAGE_OK);
+  CHECK_EQ(storage_free(), 1000);
+  teardown();
+}
+
+static void test_abort_pending_upload(void)
+{
+  setup_timed(10000);
+  storage_upload_t *u, *v;
+  CHECK_EQ(storage_open("a", 100, &u), STORAGE_OK);
+  CHECK_EQ(storage_write(u, "abc", 3), STORAGE_PENDING);
+  storage_abort(u); /* at once, though its erase is on the medium */
+  CHECK_EQ(storage_free(), 10000);
+  CHECK(!dir_has_prefix(".upload-"));
+  /* The slot is taken again; its write waits behind the aborted unit, which ends in the background. */
+  CHECK_EQ(storage_open("b", 100, &v), STORAGE_OK);
+  CHECK(v == u);
+  CHECK_EQ(storage_write(v, "xyz", 3), STORAGE_PENDING);
+  CHECK_EQ(advance(LAT), LAT);
+  CHECK_EQ(g_ready, 0); /* the aborted unit's end helps nobody */
+  CHECK_EQ(storage_write(v, "xyz", 3), STORAGE_PENDING);
+  CHECK_EQ(advance(LAT), STORAGE_POLL_IDLE);
+  CHECK_EQ(g_ready, 1);
+  CHECK_EQ(storage_write(v, "xyz", 3), STORAGE_OK);
+  /* A pending commit aborted: nothing visible, ever. */
+  CHECK_EQ(storage_commit(v, NULL), STORAGE_PENDING);
+  storage_abort(v);
+  CHECK_EQ(advance(LAT), STORAGE_POLL_IDLE);
+  CHECK_EQ(g_ready, 1);
+  CHECK(!storage_exists("b", NULL));
+  CHECK(!dir_has_prefix(".upload-"));
+  CHECK_EQ(storage_free(), 10000);
+  /* Units queued behind and aborted before their turn never run. */
+  CHECK_EQ(storage_open("c", 100, &u), STORAGE_OK);
+  CHECK_EQ(storage_open("d", 100, &v), STORAGE_OK);
+  CHECK_EQ(storage_write(u, "1", 1), STORAGE_PENDING);
+  CHECK_EQ(storage_write(v, "2", 1), STORAGE_PENDING);
+  storage_abort(v);
+  CHECK_EQ(advance(LAT), STORAGE_POLL_IDLE);
+  CHECK_EQ(g_ready, 2);
+  CHECK_EQ(storage_write(u, "1", 1), STORAGE_OK);
+  storage_abort(u);
+  teardown();
+}
+
+/* What the core does in storage_ready(): the pending calls again, in a fixed order (a before b). */
+static storage_upload_t *g_a, *g_b;
+static const char *g_a_data, *g_b_data;
+static size_t g_a_off, g_b_off, g_a_len, g_b_len;
+static int g_a_turns, g_b_turns;
+
+/* Writes what is left of one upload in 1 KiB pieces until it pends; counts the pieces in *turns. */
+static void feed(storage_upload_t *u, const char *data, size_t len, size_t *off, int *turns)
+{
+  while (u != NULL && *off < len) {
+    size_t n = len - *off < 1024 ? len - *off : 1024;
+    int rc = storage_write(u, data + *off, n);
+    if (rc != STORAGE_OK) {
+      CHECK_EQ(rc, STORAGE_PENDING);
+      return;
+    }
+    *off += n;
+    ++*turns;
+  }
+}
+
+static void core_retries(void)
+{
+  feed(g_a, g_a_data, g_a_len, &g_a_off, &g_a_turns);
+  feed(g_b, g_b_data, g_b_len, &g_b_off, &g_b_turns);
+}
+
+static void test_one_medium_for_all(void)
+{
+  setup_timed(100000);
+  storage_host_timing(0, NULL);
+  CHECK_EQ(put("r", "x", NULL), STORAGE_OK);
+  storage_host_timing(LAT, test_clock);
+  static char a[4 * STORAGE_HOST_UNIT], b[2 * STORAGE_HOST_UNIT];
+  memset(a, 'A', sizeof a);
+  memset(b, 'B', sizeof b);
+  g_a_data = a, g_a_len = sizeof a, g_a_off = 0, g_a_turns = 0;
+  g_b_data = b, g_b_len = sizeof b, g_b_off = 0, g_b_turns = 0;
+  CHECK_EQ(storage_open("a", sizeof a, &g_a), STORAGE_OK);
+  CHECK_EQ(storage_open("b", sizeof b, &g_b), STORAGE_OK);
+  g_on_ready = core_retries;
+  core_retries(); /* both pend: a's first unit on the medium, b's queued behind it */
+  CHECK_EQ(g_a_off + g_b_off, 0);
+  CHECK_EQ(advance(LAT), LAT); /* a's unit done, b's started; a writes its unit and queues its next */
+  CHECK_EQ(g_a_off, STORAGE_HOST_UNIT);
+  CHECK_EQ(g_b_off, 0);
+  CHECK_EQ(advance(LAT), LAT); /* b's turn: a does not take the medium twice in a row */
+  CHECK_EQ(g_a_off, STORAGE_HOST_UNIT);
+  CHECK_EQ(g_b_off, STORAGE_HOST_UNIT);
+  /* A remove waits its turn like the writes: behind a's second unit (on the medium) and b's. */
+  CHECK_EQ(storage_remove("r"), STORAGE_PENDING);
+  CHECK_EQ(advance(LAT), LAT);
+  CHECK_EQ(g_a_off, 2 * STORAGE_HOST_UNIT);
+  CHECK_EQ(advance(LAT), LAT);
+  CHECK_EQ(g_b_off, sizeof b);
+  CHECK_EQ(storage_remove("r"), STORAGE_PENDING); /* on the medium now */
+  CHECK_EQ(advance(LAT), LAT);
+  CHECK_EQ(storage_remove("r"), STORAGE_OK);
+  for (int i = 0; i < 10 && storage_poll() != STORAGE_POLL_IDLE; i++) {
+    advance(LAT);
+  }
+  CHECK_EQ(g_a_off, sizeof a);
+  g_on_ready = NULL;
+  int rc;
+  UNTIL_DONE(rc, storage_commit(g_a, NULL));
+  CHECK_EQ(rc, STORAGE_OK);
+  UNTIL_DONE(rc, storage_commit(g_b, NULL));
+  CHECK_EQ(rc, STORAGE_OK);
+  CHECK_EQ(g_a_turns + g_b_turns, (int)((sizeof a + sizeof b) / 1024)); /* each piece written once */
+  static char got[sizeof a + 1];
+  CHECK_EQ(get("a", got, sizeof got), (long)sizeof a);
+  CHECK(memcmp(got, a, sizeof a) == 0);
+  CHECK_EQ(get("b", got, sizeof got), (long)sizeof b);
+  CHECK(memcmp(got, b, sizeof b) == 0);
+  teardown();
+}
+
+static int g_ready_calls_at_idle;
+
+/* storage_ready() asks the medium for more: a re-entrant remove that pends, and a poll's answer after it. */
+static void remove_in_ready(void)
+{
+  if (g_ready == 1) {
+    CHECK_EQ(storage_remove("y"), STORAGE_PENDING);
+  }
+  g_ready_calls_at_idle += storage_poll() == STORAGE_POLL_IDLE;
+}
+
+static void test_ready_exactly_when_progress(void)
+{
+  setup_timed(1000);
+  storage_host_timing(0, NULL);
+  CHECK_EQ(put("x", "1", NULL), STORAGE_OK);
+  CHECK_EQ(put("y", "2", NULL), STORAGE_OK);
+  storage_host_timing(LAT, test_clock);
+  /* Nothing in progress: polls never call it. */
+  for (int i = 0; i < 5; i++) {
+    CHECK_EQ(advance(1000), STORAGE_POLL_IDLE);
+  }
+  CHECK_EQ(g_ready, 0);
+  CHECK_EQ(storage_remove("x"), STORAGE_PENDING);
+  for (uint32_t t = 0; t < LAT - 1; t += 7) {
+    CHECK_EQ(advance(7 < LAT - 1 - t ? 7 : LAT - 1 - t) > 0, 1);
+  }
+  CHECK_EQ(g_ready, 0);
+  g_on_ready = remove_in_ready;
+  CHECK_EQ(advance(1), LAT); /* once, and the remove it asked for is under way */
+  CHECK_EQ(g_ready, 1);
+  CHECK_EQ(g_ready_calls_at_idle, 0);
+  CHECK_EQ(storage_poll(), LAT);
+  CHECK_EQ(g_ready, 1);
+  CHECK_EQ(advance(5 * LAT), STORAGE_POLL_IDLE); /* a late poll: one call all the same */
+  CHECK_EQ(g_ready, 2);
+  CHECK_EQ(advance(LAT), STORAGE_POLL_IDLE);
+  CHECK_EQ(g_ready, 2);
+  g_on_ready = NULL;
+  CHECK_EQ(storage_remove("x"), STORAGE_OK);
+  CHECK_EQ(storage_remove("y"), STORAGE_OK);
+  CHECK_EQ(storage_free(), 1000);
+  teardown();
+}
+
+/* More calls pending than the queue holds: the one left out is told when a unit ends, and gets its turn. */
+static void test_queue_full(void)
+{
+  setup(100000);
+  enum { N = 3 * POSTERN_MAX_CONNS + 1 };
+  char name[16];
+  for (int i = 0; i < N; i++) {
+    snprintf(name, sizeof name, "q%02d", i);
+    CHECK_EQ(put(name, "q", NULL), STORAGE_OK);
+  }
+  g_now = 5, g_ready = 0;
+  storage_host_timing(LAT, test_clock);
+  for (int i = 0; i < N; i++) {
+    snprintf(name, sizeof name, "q%02d", i);
+    CHECK_EQ(storage_remove(name), STORAGE_PENDING);
+  }
+  int done = 0;
+  for (int round = 0; round < 4 * N && done < N; round++) {
+    advance(LAT);
+    for (int i = 0; i < N; i++) {
+      snprintf(name, sizeof name, "q%02d", i);
+      int rc = storage_remove(name);
+      done += rc == STORAGE_OK;
+      CHECK(rc == STORAGE_OK || rc == STORAGE_PENDING || rc == STORAGE_ENOENT);
+    }
+  }
+  CHECK_EQ(done, N);
+  CHECK_EQ(storage_free(), 100000);
+  teardown();
+}
+
 int main(void)
 {
   RUN(test_capacity_accounting);
@@ -686,5 +1086,13 @@ int main(void)
   RUN(test_reader_survives_replace);
   RUN(test_invalid_names);
   RUN(test_init_errors);
+  RUN(test_latency_zero_never_pends);
+  RUN(test_write_pends_then_completes);
+  RUN(test_commit_pends_nothing_visible);
+  RUN(test_remove_pends);
+  RUN(test_abort_pending_upload);
+  RUN(test_one_medium_for_all);
+  RUN(test_ready_exactly_when_progress);
+  RUN(test_queue_full);
   return UNIT_END();
 }
