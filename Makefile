@@ -23,8 +23,14 @@ BUILD := build
 TLS ?= 1
 # 1: lwIP's NO_SYS main loop; 0: an RTOS (tcpip_thread), the host board's threads over lwIP's pthread port.
 NO_SYS ?= 1
-# A build without TLS, or with NO_SYS 0, keeps its own objects (the options differ).
-OUT := $(BUILD)/$(BOARD)$(if $(filter 0,$(TLS)),-notls)$(if $(filter 0,$(NO_SYS)),-nosys0)
+# 1: dual stack, IPv4 and IPv6 (SLAAC); 0: IPv4 only. Each board's default fits its budgets
+# (README, IPv6): the host always; mps2-an385 with TLS, not in the 192 KiB of a TLS=0 image.
+IPV6_DEFAULT_host := 1
+IPV6_DEFAULT_mps2-an385 := $(if $(filter 1,$(TLS)),1,0)
+IPV6_DEFAULT := $(or $(IPV6_DEFAULT_$(BOARD)),1)
+IPV6 ?= $(IPV6_DEFAULT)
+# A build without TLS, with IPV6 off its board's default, or with NO_SYS 0, keeps its own objects (the options differ).
+OUT := $(BUILD)/$(BOARD)$(if $(filter 0,$(TLS)),-notls)$(if $(filter-out $(IPV6_DEFAULT),$(IPV6)),$(if $(filter 1,$(IPV6)),-ipv6,-noipv6))$(if $(filter 0,$(NO_SYS)),-nosys0)
 DEPS_DIR := $(BUILD)/deps
 LWIP_DIR ?= $(DEPS_DIR)/lwip
 MBEDTLS_DIR ?= $(DEPS_DIR)/mbedtls
@@ -56,6 +62,7 @@ endif
 LWIP_SRCS := $(addprefix src/core/,init.c def.c inet_chksum.c ip.c mem.c memp.c netif.c pbuf.c stats.c sys.c \
                altcp.c altcp_alloc.c altcp_tcp.c tcp.c tcp_in.c tcp_out.c timeouts.c udp.c) \
              $(addprefix src/core/ipv4/,etharp.c icmp.c ip4.c ip4_addr.c ip4_frag.c) \
+             $(if $(filter 1,$(IPV6)),$(addprefix src/core/ipv6/,ethip6.c icmp6.c ip6.c ip6_addr.c mld6.c nd6.c)) \
              src/netif/ethernet.c $(if $(filter 0,$(NO_SYS)),src/api/tcpip.c) $(BOARD_LWIP_SRCS)
 # TLS=0 builds without HTTPS: only the hashes of mbedTLS, and no port/tls*.c.
 MBEDTLS_HASH_SRCS := $(addprefix library/,sha256.c md.c base64.c platform_util.c constant_time.c)
@@ -76,7 +83,7 @@ PORT_SRCS := $(filter-out $(if $(filter 1,$(TLS)),,port/tls.c port/tls_keyupdate
 INCLUDES := -Isrc -Iport -Iport/include -Iport/mbedtls -Iboards/$(BOARD) -I$(LWIP_DIR)/src/include \
             -I$(MBEDTLS_DIR)/include -I$(LUA_DIR)/src -Iport/lua $(BOARD_INCLUDES)
 DEFINES_BASE := -DMBEDTLS_CONFIG_FILE='"postern_mbedtls_config.h"'
-DEFINES := $(DEFINES_BASE) -DPOSTERN_TLS=$(TLS) $(if $(filter 0,$(NO_SYS)),-DNO_SYS=0)
+DEFINES := $(DEFINES_BASE) -DPOSTERN_TLS=$(TLS) -DPOSTERN_IPV6=$(IPV6) $(if $(filter 0,$(NO_SYS)),-DNO_SYS=0)
 WARNINGS := -Wall -Wextra -Wshadow -Wundef -Werror
 BASE_CFLAGS := -std=c11 -MMD -MP $(BOARD_CFLAGS) $(INCLUDES) $(DEFINES)
 # postern's own code: strict, the same flags on every board.

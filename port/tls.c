@@ -52,6 +52,8 @@
 #include "lwip/ip_addr.h"
 #include "lwip/pbuf.h"
 #include "lwip/priv/altcp_priv.h"
+#include "lwip/memp.h"
+#include "lwip/stats.h"
 #include "lwip/sys.h"
 #include "platform.h"
 #include "text.h"
@@ -211,7 +213,7 @@ static void tls_log_peer(const tls_session_t *s, char *out, size_t cap)
   if (s->inner != NULL) {
     const ip_addr_t *ip = altcp_get_ip(s->inner, 0);
     if (ip != NULL) {
-      ipaddr_ntoa_r(ip, out, (int)cap);
+      text_lower(ipaddr_ntoa_r(ip, out, (int)cap));
     }
   }
 }
@@ -330,10 +332,13 @@ static bool tls_rxq_put(tls_rxq_t *q, struct pbuf *p, int max_pbufs)
 }
 
 /* Pool pbufs the ciphertext queue may hold: POSTERN_TLS_RX_PBUFS, or a whole
- * window's worth while the application holds what arrives (tls_hold_window). */
+ * window's worth while the application holds what arrives (tls_hold_window)
+ * and the pool keeps POSTERN_POOL_RESERVE pbufs for everyone else. */
 static int tls_rxq_max(const tls_session_t *s)
 {
-  return s->hold ? TLS_RXQ_HOLD_PBUFS : POSTERN_TLS_RX_PBUFS;
+  const struct stats_mem *pool = lwip_stats.memp[MEMP_PBUF_POOL];
+  bool room = pool->avail - pool->used >= POSTERN_POOL_RESERVE;
+  return s->hold && room ? TLS_RXQ_HOLD_PBUFS : POSTERN_TLS_RX_PBUFS;
 }
 
 /* Gives back everything of a session but the pcbs. */

@@ -3,7 +3,9 @@
 #
 # usage: scripts/bake.sh VARIANT POLICY_FILE "NAME=VALUE ..." [CERT KEY [CLIENT_CA [optional|required]]] > baked.c
 #   capacity=SIZE (bytes, or with K/M suffix; default 3M) sizes the emulated
-#   flash; every other NAME=VALUE becomes config.NAME for the policy.
+#   flash and flash_timing=instant|nor|slow (default instant; make's
+#   FLASH_TIMING=) sets its timing; every other NAME=VALUE becomes
+#   config.NAME for the policy.
 #   Values cannot hold spaces. The seed comes from /dev/urandom on each run.
 #   CERT and KEY (PEM or DER) are the HTTPS server's certificate and key
 #   (images built with TLS); CLIENT_CA makes the server ask for client
@@ -54,6 +56,7 @@ c_string() {
 }
 
 capacity=3M
+timing=instant
 names=""
 count=0
 for kv in $settings; do
@@ -66,6 +69,7 @@ for kv in $settings; do
   case $name in
   '' | *[!A-Za-z0-9_]*) echo "bake.sh: bad setting name '$name'" >&2; exit 1 ;;
   capacity) capacity=$value; continue ;;
+  flash_timing) timing=$value; continue ;;
   esac
   names="$names $name"
   count=$((count + 1))
@@ -85,6 +89,11 @@ if [ "$blocks" -lt 8 ] || [ "$blocks" -gt 1024 ]; then
   echo "bake.sh: capacity $capacity must be 32K to 4M" >&2
   exit 1
 fi
+
+case $timing in
+instant | nor | slow) ;;
+*) echo "bake.sh: flash_timing (FLASH_TIMING) must be instant, nor or slow, not '$timing'" >&2; exit 1 ;;
+esac
 
 seed=$(mktemp)
 trap 'rm -f "$seed"' EXIT
@@ -117,6 +126,7 @@ echo "const size_t baked_policy_len = sizeof baked_policy - 1;"
 echo
 echo "__attribute__((section(\".medium\"), aligned(4096))) uint8_t baked_medium[$blocks * 4096];"
 echo "const uint32_t baked_medium_size = $blocks * 4096;"
+printf 'const char baked_flash_timing[] = "%s";\n' "$timing"
 echo
 echo "const uint8_t baked_entropy_seed[32] = {"
 c_bytes "$seed"

@@ -5,7 +5,7 @@
 #
 # Creates in DIR (once; a second run does nothing):
 #   ca.crt ca.key                 development CA
-#   server.crt server.key         server certificate for localhost and 127.0.0.1, signed by the CA
+#   server.crt server.key         server certificate for localhost, 127.0.0.1 and ::1, signed by the CA
 #   device.crt device.key         client certificate CN=device-0001, signed by the CA
 #   rogue-ca.crt rogue-ca.key     a second CA the device does not trust
 #   rogue.crt rogue.key           client certificate CN=device-0001 signed by the rogue CA
@@ -37,7 +37,7 @@ leaf server "/O=postern development/CN=localhost" ca \
   "basicConstraints=CA:FALSE
 keyUsage=critical,digitalSignature
 extendedKeyUsage=serverAuth
-subjectAltName=DNS:localhost,IP:127.0.0.1"
+subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1"
 leaf device "/O=postern development/CN=device-0001" ca \
   "basicConstraints=CA:FALSE
 keyUsage=critical,digitalSignature

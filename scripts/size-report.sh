@@ -4,7 +4,8 @@
 # usage: scripts/size-report.sh ELF MAP
 #   Budgets (the product's figures to reach): flash (text + rodata + data) <= 192 KiB
 #   without TLS, <= 320 KiB with; RAM (data + bss + stack; the firmware has no
-#   heap, its pools and arenas are static) <= 128 KiB.
+#   heap, its pools and arenas are static) <= 128 KiB. IPv6 (IPV6=1) may add at
+#   most 20 KiB of flash and 4 KiB of RAM; the README (IPv6) has both builds.
 set -eu
 
 elf=${1:?usage: size-report.sh ELF MAP}
@@ -21,7 +22,8 @@ section() { "$size" -A "$elf" | awk -v s="$1" '$1 == s { print $2 }'; }
 stack=$(section .stack)
 flash=$(($(section .text) + $(section .ARM.exidx) + $(section .data)))
 ram=$(($(section .data) + $(section .bss) + stack))
-awk -v stack="${stack:-0}" -v flash="$flash" -v ram="$ram" -v tls="$(grep -c 'ssl_tls\|altcp_tls' "$map" || true)" '
+awk -v stack="${stack:-0}" -v flash="$flash" -v ram="$ram" -v tls="$(grep -c 'ssl_tls\|altcp_tls' "$map" || true)" \
+  -v ipv6="$(grep -c 'ipv6/nd6\.o' "$map" || true)" '
 function component(file) {
   if (file ~ /\/obj\/src\//) return "postern core (src/)"
   if (file ~ /\/obj\/port\//) return "port/"
@@ -84,7 +86,7 @@ END {
   printf "  (the map counts string constants before the linker merges duplicates;\n"
   printf "   the budget lines below use the image itself)\n"
   budget = tls > 0 ? 320 : 192
-  printf "\n== budgets\n"
+  printf "\n== budgets (%s TLS, %s)\n", (tls > 0 ? "with" : "without"), (ipv6 > 0 ? "dual stack: IPV6=1" : "IPv4 only: IPV6=0")
   printf "  flash (text + rodata + data)  %7.1f KiB of %d KiB (%s TLS)  %s\n", flash / 1024, budget, (tls > 0 ? "with" : "without"), (flash <= budget * 1024 ? "OK" : "OVER")
   printf "  RAM (data + bss + %d stack)    %7.1f KiB of 128 KiB  %s\n", stack, ram / 1024, (ram <= 131072 ? "OK" : "OVER")
 }' "$map"

@@ -10,6 +10,7 @@
 #include "lwip/ip_addr.h"
 #include "lwip/sys.h"
 #include "platform.h"
+#include "text.h"
 
 static char conn_out[1536]; /* one response head at a time: everything runs in the one main loop */
 
@@ -18,7 +19,7 @@ static void conn_log(conn_t *c, const char *note)
   char ip[IPADDR_STRLEN_MAX] = "-";
   const ip_addr_t *peer = altcp_get_ip(c->pcb, 0);
   if (peer != NULL) {
-    ipaddr_ntoa_r(peer, ip, sizeof ip);
+    text_lower(ipaddr_ntoa_r(peer, ip, sizeof ip));
   }
   char date[32] = "-";
   uint64_t now;

@@ -36,6 +36,8 @@
 #include "http_status.h"
 #include "listen.h"
 #include "log.h"
+#include "lwip/memp.h"
+#include "lwip/stats.h"
 #include "lwip/sys.h"
 #include "lwip_check.h"
 #if POSTERN_TLS
@@ -46,6 +48,8 @@
 #define CONN_POLL_TICKS 2
 /** Received bytes a connection may hold unconsumed: the pool pbufs it may hold, full. */
 #define CONN_RX_MAX (POSTERN_CONN_PBUFS_MAX * PBUF_POOL_BUFSIZE)
+/** Pool pbufs an upload waiting on storage may hold: its window, compacted, and the segment being added. */
+#define CONN_WAIT_PBUFS (TCP_WND / PBUF_POOL_BUFSIZE + 2)
 
 /* Classes of connections that may give their slot to a new client, best first. */
 typedef enum conn_evict {
@@ -301,18 +305,25 @@ static void conn_rx_compact(conn_t *c)
 }
 
 /*
- * Received bytes a connection may hold unconsumed. At rest, or when the client
- * is the one that stalls (it does not read an answer, it pipelines), the
- * pool pbufs of POSTERN_CONN_PBUFS_MAX. While storage makes an upload wait,
- * the client is within the window it was offered, and what it sends is
- * kept whole (compacted, up to TCP_WND): refusing it would make lwIP drop the
- * segments that follow, and the client would wait for its retransmission
- * timer. The window shuts as the held bytes fill it.
+ * Whether a connection takes p beside what it holds. At rest, or when the
+ * client is the one that stalls (it does not read an answer, it pipelines),
+ * up to the pool pbufs of POSTERN_CONN_PBUFS_MAX. While storage makes an
+ * upload wait, the client is within the window it was offered, and what it
+ * sends is kept (compacted, up to TCP_WND in CONN_WAIT_PBUFS) as long as the pool keeps
+ * POSTERN_POOL_RESERVE pbufs for the others: a refusal makes lwIP drop the
+ * segments that follow, and the client waits for its retransmission timer.
+ * The window shuts as the held bytes fill it.
  */
-static uint32_t conn_rx_bound(const conn_t *c)
+static bool conn_rx_takes(const conn_t *c, const struct pbuf *p)
 {
+  uint32_t held = (uint32_t)c->rx->tot_len + p->tot_len;
+  if (held <= CONN_RX_MAX) {
+    return true;
+  }
   bool upload_waits = c->waiting && (c->state == CONN_OPEN || c->state == CONN_BODY);
-  return upload_waits && TCP_WND > CONN_RX_MAX ? TCP_WND : CONN_RX_MAX;
+  const struct stats_mem *pool = lwip_stats.memp[MEMP_PBUF_POOL];
+  return upload_waits && held <= TCP_WND && pbuf_clen(c->rx) + pbuf_clen(p) <= CONN_WAIT_PBUFS &&
+         pool->avail - pool->used >= POSTERN_POOL_RESERVE;
 }
 
 static err_t conn_on_recv(void *arg, struct altcp_pcb *pcb, struct pbuf *p, err_t err)
@@ -350,7 +361,7 @@ static err_t conn_on_recv(void *arg, struct altcp_pcb *pcb, struct pbuf *p, err_
     return ERR_OK;
   }
   bool head_wants_more = c->state == CONN_HEAD && c->rx != NULL && c->fed == c->rx->tot_len;
-  if (c->rx != NULL && (uint32_t)c->rx->tot_len + p->tot_len > conn_rx_bound(c) && !head_wants_more) {
+  if (c->rx != NULL && !conn_rx_takes(c, p) && !head_wants_more) {
     /* It holds what it cannot consume yet (an answer waits for send room,
      * or a non-reading client pipelines): lwIP keeps p, drops what follows
      * unacknowledged, and offers p again later. An unfinished head always

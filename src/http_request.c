@@ -103,14 +103,17 @@ static conn_route_t conn_route(conn_t *c, int *status)
   return ROUTE_NONE;
 }
 
+/* The peer as the policy sees it: "10.0.2.2:54321", or "[fec0::2]:54321" over IPv6. */
 static void conn_peer(conn_t *c, char *out, size_t cap)
 {
   const ip_addr_t *ip = altcp_get_ip(c->pcb, 0);
   wbuf_t b;
   wb_init(&b, out, cap - 1);
   char tmp[IPADDR_STRLEN_MAX];
-  wb_str(&b, ip != NULL ? ipaddr_ntoa_r(ip, tmp, sizeof tmp) : "?");
-  wb_str(&b, ":");
+  bool v6 = ip != NULL && IP_IS_V6(ip);
+  wb_str(&b, v6 ? "[" : "");
+  wb_str(&b, ip != NULL ? text_lower(ipaddr_ntoa_r(ip, tmp, sizeof tmp)) : "?");
+  wb_str(&b, v6 ? "]:" : ":");
   wb_u64(&b, altcp_get_port(c->pcb, 0));
   out[b.len] = '\0';
 }
@@ -240,7 +243,7 @@ void conn_on_head(conn_t *c, const char *head)
     names[i] = (policy_str_t){head + r->headers[i].name.off, r->headers[i].name.len};
     values[i] = (policy_str_t){head + r->headers[i].value.off, r->headers[i].value.len};
   }
-  char peer[IPADDR_STRLEN_MAX + 8];
+  char peer[IPADDR_STRLEN_MAX + 8]; /* [, ], :, five digits */
   conn_peer(c, peer, sizeof peer);
   const policy_tls_t *tls = NULL;
 #if POSTERN_TLS

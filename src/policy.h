@@ -28,7 +28,7 @@ typedef struct policy_request {
   bool has_length;                           /* false for chunked: length is nil */
   uint64_t length;
   policy_str_t expect;                       /* raw Expect value or absent */
-  policy_str_t peer;                         /* "10.0.2.2:54321" */
+  policy_str_t peer;                         /* "10.0.2.2:54321", over IPv6 "[fec0::2]:54321" */
   const policy_tls_t *tls;                   /* NULL -> nil */
 } policy_request_t;
 

@@ -57,6 +57,13 @@
 #define POSTERN_CONN_PBUFS_MAX 2
 #endif
 
+/** Pool pbufs an upload that waits on storage leaves free when it holds
+ *  more than POSTERN_CONN_PBUFS_MAX of what its window brings: the frames of
+ *  every other connection land in them. Beyond, it refuses like any other. */
+#ifndef POSTERN_POOL_RESERVE
+#define POSTERN_POOL_RESERVE 4
+#endif
+
 /** lwIP heap bytes that downloads and listings leave free, for what every
  *  connection must still be able to send: answers, ACKs, handshakes. A body
  *  streamed to a client that does not read stops at this line, it never

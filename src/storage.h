@@ -91,9 +91,13 @@ typedef struct storage_reader storage_reader_t; /* from the backend's fixed pool
  *   pending commit holds the final answer until the medium is done.
  * - Bounded work. Each call, and each storage_poll() step, does a small fixed
  *   amount of medium work (flash: one program unit run or one busy check;
- *   host: a few system calls). storage_capacity(), storage_free(),
- *   storage_exists() and storage_list() answer from what the backend keeps
- *   in RAM (host: the file system's metadata) and never pend.
+ *   host: a few system calls; a medium with no busy time may run its staging
+ *   through in one call, a bounded amount). storage_capacity(),
+ *   storage_free(), storage_exists() and storage_list() answer from what the
+ *   backend keeps in RAM (host: the file system's metadata) and never pend.
+ * - Size. The core writes at most one received pbuf's payload
+ *   (PBUF_POOL_BUFSIZE bytes) per storage_write(): a backend that stages
+ *   writes holds at least that much at once, or such a write never fits.
  * - Re-entry. Everything runs in one context. storage_ready() is called only
  *   from storage_poll(), never from inside another storage call, so the core
  *   may call any storage function from it; storage_list()'s callback may call

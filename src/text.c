@@ -1,4 +1,4 @@
-/* text.c: UTF-8 well-formedness and the rule for stored file names. */
+/* text.c: UTF-8 well-formedness, the rule for stored file names, lower case for addresses. */
 #include "text.h"
 
 #include <string.h>
@@ -57,6 +57,17 @@ bool text_name_ok(const char *name, size_t len)
     i += step;
   }
   return true;
+}
+
+/** Lower-cases ASCII letters in place (see text.h). */
+char *text_lower(char *s)
+{
+  for (char *p = s; *p != '\0'; p++) {
+    if (*p >= 'A' && *p <= 'Z') {
+      *p = (char)(*p - 'A' + 'a');
+    }
+  }
+  return s;
 }
 
 void text_hex(const uint8_t *in, size_t n, char *out)

@@ -36,6 +36,12 @@ static inline bool text_tchar(unsigned char c)
  */
 bool text_name_ok(const char *name, size_t len);
 
+/**
+ * Lower-cases the ASCII letters of a C string in place, and returns it: lwIP
+ * writes IPv6 addresses in capitals, RFC 5952 in small letters.
+ */
+char *text_lower(char *s);
+
 /** Writes in[0..n) as 2n lowercase hex digits plus a NUL (out holds 2n + 1 bytes). */
 void text_hex(const uint8_t *in, size_t n, char *out);
 

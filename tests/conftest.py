@@ -6,16 +6,19 @@ One suite serves every target. A target is a board and a scheme:
   host-https  the simulator over TLS (certificates from `make certs`)
   mps2        the mps2-an385 firmware in qemu-system-arm, plain HTTP
   mps2-https  the same firmware over TLS
+  mps2-nor    the firmware on a flash with SPI NOR timing (FLASH_TIMING=nor), plain HTTP
+  mps2-slow   the firmware on a flash with 1 s erases (FLASH_TIMING=slow), plain HTTP
   host-rtos   the simulator in RTOS mode (make NO_SYS=0: build/host-nosys0/postern), plain HTTP
 
 A test that takes the `dev` or `launch` fixture runs once per target its
-module lists in TARGETS (the first four by default: host-rtos only where a
-module names it, to keep the run short). host-rtos is the host target on
-another build, so a scenario's marker that names "host" covers it too. A
-scenario that cannot run on a target says so with
-@pytest.mark.targets("host", ..., why="...") and is reported as skipped
-there, with the reason. POSTERN_TARGETS=host,mps2 limits a run to some
-targets.
+module lists in TARGETS (the first four by default; the flash timings only
+where a module names them: the upload and storage scenarios; host-rtos too, on
+the upload, decision, hostile-client, client and storage-timing scenarios).
+host-rtos is the host target on another build, so a scenario's marker that
+names "host" covers it too. A scenario that cannot run
+on a target says so with @pytest.mark.targets("host", ..., why="...") and is
+reported as skipped there, with the reason. POSTERN_TARGETS=host,mps2 limits
+a run to some targets.
 """
 import hashlib
 import json
@@ -36,9 +39,9 @@ HOST_BINARY = os.environ.get("POSTERN_HOST_BINARY") or os.path.join(ROOT, "build
 RTOS_BINARY = os.environ.get("POSTERN_RTOS_BINARY") or os.path.join(ROOT, "build", "host-nosys0", "postern")
 CERTS = os.path.join(ROOT, "build", "certs")
 CA_CERT = os.path.join(CERTS, "ca.crt")
-ALL_TARGETS = ("host", "host-https", "mps2", "mps2-https", "host-rtos")
-# What a module runs on when it lists no TARGETS.
-DEFAULT_TARGETS = ALL_TARGETS[:4]
+DEFAULT_TARGETS = ("host", "host-https", "mps2", "mps2-https")
+FLASH_TARGETS = {"mps2-nor": "nor", "mps2-slow": "slow"}  # target: the image's FLASH_TIMING
+ALL_TARGETS = DEFAULT_TARGETS + tuple(FLASH_TARGETS) + ("host-rtos",)
 # Targets that are another target on another build: markers naming the latter cover them.
 SAME_AS = {"host-rtos": "host"}
 
@@ -192,6 +195,7 @@ class Dut:
     def __init__(self, target, device, token):
         self.target = target
         self.board, _, scheme = target.partition("-")
+        self.flash = FLASH_TARGETS.get(target, "instant" if self.board == "mps2" else None)
         self.device = device
         self.token = token
         self.web = Endpoint(device.https if scheme == "https" else device.http, scheme == "https")
@@ -306,6 +310,8 @@ def launch(target, tmp_path):
                             binary=RTOS_BINARY if target == "host-rtos" else HOST_BINARY)
         else:
             from qemu_device import QemuDevice
+            if target in FLASH_TARGETS:
+                settings["flash_timing"] = FLASH_TARGETS[target]  # baked like a setting (bake.sh)
             device = QemuDevice(_board_image(settings, policy))
         started.append(device)
         return Dut(target, device, (settings or {}).get("token"))

@@ -23,3 +23,34 @@ class QemuDevice(Console):
         cmd = [QEMU_RUN, self.elf, str(self.http), str(self.https), str(self.echo), str(self.discard)]
         self._attach(subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT, text=True, bufsize=1, errors="replace"))
+
+
+SLIRP_BRIDGE = os.path.join(ROOT, "build", "test", "slirp-bridge")
+_bridge_made = []
+
+
+class QemuDevice6(Console):
+    """An mps2-an385 image under qemu-system-arm whose network is tests/slirp_bridge.c rather than QEMU's own
+    user networking (whose hostfwd takes IPv4 only): the same layout, forwards on 127.0.0.1 and [::1].
+
+    The console lines are QEMU's and the bridge's. Stopping it ends the bridge, which ends its QEMU."""
+
+    def __init__(self, elf, socket_dir):
+        if not _bridge_made:  # make once per run
+            r = subprocess.run(["make", "--no-print-directory", "-C", ROOT, "slirp-bridge"],
+                               capture_output=True, text=True, timeout=300)
+            assert r.returncode == 0, "slirp-bridge did not build:\n" + r.stdout + r.stderr
+            _bridge_made.append(True)
+        self.elf = elf
+        self.sock = os.path.join(socket_dir, "qemu-net.sock")
+        self._start_on_free_ports(self._start)
+
+    def _start(self):
+        fwds = ["%d:80" % self.http, "%d:443" % self.https, "%d:7" % self.echo, "%d:9" % self.discard]
+        qemu = ["qemu-system-arm", "-M", "mps2-an385", "-nographic", "-monitor", "none", "-serial", "stdio",
+                "-kernel", self.elf,
+                "-netdev", "stream,id=n0,server=off,addr.type=unix,addr.path=" + self.sock,
+                "-net", "nic,model=lan9118,netdev=n0"]
+        self._attach(subprocess.Popen([SLIRP_BRIDGE, self.sock] + fwds + ["--"] + qemu, cwd=ROOT,
+                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                      text=True, bufsize=1, errors="replace"))

@@ -8,7 +8,7 @@ TEST_OUT := $(BUILD)/test
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 # Unit tests and fuzz targets cover the core without TLS (only the hashes of
 # mbedTLS); the TLS layer is exercised end to end by tests/e2e/test_tls.py.
-TEST_CFLAGS := -std=c11 -g -O1 -MMD -MP $(SAN_FLAGS) $(INCLUDES) -Itests/unit $(DEFINES_BASE) -DPOSTERN_TLS=0 -D_GNU_SOURCE
+TEST_CFLAGS := -std=c11 -g -O1 -MMD -MP $(SAN_FLAGS) $(INCLUDES) -Itests/unit $(DEFINES_BASE) -DPOSTERN_TLS=0 -DPOSTERN_IPV6=$(IPV6) -D_GNU_SOURCE
 LWIP_ALL := $(addprefix $(LWIP_DIR)/,$(LWIP_SRCS))
 LUA_ALL := $(addprefix $(LUA_DIR)/,$(LUA_SRCS))
 MBEDTLS_ALL := $(addprefix $(MBEDTLS_DIR)/,$(MBEDTLS_HASH_SRCS))
@@ -68,6 +68,16 @@ $(foreach n,$(UNIT_NAMES),$(eval $(call unit_rule,$(n))))
 
 unit: $(UNIT_BINS)
 
+# The IPv6 path to a board under QEMU, whose hostfwd is IPv4 only (tests/e2e/test_ipv6.py):
+# libslirp with [::1] forwards on one side, QEMU's stream netdev on the other. A host tool on every BOARD.
+SLIRP_BRIDGE := $(TEST_OUT)/slirp-bridge
+$(SLIRP_BRIDGE): tests/slirp_bridge.c
+	@mkdir -p $(@D)
+	@echo "  CC      $<"
+	@gcc -std=c11 -O2 -g -D_GNU_SOURCE $(WARNINGS) $$(pkg-config --cflags slirp) -o $@ $< $$(pkg-config --libs slirp)
+.PHONY: slirp-bridge
+slirp-bridge: $(SLIRP_BRIDGE)
+
 # libFuzzer targets (clang): tests/fuzz/fuzz_NAME.c with FUZZ_NAME sources.
 FUZZ_http_parser := src/http_parser.c
 FUZZ_chunked := src/chunked.c
@@ -84,7 +94,7 @@ FUZZ_conn := tests/fuzz/fake_altcp.c tests/fuzz/fake_storage_mem.c src/http_conn
 # drops the coverage list when -fsanitize-ignorelist comes after it, so it comes last.
 # FUZZ_CONN_DEFS: extra -D flags for the harness (tests/fuzz/fuzz_conn.c), e.g. its
 # FUZZ_CONN_PBUF_BOUND and FUZZ_CONN_ZERO_PBUFS; a change rebuilds the target.
-FUZZ_CFLAGS_conn := $(DEFINES_BASE) -DPOSTERN_TLS=0 -include port/lua/luaconf_postern.h -DMBEDTLS_GCC_VERSION=0 \
+FUZZ_CFLAGS_conn := $(DEFINES_BASE) -DPOSTERN_TLS=0 -DPOSTERN_IPV6=$(IPV6) -include port/lua/luaconf_postern.h -DMBEDTLS_GCC_VERSION=0 \
   -DMEMP_SANITY_CHECK=1 -DMEMP_OVERFLOW_CHECK=1 -DMEM_SANITY_CHECK=1 -DMEM_OVERFLOW_CHECK=2 \
   -fsanitize-ignorelist=tests/fuzz/conn_nosan.txt -fsanitize-coverage-ignorelist=tests/fuzz/conn_nocov.txt \
   $(FUZZ_CONN_DEFS)
@@ -136,7 +146,7 @@ E2E_PYTEST := /usr/bin/python3 -m pytest
 # summary line.
 test:
 	@scripts/need-tools.sh $(TOOLS) $(BOARD_TOOLS) $(TEST_TOOLS)
-	@$(MAKE) --no-print-directory -j2 all unit fuzz-build certs
+	@$(MAKE) --no-print-directory -j2 all unit fuzz-build certs slirp-bridge
 	@$(MAKE) --no-print-directory -j2 NO_SYS=0 all
 	@$(MAKE) --no-print-directory -j2 BOARD=mps2-an385 all
 	@$(E2E_PYTEST) -q -p no:cacheprovider tests $(PYTEST_ARGS)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "http_conn.h"
+#include "ipv6.h"
 #include "log.h"
 #include "lwip/init.h"
 #include "lwip/netif.h"
@@ -118,6 +119,9 @@ static int main_start_tls(const host_options_t *opt)
 }
 #endif /* POSTERN_TLS */
 
+/** The device's netif (the slirp wire). */
+static struct netif main_netif;
+
 /* The policy, the device's netif and postern's services, in lwIP's context (NO_SYS 0: tcpip_thread); 0 or -1. */
 static int main_start(void *arg)
 {
@@ -125,14 +129,21 @@ static int main_start(void *arg)
   if (main_load_policy(opt) != 0) {
     return -1;
   }
-  static struct netif netif;
   const slirp_forward_t fwds[] = {
     {opt->http_port, 80, "http"},
     {opt->https_port, 443, "https"},
     {opt->echo_port, 7, "echo"},
     {opt->discard_port, 9, "discard"},
   };
-  if (slirp_netif_start(&netif, fwds, (int)(sizeof fwds / sizeof fwds[0])) != 0) {
+#if LWIP_IPV6
+  const bool ipv6 = opt->ipv6;
+#else
+  const bool ipv6 = false;
+  if (opt->ipv6) {
+    log_line("postern: built without IPv6 (IPV6=0): forwards on 127.0.0.1 only");
+  }
+#endif
+  if (slirp_netif_start(&main_netif, fwds, (int)(sizeof fwds / sizeof fwds[0]), ipv6) != 0) {
     return -1;
   }
   if (selftest_start(opt->selftest_idle_s) != ERR_OK) {
@@ -158,16 +169,27 @@ static int main_start(void *arg)
 #endif
 
   for (size_t i = 0; i < sizeof fwds / sizeof fwds[0]; i++) {
+    char also6[24] = "";
+    if (ipv6) {
+      snprintf(also6, sizeof also6, " and [::1]:%u", fwds[i].host_port);
+    }
     if (fwds[i].host_port != 0 && fwds[i].device_port == 443 && !https) {
-      log_line("postern: https forward 127.0.0.1:%u idle: no --cert/--key given", fwds[i].host_port);
+      log_line("postern: https forward 127.0.0.1:%u%s idle: no --cert/--key given", fwds[i].host_port, also6);
     } else if (fwds[i].host_port != 0) {
-      log_line("postern: %s on 127.0.0.1:%u (device port %u)", fwds[i].what, fwds[i].host_port,
+      log_line("postern: %s on 127.0.0.1:%u%s (device port %u)", fwds[i].what, fwds[i].host_port, also6,
                fwds[i].device_port);
     }
   }
-  log_line("postern: ready (lwIP %s, device 10.0.2.15%s)", LWIP_VERSION_STRING,
-           NO_SYS ? "" : ", NO_SYS 0: tcpip_thread");
+  log_line("postern: ready (lwIP %s, device 10.0.2.15%s%s)", LWIP_VERSION_STRING,
+           ipv6 ? " and fec0::/64 by SLAAC" : "", NO_SYS ? "" : "; NO_SYS 0: tcpip_thread");
   return 0;
+}
+
+/* Once a turn of the main loop (NO_SYS 0: every RTOS_HOST_TICK_MS in tcpip_thread): the IPv6 addresses' log lines. */
+static void main_tick(void *arg)
+{
+  (void)arg;
+  ipv6_poll(&main_netif);
 }
 
 /* The wire goes, then the connections and the policy VM (NO_SYS 0: in tcpip_thread, the other threads ended). */
@@ -200,7 +222,7 @@ int main(int argc, char **argv)
   }
 #if !NO_SYS
   /* RTOS mode: tcpip_thread, the slirp thread and the storage thread (rtos_host.c). */
-  return rtos_host_run(main_start, main_shutdown, &opt) < 0 ? 1 : 0;
+  return rtos_host_run(main_start, main_tick, main_shutdown, &opt) < 0 ? 1 : 0;
 #else
   lwip_init();
   if (main_start(&opt) != 0) {
@@ -219,6 +241,7 @@ int main(int argc, char **argv)
     }
     slirp_netif_poll(sleep_ms);
     sys_check_timeouts();
+    main_tick(NULL);
   }
 
   log_line("postern: stopping on signal %d", (int)main_stop);

@@ -13,10 +13,11 @@
 
 static const char options_usage[] =
   "usage: postern [options]\n"
-  "  --http PORT          forward 127.0.0.1:PORT to device port 80 (default 8080, 0: off)\n"
-  "  --https PORT         forward 127.0.0.1:PORT to device port 443 (default 8443, 0: off)\n"
-  "  --echo PORT          forward 127.0.0.1:PORT to the echo self-test, port 7 (default 8007, 0: off)\n"
-  "  --discard PORT       forward 127.0.0.1:PORT to the discard self-test, port 9 (default 8009, 0: off)\n"
+  "  --http PORT          forward 127.0.0.1:PORT and [::1]:PORT to device port 80 (default 8080, 0: off)\n"
+  "  --https PORT         forward 127.0.0.1:PORT and [::1]:PORT to device port 443 (default 8443, 0: off)\n"
+  "  --echo PORT          forward 127.0.0.1:PORT and [::1]:PORT to the echo self-test, port 7 (default 8007, 0: off)\n"
+  "  --discard PORT       forward 127.0.0.1:PORT and [::1]:PORT to the discard self-test, port 9 (default 8009, 0: off)\n"
+  "  --ipv6 MODE          on or off: IPv6 on the device and the [::1] forwards (default on)\n"
   "  --policy FILE        Lua policy script (default scripts/policy.lua)\n"
   "  --storage DIR        directory of the simulated flash (default build/host/storage)\n"
   "  --capacity SIZE      bytes the simulated flash holds, with K, M or G (default 16M)\n"
@@ -108,6 +109,7 @@ int options_parse(host_options_t *o, int argc, char **argv)
   o->storage = "build/host/storage";
   o->capacity = 16u * 1024 * 1024;
   o->selftest_idle_s = POSTERN_SELFTEST_IDLE_S;
+  o->ipv6 = true;
 
   for (int i = 1; i < argc; i++) {
     const char *opt = argv[i];
@@ -182,6 +184,14 @@ int options_parse(host_options_t *o, int argc, char **argv)
         return options_fail("--selftest-idle: '%s' is not a number of seconds (1 to 3600)%s", val, "");
       }
       o->selftest_idle_s = (uint32_t)v;
+    } else if (strcmp(opt, "--ipv6") == 0) {
+      if (strcmp(val, "on") == 0) {
+        o->ipv6 = true;
+      } else if (strcmp(val, "off") == 0) {
+        o->ipv6 = false;
+      } else {
+        return options_fail("--ipv6: '%s' is not on or off%s", val, "");
+      }
     } else if (strcmp(opt, "--storage-latency") == 0) {
       char *end;
       errno = 0;

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "lwip/sys.h"
 #include "lwip/tcpip.h"
+#include "lwip/timeouts.h"
 #include "postern.h"
 #include "slirp_netif.h"
 
@@ -241,10 +242,19 @@ static void *rt_slirp_main(void *arg)
 
 typedef struct rt_app {
   int (*start)(void *arg);
+  void (*tick)(void *arg);
   void (*stop)(void *arg);
   void *arg;
   int sig;
 } rt_app_t;
+
+/* The board's tick, an lwIP timer in tcpip_thread, again and again. */
+static void rt_tick_cb(void *arg)
+{
+  rt_app_t *app = arg;
+  app->tick(app->arg);
+  sys_timeout(RTOS_HOST_TICK_MS, rt_tick_cb, app);
+}
 
 static int rt_start_cb(void *arg)
 {
@@ -256,12 +266,18 @@ static int rt_start_cb(void *arg)
     log_line("rtos: tcpip_thread used %u bytes of stack to start", (unsigned)used);
   }
   rt_stack_paint(); /* again: what serving takes is reported at stop */
+  if (rc == 0 && app->tick != NULL) {
+    sys_timeout(RTOS_HOST_TICK_MS, rt_tick_cb, app);
+  }
   return rc;
 }
 
 static int rt_stop_cb(void *arg)
 {
   rt_app_t *app = arg;
+  if (app->tick != NULL) {
+    sys_untimeout(rt_tick_cb, app);
+  }
   log_line("postern: stopping on signal %d", app->sig);
   size_t used = rt_stack_used();
   if (used > 0) {
@@ -284,7 +300,7 @@ static int rt_thread(pthread_t *t, void *(*fn)(void *), const char *name)
 }
 
 /** Runs the simulator on tcpip_thread and its two threads until a signal; see rtos_host.h. */
-int rtos_host_run(int (*start)(void *arg), void (*stop)(void *arg), void *arg)
+int rtos_host_run(int (*start)(void *arg), void (*tick)(void *arg), void (*stop)(void *arg), void *arg)
 {
   /* Every thread inherits the mask: the signals come to sigwait() below. */
   sigset_t stop_sigs;
@@ -299,7 +315,7 @@ int rtos_host_run(int (*start)(void *arg), void (*stop)(void *arg), void *arg)
   pthread_cond_init(&rt_cond, &ca);
   pthread_condattr_destroy(&ca);
 
-  rt_app_t app = {start, stop, arg, 0};
+  rt_app_t app = {start, tick, stop, arg, 0};
   tcpip_init(NULL, NULL);
   if (rt_call(rt_start_cb, &app) != 0) {
     return -1;

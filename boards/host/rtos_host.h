@@ -9,15 +9,19 @@
 #include "storage.h"
 
 #if !NO_SYS
+/** How often tick() runs, in tcpip_thread: what the NO_SYS main loop does once a turn besides postern_poll(). */
+#define RTOS_HOST_TICK_MS 100
+
 /**
  * Runs the simulator until SIGINT or SIGTERM. tcpip_init(); start(arg) in
  * tcpip_thread (the netif, postern's services; nonzero: returns -1 at once);
- * then the slirp thread (every slirp call: slirp_netif_poll()) and the
- * storage thread (postern_poll() in tcpip_thread, through tcpip_callback(),
- * when the medium's next step is due). On the signal both threads end, and
+ * then the slirp thread (every slirp call: slirp_netif_poll()), the storage
+ * thread (postern_poll() in tcpip_thread, through tcpip_callback(), when the
+ * medium's next step is due) and tick(arg) (NULL: none) every
+ * RTOS_HOST_TICK_MS, an lwIP timer. On the signal both threads end, and
  * stop(arg) runs in tcpip_thread. Returns the signal, or -1.
  */
-int rtos_host_run(int (*start)(void *arg), void (*stop)(void *arg), void *arg);
+int rtos_host_run(int (*start)(void *arg), void (*tick)(void *arg), void (*stop)(void *arg), void *arg);
 
 /*
  * The storage calls that may answer STORAGE_PENDING reach the backend

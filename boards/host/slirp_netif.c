@@ -12,6 +12,7 @@
 #include <slirp/libslirp.h>
 
 #include "board_opts.h"
+#include "ipv6.h"
 #include "log.h"
 #include "lwip/etharp.h"
 #include "lwip/init.h"
@@ -22,6 +23,9 @@
 #include "platform.h"
 #if !NO_SYS
 #include "lwip/tcpip.h"
+#endif
+#if LWIP_IPV6
+#include "lwip/ethip6.h"
 #endif
 
 /*
@@ -38,6 +42,11 @@
 #define SLIRP_MASK "255.255.255.0"
 #define SLIRP_HOST "10.0.2.2"
 #define SLIRP_GUEST "10.0.2.15"
+/* IPv6 as QEMU lays it out too: the router (slirp) advertises fec0::/64 and is fec0::2. */
+#define SLIRP_PREFIX6 "fec0::"
+#define SLIRP_PREFIX6_LEN 64
+#define SLIRP_HOST6 "fec0::2"
+#define SLIRP_NAMESERVER6 "fec0::3"
 
 /** Frames slirp may hand us between two turns of the main loop. */
 #define SLIRP_RX_SLOTS 64
@@ -62,6 +71,7 @@ static struct pollfd slirp_fds[SLIRP_MAX_FDS];
 static int slirp_nfds;
 static slirp_timer_t slirp_timers[SLIRP_MAX_TIMERS];
 static uint8_t slirp_tx_frame[FRAMEQ_FRAME_MAX];
+static const uint8_t slirp_mac[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
 #if NO_SYS
 /** A frame that waits in the queue is fed on the next turn at once. */
 #define SLIRP_BACKLOG_RETRY_MS 0
@@ -232,20 +242,53 @@ static err_t slirp_linkoutput(struct netif *netif, struct pbuf *p)
 
 static err_t slirp_netif_init(struct netif *netif)
 {
-  static const uint8_t mac[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
   netif->name[0] = 's';
   netif->name[1] = 'l';
   netif->mtu = 1500;
   netif->hwaddr_len = 6;
-  memcpy(netif->hwaddr, mac, sizeof mac);
+  memcpy(netif->hwaddr, slirp_mac, sizeof slirp_mac);
   netif->flags = NETIF_FLAG_BROADCAST | NETIF_FLAG_ETHARP | NETIF_FLAG_ETHERNET | NETIF_FLAG_LINK_UP;
   netif->output = etharp_output;
+#if LWIP_IPV6
+  netif->flags |= NETIF_FLAG_MLD6; /* slirp passes every frame: no MAC filter to program */
+  netif->output_ip6 = ethip6_output;
+#endif
   netif->linkoutput = slirp_linkoutput;
   return ERR_OK;
 }
 
-/** Creates the slirp network, the device's netif (10.0.2.15) and the host forwards. */
-int slirp_netif_start(struct netif *netif, const slirp_forward_t *fwds, int n_fwds)
+/* The device's SLAAC address on SLIRP_PREFIX6: the prefix and the EUI-64 of its MAC, as lwIP forms it. */
+static void slirp_guest6(struct in6_addr *out)
+{
+  inet_pton(AF_INET6, SLIRP_PREFIX6, out);
+  static const uint8_t u_bit = 0x02; /* universal/local bit, inverted in the EUI-64 */
+  const uint8_t eui64[8] = {(uint8_t)(slirp_mac[0] ^ u_bit), slirp_mac[1], slirp_mac[2], 0xff, 0xfe,
+                            slirp_mac[3], slirp_mac[4], slirp_mac[5]};
+  memcpy(&out->s6_addr[8], eui64, sizeof eui64);
+}
+
+/* [::1]:host_port -> the device's SLAAC address, device_port. */
+static int slirp_forward6(const slirp_forward_t *f)
+{
+  struct sockaddr_in6 host, guest;
+  memset(&host, 0, sizeof host);
+  memset(&guest, 0, sizeof guest);
+  host.sin6_family = AF_INET6;
+  host.sin6_addr = in6addr_loopback;
+  host.sin6_port = htons(f->host_port);
+  guest.sin6_family = AF_INET6;
+  slirp_guest6(&guest.sin6_addr);
+  guest.sin6_port = htons(f->device_port);
+  return slirp_add_hostxfwd(slirp_ctx, (const struct sockaddr *)&host, sizeof host, (const struct sockaddr *)&guest,
+                            sizeof guest, SLIRP_HOSTFWD_V6ONLY);
+}
+
+/**
+ * Creates the slirp network, the device's netif (10.0.2.15; with ipv6, a
+ * link-local address and one by SLAAC on fec0::/64) and the host forwards
+ * (127.0.0.1, and [::1] with ipv6).
+ */
+int slirp_netif_start(struct netif *netif, const slirp_forward_t *fwds, int n_fwds, bool ipv6)
 {
   SlirpConfig cfg;
   memset(&cfg, 0, sizeof cfg);
@@ -257,7 +300,13 @@ int slirp_netif_start(struct netif *netif, const slirp_forward_t *fwds, int n_fw
   inet_pton(AF_INET, SLIRP_HOST, &cfg.vhost);
   inet_pton(AF_INET, "10.0.2.3", &cfg.vnameserver);
   inet_pton(AF_INET, "10.0.2.15", &cfg.vdhcp_start);
-  cfg.in6_enabled = false;
+  cfg.in6_enabled = ipv6;
+  if (ipv6) {
+    inet_pton(AF_INET6, SLIRP_PREFIX6, &cfg.vprefix_addr6);
+    cfg.vprefix_len = SLIRP_PREFIX6_LEN;
+    inet_pton(AF_INET6, SLIRP_HOST6, &cfg.vhost6);
+    inet_pton(AF_INET6, SLIRP_NAMESERVER6, &cfg.vnameserver6);
+  }
   cfg.disable_dns = true;
   cfg.disable_dhcp = true;
   cfg.disable_host_loopback = true;
@@ -287,6 +336,11 @@ int slirp_netif_start(struct netif *netif, const slirp_forward_t *fwds, int n_fw
                fwds[i].device_port, fwds[i].what, strerror(errno));
       return -1;
     }
+    if (ipv6 && slirp_forward6(&fwds[i]) < 0) {
+      log_line("slirp: cannot forward [::1]:%u to device port %u (%s): %s", fwds[i].host_port, fwds[i].device_port,
+               fwds[i].what, strerror(errno));
+      return -1;
+    }
   }
 
   ip4_addr_t ip, mask, gw;
@@ -303,6 +357,7 @@ int slirp_netif_start(struct netif *netif, const slirp_forward_t *fwds, int n_fw
   }
   netif_set_default(netif);
   netif_set_up(netif);
+  ipv6_start(netif, ipv6);
   return 0;
 }
 

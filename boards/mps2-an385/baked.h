@@ -22,6 +22,9 @@ extern const char baked_policy_name[];
 extern uint8_t baked_medium[];
 extern const uint32_t baked_medium_size;
 
+/** The flash model's timing profile (FLASH_TIMING=instant|nor|slow; flash_timing_find). */
+extern const char baked_flash_timing[];
+
 /** 32 bytes from the build machine's /dev/urandom: the entropy seed (emulation only, see board.c). */
 extern const uint8_t baked_entropy_seed[32];
 

@@ -14,19 +14,22 @@
 
 /*
  * Time base: timer 0 counts the 25 MHz clock down through all 32 bits (a
- * wrap every 171 s), and sys_now() adds up the cycles since its last call.
- * Time is read, never counted in interrupts: under QEMU a sleeping (WFI)
- * core takes its timer interrupts late, and a clock made of ticks ran about
- * a third slow. SysTick only wakes the main loop every BOARD_TICK_MS, so
- * sys_now() runs far more often than once per wrap.
+ * wrap every 171 s), and each clock read adds up the cycles since the last
+ * one, into milliseconds (sys_now) and microseconds (board_now_us, the flash
+ * model's clock). Time is read, never counted in interrupts: under QEMU a
+ * sleeping (WFI) core takes its timer interrupts late, and a clock made of
+ * ticks ran about a third slow. SysTick only wakes the main loop every
+ * BOARD_TICK_MS, so the clock is read far more often than once per wrap.
  */
-#define BOARD_TICK_MS 10u
 #define BOARD_TICK_CYCLES (MPS2_SYSCLK_HZ / 1000u * BOARD_TICK_MS)
 #define BOARD_CYCLES_PER_MS (MPS2_SYSCLK_HZ / 1000u)
+#define BOARD_CYCLES_PER_US (MPS2_SYSCLK_HZ / 1000000u)
 
-static uint32_t board_clock_last; /* timer 0 at the last sys_now() */
+static uint32_t board_clock_last; /* timer 0 at the last read */
 static uint32_t board_clock_cycles; /* cycles not yet a whole millisecond */
 static uint32_t board_clock_ms;     /* wraps at 2^32, as lwIP expects */
+static uint32_t board_clock_us_cycles; /* cycles not yet a whole microsecond */
+static uint32_t board_clock_us;        /* wraps at 2^32 (71 minutes) */
 
 /** Starts the console (UART0, TX only), the free-running clock and the SysTick wake-up. */
 void board_init(void)
@@ -48,8 +51,8 @@ void board_systick_isr(void)
 {
 }
 
-/** lwIP's millisecond clock, from the cycles timer 0 counted since the last call (main loop only). */
-u32_t sys_now(void)
+/* Adds the cycles timer 0 counted since the last read to both clocks (main loop only). */
+static void board_clock_read(void)
 {
   uint32_t now = MPS2_TIMER_VALUE(MPS2_TIMER0_BASE);
   uint32_t elapsed = board_clock_last - now; /* it counts down; the wrap cancels out */
@@ -61,7 +64,26 @@ u32_t sys_now(void)
     board_clock_cycles -= BOARD_CYCLES_PER_MS;
     board_clock_ms++;
   }
+  board_clock_us += elapsed / BOARD_CYCLES_PER_US;
+  board_clock_us_cycles += elapsed % BOARD_CYCLES_PER_US;
+  if (board_clock_us_cycles >= BOARD_CYCLES_PER_US) {
+    board_clock_us_cycles -= BOARD_CYCLES_PER_US;
+    board_clock_us++;
+  }
+}
+
+/** lwIP's millisecond clock (main loop only). */
+u32_t sys_now(void)
+{
+  board_clock_read();
   return board_clock_ms;
+}
+
+/** Microseconds on the same clock, wrapping at 2^32 (main loop only). */
+uint32_t board_now_us(void)
+{
+  board_clock_read();
+  return board_clock_us;
 }
 
 /**

@@ -1,13 +1,18 @@
-/* board.h: the mps2-an385's console, millisecond clock, idle and panic (platform.h is served here too). */
+/* board.h: the mps2-an385's console, millisecond and microsecond clocks, idle and panic (platform.h is served here too). */
 #ifndef POSTERN_BOARD_H
 #define POSTERN_BOARD_H
 
 #include <stdint.h>
 
-/** Starts the console (UART0) and SysTick (see board.c for the period). */
+/** SysTick period: the longest the main loop sleeps in board_idle(). */
+#define BOARD_TICK_MS 10u
+
+/** Starts the console (UART0) and SysTick (every BOARD_TICK_MS). */
 void board_init(void);
-/** SysTick handler: advances the clock behind sys_now(). */
+/** SysTick handler: only wakes the main loop. */
 void board_systick_isr(void);
+/** Microseconds since boot, wrapping at 2^32 (the flash model's clock; main loop only). */
+uint32_t board_now_us(void);
 /** Sleeps until the next interrupt (at most one SysTick period) unless `busy` says there is work already. */
 void board_idle(int (*busy)(void));
 /** Bytes of the main stack used at its deepest since reset (startup.c paints it), and its size. */

@@ -1,6 +1,6 @@
 # board.mk: the mps2-an385 board: Arm MPS2+ AN385 (Cortex-M3) firmware, run under qemu-system-arm.
 #
-#   make BOARD=mps2-an385 [SET="token=T capacity=3M"] [POLICY=scripts/policy.lua] [VARIANT=name]
+#   make BOARD=mps2-an385 [SET="token=T capacity=3M"] [FLASH_TIMING=instant|nor|slow] [POLICY=scripts/policy.lua] [VARIANT=name]
 #        [CERT=server.crt KEY=server.key [CLIENT_CA=ca.crt [CLIENT_CERT=optional|required]]] [TLS=0]
 #
 # Settings, the policy and the HTTPS credentials are baked into the image
@@ -13,6 +13,10 @@ SIZE := arm-none-eabi-size
 NM := arm-none-eabi-nm
 VARIANT ?= default
 SET ?=
+# The emulated flash's timing (flash_model.h): instant (default), nor or slow;
+# baked like a setting (SET's flash_timing=), so it is one more variant.
+FLASH_TIMING ?=
+MPS2_SET := $(strip $(SET) $(if $(FLASH_TIMING),flash_timing=$(FLASH_TIMING)))
 POLICY ?= scripts/policy.lua
 HTTP_PORT ?= 8080
 HTTPS_PORT ?= 8443
@@ -55,12 +59,12 @@ MPS2_NEEDS_CERTS := $(if $(filter $(CERTS_DIR)/%,$(MPS2_TLS_FILES)),certs)
 .PHONY: mps2-bake-check
 $(MPS2_VARIANT_DIR)/bake.stamp: mps2-bake-check | $(MPS2_NEEDS_CERTS)
 	@mkdir -p $(@D)
-	@{ printf '%s\n' 'variant=$(VARIANT)' 'policy=$(POLICY)' 'set=$(SET)' 'tls=$(MPS2_BAKE_TLS)'; \
+	@{ printf '%s\n' 'variant=$(VARIANT)' 'policy=$(POLICY)' 'set=$(MPS2_SET)' 'tls=$(MPS2_BAKE_TLS)'; \
 	  $(if $(MPS2_TLS_FILES),cksum $(MPS2_TLS_FILES) 2>&1 || true;) } > $@.new
 	@if cmp -s $@.new $@; then rm -f $@.new; else mv $@.new $@; fi
 $(MPS2_VARIANT_DIR)/baked.c: $(MPS2_VARIANT_DIR)/bake.stamp $(POLICY) scripts/bake.sh
-	@echo "  BAKE    $@ ($(POLICY)$(if $(SET), SET=$(SET))$(if $(MPS2_TLS_FILES), TLS: $(MPS2_TLS_FILES)))"
-	@scripts/bake.sh '$(VARIANT)' '$(POLICY)' '$(SET)' $(MPS2_BAKE_TLS) > $@.tmp && mv $@.tmp $@
+	@echo "  BAKE    $@ ($(POLICY)$(if $(MPS2_SET), SET=$(MPS2_SET))$(if $(MPS2_TLS_FILES), TLS: $(MPS2_TLS_FILES)))"
+	@scripts/bake.sh '$(VARIANT)' '$(POLICY)' '$(MPS2_SET)' $(MPS2_BAKE_TLS) > $@.tmp && mv $@.tmp $@
 $(MPS2_VARIANT_DIR)/baked.o: $(MPS2_VARIANT_DIR)/baked.c
 	@echo "  CC      $<"
 	@$(CC) $(OWN_CFLAGS) -c $< -o $@

@@ -17,8 +17,9 @@
  *   LAN9118 frame queue 4 x 1.5   ~6 KiB  (the controller's own 10,560-byte FIFO holds the rest)
  *   main stack                      8 KiB  (mps2_an385.ld; high water 2,592 B with TLS)
  *   TLS state outside its heap     ~2.7 KiB (session, configuration, certificates, PSA)
- *   the rest: pcbs, connections, storage index, libc, Lua and lwIP globals
- *   total data + bss + stack      120.0 KiB with TLS, 85.2 KiB with TLS=0
+ *   flash storage                 ~6.6 KiB (queue 2 KiB, names 2 KiB, block states and links 2 KiB, index)
+ *   the rest: pcbs, connections, libc, Lua and lwIP globals
+ *   total data + bss + stack      125.6 KiB with TLS
  * `make BOARD=mps2-an385 size` prints the static figures, GET /_status the high-water marks.
  */
 #define MEM_ALIGNMENT 4

@@ -11,6 +11,9 @@
 #include "lwip/stats.h"
 #include "mps2_an385.h"
 #include "netif/ethernet.h"
+#if LWIP_IPV6
+#include "lwip/ethip6.h"
+#endif
 
 /* ---- Registers (offsets from MPS2_LAN9118_BASE) ------------------------ */
 #define LAN_REG(off) MPS2_REG(MPS2_LAN9118_BASE + (off))
@@ -56,9 +59,12 @@
 #define LAN_MAC_CR 1u
 #define LAN_MAC_ADDRH 2u
 #define LAN_MAC_ADDRL 3u
+#define LAN_MAC_HASHH 4u
+#define LAN_MAC_HASHL 5u
 #define LAN_MAC_CR_TXEN (1u << 3)
 #define LAN_MAC_CR_RXEN (1u << 2)
 #define LAN_MAC_CR_FDPX (1u << 20)
+#define LAN_MAC_CR_HPFILT (1u << 13) /* multicast frames through the hash filter, not exact matching */
 
 /** Polls of a self-clearing bit before the controller counts as absent. */
 #define LAN_SPIN_MAX 100000u
@@ -74,6 +80,9 @@ static frameq_t lan_rxq;
 static uint32_t lan_tx_words[(FRAMEQ_FRAME_MAX + 3) / 4]; /* one outgoing frame, word aligned */
 static uint32_t lan_rx_word_buf[(FRAMEQ_FRAME_MAX + 8) / 4]; /* one incoming frame and its CRC */
 static volatile bool lan_rx_paused; /* the interrupt stopped draining: the queue was full */
+#if LWIP_IPV6
+static uint8_t lan_hash_users[64]; /* multicast groups that share each bit of HASHH:HASHL */
+#endif
 
 static void lan_irq_enable(bool on)
 {
@@ -204,6 +213,60 @@ const frameq_t *lan9118_rx_queue(void)
   return &lan_rxq;
 }
 
+#if LWIP_IPV6
+/* The multicast hash filter's bit for a MAC address: the top 6 bits of the
+ * Ethernet CRC-32 of the address (LSB first per byte, MSB-first register, as
+ * the LAN9118 and QEMU's model compute it). */
+static uint32_t lan_hash_bit(const uint8_t mac[6])
+{
+  uint32_t crc = 0xFFFFFFFFu;
+  for (int i = 0; i < 6; i++) {
+    uint8_t b = mac[i];
+    for (int bit = 0; bit < 8; bit++, b >>= 1) {
+      uint32_t carry = ((crc >> 31) ^ b) & 1u;
+      crc <<= 1;
+      if (carry) {
+        crc ^= 0x04C11DB7u;
+      }
+    }
+  }
+  return crc >> 26;
+}
+
+/* MLD -> MAC filter: lets in (or stops letting in) the frames of an IPv6
+ * multicast group, 33:33 and the group's low 32 bits. ND needs the all-nodes
+ * group (router advertisements) and the solicited-node group of each address
+ * (neighbor solicitations). A bit shared by two groups stays set while either
+ * is joined. */
+static err_t lan_mld_filter(struct netif *netif, const ip6_addr_t *group, enum netif_mac_filter_action action)
+{
+  (void)netif;
+  uint32_t low = lwip_ntohl(group->addr[3]);
+  const uint8_t mac[6] = {0x33, 0x33, (uint8_t)(low >> 24), (uint8_t)(low >> 16), (uint8_t)(low >> 8), (uint8_t)low};
+  uint32_t bit = lan_hash_bit(mac);
+  if (action == NETIF_ADD_MAC_FILTER) {
+    if (lan_hash_users[bit] == UINT8_MAX) {
+      return ERR_MEM;
+    }
+    if (lan_hash_users[bit]++ != 0) {
+      return ERR_OK;
+    }
+  } else if (lan_hash_users[bit] == 0 || --lan_hash_users[bit] != 0) {
+    return ERR_OK;
+  }
+  uint32_t hash[2] = {0, 0}; /* [0]: HASHL (bits 0-31), [1]: HASHH (32-63) */
+  for (uint32_t i = 0; i < 64; i++) {
+    if (lan_hash_users[i] != 0) {
+      hash[i >> 5] |= 1u << (i & 31u);
+    }
+  }
+  if (!lan_mac_write(LAN_MAC_HASHL, hash[0]) || !lan_mac_write(LAN_MAC_HASHH, hash[1])) {
+    return ERR_IF;
+  }
+  return ERR_OK;
+}
+#endif /* LWIP_IPV6 */
+
 /* lwIP -> wire: copies the frame into one word-aligned buffer and pushes it through the TX data FIFO. */
 static err_t lan_linkoutput(struct netif *netif, struct pbuf *p)
 {
@@ -268,8 +331,18 @@ err_t lan9118_netif_init(struct netif *netif)
     log_line("lan9118: cannot program the MAC address");
     return ERR_IF;
   }
-  /* Full duplex, TX and RX on; exact address and broadcast filtering (no promiscuous mode). */
-  if (!lan_mac_write(LAN_MAC_CR, LAN_MAC_CR_FDPX | LAN_MAC_CR_TXEN | LAN_MAC_CR_RXEN)) {
+  /* Full duplex, TX and RX on; exact address and broadcast filtering (no promiscuous mode); with
+   * IPv6, multicast through the hash filter, which starts empty (lan_mld_filter fills it). */
+  uint32_t mac_cr = LAN_MAC_CR_FDPX | LAN_MAC_CR_TXEN | LAN_MAC_CR_RXEN;
+#if LWIP_IPV6
+  memset(lan_hash_users, 0, sizeof lan_hash_users);
+  mac_cr |= LAN_MAC_CR_HPFILT;
+  if (!lan_mac_write(LAN_MAC_HASHL, 0) || !lan_mac_write(LAN_MAC_HASHH, 0)) {
+    log_line("lan9118: cannot clear the multicast hash filter");
+    return ERR_IF;
+  }
+#endif
+  if (!lan_mac_write(LAN_MAC_CR, mac_cr)) {
     log_line("lan9118: cannot enable the MAC");
     return ERR_IF;
   }
@@ -284,6 +357,15 @@ err_t lan9118_netif_init(struct netif *netif)
   netif->flags = NETIF_FLAG_BROADCAST | NETIF_FLAG_ETHARP | NETIF_FLAG_ETHERNET | NETIF_FLAG_LINK_UP;
   netif->output = etharp_output;
   netif->linkoutput = lan_linkoutput;
+#if LWIP_IPV6
+  netif->flags |= NETIF_FLAG_MLD6;
+  netif->output_ip6 = ethip6_output;
+  netif->mld_mac_filter = lan_mld_filter;
+  /* lwIP answers the all-nodes group without joining it: the filter must pass it from the start. */
+  ip6_addr_t all_nodes;
+  ip6_addr_set_allnodes_linklocal(&all_nodes);
+  lan_mld_filter(netif, &all_nodes, NETIF_ADD_MAC_FILTER);
+#endif
 
   LAN_INT_EN = LAN_INT_RSFL;
   lan_irq_enable(true);

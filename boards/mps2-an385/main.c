@@ -1,8 +1,11 @@
 /* main.c: the mps2-an385 firmware: board, storage, policy, lwIP over the LAN9118, the NO_SYS main loop. */
+#include <string.h>
+
 #include "baked.h"
 #include "board.h"
 #include "flash_model.h"
 #include "http_conn.h"
+#include "ipv6.h"
 #include "lan9118.h"
 #include "log.h"
 #include "lwip/init.h"
@@ -12,6 +15,7 @@
 #include "netif/ethernet.h"
 #include "policy.h"
 #include "selftest.h"
+#include "storage.h"
 #include "storage_flash.h"
 #if POSTERN_TLS
 #include "tls.h"
@@ -87,17 +91,45 @@ static void main_watch_stack(void)
   }
 }
 
-/* Work for the loop without sleeping: frames waiting. */
+/* What storage_poll() last answered: how long the medium can wait for the next step. */
+static uint32_t main_storage_wait = STORAGE_POLL_IDLE;
+
+/* Work for the loop without sleeping: frames waiting, or a medium that wants its next step within a tick. */
 static int main_busy(void)
 {
-  return lan9118_rx_pending();
+  return lan9118_rx_pending() || main_storage_wait < BOARD_TICK_MS;
+}
+
+/* The flash's timing, baked into the image (FLASH_TIMING=instant|nor|slow). */
+static void main_flash_timing(void)
+{
+  const flash_timing_t *t = flash_timing_find(baked_flash_timing);
+  if (t == NULL) {
+    board_panic("unknown FLASH_TIMING", 0);
+  }
+  flash_model_set_timing(&main_medium, t, board_now_us);
+  log_line("postern: flash timing '%s': %u us per erase, %u us per %u-byte program unit", t->name,
+           (unsigned)t->erase_us, (unsigned)t->unit_us, (unsigned)FLASH_PROG_UNIT);
+}
+
+/* QEMU's memory starts zeroed; a new flash part comes erased (all ones). */
+static void main_fresh_medium(void)
+{
+  for (uint32_t i = 0; i < baked_medium_size; i++) {
+    if (baked_medium[i] != 0) {
+      return;
+    }
+  }
+  memset(baked_medium, 0xFF, baked_medium_size);
 }
 
 int main(void)
 {
   board_init();
   log_line("postern: mps2-an385 image '%s' booting", baked_variant);
+  main_fresh_medium();
   flash_model_init(&main_medium, baked_medium, baked_medium_size);
+  main_flash_timing();
   if (storage_flash_init(&main_medium) != 0) {
     board_panic("storage did not start", 0);
   }
@@ -114,6 +146,7 @@ int main(void)
   }
   netif_set_default(&main_netif);
   netif_set_up(&main_netif);
+  ipv6_start(&main_netif, true); /* link-local now, SLAAC once QEMU's router advertisement comes */
   if (selftest_start(0) != ERR_OK) {
     board_panic("cannot start the self-test services", 0);
   }
@@ -128,12 +161,15 @@ int main(void)
   log_line("postern: built without TLS (TLS=0): no https on device port 443");
 #endif /* POSTERN_TLS */
   log_line("postern: echo on device port 7, discard on device port 9");
-  log_line("postern: ready (lwIP %s, device %s)", LWIP_VERSION_STRING, MAIN_IP);
+  log_line("postern: ready (lwIP %s, device %s%s)", LWIP_VERSION_STRING, MAIN_IP,
+           LWIP_IPV6 ? " and IPv6 by SLAAC" : "");
 
-  /* The NO_SYS main loop: interrupts only queue frames; lwIP runs here. */
+  /* The NO_SYS main loop: interrupts only queue frames; lwIP and the medium work run here. */
   for (;;) {
     lan9118_poll(&main_netif);
     sys_check_timeouts();
+    main_storage_wait = storage_poll();
+    ipv6_poll(&main_netif);
     main_watch_stack();
     board_idle(main_busy);
   }

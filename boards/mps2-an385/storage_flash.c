@@ -1,4 +1,4 @@
-/* storage_flash.c: storage.h on a flash medium: each file a chain of erase blocks, made visible by one commit record programmed last. */
+/* storage_flash.c: storage.h on a flash medium: each file a chain of erase blocks, made visible by one commit record programmed last; the medium work runs in storage_poll(). */
 #include "storage_flash.h"
 
 #include <string.h>
@@ -22,8 +22,30 @@
  * valid commit record and a clear dead unit; if a power cut came between a
  * commit and the old version's dead mark, the higher commit sequence wins.
  * Every record carries a CRC, so a torn program reads as never written.
- * Blocks of dead, replaced or unfinished files are erased when next needed,
- * except while a reader still has the file open.
+ * Blocks of dead, replaced or unfinished files are erased in the background,
+ * or when next needed, except while a reader still has the file open.
+ *
+ * Time (storage.h's time contract). No call here waits for the medium: the
+ * calls only change what is kept in RAM (the index, the names, every
+ * block's state and chain link) and queue the medium work, which
+ * storage_poll() does one command at a time:
+ *
+ * - The queue (sf_q, STORAGE_FLASH_STAGE bytes, shared by every upload)
+ *   holds, in order, an upload's head (header and name), its data in whole
+ *   program units, and its commit record. storage_write() copies whole units
+ *   into it (the bytes short of a unit wait in the upload's own stage) and
+ *   answers STORAGE_PENDING, keeping nothing, when they do not fit.
+ * - Dead marks (removals, replaced versions) wait in a short list of their
+ *   own and go first.
+ * - Each poll: end the operation whose time has passed, call
+ *   storage_ready() if a call answered STORAGE_PENDING (the medium is idle
+ *   then, so pending reads go through), then start the next erase or
+ *   program: one on a timed medium (it is busy after it), up to SF_STEPS on
+ *   an instant one. A write that finds the queue full does the same first.
+ *   Erases of free blocks run while nothing else is queued and no reader is
+ *   open, when no upload is open or the open ones may need more erased
+ *   blocks than there are, so blocks are erased ahead of the uploads that
+ *   take them; an upload that finds none erased erases one first.
  */
 
 #define SF_UNIT FLASH_PROG_UNIT
@@ -60,24 +82,46 @@ _Static_assert(sizeof(sf_rec_t) == SF_UNIT, "a record is one program unit");
 _Static_assert(sizeof(sf_name_t) == SF_NAME_AREA, "the name area is whole program units");
 _Static_assert(POSTERN_NAME_MAX < SF_NAME_AREA - 4, "names must fit the name area with their NUL");
 _Static_assert(SF_HEAD_DATA % SF_UNIT == 0, "data starts on a program unit");
+_Static_assert(SF_OFF_NAME / FLASH_PAGE_SIZE == (SF_OFF_NAME + SF_NAME_AREA - 1) / FLASH_PAGE_SIZE,
+               "the name area is one program command");
+_Static_assert(STORAGE_FLASH_MAX_BLOCKS < 0xFFF, "block numbers fit the 12 bits of a RAM link");
+_Static_assert(STORAGE_FLASH_NAME_POOL < 0xFFFF, "name offsets are 16 bits");
+_Static_assert(STORAGE_FLASH_WRITE_MAX >= SF_UNIT && STORAGE_FLASH_WRITE_MAX < 0xFFFF, "a queued write fits its entry");
+_Static_assert(POSTERN_MAX_CONNS < 256, "upload slots fit a byte");
 
-enum { SF_FREE, SF_DIRTY, SF_USED }; /* block states kept in RAM */
+/* Block states kept in RAM, with the chain link, in one 16-bit word per block. */
+enum { SF_FREE, SF_DIRTY, SF_USED };        /* erased; to be erased; in a chain */
+#define SF_BLK_NEXT 0x0FFFu                 /* next block of the chain; all ones: none */
+#define SF_BLK_STATE_SHIFT 12
+
+/* Removal of a committed file: its dead mark queued, programmed, or failed. */
+enum { SF_KILL_NONE, SF_KILL_QUEUED, SF_KILL_DONE, SF_KILL_FAILED };
 
 typedef struct sf_file {
   uint16_t head;
+  uint16_t name; /* offset in sf_names */
+  uint8_t kill;  /* SF_KILL_*: a pending storage_remove() */
   uint32_t size;
   uint32_t seq;
 } sf_file_t;
 
+/* Commit of an upload: its record queued, programmed, or failed. */
+enum { SF_C_NONE, SF_C_QUEUED, SF_C_DONE, SF_C_FAILED };
+
 struct storage_upload {
   bool used;
-  uint16_t head, cur;      /* first block, block being filled */
-  uint32_t off;            /* next unit to program in cur */
+  bool failed;             /* the medium failed under it: write and commit answer STORAGE_EIO */
+  uint8_t gen;             /* counts the slot's opens: a late completion does not reach a new upload */
+  uint8_t commit;          /* SF_C_* */
+  uint16_t name;           /* offset in sf_names */
+  uint16_t head, cur;      /* first block, block being filled (SF_NONE until the queue reaches the head) */
+  uint32_t off;            /* next byte to program in cur */
   uint32_t file_id;
   uint64_t length;         /* announced at open, or STORAGE_LEN_UNKNOWN */
   uint32_t written;        /* bytes accepted */
   uint32_t blocks;         /* blocks allocated */
-  uint32_t reserve;        /* blocks promised: at open for a known length, write by write for chunked */
+  uint32_t reserve;        /* blocks promised: at open for a known length (the head for chunked), write by write for chunked */
+  uint32_t seq;            /* commit sequence, given when the commit is queued */
   uint32_t stage_len;
   uint8_t stage[SF_UNIT];  /* bytes short of a whole unit */
 };
@@ -89,15 +133,46 @@ struct storage_reader {
   uint32_t left;
 };
 
+/* Queue entries: a 4-byte header, then len bytes (data entries only). */
+enum { SF_Q_HEAD, SF_Q_DATA, SF_Q_COMMIT, SF_Q_SKIP };
+typedef struct sf_qe {
+  uint8_t kind, slot;
+  uint16_t len;
+} sf_qe_t;
+
+/* What the operation in flight does. */
+enum { SF_OP_NONE, SF_OP_ERASE, SF_OP_KILL, SF_OP_UPLOAD, SF_OP_COMMIT };
+
+/* Dead marks waiting: every upload's replaced version and every connection's removal, and some for boot. */
+#define SF_KILLS (2 * POSTERN_MAX_CONNS + 2)
+
 static flash_model_t *sf_medium;
-static uint8_t sf_state[STORAGE_FLASH_MAX_BLOCKS];
+static uint16_t sf_blk[STORAGE_FLASH_MAX_BLOCKS];
 static uint32_t sf_free_count; /* blocks SF_FREE or SF_DIRTY */
+static uint32_t sf_dirty_count; /* blocks SF_DIRTY */
 static uint32_t sf_cursor;     /* where the next allocation looks first (wear spreading) */
 static uint32_t sf_next_id, sf_next_seq;
 static sf_file_t sf_files[STORAGE_FLASH_MAX_FILES]; /* sorted by name */
 static int sf_nfiles;
+static char sf_names[STORAGE_FLASH_NAME_POOL]; /* NUL-terminated names of the files and uploads, packed */
+static uint32_t sf_names_used;
 static struct storage_upload sf_uploads[POSTERN_MAX_CONNS];
 static struct storage_reader sf_readers[POSTERN_MAX_CONNS];
+static uint8_t sf_q[STORAGE_FLASH_STAGE];
+static uint32_t sf_q_rd, sf_q_used; /* first byte of the oldest entry, bytes in use */
+static uint16_t sf_kills[SF_KILLS];
+static int sf_nkills;
+static bool sf_want_ready; /* a call answered STORAGE_PENDING since the last storage_ready() */
+
+/* The engine: the operation in flight, and the progress through the queue's first entry. */
+static struct {
+  uint8_t op;       /* SF_OP_* */
+  uint8_t slot, gen; /* upload of an SF_OP_UPLOAD or SF_OP_COMMIT */
+  uint16_t block;   /* block of an erase or a dead mark */
+  uint8_t phase;    /* head: 1 after the header; data: 1 after a new block's header */
+  uint16_t nb;      /* data: the new block being linked */
+  uint32_t done;    /* data: bytes of the entry programmed */
+} sf_eng;
 
 /* ---- Records --------------------------------------------------------- */
 
@@ -120,34 +195,21 @@ static uint32_t sf_addr(uint32_t block, uint32_t off)
   return block * FLASH_BLOCK_SIZE + off;
 }
 
-/* Reads the record at (block, off); true when it is intact and has this magic. */
+/* Reads the record at (block, off) (the medium idle); true when it is intact and has this magic. */
 static bool sf_rec_get(uint32_t block, uint32_t off, uint32_t magic, sf_rec_t *r)
 {
-  memcpy(r, flash_read(sf_medium, sf_addr(block, off)), sizeof *r);
+  if (flash_read(sf_medium, sf_addr(block, off), r, sizeof *r) != 0) {
+    return false;
+  }
   return r->magic == magic && r->crc == sf_crc(r, 12);
 }
 
+/* Starts programming a record. */
 static int sf_rec_put(uint32_t block, uint32_t off, uint32_t magic, uint32_t a, uint32_t b)
 {
   sf_rec_t r = {magic, a, b, 0};
   r.crc = sf_crc(&r, 12);
   return flash_program(sf_medium, sf_addr(block, off), &r, sizeof r);
-}
-
-/* The next block of a chain, or SF_NONE. */
-static uint32_t sf_next(uint32_t block)
-{
-  sf_rec_t r;
-  if (!sf_rec_get(block, SF_OFF_LINK, SF_MAGIC_LINK, &r) || r.a >= sf_medium->blocks) {
-    return SF_NONE;
-  }
-  return r.a;
-}
-
-/* The name in a head block (NUL-terminated on the medium, checked at boot and when written). */
-static const char *sf_name_of(uint32_t head)
-{
-  return ((const sf_name_t *)(const void *)flash_read(sf_medium, sf_addr(head, SF_OFF_NAME)))->name;
 }
 
 /* Blocks a file of `size` bytes occupies. */
@@ -165,9 +227,75 @@ static uint64_t sf_bytes_in(uint32_t n)
   return n == 0 ? 0 : (uint64_t)(n - 1) * SF_DATA_PAYLOAD + SF_HEAD_PAYLOAD;
 }
 
+/* ---- Names --------------------------------------------------------------- */
+
+static const char *sf_name(uint16_t off)
+{
+  return &sf_names[off];
+}
+
+/* Adds a name to the pool; its offset, or -1 when the pool is full. */
+static int sf_name_add(const char *name)
+{
+  size_t n = strlen(name) + 1;
+  if (n > sizeof sf_names - sf_names_used) {
+    return -1;
+  }
+  uint32_t off = sf_names_used;
+  memcpy(&sf_names[off], name, n);
+  sf_names_used += (uint32_t)n;
+  return (int)off;
+}
+
+/* Takes a name out of the pool, moving the later ones down. */
+static void sf_name_drop(uint16_t off)
+{
+  uint32_t n = (uint32_t)strlen(&sf_names[off]) + 1;
+  memmove(&sf_names[off], &sf_names[off + n], sf_names_used - off - n);
+  sf_names_used -= n;
+  for (int i = 0; i < sf_nfiles; i++) {
+    if (sf_files[i].name > off) {
+      sf_files[i].name = (uint16_t)(sf_files[i].name - n);
+    }
+  }
+  for (int i = 0; i < POSTERN_MAX_CONNS; i++) {
+    if (sf_uploads[i].used && sf_uploads[i].name > off) {
+      sf_uploads[i].name = (uint16_t)(sf_uploads[i].name - n);
+    }
+  }
+}
+
+static bool sf_name_ok(const char *name)
+{
+  size_t n = name != NULL ? strlen(name) : 0;
+  return n > 0 && n <= POSTERN_NAME_MAX && name[0] != '.' && strchr(name, '/') == NULL;
+}
+
 /* ---- Blocks ------------------------------------------------------------ */
 
-/* Blocks promised to uploads of known length but not yet allocated. */
+static unsigned sf_state(uint32_t b)
+{
+  return sf_blk[b] >> SF_BLK_STATE_SHIFT;
+}
+
+static void sf_set_state(uint32_t b, unsigned state)
+{
+  sf_blk[b] = (uint16_t)((sf_blk[b] & SF_BLK_NEXT) | state << SF_BLK_STATE_SHIFT);
+}
+
+/* The next block of a chain (RAM), or SF_NONE. */
+static uint32_t sf_next(uint32_t b)
+{
+  uint32_t n = sf_blk[b] & SF_BLK_NEXT;
+  return n == SF_BLK_NEXT ? SF_NONE : n;
+}
+
+static void sf_set_next(uint32_t b, uint32_t next)
+{
+  sf_blk[b] = (uint16_t)((sf_blk[b] & ~SF_BLK_NEXT) | (next == SF_NONE ? SF_BLK_NEXT : next));
+}
+
+/* Blocks promised to uploads but not yet allocated. */
 static uint32_t sf_reserved(void)
 {
   uint32_t n = 0;
@@ -187,30 +315,24 @@ static uint32_t sf_unreserved(void)
   return sf_free_count > r ? sf_free_count - r : 0;
 }
 
-/* Takes a free block, erasing it first when needed; SF_NONE when none (or the medium failed). */
-static uint32_t sf_alloc(void)
+/* Takes an erased block; SF_NONE when none is erased now. */
+static uint32_t sf_take(void)
 {
   uint32_t n = sf_medium->blocks;
   for (uint32_t i = 0; i < n; i++) {
     uint32_t b = (sf_cursor + i) % n;
-    if (sf_state[b] == SF_USED) {
-      continue;
+    if (sf_state(b) == SF_FREE) {
+      sf_set_state(b, SF_USED);
+      sf_set_next(b, SF_NONE);
+      sf_free_count--;
+      sf_cursor = (b + 1) % n;
+      return b;
     }
-    if (sf_state[b] == SF_DIRTY) {
-      if (flash_erase(sf_medium, b) != 0) {
-        return SF_NONE;
-      }
-      sf_state[b] = SF_FREE;
-    }
-    sf_state[b] = SF_USED;
-    sf_free_count--;
-    sf_cursor = (b + 1) % n;
-    return b;
   }
   return SF_NONE;
 }
 
-/* True when an index entry, a reader or an upload still uses the chain at head. */
+/* True when an index entry, a reader, an upload or a dead mark still uses the chain at head. */
 static bool sf_referenced(uint32_t head)
 {
   for (int i = 0; i < sf_nfiles; i++) {
@@ -223,22 +345,30 @@ static bool sf_referenced(uint32_t head)
       return true;
     }
   }
-  return false;
+  for (int i = 0; i < sf_nkills; i++) {
+    if (sf_kills[i] == head) {
+      return true;
+    }
+  }
+  return sf_eng.op == SF_OP_KILL && sf_eng.block == head;
 }
 
-/* Gives the blocks of the chain at head back (to be erased when next needed), unless still used. */
+/* Gives the blocks of the chain at head back (erased in the background), unless still used. RAM only. */
 static void sf_release(uint32_t head)
 {
-  if (sf_referenced(head)) {
+  if (head == SF_NONE || sf_referenced(head)) {
     return;
   }
   uint32_t b = head;
   for (uint32_t i = 0; b != SF_NONE && i < sf_medium->blocks; i++) {
-    if (sf_state[b] == SF_USED) {
-      sf_state[b] = SF_DIRTY;
+    uint32_t next = sf_next(b);
+    if (sf_state(b) == SF_USED) {
+      sf_set_state(b, SF_DIRTY);
+      sf_set_next(b, SF_NONE);
       sf_free_count++;
+      sf_dirty_count++;
     }
-    b = sf_next(b);
+    b = next;
   }
 }
 
@@ -250,7 +380,7 @@ static int sf_find(const char *name, bool *found)
   int lo = 0, hi = sf_nfiles;
   while (lo < hi) {
     int mid = (lo + hi) / 2;
-    int c = strcmp(sf_name_of(sf_files[mid].head), name);
+    int c = strcmp(sf_name(sf_files[mid].name), name);
     if (c == 0) {
       *found = true;
       return mid;
@@ -265,27 +395,33 @@ static int sf_find(const char *name, bool *found)
   return lo;
 }
 
+/* Drops the entry at `at` from the index, and its name from the pool. */
 static void sf_index_remove(int at)
 {
+  uint16_t name = sf_files[at].name;
   memmove(&sf_files[at], &sf_files[at + 1], (size_t)(sf_nfiles - at - 1) * sizeof sf_files[0]);
   sf_nfiles--;
+  sf_name_drop(name);
 }
 
-/* Marks the file at index position `at` dead on the medium, drops it from the index, releases its blocks. */
-static int sf_kill(int at)
+/* Inserts an entry at its place (the name already in the pool). */
+static void sf_index_insert(sf_file_t entry)
 {
-  static const uint8_t dead[SF_UNIT] = {0};
-  uint32_t head = sf_files[at].head;
-  int rc = flash_program(sf_medium, sf_addr(head, SF_OFF_DEAD), dead, sizeof dead);
-  sf_index_remove(at);
-  sf_release(head);
-  return rc;
+  bool found;
+  int at = sf_find(sf_name(entry.name), &found);
+  memmove(&sf_files[at + 1], &sf_files[at], (size_t)(sf_nfiles - at) * sizeof sf_files[0]);
+  sf_files[at] = entry;
+  sf_nfiles++;
 }
 
-static bool sf_name_ok(const char *name)
+/* Queues the dead mark of the chain at head; false when the list is full. */
+static bool sf_kill_push(uint16_t head)
 {
-  size_t n = name != NULL ? strlen(name) : 0;
-  return n > 0 && n <= POSTERN_NAME_MAX && name[0] != '.' && strchr(name, '/') == NULL;
+  if (sf_nkills == SF_KILLS) {
+    return false;
+  }
+  sf_kills[sf_nkills++] = head;
+  return true;
 }
 
 /* Index position of a committed file, or a negative STORAGE_* result. */
@@ -302,38 +438,428 @@ static int sf_lookup(const char *name)
   return found ? at : STORAGE_ENOENT;
 }
 
+/* ---- The queue ------------------------------------------------------------ */
+
+static void sf_q_out(uint32_t pos, void *dst, uint32_t n)
+{
+  uint8_t *d = dst;
+  for (uint32_t i = 0; i < n; i++) {
+    d[i] = sf_q[(pos + i) % sizeof sf_q];
+  }
+}
+
+static void sf_q_in(uint32_t pos, const void *src, uint32_t n)
+{
+  const uint8_t *s = src;
+  for (uint32_t i = 0; i < n; i++) {
+    sf_q[(pos + i) % sizeof sf_q] = s[i];
+  }
+}
+
+/* Appends an entry whose bytes are a then b; false (nothing queued) when it does not fit. */
+static bool sf_q_push(uint8_t kind, int slot, const void *a, uint32_t alen, const void *b, uint32_t blen)
+{
+  uint32_t len = alen + blen;
+  if (sizeof(sf_qe_t) + len > sizeof sf_q - sf_q_used) {
+    return false;
+  }
+  sf_qe_t e = {kind, (uint8_t)slot, (uint16_t)len};
+  uint32_t pos = (sf_q_rd + sf_q_used) % sizeof sf_q;
+  sf_q_in(pos, &e, sizeof e);
+  sf_q_in(pos + sizeof e, a, alen);
+  sf_q_in(pos + sizeof e + alen, b, blen);
+  sf_q_used += (uint32_t)sizeof e + len;
+  return true;
+}
+
+static bool sf_q_room(uint32_t len)
+{
+  return len <= sizeof sf_q - sf_q_used;
+}
+
+/* Drops the oldest entry. */
+static void sf_q_pop(void)
+{
+  sf_qe_t e;
+  sf_q_out(sf_q_rd, &e, sizeof e);
+  sf_q_rd = (sf_q_rd + (uint32_t)sizeof e + e.len) % sizeof sf_q;
+  sf_q_used -= (uint32_t)sizeof e + e.len;
+  sf_eng.phase = 0;
+  sf_eng.done = 0;
+}
+
+/* Turns the queued entries of an upload slot into no-ops (RAM only). */
+static void sf_q_skip(int slot)
+{
+  static const uint8_t skip = SF_Q_SKIP;
+  for (uint32_t at = 0; at < sf_q_used;) {
+    sf_qe_t e;
+    uint32_t pos = (sf_q_rd + at) % sizeof sf_q;
+    sf_q_out(pos, &e, sizeof e);
+    if (e.slot == slot) {
+      sf_q_in(pos, &skip, 1);
+    }
+    at += (uint32_t)sizeof e + e.len;
+  }
+}
+
+/* ---- The engine: one medium command per storage_poll() step ------------------ */
+
+static int sf_slot(const struct storage_upload *u)
+{
+  return (int)(u - sf_uploads);
+}
+
+/* The medium failed under an upload: its later writes and its commit answer STORAGE_EIO. */
+static void sf_upload_failed(struct storage_upload *u)
+{
+  u->failed = true;
+}
+
+/* Starts an erase of a dirty block, for an allocation or ahead of one; false when none is dirty or it fails. */
+static bool sf_erase_one(void)
+{
+  uint32_t n = sf_medium->blocks;
+  for (uint32_t i = 0; i < n && sf_dirty_count > 0; i++) {
+    uint32_t b = (sf_cursor + i) % n;
+    if (sf_state(b) == SF_DIRTY) {
+      if (flash_erase(sf_medium, b) != 0) {
+        return false;
+      }
+      sf_eng.op = SF_OP_ERASE;
+      sf_eng.block = (uint16_t)b;
+      return true;
+    }
+  }
+  return false;
+}
+
+/* The dead mark of the chain at head landed (or failed): a pending removal may finish; a replaced version goes. */
+static void sf_kill_done(uint16_t head, bool ok)
+{
+  for (int i = 0; i < sf_nfiles; i++) {
+    if (sf_files[i].head == head) {
+      sf_files[i].kill = ok ? SF_KILL_DONE : SF_KILL_FAILED;
+      return;
+    }
+  }
+  sf_release(head); /* a replaced version (boot resolves a failed mark by the commit sequence) */
+}
+
+/* Ends the operation in flight: ok tells whether it landed. */
+static void sf_complete(bool ok)
+{
+  struct storage_upload *u = &sf_uploads[sf_eng.slot];
+  bool mine = u->used && u->gen == sf_eng.gen;
+  switch (sf_eng.op) {
+  case SF_OP_ERASE:
+    if (ok && sf_state(sf_eng.block) == SF_DIRTY) {
+      sf_set_state(sf_eng.block, SF_FREE);
+      sf_dirty_count--;
+    }
+    break;
+  case SF_OP_KILL:
+    sf_eng.op = SF_OP_NONE; /* no longer referenced by the mark in flight */
+    sf_kill_done(sf_eng.block, ok);
+    break;
+  case SF_OP_UPLOAD:
+    if (!ok && mine) {
+      sf_upload_failed(u);
+    }
+    break;
+  case SF_OP_COMMIT:
+    if (mine) {
+      u->commit = ok ? SF_C_DONE : SF_C_FAILED;
+    }
+    break;
+  default:
+    break;
+  }
+  sf_eng.op = SF_OP_NONE;
+}
+
+/* Notes that an upload's command started (or failed to). */
+static void sf_started(struct storage_upload *u, uint8_t op, int rc)
+{
+  if (rc != 0) {
+    if (op == SF_OP_COMMIT) {
+      u->commit = SF_C_FAILED;
+    } else {
+      sf_upload_failed(u);
+    }
+    return;
+  }
+  sf_eng.op = op;
+  sf_eng.slot = (uint8_t)sf_slot(u);
+  sf_eng.gen = u->gen;
+}
+
+/* Takes an erased block for an upload, or starts an erase for it; SF_NONE when it has to wait (or failed). */
+static uint32_t sf_take_for(struct storage_upload *u)
+{
+  uint32_t b = sf_take();
+  if (b != SF_NONE) {
+    u->blocks++;
+    return b;
+  }
+  if (!sf_erase_one()) {
+    sf_upload_failed(u); /* nothing to erase (cannot happen: the block was promised) or the medium failed */
+  }
+  return SF_NONE;
+}
+
+/* Starts the next command of the queue's first entry; false when the entry ended without one (look at the next). */
+static bool sf_q_step(void)
+{
+  sf_qe_t e;
+  sf_q_out(sf_q_rd, &e, sizeof e);
+  struct storage_upload *u = &sf_uploads[e.slot];
+  if (e.kind == SF_Q_SKIP || u->failed) {
+    sf_q_pop();
+    return false;
+  }
+  if (e.kind == SF_Q_HEAD) {
+    if (sf_eng.phase == 0) {
+      uint32_t b = sf_take_for(u);
+      if (b == SF_NONE) {
+        return true; /* an erase started, or the upload failed: look again next step */
+      }
+      u->head = u->cur = (uint16_t)b;
+      u->off = SF_HEAD_DATA;
+      sf_eng.phase = 1;
+      sf_started(u, SF_OP_UPLOAD, sf_rec_put(b, SF_OFF_HDR, SF_MAGIC_HEAD, u->file_id, 0));
+      return true;
+    }
+    sf_name_t nm;
+    memset(&nm, 0, sizeof nm);
+    memcpy(nm.name, sf_name(u->name), strlen(sf_name(u->name)));
+    nm.crc = sf_crc(&nm, sizeof nm.name);
+    sf_q_pop();
+    sf_started(u, SF_OP_UPLOAD, flash_program(sf_medium, sf_addr(u->head, SF_OFF_NAME), &nm, sizeof nm));
+    return true;
+  }
+  if (e.kind == SF_Q_COMMIT) {
+    sf_q_pop();
+    sf_started(u, SF_OP_COMMIT, sf_rec_put(u->head, SF_OFF_COMMIT, SF_MAGIC_COMMIT, u->written, u->seq));
+    return true;
+  }
+  /* Data: a new block (its header, then the link to it) when the current one is full, else one page at most. */
+  if (u->off == FLASH_BLOCK_SIZE) {
+    if (sf_eng.phase == 0) {
+      uint32_t nb = sf_take_for(u);
+      if (nb == SF_NONE) {
+        return true;
+      }
+      sf_set_next(u->cur, nb); /* in RAM at once: an abort from here on releases it with the chain */
+      sf_eng.nb = (uint16_t)nb;
+      sf_eng.phase = 1;
+      sf_started(u, SF_OP_UPLOAD, sf_rec_put(nb, SF_OFF_HDR, SF_MAGIC_DATA, u->file_id, u->blocks - 1));
+      return true;
+    }
+    uint32_t prev = u->cur;
+    u->cur = sf_eng.nb;
+    u->off = SF_DATA_DATA;
+    sf_eng.phase = 0;
+    sf_started(u, SF_OP_UPLOAD, sf_rec_put(prev, SF_OFF_LINK, SF_MAGIC_LINK, sf_eng.nb, 0));
+    return true;
+  }
+  uint32_t n = e.len - sf_eng.done;
+  if (n > FLASH_BLOCK_SIZE - u->off) {
+    n = FLASH_BLOCK_SIZE - u->off;
+  }
+  if (n > FLASH_PAGE_SIZE - u->off % FLASH_PAGE_SIZE) {
+    n = FLASH_PAGE_SIZE - u->off % FLASH_PAGE_SIZE;
+  }
+  uint8_t page[FLASH_PAGE_SIZE];
+  sf_q_out(sf_q_rd + (uint32_t)sizeof e + sf_eng.done, page, n);
+  uint32_t at = sf_addr(u->cur, u->off);
+  u->off += n;
+  sf_eng.done += n;
+  if (sf_eng.done == e.len) {
+    sf_q_pop();
+  }
+  sf_started(u, SF_OP_UPLOAD, flash_program(sf_medium, at, page, n));
+  return true;
+}
+
+/* True when a reader is open: erases ahead wait, so that reads are not held up. */
+static bool sf_reading(void)
+{
+  for (int i = 0; i < POSTERN_MAX_CONNS; i++) {
+    if (sf_readers[i].used) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/*
+ * True when a free block should be erased ahead now: one waits for it, no
+ * reader is open (its reads would wait), and no upload is open, or the open
+ * ones may need more erased blocks than there are (an erase holds up their
+ * writes: 1 s on big sectors).
+ */
+static bool sf_erase_ahead(void)
+{
+  if (sf_dirty_count == 0 || sf_reading()) {
+    return false;
+  }
+  uint32_t want = 0;
+  for (int i = 0; i < POSTERN_MAX_CONNS; i++) {
+    const struct storage_upload *u = &sf_uploads[i];
+    if (u->used) {
+      want += (u->reserve > u->blocks ? u->reserve - u->blocks : 0) + 1; /* a chunked upload's next block */
+    }
+  }
+  return want == 0 || sf_free_count - sf_dirty_count < want;
+}
+
+/* Starts at most one command: a dead mark, the queue's next, or an erase ahead. */
+static void sf_step(void)
+{
+  if (sf_nkills > 0) {
+    uint16_t head = sf_kills[0];
+    memmove(&sf_kills[0], &sf_kills[1], (size_t)(sf_nkills - 1) * sizeof sf_kills[0]);
+    sf_nkills--;
+    static const uint8_t dead[SF_UNIT] = {0};
+    if (flash_program(sf_medium, sf_addr(head, SF_OFF_DEAD), dead, sizeof dead) != 0) {
+      sf_kill_done(head, false);
+      return;
+    }
+    sf_eng.op = SF_OP_KILL;
+    sf_eng.block = head;
+    return;
+  }
+  while (sf_q_used > 0) {
+    if (sf_q_step()) {
+      return;
+    }
+  }
+  if (sf_erase_ahead()) {
+    sf_erase_one();
+  }
+}
+
+/*
+ * Steps while the medium is idle, at most SF_STEPS of them: a medium that is
+ * busy after each command (any real timing) gets one command per call; an
+ * instant one gets the whole queue done at once.
+ */
+#define SF_STEPS ((int)(STORAGE_FLASH_STAGE / FLASH_PAGE_SIZE) + 8)
+static void sf_run(void)
+{
+  for (int i = 0; i < SF_STEPS; i++) {
+    int st = flash_status(sf_medium);
+    if (st == FLASH_BUSY) {
+      return;
+    }
+    if (sf_eng.op != SF_OP_NONE) {
+      sf_complete(st == 0);
+    }
+    sf_step();
+    if (sf_eng.op == SF_OP_NONE) {
+      return; /* nothing started: nothing to do, or the medium failed */
+    }
+  }
+}
+
+/* True while the medium has queued work or blocks to erase ahead (not once its power failed). */
+static bool sf_has_work(bool failed)
+{
+  return sf_q_used > 0 || sf_nkills > 0 || (!failed && sf_erase_ahead());
+}
+
+/* Milliseconds until the operation in flight ends (rounded down: 0 when under one). */
+static uint32_t sf_wait_ms(void)
+{
+  return flash_busy_left_us(sf_medium) / 1000u;
+}
+
+/** One bounded step of the medium work; see storage.h. */
+uint32_t storage_poll(void)
+{
+  if (sf_medium == NULL) {
+    return STORAGE_POLL_IDLE;
+  }
+  int st = flash_status(sf_medium);
+  if (st == FLASH_BUSY) {
+    return sf_wait_ms();
+  }
+  if (sf_eng.op != SF_OP_NONE) {
+    sf_complete(st == 0);
+  }
+  if (sf_want_ready) {
+    sf_want_ready = false;
+    storage_ready(); /* the medium is idle now: pending reads go through */
+  }
+  sf_run();
+  if (flash_status(sf_medium) == FLASH_BUSY) {
+    return sf_wait_ms();
+  }
+  return sf_has_work(st < 0) || sf_want_ready || sf_eng.op != SF_OP_NONE ? 0 : STORAGE_POLL_IDLE;
+}
+
+/* Answers STORAGE_PENDING: storage_ready() comes after the next step. */
+static int sf_pending(void)
+{
+  sf_want_ready = true;
+  return STORAGE_PENDING;
+}
+
 /* ---- Boot ---------------------------------------------------------------- */
 
-/* Checks the chain of a committed head block and marks it used; false when broken. */
+/* The next block of a chain on the medium, or SF_NONE (boot). */
+static uint32_t sf_next_on_medium(uint32_t block)
+{
+  sf_rec_t r;
+  if (!sf_rec_get(block, SF_OFF_LINK, SF_MAGIC_LINK, &r) || r.a >= sf_medium->blocks) {
+    return SF_NONE;
+  }
+  return r.a;
+}
+
+/* Checks the chain of a committed head block, marks it used and keeps its links; false when broken. */
 static bool sf_claim_chain(uint32_t head, uint32_t file_id, uint32_t size)
 {
   uint32_t need = sf_blocks_for(size);
   uint32_t b = head;
   for (uint32_t i = 0; i < need; i++) {
     sf_rec_t r;
-    if (b == SF_NONE || sf_state[b] == SF_USED ||
+    if (b == SF_NONE || sf_state(b) == SF_USED ||
         (i > 0 && (!sf_rec_get(b, SF_OFF_HDR, SF_MAGIC_DATA, &r) || r.a != file_id || r.b != i))) {
       /* Undo what this chain claimed so far. */
-      for (uint32_t k = 0, c = head; k < i; k++, c = sf_next(c)) {
-        sf_state[c] = SF_DIRTY;
+      for (uint32_t k = 0, c = head; k < i; k++) {
+        uint32_t next = sf_next(c);
+        sf_set_state(c, SF_DIRTY);
+        sf_set_next(c, SF_NONE);
+        c = next;
       }
       return false;
     }
-    sf_state[b] = SF_USED;
-    if (i + 1 < need) {
-      b = sf_next(b);
-    }
+    sf_set_state(b, SF_USED);
+    uint32_t next = i + 1 < need ? sf_next_on_medium(b) : SF_NONE;
+    sf_set_next(b, next);
+    b = next;
   }
   return true;
+}
+
+/* A version lost to another at boot: its dead mark is queued (or, the list full, its blocks simply go). */
+static void sf_boot_drop(uint16_t head)
+{
+  if (!sf_kill_push(head)) {
+    sf_release(head);
+  }
 }
 
 /* Looks at one head block: a committed, live file joins the index. */
 static void sf_boot_head(uint32_t b, uint32_t file_id, unsigned *dropped)
 {
   sf_rec_t c;
-  const sf_name_t *nm = (const sf_name_t *)(const void *)flash_read(sf_medium, sf_addr(b, SF_OFF_NAME));
-  bool named = nm->crc == sf_crc(nm, sizeof nm->name) && memchr(nm->name, '\0', sizeof nm->name) != NULL &&
-               sf_name_ok(nm->name);
+  sf_name_t nm;
+  bool named = flash_read(sf_medium, sf_addr(b, SF_OFF_NAME), &nm, sizeof nm) == 0 &&
+               nm.crc == sf_crc(&nm, sizeof nm.name) && memchr(nm.name, '\0', sizeof nm.name) != NULL &&
+               sf_name_ok(nm.name);
   if (!named || !sf_rec_get(b, SF_OFF_COMMIT, SF_MAGIC_COMMIT, &c)) {
     ++*dropped; /* an upload the power cut short */
     return;
@@ -345,30 +871,29 @@ static void sf_boot_head(uint32_t b, uint32_t file_id, unsigned *dropped)
     return; /* removed or replaced */
   }
   if (!sf_claim_chain(b, file_id, c.a)) {
-    log_line("storage: file '%s' in block %u has a broken chain; dropped", nm->name, (unsigned)b);
+    log_line("storage: file '%s' in block %u has a broken chain; dropped", nm.name, (unsigned)b);
     return;
   }
   bool found;
-  int at = sf_find(nm->name, &found);
+  int at = sf_find(nm.name, &found);
   if (found) {
     /* Two versions: a power cut came between a commit and the old one's dead mark. */
     if (sf_files[at].seq > c.b) {
-      static const uint8_t dead[SF_UNIT] = {0};
-      flash_program(sf_medium, sf_addr(b, SF_OFF_DEAD), dead, sizeof dead);
-      sf_release(b);
+      sf_boot_drop((uint16_t)b);
       return;
     }
-    sf_kill(at);
-    at = sf_find(nm->name, &found);
+    uint16_t old = sf_files[at].head;
+    sf_index_remove(at);
+    sf_boot_drop(old);
   }
-  if (sf_nfiles == STORAGE_FLASH_MAX_FILES) {
-    log_line("storage: more than %d files; '%s' is not served", STORAGE_FLASH_MAX_FILES, nm->name);
+  int name = sf_nfiles < STORAGE_FLASH_MAX_FILES ? sf_name_add(nm.name) : -1;
+  if (name < 0) {
+    log_line("storage: more than %d files or %u bytes of names; '%s' is not served", STORAGE_FLASH_MAX_FILES,
+             (unsigned)STORAGE_FLASH_NAME_POOL, nm.name);
     sf_release(b);
     return;
   }
-  memmove(&sf_files[at + 1], &sf_files[at], (size_t)(sf_nfiles - at) * sizeof sf_files[0]);
-  sf_files[at] = (sf_file_t){(uint16_t)b, c.a, c.b};
-  sf_nfiles++;
+  sf_index_insert((sf_file_t){(uint16_t)b, (uint16_t)name, SF_KILL_NONE, c.a, c.b});
 }
 
 /** Rebuilds the index from the medium; see storage_flash.h. */
@@ -381,7 +906,12 @@ int storage_flash_init(flash_model_t *f)
   sf_medium = f;
   memset(sf_uploads, 0, sizeof sf_uploads);
   memset(sf_readers, 0, sizeof sf_readers);
+  memset(&sf_eng, 0, sizeof sf_eng);
   sf_nfiles = 0;
+  sf_names_used = 0;
+  sf_q_rd = sf_q_used = 0;
+  sf_nkills = 0;
+  sf_want_ready = false;
   sf_next_id = 1;
   sf_next_seq = 1;
   sf_cursor = 0;
@@ -392,7 +922,8 @@ int storage_flash_init(flash_model_t *f)
     if ((head || sf_rec_get(b, SF_OFF_HDR, SF_MAGIC_DATA, &r)) && r.a >= sf_next_id) {
       sf_next_id = r.a + 1; /* file ids are never reused, not even those of dropped uploads */
     }
-    sf_state[b] = flash_is_erased(f, sf_addr(b, 0), FLASH_BLOCK_SIZE) ? SF_FREE : SF_DIRTY;
+    sf_blk[b] = SF_BLK_NEXT;
+    sf_set_state(b, flash_is_erased(f, sf_addr(b, 0), FLASH_BLOCK_SIZE) ? SF_FREE : SF_DIRTY);
   }
   /* Second pass: committed files. */
   unsigned dropped = 0;
@@ -403,9 +934,11 @@ int storage_flash_init(flash_model_t *f)
     }
   }
   sf_free_count = 0;
+  sf_dirty_count = 0;
   uint64_t used = 0;
   for (uint32_t b = 0; b < f->blocks; b++) {
-    sf_free_count += sf_state[b] != SF_USED;
+    sf_free_count += sf_state(b) != SF_USED;
+    sf_dirty_count += sf_state(b) == SF_DIRTY;
   }
   for (int i = 0; i < sf_nfiles; i++) {
     used += sf_files[i].size;
@@ -420,6 +953,12 @@ int storage_flash_init(flash_model_t *f)
 uint32_t storage_flash_free_blocks(void)
 {
   return sf_free_count;
+}
+
+/** Erase blocks waiting for an erase. */
+uint32_t storage_flash_dirty_blocks(void)
+{
+  return sf_dirty_count;
 }
 
 /* ---- storage.h ----------------------------------------------------------- */
@@ -450,7 +989,7 @@ bool storage_exists(const char *name, uint64_t *size)
   return found;
 }
 
-/** Starts an upload: head block with header and name; nothing visible until the commit. */
+/** Starts an upload: its blocks are promised now, its head block is programmed from the queue. */
 int storage_open(const char *name, uint64_t length, storage_upload_t **out)
 {
   if (sf_medium == NULL) {
@@ -463,7 +1002,7 @@ int storage_open(const char *name, uint64_t length, storage_upload_t **out)
   int new_names = 0;
   for (int i = 0; i < POSTERN_MAX_CONNS; i++) {
     if (sf_uploads[i].used) {
-      if (strcmp(sf_name_of(sf_uploads[i].head), name) == 0) {
+      if (strcmp(sf_name(sf_uploads[i].name), name) == 0) {
         return STORAGE_EBUSY; /* the name is being written */
       }
       new_names++;
@@ -484,61 +1023,25 @@ int storage_open(const char *name, uint64_t length, storage_upload_t **out)
   if (need > sf_unreserved()) {
     return STORAGE_ENOSPC;
   }
-  uint32_t b = sf_alloc();
-  if (b == SF_NONE) {
-    return STORAGE_EIO;
+  if (!sf_q_room(sizeof(sf_qe_t))) {
+    return sf_pending();
   }
-  sf_name_t nm;
-  memset(&nm, 0, sizeof nm);
-  memcpy(nm.name, name, strlen(name));
-  nm.crc = sf_crc(&nm, sizeof nm.name);
-  *u = (struct storage_upload){.used = true, .head = (uint16_t)b, .cur = (uint16_t)b, .off = SF_HEAD_DATA,
-                               .file_id = sf_next_id++, .length = length, .blocks = 1,
-                               .reserve = length == STORAGE_LEN_UNKNOWN ? 0 : need};
-  if (sf_rec_put(b, SF_OFF_HDR, SF_MAGIC_HEAD, u->file_id, 0) != 0 ||
-      flash_program(sf_medium, sf_addr(b, SF_OFF_NAME), &nm, sizeof nm) != 0) {
-    storage_abort(u);
-    return STORAGE_EIO;
+  int nm = sf_name_add(name);
+  if (nm < 0) {
+    return STORAGE_ENOSPC; /* no room for another name */
   }
+  uint8_t gen = (uint8_t)(u->gen + 1);
+  *u = (struct storage_upload){.used = true, .gen = gen, .name = (uint16_t)nm, .head = SF_NONE, .cur = SF_NONE,
+                               .file_id = sf_next_id++, .length = length, .reserve = need};
+  sf_q_push(SF_Q_HEAD, sf_slot(u), NULL, 0, NULL, 0);
   *out = u;
   return STORAGE_OK;
 }
 
-/* Programs `len` bytes (whole units) at the upload's position, moving to a new linked block when one is full. */
-static int sf_program_data(struct storage_upload *u, const uint8_t *p, uint32_t len)
-{
-  while (len > 0) {
-    if (u->off == FLASH_BLOCK_SIZE) {
-      uint32_t nb = sf_alloc();
-      if (nb == SF_NONE) {
-        return STORAGE_EIO;
-      }
-      if (sf_rec_put(nb, SF_OFF_HDR, SF_MAGIC_DATA, u->file_id, u->blocks) != 0 ||
-          sf_rec_put(u->cur, SF_OFF_LINK, SF_MAGIC_LINK, nb, 0) != 0) {
-        return STORAGE_EIO;
-      }
-      u->blocks++;
-      u->cur = (uint16_t)nb;
-      u->off = SF_DATA_DATA;
-    }
-    uint32_t n = FLASH_BLOCK_SIZE - u->off;
-    if (n > len) {
-      n = len;
-    }
-    if (flash_program(sf_medium, sf_addr(u->cur, u->off), p, n) != 0) {
-      return STORAGE_EIO;
-    }
-    u->off += n;
-    p += n;
-    len -= n;
-  }
-  return STORAGE_OK;
-}
-
 /**
- * Appends bytes: whole units go to the medium at once, the rest waits in the
- * stage. A known length was reserved at open, so only passing it fails; a
- * chunked upload is checked against the unreserved blocks as it goes.
+ * Appends bytes: whole units go to the queue, the rest waits in the stage.
+ * A known length was reserved at open, so only passing it fails; a chunked
+ * upload is checked against the unreserved blocks as it goes.
  */
 int storage_write(storage_upload_t *u, const void *data, size_t len)
 {
@@ -551,6 +1054,20 @@ int storage_write(storage_upload_t *u, const void *data, size_t len)
   if (need > have && need - have > sf_unreserved()) {
     return STORAGE_ENOSPC;
   }
+  if (u->failed || u->commit != SF_C_NONE) {
+    return STORAGE_EIO;
+  }
+  if (len > STORAGE_FLASH_WRITE_MAX) {
+    return STORAGE_EINVAL; /* longer than the queue could ever take at once */
+  }
+  uint32_t all = u->stage_len + (uint32_t)len;
+  uint32_t whole = all - all % SF_UNIT;
+  if (whole > 0 && !sf_q_push(SF_Q_DATA, sf_slot(u), u->stage, u->stage_len, data, whole - u->stage_len)) {
+    sf_run(); /* an idle medium takes what is queued now (a busy one its next command) */
+    if (!sf_q_push(SF_Q_DATA, sf_slot(u), u->stage, u->stage_len, data, whole - u->stage_len)) {
+      return sf_pending(); /* nothing kept: the same bytes come again */
+    }
+  }
   /*
    * Promise the blocks these bytes need before taking them. For chunked
    * uploads this matters when the last partial unit waits in the stage for a
@@ -561,89 +1078,112 @@ int storage_write(storage_upload_t *u, const void *data, size_t len)
     u->reserve = need;
   }
   const uint8_t *p = data;
-  size_t left = len;
-  if (u->stage_len > 0) {
-    size_t n = SF_UNIT - u->stage_len < left ? SF_UNIT - u->stage_len : left;
-    memcpy(u->stage + u->stage_len, p, n);
-    u->stage_len += (uint32_t)n;
-    p += n;
-    left -= n;
-    if (u->stage_len == SF_UNIT) {
-      if (sf_program_data(u, u->stage, SF_UNIT) != STORAGE_OK) {
-        return STORAGE_EIO;
-      }
-      u->stage_len = 0;
-    }
+  if (whole > 0) {
+    memcpy(u->stage, p + (whole - u->stage_len), all - whole);
+  } else {
+    memcpy(u->stage + u->stage_len, p, len);
   }
-  uint32_t whole = (uint32_t)(left - left % SF_UNIT);
-  if (whole > 0 && sf_program_data(u, p, whole) != STORAGE_OK) {
-    return STORAGE_EIO;
-  }
-  memcpy(u->stage, p + whole, left - whole);
-  u->stage_len += (uint32_t)(left - whole);
+  u->stage_len = all - whole;
   u->written = (uint32_t)total;
   return STORAGE_OK;
 }
 
-/** Programs the last partial unit, then the commit record; the old version is marked dead after. */
+/**
+ * Queues the last partial unit and the commit record, and answers
+ * STORAGE_PENDING until the record has landed; then the index takes the new
+ * version and the old one's dead mark is queued.
+ */
 int storage_commit(storage_upload_t *u, bool *replaced)
 {
   if (replaced != NULL) {
     *replaced = false;
   }
-  if (u->stage_len > 0) {
-    memset(u->stage + u->stage_len, 0xFF, SF_UNIT - u->stage_len);
-    if (sf_program_data(u, u->stage, SF_UNIT) != STORAGE_OK) {
-      storage_abort(u);
-      return STORAGE_EIO;
-    }
-    u->stage_len = 0;
-  }
   bool exists;
-  int at = sf_find(sf_name_of(u->head), &exists);
-  if (!exists && sf_nfiles == STORAGE_FLASH_MAX_FILES) {
-    storage_abort(u);
-    return STORAGE_ENOSPC;
-  }
-  uint32_t seq = sf_next_seq++;
-  if (sf_rec_put(u->head, SF_OFF_COMMIT, SF_MAGIC_COMMIT, u->written, seq) != 0) {
+  int at = sf_find(sf_name(u->name), &exists);
+  if (u->failed || u->commit == SF_C_FAILED) {
     storage_abort(u);
     return STORAGE_EIO;
   }
-  /* Committed: the rest only tidies up (boot would do the same). */
-  sf_file_t entry = {u->head, u->written, seq};
-  u->used = false;
+  if (u->commit == SF_C_NONE) {
+    if (!exists && sf_nfiles == STORAGE_FLASH_MAX_FILES) {
+      storage_abort(u);
+      return STORAGE_ENOSPC;
+    }
+    uint32_t room = 2 * (uint32_t)sizeof(sf_qe_t) + (u->stage_len > 0 ? SF_UNIT : 0);
+    if (!sf_q_room(room)) {
+      return sf_pending();
+    }
+    if (u->stage_len > 0) {
+      memset(u->stage + u->stage_len, 0xFF, SF_UNIT - u->stage_len);
+      sf_q_push(SF_Q_DATA, sf_slot(u), u->stage, SF_UNIT, NULL, 0);
+      u->stage_len = 0;
+    }
+    u->seq = sf_next_seq++;
+    sf_q_push(SF_Q_COMMIT, sf_slot(u), NULL, 0, NULL, 0);
+    u->commit = SF_C_QUEUED;
+    return sf_pending();
+  }
+  if (u->commit == SF_C_QUEUED) {
+    return sf_pending();
+  }
+  /* The record landed: the new version is durable. */
   if (exists) {
-    sf_kill(at);
-    at = sf_find(sf_name_of(entry.head), &exists);
+    sf_file_t old = sf_files[at];
+    if (old.kill == SF_KILL_NONE && !sf_kill_push(old.head)) {
+      return sf_pending(); /* the dead marks' list is full: it drains first */
+    }
+    sf_index_remove(at);
+    if (old.kill == SF_KILL_DONE || old.kill == SF_KILL_FAILED) {
+      sf_release(old.head); /* already marked (else the mark in flight releases it) */
+    }
     if (replaced != NULL) {
       *replaced = true;
     }
   }
-  memmove(&sf_files[at + 1], &sf_files[at], (size_t)(sf_nfiles - at) * sizeof sf_files[0]);
-  sf_files[at] = entry;
-  sf_nfiles++;
+  sf_file_t entry = {u->head, u->name, SF_KILL_NONE, u->written, u->seq};
+  u->used = false;
+  sf_index_insert(entry);
   return STORAGE_OK;
 }
 
-/** Drops the upload's blocks (erased when next needed); the previous version is untouched. */
+/** Drops the upload at once: its queued work is skipped and its blocks erased in the background. */
 void storage_abort(storage_upload_t *u)
 {
   if (u == NULL || !u->used) {
     return;
   }
   u->used = false;
+  sf_q_skip(sf_slot(u));
   sf_release(u->head);
+  sf_name_drop(u->name);
 }
 
-/** Marks a committed file dead; readers that have it open keep reading it. */
+/** Marks a committed file dead: STORAGE_PENDING until the mark has landed; readers that have it open keep reading it. */
 int storage_remove(const char *name)
 {
   int at = sf_lookup(name);
   if (at < 0) {
     return at;
   }
-  return sf_kill(at) == 0 ? STORAGE_OK : STORAGE_EIO;
+  sf_file_t *e = &sf_files[at];
+  switch (e->kill) {
+  case SF_KILL_DONE: {
+    uint16_t head = e->head;
+    sf_index_remove(at);
+    sf_release(head);
+    return STORAGE_OK;
+  }
+  case SF_KILL_FAILED:
+    e->kill = SF_KILL_NONE;
+    return STORAGE_EIO;
+  case SF_KILL_QUEUED:
+    return sf_pending();
+  default:
+    if (sf_kill_push(e->head)) {
+      e->kill = SF_KILL_QUEUED;
+    }
+    return sf_pending();
+  }
 }
 
 /** Opens a committed file for reading; its blocks stay until the reader closes. */
@@ -667,9 +1207,16 @@ int storage_read_open(const char *name, storage_reader_t **out, uint64_t *size)
   return STORAGE_EBUSY;
 }
 
-/** Copies up to len bytes from the memory-mapped medium, following the chain. */
+/** Copies up to len bytes from the medium, following the chain; STORAGE_PENDING while the medium is busy. */
 long storage_read(storage_reader_t *r, void *buf, size_t len)
 {
+  if (len == 0 || r->left == 0) {
+    return 0;
+  }
+  int st = flash_status(sf_medium);
+  if (st != 0) {
+    return st == FLASH_BUSY ? sf_pending() : STORAGE_EIO;
+  }
   uint8_t *dst = buf;
   size_t done = 0;
   while (done < len && r->left > 0) {
@@ -688,7 +1235,9 @@ long storage_read(storage_reader_t *r, void *buf, size_t len)
     if (n > r->left) {
       n = r->left;
     }
-    memcpy(dst + done, flash_read(sf_medium, sf_addr(r->cur, r->off)), n);
+    if (flash_read(sf_medium, sf_addr(r->cur, r->off), dst + done, (uint32_t)n) != 0) {
+      return STORAGE_EIO;
+    }
     r->off += (uint32_t)n;
     r->left -= (uint32_t)n;
     done += n;
@@ -723,7 +1272,7 @@ int storage_list(int (*fn)(void *ctx, const char *name, uint64_t size), void *ct
     if (at >= sf_nfiles) {
       return 0;
     }
-    const char *n = sf_name_of(sf_files[at].head);
+    const char *n = sf_name(sf_files[at].name);
     memcpy(name, n, strlen(n) + 1);
     int rc = fn(ctx, name, sf_files[at].size);
     if (rc != 0) {

@@ -40,6 +40,8 @@ void sys_check_core_locking(void);
 #define MEMP_NUM_TCPIP_MSG_INPKT PBUF_POOL_SIZE
 #define MEMP_NUM_TCPIP_MSG_API 8
 #define TCPIP_MBOX_SIZE (PBUF_POOL_SIZE + MEMP_NUM_TCPIP_MSG_API)
+/* lwIP's own timers and one of the board's (the host's tick, rtos_host.c). */
+#define MEMP_NUM_SYS_TIMEOUT (LWIP_NUM_SYS_TIMEOUT_INTERNAL + 1)
 /* Mailboxes of the netconn and socket APIs, which postern does not use. */
 #define DEFAULT_RAW_RECVMBOX_SIZE 4
 #define DEFAULT_UDP_RECVMBOX_SIZE 4
@@ -60,7 +62,11 @@ void sys_check_core_locking(void);
 
 /* ---- Protocols --------------------------------------------------------- */
 #define LWIP_IPV4 1
-#define LWIP_IPV6 0
+/* Dual stack: POSTERN_IPV6 comes from the Makefile's IPV6 (each board picks its default). */
+#ifndef POSTERN_IPV6
+#define POSTERN_IPV6 1
+#endif
+#define LWIP_IPV6 POSTERN_IPV6
 #define LWIP_ARP 1
 #define LWIP_ETHERNET 1
 #define LWIP_ICMP 1
@@ -86,6 +92,30 @@ void sys_check_core_locking(void);
  * for the peer's SYN retransmission, 3 s on QEMU's network). */
 #define ARP_QUEUEING 1
 #define MEMP_NUM_ARP_QUEUE 8
+
+/* ---- IPv6: a link-local address, then one by SLAAC from the router's
+ * advertisement (libslirp and QEMU announce fec0::/64). MLD joins the
+ * solicited-node groups, which tells the netif's MAC filter which multicast
+ * frames ND needs (netif->mld_mac_filter). No fragments either way, as on
+ * IPv4; the caches are as small as the ARP table. */
+#if LWIP_IPV6
+#define LWIP_ICMP6 1
+#define LWIP_IPV6_MLD 1
+#define LWIP_IPV6_AUTOCONFIG 1
+#define LWIP_IPV6_SEND_ROUTER_SOLICIT 1
+#define LWIP_IPV6_DHCP6 0
+#define LWIP_IPV6_FRAG 0
+#define LWIP_IPV6_REASS 0
+#define LWIP_IPV6_NUM_ADDRESSES 3 /* link-local, SLAAC, one spare for a second prefix */
+#define LWIP_ND6_NUM_NEIGHBORS 4
+#define LWIP_ND6_NUM_DESTINATIONS 4
+#define LWIP_ND6_NUM_PREFIXES 2
+#define LWIP_ND6_NUM_ROUTERS 2
+#define LWIP_ND6_QUEUEING 1
+#define MEMP_NUM_ND6_QUEUE 8 /* as MEMP_NUM_ARP_QUEUE: SYN-ACKs waiting for the peer's address */
+#define MEMP_NUM_MLD6_GROUP 4
+#define LWIP_ND6_RDNSS_MAX_DNS_SERVERS 0
+#endif /* LWIP_IPV6 */
 
 /* ---- TCP ---------------------------------------------------------------
  * The receive window is sized to what the slowest board can buffer: the
@@ -155,6 +185,10 @@ void sys_check_core_locking(void);
 #define ETHARP_STATS 0
 #define LINK_STATS 1
 #define ICMP_STATS 0
+#define ICMP6_STATS 0
+#define IP6_STATS 0
+#define ND6_STATS 0
+#define MLD6_STATS 0
 #define SYS_STATS 0
 
 /* ---- Debug ------------------------------------------------------------- */

@@ -53,10 +53,13 @@ COMPONENT = re.compile(r"^\s{2}(\S.*?)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+\|\s+(\
 BUDGET = re.compile(r"^\s*(flash|RAM) \(.*?\)\s+([\d.]+) KiB of (\d+) KiB")
 
 
-def _size_report(tls):
-    """`make BOARD=mps2-an385 TLS=<tls> size`: components (flash, RAM in bytes) and the image totals in KiB."""
-    r = subprocess.run(["make", "--no-print-directory", "-C", ROOT, "BOARD=mps2-an385", "TLS=%d" % tls, "size"],
-                       capture_output=True, text=True, timeout=900)
+def _size_report(tls, ipv6=None):
+    """`make BOARD=mps2-an385 TLS=<tls> [IPV6=<ipv6>] size`: components (flash, RAM in bytes) and the image
+    totals in KiB."""
+    cmd = ["make", "--no-print-directory", "-C", ROOT, "BOARD=mps2-an385", "TLS=%d" % tls]
+    if ipv6 is not None:
+        cmd.append("IPV6=%d" % ipv6)
+    r = subprocess.run(cmd + ["size"], capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     comps, totals = {}, {}
     for line in r.stdout.splitlines():
@@ -84,6 +87,17 @@ def footprint():
                 continue
             row(group, "flash_%s_%s" % (key, re.sub(r"\W+", "_", name).strip("_")), "  " + name,
                 round(flash / KIB, 1), "KiB flash", None, "%.1f KiB RAM" % (ram / KIB))
+    # IPv6's cost: the dual-stack image against the IPv4-only one (the defaults: TLS on, TLS=0 off).
+    group = "mps2-an385 firmware: what IPv6 adds (IPV6=1 against IPV6=0)"
+    for tls in (1, 0):
+        key = "tls" if tls else "notls"
+        _, with6 = _size_report(tls, 1)
+        _, without6 = _size_report(tls, 0)
+        row(group, "ipv6_flash_kib_" + key, "flash, %s" % ("with TLS" if tls else "without TLS"),
+            round(with6["flash"] - without6["flash"], 1), "KiB", 20,
+            "dual stack %.1f KiB of %d" % (with6["flash"], 320 if tls else 192))
+        row(group, "ipv6_ram_kib_" + key, "RAM, %s" % ("with TLS" if tls else "without TLS"),
+            round(with6["RAM"] - without6["RAM"], 1), "KiB", 4, "dual stack %.1f KiB of 128" % with6["RAM"])
 
 
 # ---- RAM high-water marks on the board -----------------------------------------------------------
@@ -270,6 +284,60 @@ def throughput():
         % (fresh * 1000, fresh_expect * 1000, FRESH_RUNS))
 
 
+# ---- The board's storage on timed flash ---------------------------------------------------------
+
+FLASH_PROFILES = {"instant": None, "nor": (45000, 50), "slow": (1000000, 50)}  # erase us, us per 16-byte unit
+
+
+def _flash_upload(profile):
+    """A 1 MiB PUT on the mps2-an385 with FLASH_TIMING=profile while a second client polls GET /_status.
+
+    Returns (seconds for the upload, its status, /_status latencies in seconds)."""
+    dev = QemuDevice(_board_image({"token": TOKEN, "capacity": "3M", "flash_timing": profile}, None))
+    try:
+        body = os.urandom(MIB)
+        out = {}
+
+        def upload():
+            t0 = time.monotonic()
+            c = Conn(dev.http, timeout=600)
+            c.send(("PUT /files/f.bin HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n"
+                    % (TOKEN, len(body))).encode() + body)
+            out["status"] = c.read_response(timeout=600).status
+            out["s"] = time.monotonic() - t0
+            c.close()
+
+        t = threading.Thread(target=upload)
+        t.start()
+        lat = []
+        while t.is_alive():
+            t0 = time.monotonic()
+            request(Endpoint(dev.http, False), "GET", "/_status", None, None, timeout=30)
+            lat.append(time.monotonic() - t0)
+            time.sleep(0.02)
+        t.join()
+        return out.get("s"), out.get("status"), sorted(lat)
+    finally:
+        dev.stop()
+
+
+def flash_timing():
+    """Upload throughput and GET /_status latency on the board's instant, nor and slow flash (FLASH_TIMING)."""
+    group = "mps2-an385 storage on timed flash (1 MiB PUT under QEMU)"
+    for profile, timing in FLASH_PROFILES.items():
+        secs, status, lat = _flash_upload(profile)
+        limit = "no limit" if timing is None else "medium: %.0f KiB/s of programs, %d ms per erase" % (
+            16 / (timing[1] * 1e-6) / KIB, timing[0] // 1000)
+        row(group, "flash_%s_put_kib_s" % profile, "PUT throughput, FLASH_TIMING=%s" % profile,
+            round(MIB / KIB / secs) if secs and status == 201 else None, "KiB/s", None,
+            "status %s; %s" % (status, limit))
+        if profile != "instant" and lat:
+            p50, p99 = lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+            row(group, "flash_%s_status_p50_ms" % profile, "  GET /_status meanwhile, p50", round(p50 * 1e3, 1), "ms")
+            row(group, "flash_%s_status_p99_ms" % profile, "  GET /_status meanwhile, p99", round(p99 * 1e3, 1), "ms", 300,
+                "%d requests" % len(lat))
+
+
 # ---- A slow medium on the host simulator ----------------------------------------------------------
 
 def storage_timing():
@@ -394,11 +462,16 @@ def report():
 
 def main():
     t0 = time.monotonic()
+    if sys.argv[1:] == ["flash"]:  # figures.py flash: only the timed-flash figures
+        flash_timing()
+        report()
+        return
     footprint()
     board_ram()
     decision_cost()
     throughput()
     storage_timing()
+    flash_timing()
     attacks()
     report()
     print("bench: %.0f s" % (time.monotonic() - t0))

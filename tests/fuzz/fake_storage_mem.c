@@ -55,6 +55,7 @@ static unsigned fs_pend_mask; /* kinds that pend while busy */
 static bool fs_busy;
 static uint32_t fs_busy_until;
 static bool fs_pended; /* a call answered STORAGE_PENDING since the last storage_ready() */
+static bool fs_upload_waited; /* an open or a write answered STORAGE_PENDING since fs_reset() */
 static bool fs_ready_anyway;
 bool fs_in_ready;
 uint32_t fs_readies;
@@ -64,6 +65,7 @@ static bool fs_pends(unsigned kind)
 {
   if (fs_busy && (fs_pend_mask & kind) != 0) {
     fs_pended = true;
+    fs_upload_waited = fs_upload_waited || kind == FS_PEND_OPEN || kind == FS_PEND_WRITE;
     return true;
   }
   return false;
@@ -169,8 +171,14 @@ void fs_reset(uint64_t capacity)
   fs_capacity = capacity;
   fs_fault = FS_FAULT_NONE;
   fs_n_digests = 0;
+  fs_upload_waited = false;
   fs_pend(0, 0);
   fs_pended = false;
+}
+
+bool fs_uploads_waited(void)
+{
+  return fs_upload_waited;
 }
 
 void fs_pend(unsigned mask, uint32_t until_ms)

@@ -124,6 +124,8 @@ void fs_pend(unsigned mask, uint32_t until_ms);
 /** The medium's work ends now (if done), then storage_poll(); with anyway, storage_ready() is called even if
  *  the medium stays busy (the retries pend again, as the contract allows). */
 void fs_poll(bool done, bool anyway);
+/** True once an open or a write answered STORAGE_PENDING since fs_reset(): an upload has waited on the medium. */
+bool fs_uploads_waited(void);
 /** True when a commit produced this SHA-256 (hex) in the current input. */
 bool fs_committed_digest(const char *hex);
 

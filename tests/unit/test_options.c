@@ -32,6 +32,7 @@ static void test_defaults(void)
   CHECK_EQ(o.capacity, 16u * 1024 * 1024);
   CHECK_STR(o.policy, "scripts/policy.lua");
   CHECK_EQ(o.n_settings, 0);
+  CHECK(o.ipv6);
   CHECK_EQ(o.storage_latency_ms, 0);
 }
 
@@ -44,7 +45,8 @@ static void test_every_option(void)
   char set1[] = "token=T0k=en", set2[] = "max_size=1024";
   char *argv[] = {"postern", "--http", "18080", "--https", "0", "--policy", path, "--storage", "/tmp/x",
                   "--capacity", "512K", "--set", set1, "--set", set2, "--cert", path, "--key", path,
-                  "--client-ca", path, "--client-cert", "required", "--storage-latency", "200"};
+                  "--client-ca", path, "--client-cert", "required", "--ipv6", "off",
+                  "--storage-latency", "200"};
   host_options_t o;
   CHECK_EQ(parse(&o, ARGC(argv), argv), OPTIONS_RUN);
   CHECK_EQ(o.http_port, 18080);
@@ -57,6 +59,7 @@ static void test_every_option(void)
   CHECK_STR(o.setting_values[1], "1024");
   CHECK(o.client_cert_required);
   CHECK_STR(o.client_ca, path);
+  CHECK(!o.ipv6);
   CHECK_EQ(o.storage_latency_ms, 200);
   unlink(path);
 }
@@ -69,6 +72,7 @@ static void test_refusals_exit_2(void)
     {"--set", "=v", NULL},     {"--set", "1abc=v", NULL},    {"--set", "a-b=v", NULL},
     {"--policy", "/nonexistent/p.lua", NULL}, {"--frobnicate", "1", NULL}, {"--http", NULL, NULL},
     {"stray", NULL, NULL},     {"--cert", "/nonexistent", NULL}, {"--client-cert", "maybe", NULL},
+    {"--ipv6", "yes", NULL},   {"--ipv6", "", NULL},
     {"--storage-latency", "60001", NULL}, {"--storage-latency", "-1", NULL}, {"--storage-latency", "5ms", NULL},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

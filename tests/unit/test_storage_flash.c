@@ -25,11 +25,163 @@ void platform_console_write(const char *s, size_t n)
   g_log[k] = '\0';
 }
 
+/*
+ * Time. Every test runs once per timing profile (main()): the medium then
+ * answers on a fake microsecond clock that only step() advances, so every
+ * erase and program keeps the chip busy until the next steps.
+ */
+static const flash_timing_t *g_timing; /* NULL: instant */
+static uint32_t g_now_us;
+static uint32_t fake_now_us(void)
+{
+  return g_now_us;
+}
+
+/* The core's hook: counts the calls. */
+static unsigned g_ready;
+void storage_ready(void)
+{
+  g_ready++;
+}
+
+/* Medium commands (erases and programs) so far, and the most a single call started. */
+static uint32_t ops(void)
+{
+  return g_flash.erases + g_flash.programs;
+}
+static uint32_t g_max_poll_ops, g_max_call_ops;
+static long g_cut_at_step = -1; /* step() cuts the power mid-operation at this step */
+static long g_steps;
+
+/* One main-loop pass: time moves on to the end of the operation in flight (at least 1 us), then storage_poll(). */
+static uint32_t step(void)
+{
+  uint32_t left = flash_busy_left_us(&g_flash);
+  if (g_cut_at_step >= 0 && g_steps++ == g_cut_at_step && left > 0) {
+    g_now_us += left / 2;
+    flash_power_cut_now(&g_flash);
+  }
+  g_now_us += left > 0 ? left : 1;
+  uint32_t before = ops();
+  uint32_t wait = storage_poll();
+  if (ops() - before > g_max_poll_ops) {
+    g_max_poll_ops = ops() - before;
+  }
+  return wait;
+}
+
+/* Polls until the medium has nothing left to do. */
+static void drain(void)
+{
+  for (int i = 0; i < 1000000 && (step() != STORAGE_POLL_IDLE || flash_status(&g_flash) == FLASH_BUSY); i++) {
+  }
+}
+
+/* Notes the medium commands a storage call (not storage_poll) started since `before`. */
+static void call_end(uint32_t before)
+{
+  if (ops() - before > g_max_call_ops) {
+    g_max_call_ops = ops() - before;
+  }
+}
+
+/* The calls, made again after polls while they answer STORAGE_PENDING, as the core does. */
+static int op(const char *name, uint64_t len, storage_upload_t **u)
+{
+  int rc;
+  for (;;) {
+    uint32_t before = ops();
+    rc = storage_open(name, len, u);
+    call_end(before);
+    if (rc != STORAGE_PENDING) {
+      break;
+    }
+    step();
+  }
+  return rc;
+}
+
+/* Writes in pieces a TCP segment long at most. */
+static int wr(storage_upload_t *u, const void *data, size_t len)
+{
+  const uint8_t *p = data;
+  do {
+    size_t n = len < 1000 ? len : 1000;
+    int rc;
+    for (;;) {
+      uint32_t before = ops();
+      rc = storage_write(u, p, n);
+      call_end(before);
+      if (rc != STORAGE_PENDING) {
+        break;
+      }
+      step();
+    }
+    if (rc != STORAGE_OK) {
+      return rc;
+    }
+    p += n;
+    len -= n;
+  } while (len > 0);
+  return STORAGE_OK;
+}
+
+static int cm(storage_upload_t *u, bool *replaced)
+{
+  int rc;
+  for (;;) {
+    uint32_t before = ops();
+    rc = storage_commit(u, replaced);
+    call_end(before);
+    if (rc != STORAGE_PENDING) {
+      break;
+    }
+    step();
+  }
+  return rc;
+}
+
+static int rm(const char *name)
+{
+  int rc;
+  for (;;) {
+    uint32_t before = ops();
+    rc = storage_remove(name);
+    call_end(before);
+    if (rc != STORAGE_PENDING) {
+      break;
+    }
+    step();
+  }
+  return rc;
+}
+
+static long rd(storage_reader_t *r, void *buf, size_t len)
+{
+  long rc;
+  for (;;) {
+    uint32_t before = ops();
+    rc = storage_read(r, buf, len);
+    call_end(before);
+    if (rc != STORAGE_PENDING) {
+      break;
+    }
+    step();
+  }
+  return rc;
+}
+
+static void timing_on(void)
+{
+  flash_model_set_timing(&g_flash, g_timing, g_timing != NULL ? fake_now_us : NULL);
+}
+
 /* A fresh medium: all zeros, like QEMU's memory at power-on. */
 static void setup(void)
 {
   memset(g_mem, 0, sizeof g_mem);
   flash_model_init(&g_flash, g_mem, sizeof g_mem);
+  timing_on();
   CHECK_EQ(storage_flash_init(&g_flash), 0);
 }
 
@@ -37,7 +189,10 @@ static void setup(void)
 static void reboot(void)
 {
   flash_power_restore(&g_flash);
+  uint32_t refused = g_flash.refused;
   flash_model_init(&g_flash, g_mem, sizeof g_mem);
+  timing_on();
+  g_flash.refused = refused;
   CHECK_EQ(storage_flash_init(&g_flash), 0);
 }
 
@@ -57,7 +212,7 @@ static int put(const char *name, size_t len, unsigned seed, bool known, bool *re
   static uint8_t buf[64 * 1024];
   fill(buf, len, seed);
   storage_upload_t *u;
-  int rc = storage_open(name, known ? len : STORAGE_LEN_UNKNOWN, &u);
+  int rc = op(name, known ? len : STORAGE_LEN_UNKNOWN, &u);
   if (rc != STORAGE_OK) {
     return rc;
   }
@@ -68,14 +223,14 @@ static int put(const char *name, size_t len, unsigned seed, bool known, bool *re
     if (n > len - off) {
       n = len - off;
     }
-    rc = storage_write(u, buf + off, n);
+    rc = wr(u, buf + off, n);
     if (rc != STORAGE_OK) {
       storage_abort(u);
       return rc;
     }
     off += n;
   }
-  return storage_commit(u, replaced);
+  return cm(u, replaced);
 }
 
 /* True when `name` holds exactly len bytes of pattern seed. */
@@ -90,7 +245,7 @@ static bool holds(const char *name, size_t len, unsigned seed)
   fill(want, len, seed);
   size_t total = 0;
   long n;
-  while ((n = storage_read(r, got + total, total + 777 <= sizeof got ? 777 : sizeof got - total)) > 0) {
+  while ((n = rd(r, got + total, total + 777 <= sizeof got ? 777 : sizeof got - total)) > 0) {
     total += (size_t)n;
   }
   storage_read_close(r);
@@ -105,7 +260,7 @@ static void test_empty_medium(void)
   CHECK(!storage_exists("a", NULL));
   storage_reader_t *r;
   CHECK_EQ(storage_read_open("a", &r, NULL), STORAGE_ENOENT);
-  CHECK_EQ(storage_remove("a"), STORAGE_ENOENT);
+  CHECK_EQ(rm("a"), STORAGE_ENOENT);
   CHECK_EQ(g_flash.erases, 0);
 }
 
@@ -140,10 +295,10 @@ static void test_bad_names(void)
   char long_name[POSTERN_NAME_MAX + 2];
   memset(long_name, 'x', sizeof long_name - 1);
   long_name[sizeof long_name - 1] = '\0';
-  CHECK_EQ(storage_open("", 1, &u), STORAGE_EINVAL);
-  CHECK_EQ(storage_open(".hidden", 1, &u), STORAGE_EINVAL);
-  CHECK_EQ(storage_open("a/b", 1, &u), STORAGE_EINVAL);
-  CHECK_EQ(storage_open(long_name, 1, &u), STORAGE_EINVAL);
+  CHECK_EQ(op("", 1, &u), STORAGE_EINVAL);
+  CHECK_EQ(op(".hidden", 1, &u), STORAGE_EINVAL);
+  CHECK_EQ(op("a/b", 1, &u), STORAGE_EINVAL);
+  CHECK_EQ(op(long_name, 1, &u), STORAGE_EINVAL);
   long_name[POSTERN_NAME_MAX] = '\0';
   CHECK_EQ(put(long_name, 100, 1, true, NULL), STORAGE_OK);
   CHECK(holds(long_name, 100, 1));
@@ -154,16 +309,16 @@ static void test_replace_keeps_old_until_commit(void)
   setup();
   CHECK_EQ(put("cfg", 10000, 1, true, NULL), STORAGE_OK);
   storage_upload_t *u;
-  CHECK_EQ(storage_open("cfg", 20000, &u), STORAGE_OK);
+  CHECK_EQ(op("cfg", 20000, &u), STORAGE_OK);
   uint8_t buf[20000];
   fill(buf, sizeof buf, 2);
-  CHECK_EQ(storage_write(u, buf, 12345), STORAGE_OK);
+  CHECK_EQ(wr(u, buf, 12345), STORAGE_OK);
   CHECK(holds("cfg", 10000, 1)); /* the old version until the commit */
   storage_upload_t *u2;
-  CHECK_EQ(storage_open("cfg", 1, &u2), STORAGE_EBUSY); /* the name is being written */
-  CHECK_EQ(storage_write(u, buf + 12345, sizeof buf - 12345), STORAGE_OK);
+  CHECK_EQ(op("cfg", 1, &u2), STORAGE_EBUSY); /* the name is being written */
+  CHECK_EQ(wr(u, buf + 12345, sizeof buf - 12345), STORAGE_OK);
   bool replaced = false;
-  CHECK_EQ(storage_commit(u, &replaced), STORAGE_OK);
+  CHECK_EQ(cm(u, &replaced), STORAGE_OK);
   CHECK(replaced);
   CHECK(holds("cfg", 20000, 2));
   reboot();
@@ -177,20 +332,20 @@ static void test_abort_leaves_nothing(void)
   CHECK_EQ(put("keep", 5000, 1, true, NULL), STORAGE_OK);
   uint64_t free1 = storage_free();
   storage_upload_t *u;
-  CHECK_EQ(storage_open("keep", 9000, &u), STORAGE_OK);
+  CHECK_EQ(op("keep", 9000, &u), STORAGE_OK);
   CHECK(storage_free() < free1); /* the announced length is reserved */
   uint8_t buf[9000];
   fill(buf, sizeof buf, 9);
-  CHECK_EQ(storage_write(u, buf, sizeof buf), STORAGE_OK);
+  CHECK_EQ(wr(u, buf, sizeof buf), STORAGE_OK);
   storage_abort(u);
   storage_abort(NULL);
   CHECK_EQ(storage_free(), free1);
   CHECK(holds("keep", 5000, 1));
-  CHECK_EQ(storage_open("gone", STORAGE_LEN_UNKNOWN, &u), STORAGE_OK);
-  CHECK_EQ(storage_write(u, buf, sizeof buf), STORAGE_OK);
+  CHECK_EQ(op("gone", STORAGE_LEN_UNKNOWN, &u), STORAGE_OK);
+  CHECK_EQ(wr(u, buf, sizeof buf), STORAGE_OK);
   storage_abort(u);
   CHECK(!storage_exists("gone", NULL));
-  CHECK_EQ(storage_remove("keep"), STORAGE_OK);
+  CHECK_EQ(rm("keep"), STORAGE_OK);
   CHECK_EQ(storage_free(), free0);
   reboot();
   CHECK(!storage_exists("keep", NULL));
@@ -207,14 +362,14 @@ static void test_reader_survives_replace_and_remove(void)
   CHECK_EQ(storage_read_open("doc", &r, &size), STORAGE_OK);
   uint8_t first[1000], want[30000];
   fill(want, sizeof want, 1);
-  CHECK_EQ(storage_read(r, first, sizeof first), 1000);
+  CHECK_EQ(rd(r, first, sizeof first), 1000);
   CHECK_EQ(put("doc", 8000, 2, true, NULL), STORAGE_OK);
-  CHECK_EQ(storage_remove("doc"), STORAGE_OK);
+  CHECK_EQ(rm("doc"), STORAGE_OK);
   /* Fill the rest of the medium: the old version's blocks must not be reused while read. */
   while (put("filler", 4000, 7, true, NULL) == STORAGE_OK && storage_free() > 4000) {
-    CHECK_EQ(storage_remove("filler"), STORAGE_OK);
+    CHECK_EQ(rm("filler"), STORAGE_OK);
     CHECK_EQ(put("filler2", 4000, 8, true, NULL), STORAGE_OK);
-    CHECK_EQ(storage_remove("filler2"), STORAGE_OK);
+    CHECK_EQ(rm("filler2"), STORAGE_OK);
     if (g_flash.erases > 3 * BLOCKS) {
       break;
     }
@@ -222,7 +377,7 @@ static void test_reader_survives_replace_and_remove(void)
   static uint8_t rest[30000];
   size_t got = 0;
   long n;
-  while ((n = storage_read(r, rest + got, 1234)) > 0) {
+  while ((n = rd(r, rest + got, 1234)) > 0) {
     got += (size_t)n;
   }
   CHECK_EQ(n, 0);
@@ -253,7 +408,7 @@ static int list_cb(void *ctx, const char *name, uint64_t size)
   }
   c->n++;
   if (c->remove_while_listing) {
-    storage_remove(name);
+    rm(name);
   }
   return 0;
 }
@@ -301,27 +456,27 @@ static void test_enospc(void)
   setup();
   uint64_t cap = storage_capacity();
   storage_upload_t *u, *u2;
-  CHECK_EQ(storage_open("big", cap + 1, &u), STORAGE_ENOSPC);
-  CHECK_EQ(storage_open("big", cap, &u), STORAGE_OK); /* exactly fits */
+  CHECK_EQ(op("big", cap + 1, &u), STORAGE_ENOSPC);
+  CHECK_EQ(op("big", cap, &u), STORAGE_OK); /* exactly fits */
   CHECK_EQ(storage_free(), 0);
-  CHECK_EQ(storage_open("other", 1, &u2), STORAGE_ENOSPC); /* everything is promised */
+  CHECK_EQ(op("other", 1, &u2), STORAGE_ENOSPC); /* everything is promised */
   storage_abort(u);
   /* A chunked upload runs into the end of the medium. */
-  CHECK_EQ(storage_open("chunked", STORAGE_LEN_UNKNOWN, &u), STORAGE_OK);
+  CHECK_EQ(op("chunked", STORAGE_LEN_UNKNOWN, &u), STORAGE_OK);
   static uint8_t buf[4096];
   fill(buf, sizeof buf, 5);
   uint64_t written = 0;
   int rc;
-  while ((rc = storage_write(u, buf, sizeof buf)) == STORAGE_OK) {
+  while ((rc = wr(u, buf, sizeof buf)) == STORAGE_OK) {
     written += sizeof buf;
   }
   CHECK_EQ(rc, STORAGE_ENOSPC);
   CHECK(written <= cap && written + sizeof buf > cap);
-  CHECK_EQ(storage_commit(u, NULL), STORAGE_OK);
+  CHECK_EQ(cm(u, NULL), STORAGE_OK);
   CHECK(storage_exists("chunked", NULL));
   /* A replacement needs room for both versions until its commit. */
-  CHECK_EQ(storage_open("chunked", written, &u), STORAGE_ENOSPC);
-  CHECK_EQ(storage_remove("chunked"), STORAGE_OK);
+  CHECK_EQ(op("chunked", written, &u), STORAGE_ENOSPC);
+  CHECK_EQ(rm("chunked"), STORAGE_OK);
   CHECK_EQ(storage_free(), cap);
   CHECK_EQ(g_flash.violations, 0);
 }
@@ -338,23 +493,23 @@ static void test_reservation_at_open(void)
   setup();
   CHECK_EQ(storage_capacity(), BYTES_IN(BLOCKS));
   storage_upload_t *a, *b;
-  CHECK_EQ(storage_open("a", BYTES_IN(12), &a), STORAGE_OK);
+  CHECK_EQ(op("a", BYTES_IN(12), &a), STORAGE_OK);
   CHECK_EQ(storage_free(), BYTES_IN(BLOCKS - 12)); /* before a single byte */
-  CHECK_EQ(storage_open("b", BYTES_IN(BLOCKS - 12) + 1, &b), STORAGE_ENOSPC);
+  CHECK_EQ(op("b", BYTES_IN(BLOCKS - 12) + 1, &b), STORAGE_ENOSPC);
   CHECK_EQ(storage_free(), BYTES_IN(BLOCKS - 12));
-  CHECK_EQ(storage_open("b", BYTES_IN(BLOCKS - 12), &b), STORAGE_OK);
+  CHECK_EQ(op("b", BYTES_IN(BLOCKS - 12), &b), STORAGE_OK);
   CHECK_EQ(storage_free(), 0);
   storage_abort(b); /* abort releases the reservation */
   CHECK_EQ(storage_free(), BYTES_IN(BLOCKS - 12));
   static uint8_t buf[BYTES_IN(12) + 1];
   fill(buf, sizeof buf, 4);
   CHECK_EQ(storage_write(a, buf, BYTES_IN(12) + 1), STORAGE_ENOSPC); /* past the announced length */
-  CHECK_EQ(storage_write(a, buf, BYTES_IN(12)), STORAGE_OK);
+  CHECK_EQ(wr(a, buf, BYTES_IN(12)), STORAGE_OK);
   CHECK_EQ(storage_free(), BYTES_IN(BLOCKS - 12));
-  CHECK_EQ(storage_commit(a, NULL), STORAGE_OK); /* commit: the file holds what was reserved */
+  CHECK_EQ(cm(a, NULL), STORAGE_OK); /* commit: the file holds what was reserved */
   CHECK_EQ(storage_free(), BYTES_IN(BLOCKS - 12));
   CHECK(holds("a", BYTES_IN(12), 4));
-  CHECK_EQ(storage_remove("a"), STORAGE_OK);
+  CHECK_EQ(rm("a"), STORAGE_OK);
   CHECK_EQ(storage_free(), storage_capacity());
 }
 
@@ -363,19 +518,19 @@ static void test_write_past_announced_length(void)
 {
   setup();
   storage_upload_t *u;
-  CHECK_EQ(storage_open("ten", 10, &u), STORAGE_OK);
-  CHECK_EQ(storage_write(u, "0123456789x", 11), STORAGE_ENOSPC);
-  CHECK_EQ(storage_write(u, "01234", 5), STORAGE_OK);
-  CHECK_EQ(storage_write(u, "56789x", 6), STORAGE_ENOSPC); /* nothing of the call is kept */
-  CHECK_EQ(storage_write(u, "56789", 5), STORAGE_OK);
-  CHECK_EQ(storage_write(u, "x", 1), STORAGE_ENOSPC);
-  CHECK_EQ(storage_commit(u, NULL), STORAGE_OK);
+  CHECK_EQ(op("ten", 10, &u), STORAGE_OK);
+  CHECK_EQ(wr(u, "0123456789x", 11), STORAGE_ENOSPC);
+  CHECK_EQ(wr(u, "01234", 5), STORAGE_OK);
+  CHECK_EQ(wr(u, "56789x", 6), STORAGE_ENOSPC); /* nothing of the call is kept */
+  CHECK_EQ(wr(u, "56789", 5), STORAGE_OK);
+  CHECK_EQ(wr(u, "x", 1), STORAGE_ENOSPC);
+  CHECK_EQ(cm(u, NULL), STORAGE_OK);
   storage_reader_t *r;
   uint64_t size = 0;
   char got[16];
   CHECK_EQ(storage_read_open("ten", &r, &size), STORAGE_OK);
   CHECK_EQ(size, 10);
-  CHECK_EQ(storage_read(r, got, sizeof got), 10);
+  CHECK_EQ(rd(r, got, sizeof got), 10);
   CHECK(memcmp(got, "0123456789", 10) == 0);
   storage_read_close(r);
 }
@@ -393,21 +548,21 @@ static void test_chunked_staged_block_promised(void)
   CHECK_EQ(put("pad2", BYTES_IN(8), 2, true, NULL), STORAGE_OK);
   CHECK_EQ(storage_free(), BYTES_IN(8));
   storage_upload_t *c, *k;
-  CHECK_EQ(storage_open("chunked", STORAGE_LEN_UNKNOWN, &c), STORAGE_OK);
+  CHECK_EQ(op("chunked", STORAGE_LEN_UNKNOWN, &c), STORAGE_OK);
   CHECK_EQ(storage_free(), BYTES_IN(7)); /* only the head block */
   static uint8_t buf[HEAD_PAYLOAD + 5];
   fill(buf, sizeof buf, 6);
-  CHECK_EQ(storage_write(c, buf, sizeof buf), STORAGE_OK); /* the head block full, 5 bytes staged */
+  CHECK_EQ(wr(c, buf, sizeof buf), STORAGE_OK); /* the head block full, 5 bytes staged */
   CHECK_EQ(storage_free(), BYTES_IN(6));
-  CHECK_EQ(storage_open("known", BYTES_IN(6) + 1, &k), STORAGE_ENOSPC);
-  CHECK_EQ(storage_open("known", BYTES_IN(6), &k), STORAGE_OK);
+  CHECK_EQ(op("known", BYTES_IN(6) + 1, &k), STORAGE_ENOSPC);
+  CHECK_EQ(op("known", BYTES_IN(6), &k), STORAGE_OK);
   static uint8_t big[BYTES_IN(6)];
   fill(big, sizeof big, 7);
-  CHECK_EQ(storage_write(k, big, sizeof big), STORAGE_OK);
-  CHECK_EQ(storage_commit(k, NULL), STORAGE_OK);
+  CHECK_EQ(wr(k, big, sizeof big), STORAGE_OK);
+  CHECK_EQ(cm(k, NULL), STORAGE_OK);
   static uint8_t more[DATA_PAYLOAD];
   CHECK_EQ(storage_write(c, more, sizeof more), STORAGE_ENOSPC); /* a third block: the medium is full */
-  CHECK_EQ(storage_commit(c, NULL), STORAGE_OK);                 /* but the staged bytes had their block */
+  CHECK_EQ(cm(c, NULL), STORAGE_OK);                 /* but the staged bytes had their block */
   CHECK(holds("chunked", sizeof buf, 6));
   CHECK(holds("known", sizeof big, 7));
   CHECK_EQ(storage_flash_free_blocks(), 0);
@@ -421,12 +576,12 @@ static void test_chunked_runs_out(void)
   CHECK_EQ(put("keep", 5000, 1, true, NULL), STORAGE_OK);
   uint64_t before = storage_free();
   storage_upload_t *u;
-  CHECK_EQ(storage_open("stream", STORAGE_LEN_UNKNOWN, &u), STORAGE_OK);
+  CHECK_EQ(op("stream", STORAGE_LEN_UNKNOWN, &u), STORAGE_OK);
   static uint8_t buf[1000];
   fill(buf, sizeof buf, 3);
   int rc;
   uint64_t written = 0;
-  while ((rc = storage_write(u, buf, sizeof buf)) == STORAGE_OK) {
+  while ((rc = wr(u, buf, sizeof buf)) == STORAGE_OK) {
     written += sizeof buf;
   }
   CHECK_EQ(rc, STORAGE_ENOSPC);
@@ -449,12 +604,12 @@ static void test_slots(void)
   char name[16];
   for (int i = 0; i < POSTERN_MAX_CONNS; i++) {
     snprintf(name, sizeof name, "f%d", i);
-    CHECK_EQ(storage_open(name, 10, &u[i]), STORAGE_OK);
+    CHECK_EQ(op(name, 10, &u[i]), STORAGE_OK);
   }
-  CHECK_EQ(storage_open("one-more", 10, &u[POSTERN_MAX_CONNS]), STORAGE_EBUSY);
+  CHECK_EQ(op("one-more", 10, &u[POSTERN_MAX_CONNS]), STORAGE_EBUSY);
   for (int i = 0; i < POSTERN_MAX_CONNS; i++) {
-    CHECK_EQ(storage_write(u[i], "0123456789", 10), STORAGE_OK);
-    CHECK_EQ(storage_commit(u[i], NULL), STORAGE_OK);
+    CHECK_EQ(wr(u[i], "0123456789", 10), STORAGE_OK);
+    CHECK_EQ(cm(u[i], NULL), STORAGE_OK);
   }
   storage_reader_t *r[POSTERN_MAX_CONNS + 1];
   for (int i = 0; i < POSTERN_MAX_CONNS; i++) {
@@ -472,10 +627,10 @@ static void test_unfinished_upload_dropped_at_boot(void)
   setup();
   CHECK_EQ(put("old", 7000, 1, true, NULL), STORAGE_OK);
   storage_upload_t *u;
-  CHECK_EQ(storage_open("old", STORAGE_LEN_UNKNOWN, &u), STORAGE_OK);
+  CHECK_EQ(op("old", STORAGE_LEN_UNKNOWN, &u), STORAGE_OK);
   uint8_t buf[10000];
   fill(buf, sizeof buf, 2);
-  CHECK_EQ(storage_write(u, buf, sizeof buf), STORAGE_OK);
+  CHECK_EQ(wr(u, buf, sizeof buf), STORAGE_OK);
   uint64_t free_before = storage_free();
   reboot(); /* the upload never committed */
   CHECK(holds("old", 7000, 1));
@@ -488,10 +643,12 @@ static void test_unfinished_upload_dropped_at_boot(void)
 
 /*
  * Power cut during every erase and program of a replacement (and of a
- * removal): after the reboot the name holds the old version, or the new one
- * exactly when the commit record made it; never a mix, never nothing.
+ * removal), the background work after it included: after the reboot the name
+ * holds the old version, or the new one exactly when the commit record made
+ * it; never a mix, never nothing. With timing, the operation is torn as it
+ * starts (flash_power_cut_after) or halfway through its time (step()).
  */
-static void test_power_cut_at_every_step(void)
+static void power_cut_replacements(bool mid_operation)
 {
   int cuts = 0, new_seen = 0, old_seen = 0;
   for (long k = 0; k < 100000; k++) {
@@ -500,12 +657,19 @@ static void test_power_cut_at_every_step(void)
     for (int i = 0; i < 3; i++) {
       CHECK_EQ(put("churn", 20000, 90 + (unsigned)i, true, NULL), STORAGE_OK);
     }
-    CHECK_EQ(storage_remove("churn"), STORAGE_OK);
+    CHECK_EQ(rm("churn"), STORAGE_OK);
     CHECK_EQ(put("fw", 9000, 1, true, NULL), STORAGE_OK);
     CHECK_EQ(put("other", 3000, 5, true, NULL), STORAGE_OK);
-    flash_power_cut_after(&g_flash, k);
+    if (mid_operation) {
+      g_steps = 0;
+      g_cut_at_step = k;
+    } else {
+      flash_power_cut_after(&g_flash, k);
+    }
     int rc = put("fw", 23456, 2, k % 2 == 0, NULL);
+    drain(); /* the old version's dead mark and the erases ahead */
     bool cut = g_flash.dead;
+    g_cut_at_step = -1;
     reboot();
     CHECK(holds("other", 3000, 5));
     bool is_new = holds("fw", 23456, 2), is_old = holds("fw", 9000, 1);
@@ -520,20 +684,32 @@ static void test_power_cut_at_every_step(void)
     CHECK(holds("fw", 30000, 3));
     CHECK_EQ(g_flash.violations, 0);
     if (!cut) {
-      break; /* the replacement ran to its end: every step has been cut once */
+      if (!mid_operation || k >= g_steps) {
+        break; /* the replacement ran to its end: every step has been cut once */
+      }
+      continue; /* a step with nothing in flight: no cut there */
     }
     cuts++;
   }
-  printf("power cut at %d steps of a replacement: old version %d times, new %d times\n", cuts, old_seen, new_seen);
+  printf("power cut %s at %d steps of a replacement (%s): old version %d times, new %d times\n",
+         mid_operation ? "mid-operation" : "as an operation starts", cuts, g_timing ? g_timing->name : "instant",
+         old_seen, new_seen);
   CHECK(cuts > 10);
   CHECK(old_seen > 0);
   CHECK(new_seen > 0);
+}
 
+static void test_power_cut_at_every_step(void)
+{
+  power_cut_replacements(false);
+  if (g_timing != NULL) {
+    power_cut_replacements(true);
+  }
   for (long k = 0; k < 10; k++) {
     setup();
     CHECK_EQ(put("fw", 9000, 1, true, NULL), STORAGE_OK);
     flash_power_cut_after(&g_flash, k);
-    int rc = storage_remove("fw");
+    int rc = rm("fw");
     bool cut = g_flash.dead;
     reboot();
     if (rc == STORAGE_OK && !cut) {
@@ -549,6 +725,7 @@ static void test_flash_model_rules(void)
 {
   static uint8_t mem[2 * FLASH_BLOCK_SIZE];
   flash_model_t f;
+  uint8_t got[FLASH_PROG_UNIT];
   memset(mem, 0x00, sizeof mem);
   flash_model_init(&f, mem, sizeof mem + 100);
   CHECK_EQ(f.blocks, 2);
@@ -562,26 +739,277 @@ static void test_flash_model_rules(void)
   CHECK_EQ(flash_program(&f, 0, unit, sizeof unit), 0);
   memset(unit, 0x21, sizeof unit); /* 0xA5 & 0x21 == 0x21: only clears bits */
   CHECK_EQ(flash_program(&f, 0, unit, sizeof unit), 0);
-  CHECK_EQ(flash_read(&f, 0)[0], 0x21);
+  CHECK_EQ(flash_read(&f, 0, got, sizeof got), 0);
+  CHECK_EQ(got[0], 0x21);
   memset(unit, 0xFF, sizeof unit);
   CHECK_EQ(flash_program(&f, 0, unit, sizeof unit), -1);
   CHECK_EQ(flash_erase(&f, 2), -1);
+  static uint8_t two_pages[2 * FLASH_PAGE_SIZE];
+  memset(two_pages, 0x00, sizeof two_pages);
+  CHECK_EQ(flash_program(&f, FLASH_PAGE_SIZE, two_pages, 2 * FLASH_PAGE_SIZE), -1); /* longer than a page */
+  CHECK_EQ(flash_program(&f, FLASH_PAGE_SIZE - 16, two_pages, 32), -1);             /* across a page boundary */
   CHECK_EQ(f.erases, 1);
   CHECK_EQ(f.programs, 2);
-  CHECK_EQ(f.violations, 4);
+  CHECK_EQ(f.violations, 6);
   flash_power_cut_after(&f, 0);
   memset(unit, 0x00, sizeof unit);
   CHECK_EQ(flash_program(&f, 16, unit, sizeof unit), -1);
-  CHECK_EQ(flash_read(&f, 16)[0], 0x00);                       /* first half made it */
-  CHECK_EQ(flash_read(&f, 16)[FLASH_PROG_UNIT - 1], 0xFF);     /* second half did not */
+  CHECK_EQ(mem[16], 0x00);                   /* first half made it */
+  CHECK_EQ(mem[16 + FLASH_PROG_UNIT - 1], 0xFF); /* second half did not */
   CHECK_EQ(flash_erase(&f, 1), -1);
   flash_power_restore(&f);
   CHECK_EQ(flash_erase(&f, 1), 0);
 }
 
-int main(void)
+/* The model's time: busy until the operation's time has passed, commands and reads refused meanwhile, cuts tear. */
+static void test_flash_model_timing(void)
 {
-  RUN(test_flash_model_rules);
+  static uint8_t mem[2 * FLASH_BLOCK_SIZE];
+  flash_model_t f;
+  uint8_t got[FLASH_PROG_UNIT], unit[FLASH_PROG_UNIT];
+  memset(mem, 0x00, sizeof mem);
+  flash_model_init(&f, mem, sizeof mem);
+  CHECK(flash_timing_find("instant") != NULL && flash_timing_find("bogus") == NULL);
+  const flash_timing_t *nor = flash_timing_find("nor");
+  CHECK(nor != NULL && nor->erase_us == 45000 && nor->unit_us == 50);
+  CHECK_EQ(flash_timing_find("slow")->erase_us, 1000000);
+  flash_model_set_timing(&f, nor, fake_now_us);
+  g_now_us = 1000;
+  CHECK_EQ(flash_erase(&f, 0), 0);
+  CHECK_EQ(flash_status(&f), FLASH_BUSY);
+  CHECK_EQ(flash_busy_left_us(&f), 45000);
+  CHECK_EQ(mem[0], 0x00); /* the effect lands when the operation ends */
+  CHECK_EQ(flash_read(&f, 0, got, sizeof got), -1);
+  CHECK_EQ(flash_erase(&f, 1), -1);
+  memset(unit, 0x00, sizeof unit);
+  CHECK_EQ(flash_program(&f, 4096, unit, sizeof unit), -1);
+  CHECK_EQ(f.refused, 3);
+  g_now_us += 44999;
+  CHECK_EQ(flash_status(&f), FLASH_BUSY);
+  g_now_us += 1;
+  CHECK_EQ(flash_status(&f), 0);
+  CHECK(flash_is_erased(&f, 0, FLASH_BLOCK_SIZE));
+  static uint8_t page[FLASH_PAGE_SIZE];
+  memset(page, 0x5A, sizeof page);
+  CHECK_EQ(flash_program(&f, 0, page, sizeof page), 0);
+  CHECK_EQ(flash_busy_left_us(&f), FLASH_PAGE_SIZE / FLASH_PROG_UNIT * 50);
+  g_now_us += 200;
+  flash_power_cut_now(&f); /* torn: the first half of the page lands */
+  CHECK_EQ(flash_status(&f), -1);
+  CHECK_EQ(mem[FLASH_PAGE_SIZE / 2 - 1], 0x5A);
+  CHECK_EQ(mem[FLASH_PAGE_SIZE / 2], 0xFF);
+  flash_power_restore(&f);
+  CHECK_EQ(flash_erase(&f, 0), 0);
+  g_now_us += 10;
+  flash_power_restore(&f); /* a power cycle mid-erase: the erase did not happen */
+  CHECK_EQ(flash_status(&f), 0);
+  CHECK_EQ(mem[0], 0x5A);
+  CHECK_EQ(f.programs, 1);
+  CHECK_EQ(f.erases, 2);
+}
+
+/* ---- The time contract ---------------------------------------------------------- */
+
+/*
+ * Writes without polling fill the shared queue (a timed medium takes one
+ * command per call): then STORAGE_PENDING, nothing kept; after polls the
+ * same bytes go in. An instant medium empties the queue as the write waits.
+ */
+static void test_write_pending_when_full(void)
+{
+  setup();
+  static uint8_t buf[20000];
+  fill(buf, sizeof buf, 11);
+  storage_upload_t *u;
+  CHECK_EQ(op("w", sizeof buf, &u), STORAGE_OK);
+  size_t off = 0;
+  int rc = STORAGE_OK;
+  uint32_t before = ops();
+  while (off + 1000 <= sizeof buf && (rc = storage_write(u, buf + off, 1000)) == STORAGE_OK) {
+    off += 1000;
+  }
+  if (g_timing != NULL) {
+    CHECK_EQ(rc, STORAGE_PENDING);
+    CHECK(off > 0 && off <= STORAGE_FLASH_STAGE);
+    CHECK(ops() - before <= 1); /* the write that found the queue full started the next command, no more */
+    unsigned ready = g_ready;
+    while (g_ready == ready) {
+      step();
+    }
+  } else {
+    CHECK_EQ(rc, STORAGE_OK);
+    CHECK_EQ(off, sizeof buf);
+  }
+  CHECK_EQ(wr(u, buf + off, sizeof buf - off), STORAGE_OK); /* the same bytes again, then the rest */
+  CHECK_EQ(cm(u, NULL), STORAGE_OK);
+  CHECK(holds("w", sizeof buf, 11));
+  reboot();
+  CHECK(holds("w", sizeof buf, 11));
+}
+
+/* A commit answers STORAGE_PENDING until its record landed; nothing is visible until then, and the handle stays the caller's. */
+static void test_commit_pending(void)
+{
+  setup();
+  CHECK_EQ(put("c", 5000, 1, true, NULL), STORAGE_OK);
+  storage_upload_t *u;
+  CHECK_EQ(op("c", 3000, &u), STORAGE_OK);
+  static uint8_t buf[3000];
+  fill(buf, sizeof buf, 2);
+  CHECK_EQ(wr(u, buf, sizeof buf), STORAGE_OK);
+  bool replaced = false;
+  CHECK_EQ(storage_commit(u, &replaced), STORAGE_PENDING);
+  CHECK(!replaced);
+  int n = 0;
+  while (storage_commit(u, &replaced) == STORAGE_PENDING) {
+    uint64_t size = 0;
+    CHECK(storage_exists("c", &size) && size == 5000);
+    step();
+    n++;
+  }
+  CHECK(replaced);
+  CHECK(n > 0);
+  CHECK(holds("c", 3000, 2));
+  drain();
+  reboot();
+  CHECK(holds("c", 3000, 2));
+}
+
+/* Reads pend while the chip erases (a block freed by a removal, erased ahead), and go through once it is done. */
+static void test_read_pending_during_erase(void)
+{
+  setup();
+  CHECK_EQ(put("keep", 6000, 3, true, NULL), STORAGE_OK);
+  CHECK_EQ(put("gone", 9000, 4, true, NULL), STORAGE_OK);
+  CHECK_EQ(rm("gone"), STORAGE_OK);
+  CHECK(storage_flash_dirty_blocks() > 0);
+  storage_poll(); /* starts an erase ahead: no reader is open */
+  storage_reader_t *r;
+  uint64_t size;
+  CHECK_EQ(storage_read_open("keep", &r, &size), STORAGE_OK); /* RAM only: never pends */
+  uint8_t got[1000], want[6000];
+  fill(want, sizeof want, 3);
+  if (g_timing != NULL) {
+    CHECK_EQ(flash_status(&g_flash), FLASH_BUSY);
+    CHECK_EQ(storage_read(r, got, sizeof got), STORAGE_PENDING);
+    g_now_us += flash_busy_left_us(&g_flash) / 2;
+    CHECK_EQ(storage_read(r, got, sizeof got), STORAGE_PENDING);
+    unsigned ready = g_ready;
+    step();
+    CHECK(g_ready > ready);
+  }
+  CHECK_EQ(storage_read(r, got, sizeof got), (long)sizeof got);
+  CHECK(memcmp(got, want, sizeof got) == 0);
+  drain(); /* the erase in flight ends, and no other starts while a reader is open */
+  CHECK(g_timing == NULL || storage_flash_dirty_blocks() > 0); /* (an instant medium erased them all at once) */
+  storage_read_close(r);
+  drain();
+  CHECK_EQ(storage_flash_dirty_blocks(), 0);
+  CHECK_EQ(g_flash.refused, 0);
+}
+
+/* An upload aborted while its writes are queued: freed at once, its queued work skipped, nothing of it kept. */
+static void test_abort_pending_upload(void)
+{
+  setup();
+  CHECK_EQ(put("old", 4000, 1, true, NULL), STORAGE_OK);
+  drain();
+  uint64_t before = storage_free();
+  static uint8_t buf[12000];
+  fill(buf, sizeof buf, 5);
+  for (int when = 0; when < 3; when++) {
+    storage_upload_t *u;
+    CHECK_EQ(op("old", sizeof buf, &u), STORAGE_OK);
+    size_t off = 0;
+    for (int i = 0; i < 4 * when; i++) {
+      step(); /* let the queue reach the medium for a while */
+    }
+    while (off < sizeof buf && storage_write(u, buf + off, 1000) == STORAGE_OK) {
+      off += 1000;
+    }
+    if (when == 2) {
+      CHECK_EQ(storage_commit(u, NULL), STORAGE_PENDING);
+    }
+    storage_abort(u);
+    CHECK_EQ(storage_free(), before);
+    drain();
+    CHECK(holds("old", 4000, 1));
+    CHECK_EQ(storage_free(), before);
+  }
+  CHECK_EQ(put("new", 9000, 6, true, NULL), STORAGE_OK);
+  reboot();
+  CHECK(holds("old", 4000, 1));
+  CHECK(holds("new", 9000, 6));
+  CHECK_EQ(storage_free(), before - 3 * DATA_PAYLOAD); /* the aborted uploads left nothing taken: only new's 3 blocks */
+  CHECK_EQ(g_flash.violations, 0);
+}
+
+/* Erases ahead: all free blocks while no upload is open; while one is, only as many as it may still need. */
+static void test_erase_ahead(void)
+{
+  setup(); /* all zeros: every block waits for an erase */
+  CHECK_EQ(storage_flash_dirty_blocks(), BLOCKS);
+  storage_upload_t *u;
+  CHECK_EQ(op("up", BYTES_IN(3), &u), STORAGE_OK);
+  drain();
+  uint32_t erased = storage_flash_free_blocks() - storage_flash_dirty_blocks();
+  CHECK_EQ(erased + 1, 3 + 1); /* the head block taken, the two others and a spare erased ahead */
+  CHECK_EQ(storage_flash_dirty_blocks(), BLOCKS - 4);
+  static uint8_t buf[BYTES_IN(3)];
+  fill(buf, sizeof buf, 8);
+  CHECK_EQ(wr(u, buf, sizeof buf), STORAGE_OK);
+  CHECK_EQ(cm(u, NULL), STORAGE_OK);
+  drain(); /* no upload open: the rest */
+  CHECK_EQ(storage_flash_dirty_blocks(), 0);
+  CHECK(holds("up", sizeof buf, 8));
+}
+
+/* A removal answers STORAGE_PENDING until its dead mark landed: the file is still there until then. */
+static void test_remove_pending(void)
+{
+  setup();
+  CHECK_EQ(put("r", 7000, 7, true, NULL), STORAGE_OK);
+  drain();
+  uint64_t before = storage_free();
+  CHECK_EQ(storage_remove("r"), STORAGE_PENDING);
+  CHECK(storage_exists("r", NULL));
+  CHECK(holds("r", 7000, 7));
+  CHECK_EQ(storage_free(), before);
+  unsigned ready = g_ready;
+  while (storage_remove("r") == STORAGE_PENDING) {
+    step();
+  }
+  CHECK(g_ready > ready);
+  CHECK(!storage_exists("r", NULL));
+  CHECK(storage_free() > before);
+  CHECK_EQ(storage_remove("r"), STORAGE_ENOENT);
+  reboot();
+  CHECK(!storage_exists("r", NULL));
+}
+
+/*
+ * Bounded work: a call starts at most one medium command on a timed medium
+ * (a page long at most), and on an instant one at most what the queue holds.
+ */
+static void test_bounded_work(void)
+{
+  setup();
+  CHECK_EQ(put("a", 40000, 1, true, NULL), STORAGE_OK);
+  CHECK_EQ(put("b", 20000, 2, false, NULL), STORAGE_OK);
+  CHECK_EQ(put("a", 20000, 3, true, NULL), STORAGE_OK);
+  CHECK(holds("a", 20000, 3));
+  CHECK_EQ(rm("b"), STORAGE_OK);
+  drain();
+  CHECK(g_max_poll_ops <= (g_timing != NULL ? 1u : STORAGE_FLASH_STAGE / FLASH_PAGE_SIZE + 8));
+  CHECK(ops() > 80000 / FLASH_PAGE_SIZE); /* programs are at most a page each */
+}
+
+/* Every test, on one timing profile. */
+static void run_all(const char *profile)
+{
+  g_timing = strcmp(profile, "instant") == 0 ? NULL : flash_timing_find(profile);
+  g_max_poll_ops = g_max_call_ops = 0;
+  printf("timing %s\n", profile);
   RUN(test_empty_medium);
   RUN(test_write_commit_read);
   RUN(test_bad_names);
@@ -596,6 +1024,28 @@ int main(void)
   RUN(test_chunked_runs_out);
   RUN(test_slots);
   RUN(test_unfinished_upload_dropped_at_boot);
+  RUN(test_write_pending_when_full);
+  RUN(test_commit_pending);
+  RUN(test_read_pending_during_erase);
+  RUN(test_abort_pending_upload);
+  RUN(test_remove_pending);
+  RUN(test_erase_ahead);
+  RUN(test_bounded_work);
   RUN(test_power_cut_at_every_step);
+  /* Bounded work: one command per call while the medium takes time; the queue's worth on an instant one. */
+  uint32_t bound = g_timing != NULL ? 1u : STORAGE_FLASH_STAGE / FLASH_PAGE_SIZE + 8;
+  CHECK(g_max_call_ops <= bound);
+  CHECK(g_max_poll_ops <= bound);
+  printf("most medium commands in one call %u, in one poll %u\n", (unsigned)g_max_call_ops, (unsigned)g_max_poll_ops);
+  CHECK_EQ(g_flash.refused, 0); /* the driver never commands or reads a busy chip */
+}
+
+int main(void)
+{
+  RUN(test_flash_model_rules);
+  RUN(test_flash_model_timing);
+  run_all("instant");
+  run_all("nor");
+  run_all("slow");
   return UNIT_END();
 }

@@ -1,4 +1,4 @@
-/* test_text.c: unit tests of the UTF-8 check and the stored-name rule, against an independent decoder. */
+/* test_text.c: unit tests of the UTF-8 check and the stored-name rule, against an independent decoder; lower case. */
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -98,10 +98,23 @@ static void test_names(void)
   CHECK(!name_ok("\xed\xa0\x80"));
 }
 
+static void test_lower(void)
+{
+  char addr[] = "FEC0::5054:FF:FE12:3456";
+  CHECK(text_lower(addr) == addr);
+  CHECK_STR(addr, "fec0::5054:ff:fe12:3456");
+  char mixed[] = "10.0.2.2 [Az@[`{]";
+  text_lower(mixed);
+  CHECK_STR(mixed, "10.0.2.2 [az@[`{]");
+  char empty[] = "";
+  CHECK(text_lower(empty)[0] == '\0');
+}
+
 int main(void)
 {
   RUN(test_utf8_sequences);
   RUN(test_utf8_exhaustive_two_bytes);
   RUN(test_names);
+  RUN(test_lower);
   return UNIT_END();
 }
