@@ -378,12 +378,20 @@ static void slirp_drain_rx(void)
       break; /* retried on the next turn; the queue bounds the backlog */
     }
     pbuf_take(p, frame, (u16_t)len);
+#if NO_SYS
+    frameq_pop(&slirp_rxq); /* first: lwIP's answers land in the queue during the input */
+    SLIRP_STATS_INC(link.recv);
     if (slirp_nif->input(p, slirp_nif) != ERR_OK) {
-      pbuf_free(p); /* tcpip_thread's mailbox is full (NO_SYS 0): retried on the next turn */
+      pbuf_free(p);
+    }
+#else
+    if (slirp_nif->input(p, slirp_nif) != ERR_OK) {
+      pbuf_free(p); /* tcpip_thread's mailbox is full: the frame is fed again on the next turn */
       break;
     }
     frameq_pop(&slirp_rxq);
     SLIRP_STATS_INC(link.recv);
+#endif
   }
 }
 
