@@ -8,6 +8,7 @@
 #   make fuzz            runs every libFuzzer target for FUZZ_TIME seconds (default 60; fuzz_conn: FUZZ_CONN_RUNS inputs, 1 million)
 #   make bench           every figure against its budget: footprint, RAM, decision cost, throughput (not in make test)
 #   make e2e-asan        the end-to-end suite against a simulator built with ASan and UBSan
+#   make e2e-tsan        the RTOS-mode subset of the suite against a NO_SYS=0 simulator built with TSan
 #   make certs           development certificates under build/certs (make run and make test use them)
 #   make tls-size        flash cost of TLS on a Cortex-M3 (-Os): mbedTLS objects and port/tls.c
 #   make lib             build/<board>/libpostern.a and build/<board>/include/: postern for a firmware's own build
@@ -20,14 +21,16 @@ BOARD ?= host
 BUILD := build
 # 1: HTTPS (mbedTLS's TLS and port/tls.c); 0: plain HTTP only, for flash figures without TLS.
 TLS ?= 1
+# 1: lwIP's NO_SYS main loop; 0: an RTOS (tcpip_thread), the host board's threads over lwIP's pthread port.
+NO_SYS ?= 1
 # 1: dual stack, IPv4 and IPv6 (SLAAC); 0: IPv4 only. Each board's default fits its budgets
 # (README, IPv6): the host always; mps2-an385 with TLS, not in the 192 KiB of a TLS=0 image.
 IPV6_DEFAULT_host := 1
 IPV6_DEFAULT_mps2-an385 := $(if $(filter 1,$(TLS)),1,0)
 IPV6_DEFAULT := $(or $(IPV6_DEFAULT_$(BOARD)),1)
 IPV6 ?= $(IPV6_DEFAULT)
-# A build without TLS, or with IPV6 off its board's default, keeps its own objects (the options differ).
-OUT := $(BUILD)/$(BOARD)$(if $(filter 0,$(TLS)),-notls)$(if $(filter-out $(IPV6_DEFAULT),$(IPV6)),$(if $(filter 1,$(IPV6)),-ipv6,-noipv6))
+# A build without TLS, with IPV6 off its board's default, or with NO_SYS 0, keeps its own objects (the options differ).
+OUT := $(BUILD)/$(BOARD)$(if $(filter 0,$(TLS)),-notls)$(if $(filter-out $(IPV6_DEFAULT),$(IPV6)),$(if $(filter 1,$(IPV6)),-ipv6,-noipv6))$(if $(filter 0,$(NO_SYS)),-nosys0)
 DEPS_DIR := $(BUILD)/deps
 LWIP_DIR ?= $(DEPS_DIR)/lwip
 MBEDTLS_DIR ?= $(DEPS_DIR)/mbedtls
@@ -50,13 +53,18 @@ TEST_TOOLS := /usr/bin/python3:python3 /usr/lib/python3/dist-packages/pytest:pyt
               luacheck:lua-check
 
 include boards/$(BOARD)/board.mk
+ifeq ($(NO_SYS),0)
+ifneq ($(BOARD_NO_SYS0),1)
+$(error NO_SYS=0 needs a board with an RTOS build (BOARD_NO_SYS0 in its board.mk): the host has one, $(BOARD) not)
+endif
+endif
 
 # ---- Sources -------------------------------------------------------------
 LWIP_SRCS := $(addprefix src/core/,init.c def.c inet_chksum.c ip.c mem.c memp.c netif.c pbuf.c stats.c sys.c \
                altcp.c altcp_alloc.c altcp_tcp.c tcp.c tcp_in.c tcp_out.c timeouts.c udp.c) \
              $(addprefix src/core/ipv4/,etharp.c icmp.c ip4.c ip4_addr.c ip4_frag.c) \
              $(if $(filter 1,$(IPV6)),$(addprefix src/core/ipv6/,ethip6.c icmp6.c ip6.c ip6_addr.c mld6.c nd6.c)) \
-             src/netif/ethernet.c
+             src/netif/ethernet.c $(if $(filter 0,$(NO_SYS)),src/api/tcpip.c) $(BOARD_LWIP_SRCS)
 # TLS=0 builds without HTTPS: only the hashes of mbedTLS, and no port/tls*.c.
 MBEDTLS_HASH_SRCS := $(addprefix library/,sha256.c md.c base64.c platform_util.c constant_time.c)
 MBEDTLS_TLS_SRCS := $(addprefix library/,platform.c entropy.c ctr_drbg.c aes.c gcm.c chacha20.c \
@@ -74,9 +82,9 @@ CORE_SRCS := $(wildcard src/*.c)
 PORT_SRCS := $(filter-out $(if $(filter 1,$(TLS)),,port/tls.c port/tls_keyupdate.c),$(wildcard port/*.c))
 
 INCLUDES := -Isrc -Iport -Iport/include -Iport/mbedtls -Iboards/$(BOARD) -I$(LWIP_DIR)/src/include \
-            -I$(MBEDTLS_DIR)/include -I$(LUA_DIR)/src -Iport/lua
+            -I$(MBEDTLS_DIR)/include -I$(LUA_DIR)/src -Iport/lua $(BOARD_INCLUDES)
 DEFINES_BASE := -DMBEDTLS_CONFIG_FILE='"postern_mbedtls_config.h"'
-DEFINES := $(DEFINES_BASE) -DPOSTERN_TLS=$(TLS) -DPOSTERN_IPV6=$(IPV6)
+DEFINES := $(DEFINES_BASE) -DPOSTERN_TLS=$(TLS) -DPOSTERN_IPV6=$(IPV6) $(if $(filter 0,$(NO_SYS)),-DNO_SYS=0)
 WARNINGS := -Wall -Wextra -Wshadow -Wundef -Werror
 BASE_CFLAGS := -std=c11 -MMD -MP $(BOARD_CFLAGS) $(INCLUDES) $(DEFINES)
 # postern's own code: strict, the same flags on every board.
@@ -92,7 +100,7 @@ OWN_OBJS := $(CORE_SRCS:%.c=$(OUT)/obj/%.o) $(PORT_SRCS:%.c=$(OUT)/obj/%.o) $(BO
 ALL_OBJS := $(OWN_OBJS) $(LWIP_OBJS) $(MBEDTLS_OBJS) $(LUA_OBJS)
 DEPS_STAMP := $(BUILD)/deps/.checked-$(BOARD)
 
-.PHONY: all tools deps run debug size test unit bench fuzz fuzz-build certs tls-size e2e-asan cflags lib clean distclean
+.PHONY: all tools deps run debug size test unit bench fuzz fuzz-build certs tls-size e2e-asan e2e-tsan cflags lib clean distclean
 
 all: $(OUT)/$(BOARD_TARGET) $(BOARD_EXTRA_TARGETS)
 
@@ -124,7 +132,7 @@ $(OUT)/obj/%.o: %.c | $(DEPS_STAMP)
 $(OUT)/lwip/%.o: $(LWIP_DIR)/%.c | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	@echo "  CC      lwip/$*.c"
-	@$(CC) $(DEP_CFLAGS) -c $< -o $@
+	@$(CC) $(DEP_CFLAGS) $(BOARD_LWIP_CFLAGS) -c $< -o $@
 
 $(OUT)/mbedtls/%.o: $(MBEDTLS_DIR)/%.c | $(DEPS_STAMP)
 	@mkdir -p $(@D)

@@ -336,8 +336,12 @@ static bool tls_rxq_put(tls_rxq_t *q, struct pbuf *p, int max_pbufs)
  * and the pool keeps POSTERN_POOL_RESERVE pbufs for everyone else. */
 static int tls_rxq_max(const tls_session_t *s)
 {
-  const struct stats_mem *pool = lwip_stats.memp[MEMP_PBUF_POOL];
-  bool room = pool->avail - pool->used >= POSTERN_POOL_RESERVE;
+  /* The pool's counters under lwIP's protection: with an RTOS the driver's thread takes pbufs too. */
+  SYS_ARCH_DECL_PROTECT(lev);
+  SYS_ARCH_PROTECT(lev);
+  int pool_free = lwip_stats.memp[MEMP_PBUF_POOL]->avail - lwip_stats.memp[MEMP_PBUF_POOL]->used;
+  SYS_ARCH_UNPROTECT(lev);
+  bool room = pool_free >= POSTERN_POOL_RESERVE;
   return s->hold && room ? TLS_RXQ_HOLD_PBUFS : POSTERN_TLS_RX_PBUFS;
 }
 

@@ -34,8 +34,16 @@ void http_status_count(int status)
 }
 
 /* One memory line; size is the bytes of one element (0 for the heap). */
-static void status_mem(wbuf_t *b, const char *name, const struct stats_mem *m, size_t size, bool comma)
+static void status_mem(wbuf_t *b, const char *name, const struct stats_mem *counters, size_t size, bool comma)
 {
+  /* A copy under lwIP's protection: with an RTOS, a driver's thread takes
+   * pool pbufs (and counts them) while this runs in tcpip_thread. */
+  struct stats_mem copy;
+  SYS_ARCH_DECL_PROTECT(lev);
+  SYS_ARCH_PROTECT(lev);
+  copy = *counters;
+  SYS_ARCH_UNPROTECT(lev);
+  const struct stats_mem *m = &copy;
   wb_str(b, comma ? ",\"" : "\"");
   wb_str(b, name);
   wb_str(b, "\":{\"size\":");

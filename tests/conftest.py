@@ -8,10 +8,14 @@ One suite serves every target. A target is a board and a scheme:
   mps2-https  the same firmware over TLS
   mps2-nor    the firmware on a flash with SPI NOR timing (FLASH_TIMING=nor), plain HTTP
   mps2-slow   the firmware on a flash with 1 s erases (FLASH_TIMING=slow), plain HTTP
+  host-rtos   the simulator in RTOS mode (make NO_SYS=0: build/host-nosys0/postern), plain HTTP
 
 A test that takes the `dev` or `launch` fixture runs once per target its
 module lists in TARGETS (the first four by default; the flash timings only
-where a module names them: the upload and storage scenarios). A scenario that cannot run
+where a module names them: the upload and storage scenarios; host-rtos too, on
+the upload, decision, hostile-client, client and storage-timing scenarios).
+host-rtos is the host target on another build, so a scenario's marker that
+names "host" covers it too. A scenario that cannot run
 on a target says so with @pytest.mark.targets("host", ..., why="...") and is
 reported as skipped there, with the reason. POSTERN_TARGETS=host,mps2 limits
 a run to some targets.
@@ -31,11 +35,15 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # POSTERN_HOST_BINARY runs the suite against another build (e.g. one with sanitizers).
 HOST_BINARY = os.environ.get("POSTERN_HOST_BINARY") or os.path.join(ROOT, "build", "host", "postern")
+# POSTERN_RTOS_BINARY: the same for the host-rtos target (e.g. make e2e-tsan's).
+RTOS_BINARY = os.environ.get("POSTERN_RTOS_BINARY") or os.path.join(ROOT, "build", "host-nosys0", "postern")
 CERTS = os.path.join(ROOT, "build", "certs")
 CA_CERT = os.path.join(CERTS, "ca.crt")
 DEFAULT_TARGETS = ("host", "host-https", "mps2", "mps2-https")
 FLASH_TARGETS = {"mps2-nor": "nor", "mps2-slow": "slow"}  # target: the image's FLASH_TIMING
-ALL_TARGETS = DEFAULT_TARGETS + tuple(FLASH_TARGETS)
+ALL_TARGETS = DEFAULT_TARGETS + tuple(FLASH_TARGETS) + ("host-rtos",)
+# Targets that are another target on another build: markers naming the latter cover them.
+SAME_AS = {"host-rtos": "host"}
 
 
 def wait_until(pred, timeout, step=0.05):
@@ -138,12 +146,14 @@ class Device(Console):
 
 
 @pytest.fixture
-def start_device(tmp_path):
-    """Factory: start_device(*args) runs a simulator; every one is stopped after the test."""
+def start_device(request, tmp_path):
+    """Factory: start_device(*args) runs a simulator (the RTOS build in a test on host-rtos); every one is stopped after the test."""
     devices = []
+    callspec = getattr(request.node, "callspec", None)
+    binary = RTOS_BINARY if callspec is not None and callspec.params.get("target") == "host-rtos" else HOST_BINARY
 
     def start(*args, storage=None):
-        dev = Device(storage or str(tmp_path / "storage"), args)
+        dev = Device(storage or str(tmp_path / "storage"), args, binary=binary)
         devices.append(dev)
         return dev
 
@@ -248,7 +258,7 @@ def pytest_generate_tests(metafunc):
     for t in _enabled_targets():
         if t not in module_targets:
             continue
-        if marker is not None and t not in marker.args:
+        if marker is not None and t not in marker.args and SAME_AS.get(t) not in marker.args:
             params.append(pytest.param(t, marks=pytest.mark.skip(reason=marker.kwargs["why"])))
         else:
             params.append(t)
@@ -296,7 +306,8 @@ def launch(target, tmp_path):
                 args += ["--policy", policy]
             if scheme == "https":
                 args += ["--cert", os.path.join(CERTS, "server.crt"), "--key", os.path.join(CERTS, "server.key")]
-            device = Device(storage or str(tmp_path / "storage"), args)
+            device = Device(storage or str(tmp_path / "storage"), args,
+                            binary=RTOS_BINARY if target == "host-rtos" else HOST_BINARY)
         else:
             from qemu_device import QemuDevice
             if target in FLASH_TARGETS:

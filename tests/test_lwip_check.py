@@ -9,9 +9,9 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def compile_conn(*defines, source="src/http_conn.c"):
-    flags = subprocess.run(["make", "--no-print-directory", "-s", "-C", ROOT, "cflags"], capture_output=True,
-                           text=True, check=True).stdout
+def compile_conn(*defines, source="src/http_conn.c", make_args=()):
+    flags = subprocess.run(["make", "--no-print-directory", "-s", "-C", ROOT, "cflags"] + list(make_args),
+                           capture_output=True, text=True, check=True).stdout
     flags = [f for f in shlex.split(flags) if f not in ("-MMD", "-MP")]
     return subprocess.run(["gcc", "-fsyntax-only"] + flags + ["-D" + d for d in defines] + [source],
                           cwd=ROOT, capture_output=True, text=True)
@@ -19,6 +19,12 @@ def compile_conn(*defines, source="src/http_conn.c"):
 
 def test_the_shipped_options_pass():
     r = compile_conn()
+    assert r.returncode == 0, r.stderr
+
+
+def test_the_rtos_options_pass():
+    """NO_SYS=0 (tcpip_thread, the host's RTOS mode) passes the same checks."""
+    r = compile_conn(make_args=["NO_SYS=0"])
     assert r.returncode == 0, r.stderr
 
 

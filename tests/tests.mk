@@ -141,11 +141,13 @@ E2E_PYTEST := /usr/bin/python3 -m pytest
 
 # One pytest run: every unit binary (tests/test_unit.py) and every
 # end-to-end scenario on every target (host, host-https, mps2, mps2-https;
-# tests/conftest.py builds the board images a scenario needs), closed by
-# pytest's summary line.
+# tests/conftest.py builds the board images a scenario needs; host-rtos, the
+# NO_SYS=0 simulator, for the modules that list it), closed by pytest's
+# summary line.
 test:
 	@scripts/need-tools.sh $(TOOLS) $(BOARD_TOOLS) $(TEST_TOOLS)
 	@$(MAKE) --no-print-directory -j2 all unit fuzz-build certs slirp-bridge
+	@$(MAKE) --no-print-directory -j2 NO_SYS=0 all
 	@$(MAKE) --no-print-directory -j2 BOARD=mps2-an385 all
 	@$(E2E_PYTEST) -q -p no:cacheprovider tests $(PYTEST_ARGS)
 
@@ -164,4 +166,27 @@ e2e-asan:
 	@$(MAKE) --no-print-directory -j2 OUT=$(E2E_SAN_OUT) \
 	  BOARD_CFLAGS="-O1 -g -fno-strict-aliasing -ffunction-sections -fdata-sections $(SAN_FLAGS)" \
 	  BOARD_LDLIBS="$(SAN_FLAGS) $(BOARD_LDLIBS)" all certs
-	@POSTERN_HOST_BINARY=$(CURDIR)/$(E2E_SAN_OUT)/postern $(E2E_PYTEST) -q -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
+	@POSTERN_TARGETS=$${POSTERN_TARGETS:-host,host-https,mps2,mps2-https} POSTERN_HOST_BINARY=$(CURDIR)/$(E2E_SAN_OUT)/postern \
+	  $(E2E_PYTEST) -q -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
+
+# The RTOS mode under ThreadSanitizer: a NO_SYS=0 simulator (host board; lwIP
+# and its pthread port, mbedTLS and Lua all instrumented) for the host-rtos
+# target and for the scenarios that start a simulator of their own. A report
+# fails the run, wherever it came from (a test's assertions, or a device's
+# shutdown after them): each process writes its reports under
+# $(E2E_TSAN_OUT)/reports. tests/tsan.supp says what is suppressed, and why.
+# Not part of make test.
+E2E_TSAN_OUT := $(BUILD)/$(BOARD)-nosys0-tsan
+TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
+e2e-tsan:
+	@$(MAKE) --no-print-directory -j2 NO_SYS=0 OUT=$(E2E_TSAN_OUT) \
+	  BOARD_CFLAGS="-O1 -g -fno-strict-aliasing -ffunction-sections -fdata-sections $(TSAN_FLAGS)" \
+	  BOARD_LDLIBS="$(TSAN_FLAGS) $(filter-out $(HOST_RTOS_LDLIBS),$(BOARD_LDLIBS)) $(HOST_RTOS_LDLIBS)" all certs
+	@rm -rf $(E2E_TSAN_OUT)/reports && mkdir -p $(E2E_TSAN_OUT)/reports
+	@TSAN_OPTIONS="log_path=$(CURDIR)/$(E2E_TSAN_OUT)/reports/tsan suppressions=$(CURDIR)/tests/tsan.supp $(TSAN_OPTIONS)" \
+	  POSTERN_TARGETS=host-rtos POSTERN_RTOS_BINARY=$(CURDIR)/$(E2E_TSAN_OUT)/postern \
+	  POSTERN_HOST_BINARY=$(CURDIR)/$(E2E_TSAN_OUT)/postern $(E2E_PYTEST) -q -p no:cacheprovider tests/e2e $(PYTEST_ARGS); \
+	  rc=$$?; reports=$$(ls $(E2E_TSAN_OUT)/reports); \
+	  if [ -n "$$reports" ]; then cat $(E2E_TSAN_OUT)/reports/*; \
+	    echo "e2e-tsan: ThreadSanitizer reports in $(E2E_TSAN_OUT)/reports: $$reports"; exit 1; fi; \
+	  echo "e2e-tsan: no ThreadSanitizer report"; exit $$rc

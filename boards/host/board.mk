@@ -16,3 +16,17 @@ BOARD_LINK = $(CC) -Wl,--gc-sections -o $@ $^ $(BOARD_LDLIBS)
 # postern-policy, the offline policy tester: its rules need the source lists, so the Makefile reads them later.
 BOARD_EXTRA_TARGETS := $(OUT)/postern-policy
 BOARD_LATE_MK := boards/host/tool/tool.mk
+
+# ---- RTOS mode (make NO_SYS=0): lwIP's tcpip_thread on lwIP's own pthread port ----
+# The host has an RTOS build: tcpip_thread, a slirp thread and a storage thread (rtos_host.c).
+BOARD_NO_SYS0 := 1
+# lwIP's unix port (contrib/ports/unix/port) gives sys_arch: threads, mailboxes, semaphores, protection.
+HOST_SYS_ARCH_DIR := contrib/ports/unix/port
+# The calls that may answer STORAGE_PENDING pass through rtos_host.c, which wakes the storage thread.
+HOST_RTOS_LDLIBS := -pthread $(foreach f,open write commit remove read,-Wl,--wrap=storage_$(f))
+ifeq ($(NO_SYS),0)
+BOARD_LWIP_SRCS := $(HOST_SYS_ARCH_DIR)/sys_arch.c
+BOARD_INCLUDES := -I$(LWIP_DIR)/$(HOST_SYS_ARCH_DIR)/include
+BOARD_LWIP_CFLAGS = $(if $(filter %/sys_arch.c,$<),-D_GNU_SOURCE -DLWIP_UNIX_LINUX -pthread)
+BOARD_LDLIBS += $(HOST_RTOS_LDLIBS)
+endif

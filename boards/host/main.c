@@ -14,6 +14,7 @@
 #include "policy.h"
 #include "policy_store_host.h"
 #include "postern.h"
+#include "rtos_host.h"
 #include "slirp_netif.h"
 #include "storage_host.h"
 
@@ -149,6 +150,81 @@ static void main_stored_policies(const host_options_t *opt, postern_config_t *cf
   cfg->stored_failed = main_stored_failed;
 }
 
+/** What the start needs, in lwIP's context: the options and postern's configuration. */
+typedef struct main_setup {
+  const host_options_t *opt;
+  const postern_config_t *cfg;
+} main_setup_t;
+
+/** The device's netif (the slirp wire). */
+static struct netif main_netif;
+
+/* The device's netif and postern, in lwIP's context (NO_SYS 0: tcpip_thread); 0 or -1. */
+static int main_start(void *arg)
+{
+  const main_setup_t *setup = arg;
+  const host_options_t *opt = setup->opt;
+  const slirp_forward_t fwds[] = {
+    {opt->http_port, 80, "http"},
+    {opt->https_port, 443, "https"},
+    {opt->echo_port, 7, "echo"},
+    {opt->discard_port, 9, "discard"},
+  };
+#if LWIP_IPV6
+  const bool ipv6 = opt->ipv6;
+#else
+  const bool ipv6 = false;
+  if (opt->ipv6) {
+    log_line("postern: built without IPv6 (IPV6=0): forwards on 127.0.0.1 only");
+  }
+#endif
+  if (slirp_netif_start(&main_netif, fwds, (int)(sizeof fwds / sizeof fwds[0]), ipv6) != 0) {
+    return -1;
+  }
+  if (postern_start(setup->cfg) != 0) {
+    return -1;
+  }
+#if POSTERN_TLS
+  memset(main_key, 0, sizeof main_key); /* the parsed key lives in the TLS heap now */
+  if (opt->client_ca != NULL) {
+    log_line("postern: client certificates %s, CA %s", opt->client_cert_required ? "required" : "optional",
+             opt->client_ca);
+  }
+#endif
+  bool https = setup->cfg->https_port != 0;
+  for (size_t i = 0; i < sizeof fwds / sizeof fwds[0]; i++) {
+    char also6[24] = "";
+    if (ipv6) {
+      snprintf(also6, sizeof also6, " and [::1]:%u", fwds[i].host_port);
+    }
+    if (fwds[i].host_port != 0 && fwds[i].device_port == 443 && !https) {
+      log_line("postern: https forward 127.0.0.1:%u%s idle: no --cert/--key given", fwds[i].host_port, also6);
+    } else if (fwds[i].host_port != 0) {
+      log_line("postern: %s on 127.0.0.1:%u%s (device port %u)", fwds[i].what, fwds[i].host_port, also6,
+               fwds[i].device_port);
+    }
+  }
+  log_line("postern: ready (lwIP %s, device 10.0.2.15%s%s)", LWIP_VERSION_STRING,
+           ipv6 ? " and fec0::/64 by SLAAC" : "", NO_SYS ? "" : "; NO_SYS 0: tcpip_thread");
+  return 0;
+}
+
+/* Once a turn of the main loop (NO_SYS 0: every RTOS_HOST_TICK_MS in tcpip_thread): the IPv6 addresses' log lines. */
+static void main_tick(void *arg)
+{
+  (void)arg;
+  ipv6_poll(&main_netif);
+}
+
+/* The wire goes, then the connections and the policy VM (NO_SYS 0: in tcpip_thread, the other threads ended). */
+static void main_shutdown(void *arg)
+{
+  (void)arg;
+  slirp_netif_stop();
+  postern_stop();
+  log_line("postern: stopped");
+}
+
 int main(int argc, char **argv)
 {
   host_options_t opt;
@@ -191,51 +267,15 @@ int main(int argc, char **argv)
   if (storage_host_init(opt.storage, opt.capacity) != 0) {
     return 1;
   }
-  lwip_init();
-  static struct netif netif;
-  const slirp_forward_t fwds[] = {
-    {opt.http_port, 80, "http"},
-    {opt.https_port, 443, "https"},
-    {opt.echo_port, 7, "echo"},
-    {opt.discard_port, 9, "discard"},
-  };
-#if LWIP_IPV6
-  const bool ipv6 = opt.ipv6;
+  main_setup_t setup = {&opt, &cfg};
+#if !NO_SYS
+  /* RTOS mode: tcpip_thread, the slirp thread and the storage thread (rtos_host.c). */
+  return rtos_host_run(main_start, main_tick, main_shutdown, &setup) < 0 ? 1 : 0;
 #else
-  const bool ipv6 = false;
-  if (opt.ipv6) {
-    log_line("postern: built without IPv6 (IPV6=0): forwards on 127.0.0.1 only");
-  }
-#endif
-  if (slirp_netif_start(&netif, fwds, (int)(sizeof fwds / sizeof fwds[0]), ipv6) != 0) {
+  lwip_init();
+  if (main_start(&setup) != 0) {
     return 1;
   }
-  if (postern_start(&cfg) != 0) {
-    return 1;
-  }
-#if POSTERN_TLS
-  memset(main_key, 0, sizeof main_key); /* the parsed key lives in the TLS heap now */
-  if (opt.client_ca != NULL) {
-    log_line("postern: client certificates %s, CA %s", opt.client_cert_required ? "required" : "optional",
-             opt.client_ca);
-  }
-#endif
-  bool https = cfg.https_port != 0;
-
-  for (size_t i = 0; i < sizeof fwds / sizeof fwds[0]; i++) {
-    char also6[24] = "";
-    if (ipv6) {
-      snprintf(also6, sizeof also6, " and [::1]:%u", fwds[i].host_port);
-    }
-    if (fwds[i].host_port != 0 && fwds[i].device_port == 443 && !https) {
-      log_line("postern: https forward 127.0.0.1:%u%s idle: no --cert/--key given", fwds[i].host_port, also6);
-    } else if (fwds[i].host_port != 0) {
-      log_line("postern: %s on 127.0.0.1:%u%s (device port %u)", fwds[i].what, fwds[i].host_port, also6,
-               fwds[i].device_port);
-    }
-  }
-  log_line("postern: ready (lwIP %s, device 10.0.2.15%s)", LWIP_VERSION_STRING,
-           ipv6 ? " and fec0::/64 by SLAAC" : "");
 
   /* The NO_SYS main loop: wait for the wire, the next lwIP timer or the medium's next step. */
   while (!main_stop) {
@@ -249,12 +289,11 @@ int main(int argc, char **argv)
     }
     slirp_netif_poll(sleep_ms);
     sys_check_timeouts();
-    ipv6_poll(&netif);
+    main_tick(NULL);
   }
 
   log_line("postern: stopping on signal %d", (int)main_stop);
-  postern_stop();
-  slirp_netif_stop();
-  log_line("postern: stopped");
+  main_shutdown(NULL);
   return 0;
+#endif /* NO_SYS */
 }

@@ -64,7 +64,8 @@ bool platform_entropy(uint8_t *buf, size_t len)
   return true;
 }
 
-/** lwIP's millisecond clock: monotonic, wrapping at 2^32 like a SysTick counter. */
+#if NO_SYS
+/** lwIP's millisecond clock: monotonic, wrapping at 2^32 like a SysTick counter (NO_SYS 0: lwIP's unix port has it). */
 u32_t sys_now(void)
 {
   struct timespec ts;
@@ -72,3 +73,4 @@ u32_t sys_now(void)
   uint64_t ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
   return (u32_t)ms;
 }
+#endif /* NO_SYS */

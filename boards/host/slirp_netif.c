@@ -4,7 +4,9 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <slirp/libslirp.h>
@@ -16,10 +18,24 @@
 #include "lwip/init.h"
 #include "lwip/pbuf.h"
 #include "lwip/stats.h"
+#include "lwip/sys.h"
 #include "netif/ethernet.h"
+#include "platform.h"
+#if !NO_SYS
+#include "lwip/tcpip.h"
+#endif
 #if LWIP_IPV6
 #include "lwip/ethip6.h"
 #endif
+
+/*
+ * NO_SYS 1: everything here runs in the main loop. NO_SYS 0 (rtos_host.c):
+ * every slirp_* call, slirp's callbacks and the receive queue belong to the
+ * slirp thread (slirp_netif_poll()); lwIP's side (linkoutput, the netif) to
+ * tcpip_thread. Frames lwIP sends cross over a datagram socket pair, which
+ * wakes the slirp thread's poll(); frames slirp produces go to tcpip_thread
+ * through tcpip_input() (the netif's input), in pool pbufs.
+ */
 
 /* The guest network as QEMU's user-mode networking lays it out. */
 #define SLIRP_NET "10.0.2.0"
@@ -56,6 +72,25 @@ static int slirp_nfds;
 static slirp_timer_t slirp_timers[SLIRP_MAX_TIMERS];
 static uint8_t slirp_tx_frame[FRAMEQ_FRAME_MAX];
 static const uint8_t slirp_mac[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
+#if NO_SYS
+/** A frame that waits in the queue is fed on the next turn at once. */
+#define SLIRP_BACKLOG_RETRY_MS 0
+#else
+/** tcpip_thread's mailbox or the pbuf pool was full: the queued frames are fed again this soon. */
+#define SLIRP_BACKLOG_RETRY_MS 1
+/* [1]: linkoutput writes lwIP's frames (tcpip_thread); [0]: the slirp thread reads them. */
+static int slirp_tx_fds[2] = {-1, -1};
+static uint8_t slirp_wire_frame[FRAMEQ_FRAME_MAX]; /* the slirp thread's copy of one */
+#endif
+
+/* Link counters: the slirp thread and tcpip_thread both count (NO_SYS 0). */
+#define SLIRP_STATS_INC(x)          \
+  do {                              \
+    SYS_ARCH_DECL_PROTECT(lev);     \
+    SYS_ARCH_PROTECT(lev);          \
+    LINK_STATS_INC(x);              \
+    SYS_ARCH_UNPROTECT(lev);        \
+  } while (0)
 
 static int64_t slirp_clock_ns(void *opaque)
 {
@@ -77,7 +112,12 @@ static ssize_t slirp_send_packet(const void *buf, size_t len, void *opaque)
 static void slirp_guest_error(const char *msg, void *opaque)
 {
   (void)opaque;
-  log_line("slirp: guest error: %s", msg);
+  /* A line of its own: with NO_SYS 0 this is the slirp thread, and log_line() is tcpip_thread's. */
+  char line[200];
+  int n = snprintf(line, sizeof line, "slirp: guest error: %s\n", msg);
+  if (n > 0) {
+    platform_console_write(line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+  }
 }
 
 static void *slirp_timer_new(SlirpTimerCb cb, void *cb_opaque, void *opaque)
@@ -176,12 +216,27 @@ static err_t slirp_linkoutput(struct netif *netif, struct pbuf *p)
 {
   (void)netif;
   if (p->tot_len > sizeof slirp_tx_frame) {
-    LINK_STATS_INC(link.drop);
+    SLIRP_STATS_INC(link.drop);
     return ERR_BUF;
   }
   u16_t n = pbuf_copy_partial(p, slirp_tx_frame, p->tot_len, 0);
+#if NO_SYS
+  if (slirp_ctx == NULL) {
+    return ERR_OK; /* stopped: the wire is gone */
+  }
   slirp_input(slirp_ctx, slirp_tx_frame, n);
-  LINK_STATS_INC(link.xmit);
+#else
+  /* To the slirp thread; the socket's buffer holds hundreds of frames, and a
+   * full one waits for the slirp thread, which never waits for this one. */
+  ssize_t w;
+  while ((w = send(slirp_tx_fds[1], slirp_tx_frame, n, 0)) < 0 && errno == EINTR) {
+  }
+  if (w != (ssize_t)n) {
+    SLIRP_STATS_INC(link.drop);
+    return ERR_IF;
+  }
+#endif
+  SLIRP_STATS_INC(link.xmit);
   return ERR_OK;
 }
 
@@ -257,6 +312,12 @@ int slirp_netif_start(struct netif *netif, const slirp_forward_t *fwds, int n_fw
   cfg.disable_host_loopback = true;
 
   frameq_init(&slirp_rxq, slirp_rx_frames, slirp_rx_lengths, SLIRP_RX_SLOTS);
+#if !NO_SYS
+  if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, slirp_tx_fds) != 0) {
+    log_line("slirp: socketpair: %s", strerror(errno));
+    return -1;
+  }
+#endif
   slirp_ctx = slirp_new(&cfg, &slirp_callbacks, NULL);
   if (slirp_ctx == NULL) {
     log_line("slirp: slirp_new failed");
@@ -286,7 +347,11 @@ int slirp_netif_start(struct netif *netif, const slirp_forward_t *fwds, int n_fw
   ip4addr_aton(SLIRP_GUEST, &ip);
   ip4addr_aton(SLIRP_MASK, &mask);
   ip4addr_aton(SLIRP_HOST, &gw);
+#if NO_SYS
   slirp_nif = netif_add(netif, &ip, &mask, &gw, NULL, slirp_netif_init, ethernet_input);
+#else
+  slirp_nif = netif_add(netif, &ip, &mask, &gw, NULL, slirp_netif_init, tcpip_input); /* from the slirp thread */
+#endif
   if (slirp_nif == NULL) {
     return -1;
   }
@@ -308,16 +373,25 @@ static void slirp_drain_rx(void)
   for (uint32_t n = frameq_count(&slirp_rxq); n > 0 && (frame = frameq_peek(&slirp_rxq, &len)) != NULL; n--) {
     struct pbuf *p = pbuf_alloc(PBUF_RAW, (u16_t)len, PBUF_POOL);
     if (p == NULL) {
-      LINK_STATS_INC(link.memerr);
-      LINK_STATS_INC(link.drop);
+      SLIRP_STATS_INC(link.memerr);
+      SLIRP_STATS_INC(link.drop);
       break; /* retried on the next turn; the queue bounds the backlog */
     }
     pbuf_take(p, frame, (u16_t)len);
-    frameq_pop(&slirp_rxq);
-    LINK_STATS_INC(link.recv);
+#if NO_SYS
+    frameq_pop(&slirp_rxq); /* first: lwIP's answers land in the queue during the input */
+    SLIRP_STATS_INC(link.recv);
     if (slirp_nif->input(p, slirp_nif) != ERR_OK) {
       pbuf_free(p);
     }
+#else
+    if (slirp_nif->input(p, slirp_nif) != ERR_OK) {
+      pbuf_free(p); /* tcpip_thread's mailbox is full: the frame is fed again on the next turn */
+      break;
+    }
+    frameq_pop(&slirp_rxq);
+    SLIRP_STATS_INC(link.recv);
+#endif
   }
 }
 
@@ -336,14 +410,28 @@ int slirp_netif_poll(uint32_t timeout_ms)
       if (left < (int64_t)timeout_ms) timeout_ms = (uint32_t)left;
     }
   }
-  if (frameq_count(&slirp_rxq) != 0) {
-    timeout_ms = 0;
+  if (frameq_count(&slirp_rxq) != 0 && timeout_ms > SLIRP_BACKLOG_RETRY_MS) {
+    timeout_ms = SLIRP_BACKLOG_RETRY_MS;
   }
   slirp_nfds = 0;
   slirp_pollfds_fill(slirp_ctx, &timeout_ms, slirp_add_poll, NULL);
+#if !NO_SYS
+  int tx = slirp_add_poll(slirp_tx_fds[0], SLIRP_POLL_IN, NULL);
+#endif
   int rc = poll(slirp_fds, (nfds_t)slirp_nfds, (int)timeout_ms);
   int interrupted = rc < 0 && errno == EINTR;
   slirp_pollfds_poll(slirp_ctx, rc < 0, slirp_get_revents, NULL);
+#if !NO_SYS
+  /* lwIP's frames, in the order tcpip_thread sent them; an empty one is slirp_netif_wake(). */
+  ssize_t n;
+  for (int k = 0; k < SLIRP_RX_SLOTS && tx >= 0 && rc > 0 && (slirp_fds[tx].revents & POLLIN) &&
+                  (n = recv(slirp_tx_fds[0], slirp_wire_frame, sizeof slirp_wire_frame, MSG_DONTWAIT)) >= 0;
+       k++) {
+    if (n > 0) {
+      slirp_input(slirp_ctx, slirp_wire_frame, (int)n);
+    }
+  }
+#endif
 
   now_ms = slirp_clock_ns(NULL) / 1000000;
   for (int i = 0; i < SLIRP_MAX_TIMERS; i++) {
@@ -362,6 +450,15 @@ const frameq_t *slirp_netif_rx_queue(void)
 {
   return &slirp_rxq;
 }
+
+#if !NO_SYS
+/** Wakes the slirp thread's poll() (from any thread). */
+void slirp_netif_wake(void)
+{
+  while (send(slirp_tx_fds[1], "", 0, 0) < 0 && errno == EINTR) {
+  }
+}
+#endif
 
 /** Closes every host socket slirp holds. */
 void slirp_netif_stop(void)

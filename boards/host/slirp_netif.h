@@ -18,6 +18,9 @@ typedef struct slirp_forward {
 int slirp_netif_start(struct netif *netif, const slirp_forward_t *fwds, int n_fwds, bool ipv6);
 int slirp_netif_poll(uint32_t timeout_ms);
 void slirp_netif_stop(void);
+#if !NO_SYS
+void slirp_netif_wake(void);
+#endif
 const frameq_t *slirp_netif_rx_queue(void);
 
 #endif /* POSTERN_SLIRP_NETIF_H */

@@ -1,15 +1,53 @@
-/* lwipopts.h: postern's lwIP configuration, the same on every board (NO_SYS, altcp, fixed pools). */
+/* lwipopts.h: postern's lwIP configuration, the same on every board (NO_SYS or tcpip_thread, altcp, fixed pools). */
 #ifndef POSTERN_LWIPOPTS_H
 #define POSTERN_LWIPOPTS_H
 
 #include "postern_opts.h"
 
-/* ---- System: single-threaded main loop, no OS ------------------------- */
+/* ---- System ----------------------------------------------------------
+ * NO_SYS 1 (the default): one main loop, no OS. NO_SYS 0 (make NO_SYS=0, the
+ * host's RTOS mode): lwIP's tcpip_thread runs lwIP, its timers and every
+ * postern callback; drivers post frames to it with tcpip_input() and other
+ * threads reach it only through tcpip_callback(). The raw and altcp APIs
+ * stay the only ones: no netconn, no sockets. */
+#ifndef NO_SYS
 #define NO_SYS 1
+#endif
 #define LWIP_TIMERS 1
-#define SYS_LIGHTWEIGHT_PROT 0
 #define LWIP_NETCONN 0
 #define LWIP_SOCKET 0
+#if NO_SYS
+#define SYS_LIGHTWEIGHT_PROT 0
+#else
+/* Pools and pbufs are taken from the driver thread too (the netif's input). */
+#define SYS_LIGHTWEIGHT_PROT 1
+/* No core lock: nothing outside tcpip_thread calls lwIP, so every raw API
+ * call is checked to come from it (LWIP_ASSERT_CORE_LOCKED, implemented by
+ * the sys_arch: lwIP's unix port, or the RTOS's). */
+#define LWIP_TCPIP_CORE_LOCKING 0
+void sys_check_core_locking(void);
+#define LWIP_ASSERT_CORE_LOCKED() sys_check_core_locking()
+/* tcpip_thread's stack: a policy decision (Lua) and a TLS handshake
+ * (mbedTLS, ECDSA P-256) run on it. The host measures its use (README). */
+#ifndef TCPIP_THREAD_STACKSIZE
+#define TCPIP_THREAD_STACKSIZE (16 * 1024)
+#endif
+#ifndef TCPIP_THREAD_PRIO
+#define TCPIP_THREAD_PRIO 3
+#endif
+/* Every received frame in flight to tcpip_thread is one message and one
+ * pool pbuf: as many messages as pbufs, and room for the callbacks. */
+#define MEMP_NUM_TCPIP_MSG_INPKT PBUF_POOL_SIZE
+#define MEMP_NUM_TCPIP_MSG_API 8
+#define TCPIP_MBOX_SIZE (PBUF_POOL_SIZE + MEMP_NUM_TCPIP_MSG_API)
+/* lwIP's own timers and one of the board's (the host's tick, rtos_host.c). */
+#define MEMP_NUM_SYS_TIMEOUT (LWIP_NUM_SYS_TIMEOUT_INTERNAL + 1)
+/* Mailboxes of the netconn and socket APIs, which postern does not use. */
+#define DEFAULT_RAW_RECVMBOX_SIZE 4
+#define DEFAULT_UDP_RECVMBOX_SIZE 4
+#define DEFAULT_TCP_RECVMBOX_SIZE 4
+#define DEFAULT_ACCEPTMBOX_SIZE 4
+#endif /* NO_SYS */
 
 /* ---- Memory: lwIP's own heap and pools, never libc malloc ------------- */
 #define MEM_LIBC_MALLOC 0

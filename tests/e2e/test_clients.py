@@ -30,8 +30,10 @@ import time
 
 import pytest
 
-from conftest import CA_CERT, CERTS, ROOT, Endpoint
+from conftest import CA_CERT, CERTS, DEFAULT_TARGETS, ROOT, Endpoint
 from httpwire import request
+
+TARGETS = DEFAULT_TARGETS + ("host-rtos",)  # and in RTOS mode (NO_SYS=0)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CLIENTS_DIR = os.path.join(HERE, "clients")

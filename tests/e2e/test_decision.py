@@ -9,7 +9,10 @@ import time
 
 import pytest
 
+from conftest import DEFAULT_TARGETS
 from httpwire import Conn, request
+
+TARGETS = DEFAULT_TARGETS + ("host-rtos",)  # and in RTOS mode (NO_SYS=0)
 
 TOKEN = "dec1sion-T"
 AUTH = "Bearer " + TOKEN

@@ -21,7 +21,7 @@ import pytest
 from conftest import CERTS
 from httpwire import Conn, request
 
-TARGETS = ("host",)  # --storage-latency is a simulator option
+TARGETS = ("host", "host-rtos")  # --storage-latency is a simulator option; host-rtos: the storage thread resumes
 TOKEN = "t1m1ng"
 AUTH = "Bearer " + TOKEN
 UNIT = 4096

@@ -26,6 +26,9 @@
   } while (0)
 #endif /* LWIP_PLATFORM_ASSERT */
 
+/* SYS_ARCH_PROTECT's saved level (NO_SYS 0; an RTOS's sys_arch may use another type in its own cc.h). */
+typedef unsigned int sys_prot_t;
+
 /* Initial sequence numbers and ephemeral ports come from the board. */
 #define LWIP_RAND() (platform_random())
 
