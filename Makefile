@@ -11,6 +11,7 @@
 #   make e2e-tsan        the RTOS-mode subset of the suite against a NO_SYS=0 simulator built with TSan
 #   make certs           development certificates under build/certs (make run and make test use them)
 #   make tls-size        flash cost of TLS on a Cortex-M3 (-Os): mbedTLS objects and port/tls.c
+#   make format          every C file in the style of .clang-format (make test checks it)
 #   make lib             build/<board>/libpostern.a and build/<board>/include/: postern for a firmware's own build
 #   make clean           remove build/<board>; make distclean removes build/ (fetched sources too)
 #
@@ -49,7 +50,7 @@ TOOLS := gcc:gcc make:make dpkg-source:dpkg-dev /usr/share/keyrings/debian-archi
          bzip2:bzip2 xz:xz-utils pkg-config:pkg-config curl:curl openssl:openssl
 TEST_TOOLS := /usr/bin/python3:python3 /usr/lib/python3/dist-packages/pytest:python3-pytest clang:clang \
               /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.asan-x86_64.a:libclang-rt-14-dev \
-              go:golang-go node:nodejs /usr/lib/python3/dist-packages/aiohttp:python3-aiohttp chromium:chromium \
+              go:golang-go node:nodejs /usr/lib/python3/dist-packages/aiohttp:python3-aiohttp chromium:chromium clang-format:clang-format \
               luacheck:lua-check
 
 include boards/$(BOARD)/board.mk
@@ -100,12 +101,17 @@ OWN_OBJS := $(CORE_SRCS:%.c=$(OUT)/obj/%.o) $(PORT_SRCS:%.c=$(OUT)/obj/%.o) $(BO
 ALL_OBJS := $(OWN_OBJS) $(LWIP_OBJS) $(MBEDTLS_OBJS) $(LUA_OBJS)
 DEPS_STAMP := $(BUILD)/deps/.checked-$(BOARD)
 
-.PHONY: all tools deps run debug size test unit bench fuzz fuzz-build certs tls-size e2e-asan e2e-tsan cflags lib clean distclean
+.PHONY: all tools deps run debug size test unit bench fuzz fuzz-build certs tls-size e2e-asan e2e-tsan cflags lib format clean distclean
 
 all: $(OUT)/$(BOARD_TARGET) $(BOARD_EXTRA_TARGETS)
 
 tools:
 	@scripts/need-tools.sh $(TOOLS) $(BOARD_TOOLS)
+
+# One style for the tree (.clang-format); make test checks it (tests/test_format.py).
+format:
+	@scripts/need-tools.sh clang-format:clang-format
+	@clang-format -i $$(git ls-files '*.c' '*.h')
 
 # The flags postern's own files compile with (tests/test_lwip_check.py builds against them).
 cflags:

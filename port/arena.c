@@ -26,10 +26,10 @@
 #endif
 
 #define ALIGN 8u
-#define HDR 8u                       /* block header: size word + aux word */
-#define MIN_BLOCK (HDR + ALIGN)      /* smallest block worth splitting off */
-#define NIL UINT32_MAX               /* end of the free list */
-#define USED 1u                      /* low bit of the size word */
+#define HDR 8u                  /* block header: size word + aux word */
+#define MIN_BLOCK (HDR + ALIGN) /* smallest block worth splitting off */
+#define NIL UINT32_MAX          /* end of the free list */
+#define USED 1u                 /* low bit of the size word */
 
 /*
  * Every block starts with a header: size (bytes of the whole block, a
@@ -41,36 +41,43 @@ typedef struct block {
   uint32_t aux;
 } block_t;
 
-static block_t *blk(arena_t *a, uint32_t off) {
+static block_t *blk(arena_t *a, uint32_t off)
+{
   return (block_t *)(void *)(a->base + off);
 }
 
-static uint32_t bsize(arena_t *a, uint32_t off) {
+static uint32_t bsize(arena_t *a, uint32_t off)
+{
   return blk(a, off)->size & ~USED;
 }
 
 /* Writes a header (its 8 bytes become addressable first). */
-static void set_hdr(arena_t *a, uint32_t off, uint32_t size, uint32_t aux) {
+static void set_hdr(arena_t *a, uint32_t off, uint32_t size, uint32_t aux)
+{
   ARENA_UNPOISON(a->base + off, HDR);
   blk(a, off)->size = size;
   blk(a, off)->aux = aux;
 }
 
-static void mark_free(arena_t *a, uint32_t off) {
+static void mark_free(arena_t *a, uint32_t off)
+{
   ARENA_POISON(a->base + off + HDR, bsize(a, off) - HDR);
 }
 
-static void mark_used(arena_t *a, uint32_t off, size_t n) {
+static void mark_used(arena_t *a, uint32_t off, size_t n)
+{
   ARENA_UNPOISON(a->base + off + HDR, n);
   ARENA_POISON(a->base + off + HDR + n, bsize(a, off) - HDR - n);
 }
 
-static uint32_t need_for(size_t n) {
+static uint32_t need_for(size_t n)
+{
   size_t need = ((n + ALIGN - 1) & ~(size_t)(ALIGN - 1)) + HDR;
   return need < MIN_BLOCK ? MIN_BLOCK : (uint32_t)need;
 }
 
-static void account(arena_t *a, long delta) {
+static void account(arena_t *a, long delta)
+{
   a->in_use = (size_t)((long)a->in_use + delta);
   if (a->in_use > a->high_water) {
     a->high_water = a->in_use;
@@ -79,7 +86,8 @@ static void account(arena_t *a, long delta) {
 
 /* Inserts free block off (size already set) in address order and merges it
  * with its free neighbours. */
-static void insert_free(arena_t *a, uint32_t off) {
+static void insert_free(arena_t *a, uint32_t off)
+{
   uint32_t prev = NIL, cur = a->free_head;
   while (cur != NIL && cur < off) {
     prev = cur;
@@ -106,7 +114,8 @@ static void insert_free(arena_t *a, uint32_t off) {
 }
 
 /* Trims used block off to `need` bytes, returning the tail to the free list. */
-static void trim(arena_t *a, uint32_t off, uint32_t need) {
+static void trim(arena_t *a, uint32_t off, uint32_t need)
+{
   uint32_t size = bsize(a, off);
   if (size - need >= MIN_BLOCK) {
     blk(a, off)->size = need | USED;
@@ -116,7 +125,8 @@ static void trim(arena_t *a, uint32_t off, uint32_t need) {
   }
 }
 
-static void *block_alloc(arena_t *a, size_t n) {
+static void *block_alloc(arena_t *a, size_t n)
+{
   uint32_t need = need_for(n);
   uint32_t prev = NIL, cur = a->free_head;
   while (cur != NIL && bsize(a, cur) < need) {
@@ -144,7 +154,8 @@ static void *block_alloc(arena_t *a, size_t n) {
   return a->base + cur + HDR;
 }
 
-static void block_free(arena_t *a, uint32_t off) {
+static void block_free(arena_t *a, uint32_t off)
+{
   account(a, -(long)bsize(a, off));
   blk(a, off)->size = bsize(a, off);
   insert_free(a, off);
@@ -152,7 +163,8 @@ static void block_free(arena_t *a, uint32_t off) {
 
 /* Grows used block off in place to `need` bytes when the next block is free
  * and big enough. */
-static bool grow_in_place(arena_t *a, uint32_t off, uint32_t need) {
+static bool grow_in_place(arena_t *a, uint32_t off, uint32_t need)
+{
   uint32_t size = bsize(a, off), next = off + size;
   uint32_t prev = NIL, cur = a->free_head;
   while (cur != NIL && cur < next) {
@@ -176,7 +188,8 @@ static bool grow_in_place(arena_t *a, uint32_t off, uint32_t need) {
 }
 
 /* Consumes one unit of the fault-injection countdown; false: fail this one. */
-static bool may_grow(arena_t *a) {
+static bool may_grow(arena_t *a)
+{
   if (a->fail_countdown == 0) {
     return false;
   }
@@ -187,7 +200,8 @@ static bool may_grow(arena_t *a) {
 }
 
 /** Makes `a` manage `bytes` bytes at `mem`; every block is forgotten. */
-void arena_init(arena_t *a, void *mem, size_t bytes) {
+void arena_init(arena_t *a, void *mem, size_t bytes)
+{
   if (bytes > 0x7FFFFFF0u) {
     bytes = 0x7FFFFFF0u;
   }
@@ -203,7 +217,8 @@ void arena_init(arena_t *a, void *mem, size_t bytes) {
 }
 
 /** Realloc-style allocation from the arena (see arena.h for the contract). */
-void *arena_realloc(arena_t *a, void *ptr, size_t nsize) {
+void *arena_realloc(arena_t *a, void *ptr, size_t nsize)
+{
   if (nsize == 0) {
     arena_free(a, ptr);
     return NULL;
@@ -241,7 +256,8 @@ void *arena_realloc(arena_t *a, void *ptr, size_t nsize) {
 }
 
 /** calloc(n, size) from the arena: zeroed, NULL on overflow or when full. */
-void *arena_calloc(arena_t *a, size_t n, size_t size) {
+void *arena_calloc(arena_t *a, size_t n, size_t size)
+{
   if (n == 0 || size == 0 || n > SIZE_MAX / size) {
     return NULL;
   }
@@ -253,28 +269,33 @@ void *arena_calloc(arena_t *a, size_t n, size_t size) {
 }
 
 /** Frees a block of the arena (NULL is ignored). */
-void arena_free(arena_t *a, void *ptr) {
+void arena_free(arena_t *a, void *ptr)
+{
   if (ptr != NULL) {
     block_free(a, (uint32_t)((uint8_t *)ptr - a->base) - HDR);
   }
 }
 
 /** Bytes in use now, block headers and alignment included. */
-size_t arena_in_use(const arena_t *a) {
+size_t arena_in_use(const arena_t *a)
+{
   return a->in_use;
 }
 
 /** Most bytes in use since arena_init or the last reset. */
-size_t arena_high_water(const arena_t *a) {
+size_t arena_high_water(const arena_t *a)
+{
   return a->high_water;
 }
 
 /** Restarts the high-water mark from the bytes in use now. */
-void arena_reset_high_water(arena_t *a) {
+void arena_reset_high_water(arena_t *a)
+{
   a->high_water = a->in_use;
 }
 
 /** Fault injection: after n more successful allocations every one fails; -1 disables. */
-void arena_fail_after(arena_t *a, long n) {
+void arena_fail_after(arena_t *a, long n)
+{
   a->fail_countdown = n < 0 ? -1 : n;
 }

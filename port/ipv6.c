@@ -37,7 +37,7 @@ void ipv6_poll(struct netif *netif)
 {
   for (int i = 0; i < LWIP_IPV6_NUM_ADDRESSES; i++) {
     uint8_t state = netif_ip6_addr_state(netif, i);
-    uint8_t now = ip6_addr_isvalid(state) ? IPV6_SAID_VALID
+    uint8_t now = ip6_addr_isvalid(state)        ? IPV6_SAID_VALID
                   : ip6_addr_isduplicated(state) ? IPV6_SAID_DUPLICATE
                                                  : IPV6_SAID_NOTHING;
     if (now == ipv6_said[i] || (now == IPV6_SAID_NOTHING && ip6_addr_istentative(state))) {

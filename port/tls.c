@@ -103,25 +103,25 @@ typedef struct tls_session {
   tls_phase_t phase;
   struct altcp_pcb *outer, *inner;
   mbedtls_ssl_context ssl;
-  tls_rxq_t rx;          /* ciphertext not yet taken by mbedTLS */
-  struct pbuf *plain;    /* plaintext staged for the application, or refused by it (one pool pbuf) */
+  tls_rxq_t rx;                             /* ciphertext not yet taken by mbedTLS */
+  struct pbuf *plain;                       /* plaintext staged for the application, or refused by it (one pool pbuf) */
   struct pbuf *up[POSTERN_TLS_PLAIN_PBUFS]; /* pbufs handed up that the application may still hold */
-  uint32_t plain_ms;     /* when plain last grew */
-  uint32_t taken;        /* ciphertext taken by mbedTLS, not yet acknowledged */
-  uint32_t held;         /* plaintext delivered, not yet consumed by the application */
-  uint32_t since_ms;     /* start of the handshake or of the close */
-  uint8_t depth;         /* inner callbacks running for this session */
-  bool rx_eof;           /* the peer's FIN arrived */
-  bool eof_seen;         /* close_notify or the FIN was read: the end follows the staged bytes */
-  bool eof_delivered;    /* the application got its NULL pbuf */
-  bool out_pending;      /* a record waits in mbedTLS's output buffer */
-  bool notify_sent;      /* close_notify queued */
-  bool shut_tx;          /* the application half-closed (close_notify sent or pending) */
-  bool doomed;           /* tear down when the callbacks unwind */
-  bool aborted;          /* the inner pcb is gone (aborted or reset) */
-  bool key_update_owed;  /* the peer asked for a KeyUpdate, not sent yet: output was busy */
-  bool hold;             /* the application waits on something else: keep all the window brings */
-  altcp_accept_fn accept; /* the listener's callback and argument */
+  uint32_t plain_ms;                        /* when plain last grew */
+  uint32_t taken;                           /* ciphertext taken by mbedTLS, not yet acknowledged */
+  uint32_t held;                            /* plaintext delivered, not yet consumed by the application */
+  uint32_t since_ms;                        /* start of the handshake or of the close */
+  uint8_t depth;                            /* inner callbacks running for this session */
+  bool rx_eof;                              /* the peer's FIN arrived */
+  bool eof_seen;                            /* close_notify or the FIN was read: the end follows the staged bytes */
+  bool eof_delivered;                       /* the application got its NULL pbuf */
+  bool out_pending;                         /* a record waits in mbedTLS's output buffer */
+  bool notify_sent;                         /* close_notify queued */
+  bool shut_tx;                             /* the application half-closed (close_notify sent or pending) */
+  bool doomed;                              /* tear down when the callbacks unwind */
+  bool aborted;                             /* the inner pcb is gone (aborted or reset) */
+  bool key_update_owed;                     /* the peer asked for a KeyUpdate, not sent yet: output was busy */
+  bool hold;                                /* the application waits on something else: keep all the window brings */
+  altcp_accept_fn accept;                   /* the listener's callback and argument */
   void *accept_arg;
   char subject[65];
   char fingerprint[65];
@@ -189,20 +189,34 @@ int mbedtls_hardware_poll(void *data, unsigned char *output, size_t len, size_t 
 static const char *tls_reason(int rc)
 {
   switch (rc) {
-  case MBEDTLS_ERR_SSL_HANDSHAKE_FAILURE: return "no common cipher suite or group";
-  case MBEDTLS_ERR_SSL_BAD_PROTOCOL_VERSION: return "protocol version not supported (TLS 1.2 and 1.3 only)";
-  case MBEDTLS_ERR_SSL_INVALID_RECORD: return "not a TLS record";
-  case MBEDTLS_ERR_SSL_DECODE_ERROR: return "malformed handshake message";
-  case MBEDTLS_ERR_SSL_CONN_EOF: return "peer closed the connection";
-  case MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE: return "fatal alert from the peer";
-  case MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE: return "no client certificate";
-  case MBEDTLS_ERR_X509_CERT_VERIFY_FAILED: return "client certificate not trusted";
-  case MBEDTLS_ERR_SSL_ALLOC_FAILED: return "TLS heap exhausted";
-  case MBEDTLS_ERR_SSL_INVALID_MAC: return "bad record MAC";
-  case MBEDTLS_ERR_SSL_UNSUPPORTED_EXTENSION: return "unsupported extension";
-  case MBEDTLS_ERR_SSL_ILLEGAL_PARAMETER: return "illegal parameter";
-  case MBEDTLS_ERR_SSL_UNEXPECTED_MESSAGE: return "unexpected message";
-  default: return "TLS error";
+  case MBEDTLS_ERR_SSL_HANDSHAKE_FAILURE:
+    return "no common cipher suite or group";
+  case MBEDTLS_ERR_SSL_BAD_PROTOCOL_VERSION:
+    return "protocol version not supported (TLS 1.2 and 1.3 only)";
+  case MBEDTLS_ERR_SSL_INVALID_RECORD:
+    return "not a TLS record";
+  case MBEDTLS_ERR_SSL_DECODE_ERROR:
+    return "malformed handshake message";
+  case MBEDTLS_ERR_SSL_CONN_EOF:
+    return "peer closed the connection";
+  case MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE:
+    return "fatal alert from the peer";
+  case MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE:
+    return "no client certificate";
+  case MBEDTLS_ERR_X509_CERT_VERIFY_FAILED:
+    return "client certificate not trusted";
+  case MBEDTLS_ERR_SSL_ALLOC_FAILED:
+    return "TLS heap exhausted";
+  case MBEDTLS_ERR_SSL_INVALID_MAC:
+    return "bad record MAC";
+  case MBEDTLS_ERR_SSL_UNSUPPORTED_EXTENSION:
+    return "unsupported extension";
+  case MBEDTLS_ERR_SSL_ILLEGAL_PARAMETER:
+    return "illegal parameter";
+  case MBEDTLS_ERR_SSL_UNEXPECTED_MESSAGE:
+    return "unexpected message";
+  default:
+    return "TLS error";
   }
 }
 
@@ -804,8 +818,7 @@ static void tls_pump(tls_session_t *s)
     }
     char ip[IPADDR_STRLEN_MAX];
     tls_log_peer(s, ip, sizeof ip);
-    log_line("tls: connection with %s failed: %s (-0x%04x)", ip, why != NULL ? why : tls_reason(rc),
-             (unsigned)-rc);
+    log_line("tls: connection with %s failed: %s (-0x%04x)", ip, why != NULL ? why : tls_reason(rc), (unsigned)-rc);
     tls_fail_open(s, ERR_ABRT);
     return;
   }
@@ -1485,29 +1498,29 @@ static void tls_dealloc(struct altcp_pcb *conn)
 }
 
 static const struct altcp_functions tls_functions = {
-  .set_poll = tls_set_poll,
-  .recved = tls_recved,
-  .bind = altcp_default_bind,
-  .connect = NULL,
-  .listen = tls_listen,
-  .abort = tls_abort,
-  .close = tls_close,
-  .shutdown = tls_shutdown,
-  .write = tls_write,
-  .output = tls_output,
-  .mss = altcp_default_mss,
-  .sndbuf = tls_sndbuf,
-  .sndqueuelen = altcp_default_sndqueuelen,
-  .nagle_disable = altcp_default_nagle_disable,
-  .nagle_enable = altcp_default_nagle_enable,
-  .nagle_disabled = altcp_default_nagle_disabled,
-  .setprio = altcp_default_setprio,
-  .dealloc = tls_dealloc,
-  .addrinfo = altcp_default_get_tcp_addrinfo,
-  .getip = altcp_default_get_ip,
-  .getport = altcp_default_get_port,
+    .set_poll = tls_set_poll,
+    .recved = tls_recved,
+    .bind = altcp_default_bind,
+    .connect = NULL,
+    .listen = tls_listen,
+    .abort = tls_abort,
+    .close = tls_close,
+    .shutdown = tls_shutdown,
+    .write = tls_write,
+    .output = tls_output,
+    .mss = altcp_default_mss,
+    .sndbuf = tls_sndbuf,
+    .sndqueuelen = altcp_default_sndqueuelen,
+    .nagle_disable = altcp_default_nagle_disable,
+    .nagle_enable = altcp_default_nagle_enable,
+    .nagle_disabled = altcp_default_nagle_disabled,
+    .setprio = altcp_default_setprio,
+    .dealloc = tls_dealloc,
+    .addrinfo = altcp_default_get_tcp_addrinfo,
+    .getip = altcp_default_get_ip,
+    .getport = altcp_default_get_port,
 #ifdef LWIP_DEBUG
-  .dbg_get_tcp_state = altcp_default_dbg_get_tcp_state,
+    .dbg_get_tcp_state = altcp_default_dbg_get_tcp_state,
 #endif
 };
 

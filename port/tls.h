@@ -32,7 +32,7 @@ typedef enum tls_client_cert {
 typedef struct tls_server_params {
   const uint8_t *cert; /* server certificate chain (ECDSA P-256) */
   size_t cert_len;
-  const uint8_t *key;  /* its private key */
+  const uint8_t *key; /* its private key */
   size_t key_len;
   const uint8_t *client_ca; /* CA of client certificates, or NULL */
   size_t client_ca_len;

@@ -66,8 +66,8 @@ static int tls_next_keys(mbedtls_ssl_context *ssl, bool outbound)
   size_t hash_len = PSA_HASH_LENGTH(hash);
   mbedtls_ssl_tls13_application_secrets *app = &ssl->session->app_secrets;
   /* The server writes with the server secret and reads with the client's. */
-  unsigned char *secret = outbound ? app->server_application_traffic_secret_N
-                                   : app->client_application_traffic_secret_N;
+  unsigned char *secret =
+      outbound ? app->server_application_traffic_secret_N : app->client_application_traffic_secret_N;
   mbedtls_svc_key_id_t *key = outbound ? &t->psa_key_enc : &t->psa_key_dec;
   unsigned char *iv = outbound ? t->iv_enc : t->iv_dec;
 
@@ -89,8 +89,8 @@ static int tls_next_keys(mbedtls_ssl_context *ssl, bool outbound)
   if (hash_len == 0 || hash_len > sizeof next || key_len > sizeof key_bytes) {
     goto out;
   }
-  rc = mbedtls_ssl_tls13_hkdf_expand_label(hash, secret, hash_len, MBEDTLS_SSL_TLS1_3_LBL_WITH_LEN(traffic_upd),
-                                           NULL, 0, next, hash_len);
+  rc = mbedtls_ssl_tls13_hkdf_expand_label(hash, secret, hash_len, MBEDTLS_SSL_TLS1_3_LBL_WITH_LEN(traffic_upd), NULL,
+                                           0, next, hash_len);
   if (rc == 0) {
     rc = mbedtls_ssl_tls13_hkdf_expand_label(hash, next, hash_len, MBEDTLS_SSL_TLS1_3_LBL_WITH_LEN(key), NULL, 0,
                                              key_bytes, key_len);
@@ -124,8 +124,7 @@ out:
 }
 
 /* Queues a fatal alert (best effort: the connection ends either way). */
-static tls_post_hs_t tls_refuse_msg(mbedtls_ssl_context *ssl, unsigned char alert, const char *reason,
-                                    const char **why)
+static tls_post_hs_t tls_refuse_msg(mbedtls_ssl_context *ssl, unsigned char alert, const char *reason, const char **why)
 {
   (void)mbedtls_ssl_send_alert_message(ssl, MBEDTLS_SSL_ALERT_LEVEL_FATAL, alert);
   *why = reason;
@@ -139,8 +138,7 @@ tls_post_hs_t tls_post_handshake(mbedtls_ssl_context *ssl, int rc, const char **
   /* Only the refusal of ssl_handle_hs_message_post_handshake() leaves a
    * complete handshake message in the context with no alert sent. */
   if (rc != MBEDTLS_ERR_SSL_UNEXPECTED_MESSAGE || !mbedtls_ssl_is_handshake_over(ssl) ||
-      ssl->in_msgtype != MBEDTLS_SSL_MSG_HANDSHAKE || ssl->in_hslen < TLS_HS_HDR ||
-      ssl->in_hslen > ssl->in_msglen) {
+      ssl->in_msgtype != MBEDTLS_SSL_MSG_HANDSHAKE || ssl->in_hslen < TLS_HS_HDR || ssl->in_hslen > ssl->in_msglen) {
     return TLS_POST_HS_NONE;
   }
   if (ssl->tls_version != MBEDTLS_SSL_VERSION_TLS1_3 || ssl->in_msg[0] != TLS_HS_KEY_UPDATE) {

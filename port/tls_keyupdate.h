@@ -9,7 +9,7 @@ typedef enum tls_post_hs {
   TLS_POST_HS_NONE,        /* not a handshake message after the handshake: the read's error stands */
   TLS_POST_HS_KEY_UPDATED, /* a KeyUpdate: the receive keys are the next generation */
   TLS_POST_HS_KEY_REPLY,   /* the same, and the peer asked for ours: tls_key_update_send() before more data */
-  TLS_POST_HS_REFUSED,     /* anything else, or a malformed KeyUpdate: a fatal alert is queued, the connection must end */
+  TLS_POST_HS_REFUSED, /* anything else, or a malformed KeyUpdate: a fatal alert is queued, the connection must end */
 } tls_post_hs_t;
 
 /**

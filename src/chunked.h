@@ -24,7 +24,6 @@ void chunked_init(chunked_t *c);
  * inside `in` (the call stops right after it), CHUNKED_MORE when all input
  * was consumed without payload, CHUNKED_DONE at the end of the message
  * (*consumed ends it), CHUNKED_ERR on malformed input (sticky). */
-int chunked_decode(chunked_t *c, const uint8_t *in, size_t len, size_t *consumed,
-                   const uint8_t **out, size_t *out_len);
+int chunked_decode(chunked_t *c, const uint8_t *in, size_t len, size_t *consumed, const uint8_t **out, size_t *out_len);
 
 #endif /* POSTERN_CHUNKED_H */

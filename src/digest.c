@@ -10,26 +10,30 @@
 #define SHA256_BLOCK 64
 
 /** Starts a streaming SHA-256. */
-void digest_sha256_start(digest_sha256_t *d) {
+void digest_sha256_start(digest_sha256_t *d)
+{
   mbedtls_sha256_init(&d->ctx);
   (void)mbedtls_sha256_starts(&d->ctx, 0);
 }
 
 /** Feeds len bytes into a streaming SHA-256. */
-void digest_sha256_update(digest_sha256_t *d, const void *data, size_t len) {
+void digest_sha256_update(digest_sha256_t *d, const void *data, size_t len)
+{
   if (len > 0) {
     (void)mbedtls_sha256_update(&d->ctx, (const unsigned char *)data, len);
   }
 }
 
 /** Ends a streaming SHA-256: writes the 32-byte digest and wipes the context. */
-void digest_sha256_finish(digest_sha256_t *d, uint8_t out[DIGEST_SHA256_LEN]) {
+void digest_sha256_finish(digest_sha256_t *d, uint8_t out[DIGEST_SHA256_LEN])
+{
   (void)mbedtls_sha256_finish(&d->ctx, out);
   mbedtls_sha256_free(&d->ctx);
 }
 
 /** One-shot SHA-256 of data[0..len). */
-void digest_sha256(const void *data, size_t len, uint8_t out[DIGEST_SHA256_LEN]) {
+void digest_sha256(const void *data, size_t len, uint8_t out[DIGEST_SHA256_LEN])
+{
   digest_sha256_t d;
   digest_sha256_start(&d);
   digest_sha256_update(&d, data, len);
@@ -37,8 +41,8 @@ void digest_sha256(const void *data, size_t len, uint8_t out[DIGEST_SHA256_LEN])
 }
 
 /** HMAC-SHA-256 (RFC 2104) of msg under key; no heap (mbedtls_md_hmac would allocate). */
-void digest_hmac_sha256(const void *key, size_t key_len, const void *msg, size_t len,
-                        uint8_t out[DIGEST_SHA256_LEN]) {
+void digest_hmac_sha256(const void *key, size_t key_len, const void *msg, size_t len, uint8_t out[DIGEST_SHA256_LEN])
+{
   uint8_t k[SHA256_BLOCK];
   uint8_t pad[SHA256_BLOCK];
   uint8_t inner[DIGEST_SHA256_LEN];
@@ -70,7 +74,8 @@ void digest_hmac_sha256(const void *key, size_t key_len, const void *msg, size_t
 }
 
 /** Standard base64 with padding plus a NUL; returns the length without the NUL, 0 when cap is too small. */
-size_t digest_base64_encode(const uint8_t *in, size_t n, char *out, size_t cap) {
+size_t digest_base64_encode(const uint8_t *in, size_t n, char *out, size_t cap)
+{
   size_t olen = 0;
   if (cap == 0) {
     return 0;
@@ -83,7 +88,8 @@ size_t digest_base64_encode(const uint8_t *in, size_t n, char *out, size_t cap) 
 }
 
 /** Compares n bytes in a time that does not depend on their content. */
-bool digest_equal(const void *a, const void *b, size_t n) {
+bool digest_equal(const void *a, const void *b, size_t n)
+{
   const volatile uint8_t *x = (const volatile uint8_t *)a;
   const volatile uint8_t *y = (const volatile uint8_t *)b;
   uint8_t diff = 0;
@@ -100,30 +106,36 @@ typedef struct sf_cursor {
   const char *end;
 } sf_cursor_t;
 
-static bool sf_at(const sf_cursor_t *c, char ch) {
+static bool sf_at(const sf_cursor_t *c, char ch)
+{
   return c->p < c->end && *c->p == ch;
 }
 
-static void sf_skip(sf_cursor_t *c, bool tabs) {
+static void sf_skip(sf_cursor_t *c, bool tabs)
+{
   while (c->p < c->end && (*c->p == ' ' || (tabs && *c->p == '\t'))) {
     c->p++;
   }
 }
 
-static bool sf_lcalpha(char ch) {
+static bool sf_lcalpha(char ch)
+{
   return ch >= 'a' && ch <= 'z';
 }
 
-static bool sf_digit(char ch) {
+static bool sf_digit(char ch)
+{
   return ch >= '0' && ch <= '9';
 }
 
-static bool sf_alpha(char ch) {
+static bool sf_alpha(char ch)
+{
   return sf_lcalpha(ch) || (ch >= 'A' && ch <= 'Z');
 }
 
 /* key = ( lcalpha / "*" ) *( lcalpha / DIGIT / "_" / "-" / "." / "*" ) */
-static bool sf_key(sf_cursor_t *c, const char **key, size_t *key_len) {
+static bool sf_key(sf_cursor_t *c, const char **key, size_t *key_len)
+{
   const char *start = c->p;
   if (c->p >= c->end || !(sf_lcalpha(*c->p) || *c->p == '*')) {
     return false;
@@ -141,17 +153,20 @@ static bool sf_key(sf_cursor_t *c, const char **key, size_t *key_len) {
   return true;
 }
 
-static bool sf_b64char(char ch) {
+static bool sf_b64char(char ch)
+{
   return sf_alpha(ch) || sf_digit(ch) || ch == '+' || ch == '/' || ch == '=';
 }
 
 /* sf-token characters (RFC 8941 3.3.4): tchar, ':' and '/'. */
-static bool sf_tokenchar(char ch) {
+static bool sf_tokenchar(char ch)
+{
   return text_tchar((unsigned char)ch) || ch == ':' || ch == '/';
 }
 
 /* Bare item; bs and bs_len receive a byte sequence's base64 text (NULL for other types). */
-static bool sf_bare_item(sf_cursor_t *c, const char **bs, size_t *bs_len) {
+static bool sf_bare_item(sf_cursor_t *c, const char **bs, size_t *bs_len)
+{
   *bs = NULL;
   *bs_len = 0;
   if (c->p >= c->end) {
@@ -229,7 +244,8 @@ static bool sf_bare_item(sf_cursor_t *c, const char **bs, size_t *bs_len) {
 }
 
 /* parameters = *( ";" *SP key [ "=" bare-item ] ) */
-static bool sf_params(sf_cursor_t *c) {
+static bool sf_params(sf_cursor_t *c)
+{
   while (sf_at(c, ';')) {
     const char *key, *bs;
     size_t key_len, bs_len;
@@ -249,7 +265,8 @@ static bool sf_params(sf_cursor_t *c) {
 }
 
 /* item or inner-list, with parameters; *bs as in sf_bare_item (NULL for an inner list). */
-static bool sf_member_value(sf_cursor_t *c, const char **bs, size_t *bs_len) {
+static bool sf_member_value(sf_cursor_t *c, const char **bs, size_t *bs_len)
+{
   if (sf_at(c, '(')) {
     c->p++;
     *bs = NULL;
@@ -279,7 +296,8 @@ static bool sf_member_value(sf_cursor_t *c, const char **bs, size_t *bs_len) {
  * (the last one wins, as in any dictionary), 0 when there is no sha-256
  * member, -1 when the value is malformed or the sha-256 member is not 32 bytes.
  */
-int digest_parse_content_digest(const char *value, size_t len, uint8_t out[DIGEST_SHA256_LEN]) {
+int digest_parse_content_digest(const char *value, size_t len, uint8_t out[DIGEST_SHA256_LEN])
+{
   sf_cursor_t c = {value, value + len};
   const char *sha = NULL;
   size_t sha_len = 0;

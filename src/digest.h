@@ -25,8 +25,7 @@ void digest_sha256_finish(digest_sha256_t *d, uint8_t out[DIGEST_SHA256_LEN]);
 /** One-shot SHA-256 of data[0..len). */
 void digest_sha256(const void *data, size_t len, uint8_t out[DIGEST_SHA256_LEN]);
 /** HMAC-SHA-256 (RFC 2104) of msg under key, without heap. */
-void digest_hmac_sha256(const void *key, size_t key_len, const void *msg, size_t len,
-                        uint8_t out[DIGEST_SHA256_LEN]);
+void digest_hmac_sha256(const void *key, size_t key_len, const void *msg, size_t len, uint8_t out[DIGEST_SHA256_LEN]);
 /** Standard base64 with padding, NUL-terminated; returns the length without the NUL, 0 when cap is too small. */
 size_t digest_base64_encode(const uint8_t *in, size_t n, char *out, size_t cap);
 /** Compares n bytes in a time that does not depend on their content. */

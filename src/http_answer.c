@@ -119,7 +119,7 @@ void conn_after(conn_t *c, conn_after_t after)
  * both cases unless `after` is AFTER_NEXT.
  */
 void conn_respond_error(conn_t *c, int status, const char *key, const char *message, bool close_header,
-                               conn_after_t after, const char *challenge)
+                        conn_after_t after, const char *challenge)
 {
   wbuf_t b;
   wb_init(&b, conn_out, sizeof conn_out);
@@ -153,8 +153,8 @@ void conn_refuse(conn_t *c, int status, const char *message)
  * so its size is never bounded by the head's. Returns false after closing
  * the connection when lwIP had no room.
  */
-bool conn_send_ok(conn_t *c, int status, const char *type, uint64_t length, const char *repr_digest,
-                         const char *body, size_t body_len, uint64_t log_bytes, bool more)
+bool conn_send_ok(conn_t *c, int status, const char *type, uint64_t length, const char *repr_digest, const char *body,
+                  size_t body_len, uint64_t log_bytes, bool more)
 {
   if (c->head_only) {
     body_len = 0;
@@ -163,7 +163,10 @@ bool conn_send_ok(conn_t *c, int status, const char *type, uint64_t length, cons
   }
   wbuf_t b;
   wb_init(&b, conn_out, sizeof conn_out);
-  http_head_t h = {.status = status, .content_type = type, .content_length = length, .close = !c->keep_alive,
+  http_head_t h = {.status = status,
+                   .content_type = type,
+                   .content_length = length,
+                   .close = !c->keep_alive,
                    .repr_digest = repr_digest};
   http_render_head(&b, &h);
   c->status = (uint16_t)status;

@@ -618,9 +618,11 @@ static conn_t *conn_evict(bool tls_only)
     }
   }
   if (victim != NULL) {
-    static const char *const what[] = {
-      [EVICT_IDLE] = "idle keep-alive connection", [EVICT_LINGER] = "closing connection",
-      [EVICT_DRAIN] = "drain", [EVICT_HEAD] = "unfinished head", [EVICT_STARVED] = "upload below its minimum rate"};
+    static const char *const what[] = {[EVICT_IDLE] = "idle keep-alive connection",
+                                       [EVICT_LINGER] = "closing connection",
+                                       [EVICT_DRAIN] = "drain",
+                                       [EVICT_HEAD] = "unfinished head",
+                                       [EVICT_STARVED] = "upload below its minimum rate"};
     if (best != EVICT_LINGER) {
       log_line("http: all %s slots taken: closing the oldest %s", tls_only ? "TLS" : "connection", what[best]);
     }

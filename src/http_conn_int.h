@@ -50,26 +50,26 @@ typedef enum conn_after {
 typedef struct conn {
   struct altcp_pcb *pcb;
   conn_state_t state;
-  bool keep_alive;   /* the request allows a next one on this connection */
-  bool expect;       /* Expect: 100-continue was honoured */
-  bool chunked;      /* the body uses the chunked coding */
+  bool keep_alive; /* the request allows a next one on this connection */
+  bool expect;     /* Expect: 100-continue was honoured */
+  bool chunked;    /* the body uses the chunked coding */
   bool has_length;
-  bool want_digest;  /* Content-Digest: sha-256 was sent */
-  bool head_only;    /* HEAD: headers of a download without the bytes */
-  bool served;       /* a response went out and the connection was kept: idle between requests */
-  bool retry_due;    /* a retryable 417 was sent: the next request must be its retry */
-  bool waiting;      /* a storage call answered STORAGE_PENDING; storage_ready() resumes */
-  bool checked;      /* the complete body passed its digest and the policy's after-body check */
-  bool replaced;     /* the commit replaced a version */
-  bool to_policy;    /* PUT /_policy or /_config: the body goes to the policy's buffer, not to storage */
-  bool to_config;    /* PUT /_config: that body is the settings */
-  struct pbuf *rx;   /* received bytes not consumed yet */
-  uint16_t fed;      /* bytes of rx the head parser has seen */
-  uint32_t last_ms;  /* last progress, for the timeouts */
-  uint32_t head_ms;  /* first byte of the head being read: its deadline runs from here */
-  uint32_t body_ms;  /* an upload's start, for its minimum rate */
-  uint32_t rate_ms;  /* start of the upload's current rate window */
-  uint64_t rate_bytes; /* body bytes at rate_ms */
+  bool want_digest;     /* Content-Digest: sha-256 was sent */
+  bool head_only;       /* HEAD: headers of a download without the bytes */
+  bool served;          /* a response went out and the connection was kept: idle between requests */
+  bool retry_due;       /* a retryable 417 was sent: the next request must be its retry */
+  bool waiting;         /* a storage call answered STORAGE_PENDING; storage_ready() resumes */
+  bool checked;         /* the complete body passed its digest and the policy's after-body check */
+  bool replaced;        /* the commit replaced a version */
+  bool to_policy;       /* PUT /_policy or /_config: the body goes to the policy's buffer, not to storage */
+  bool to_config;       /* PUT /_config: that body is the settings */
+  struct pbuf *rx;      /* received bytes not consumed yet */
+  uint16_t fed;         /* bytes of rx the head parser has seen */
+  uint32_t last_ms;     /* last progress, for the timeouts */
+  uint32_t head_ms;     /* first byte of the head being read: its deadline runs from here */
+  uint32_t body_ms;     /* an upload's start, for its minimum rate */
+  uint32_t rate_ms;     /* start of the upload's current rate window */
+  uint64_t rate_bytes;  /* body bytes at rate_ms */
   uint32_t linger_ms;   /* when the lingering close began */
   uint32_t wait_ms;     /* when the storage wait began */
   uint32_t linger_left; /* bytes it still reads and drops: past POSTERN_LINGER_MAX, a refused body */
@@ -149,8 +149,8 @@ void conn_respond_error(conn_t *c, int status, const char *key, const char *mess
 /** The usual refusal of a request whose body may follow: answer and close. */
 void conn_refuse(conn_t *c, int status, const char *message);
 /** A success head plus an optional short body, logged; false after closing c when lwIP had no room. */
-bool conn_send_ok(conn_t *c, int status, const char *type, uint64_t length, const char *repr_digest,
-                  const char *body, size_t body_len, uint64_t log_bytes, bool more);
+bool conn_send_ok(conn_t *c, int status, const char *type, uint64_t length, const char *repr_digest, const char *body,
+                  size_t body_len, uint64_t log_bytes, bool more);
 
 /** A new connection when every slot is busy: 503 and a close; returns what lwIP's accept callback returns. */
 err_t conn_refuse_busy(struct altcp_pcb *pcb);

@@ -31,13 +31,13 @@ typedef struct hp_request {
 /** Parser state; no input bytes are buffered. */
 typedef struct hp_parser {
   hp_request_t *req;
-  uint16_t pos;     /* offset of the next byte in the head */
-  uint16_t tok;     /* start of the token being read */
-  uint16_t vend;    /* end of the value so far, trailing OWS excluded */
-  uint8_t state;    /* internal state */
-  uint8_t leading;  /* empty lines seen before the request line */
-  uint8_t major;    /* HTTP major version digit */
-  int8_t result;    /* sticky result once done or failed, else HP_MORE */
+  uint16_t pos;    /* offset of the next byte in the head */
+  uint16_t tok;    /* start of the token being read */
+  uint16_t vend;   /* end of the value so far, trailing OWS excluded */
+  uint8_t state;   /* internal state */
+  uint8_t leading; /* empty lines seen before the request line */
+  uint8_t major;   /* HTTP major version digit */
+  int8_t result;   /* sticky result once done or failed, else HP_MORE */
 } hp_parser_t;
 
 enum hp_result {
@@ -58,9 +58,9 @@ enum hp_expect { HP_EXPECT_NONE = 0, HP_EXPECT_CONTINUE = 1, HP_EXPECT_OTHER = 2
 typedef struct hp_meta {
   uint64_t content_length; /* valid if has_length */
   bool has_length;
-  bool chunked;    /* Transfer-Encoding: chunked */
-  bool keep_alive; /* persistence after this request */
-  uint8_t expect;  /* enum hp_expect; always HP_EXPECT_NONE for HTTP/1.0 */
+  bool chunked;      /* Transfer-Encoding: chunked */
+  bool keep_alive;   /* persistence after this request */
+  uint8_t expect;    /* enum hp_expect; always HP_EXPECT_NONE for HTTP/1.0 */
   int8_t expect_hdr; /* index of the first Expect field or -1 */
   int8_t host_hdr;   /* index of the Host field or -1 */
 } hp_meta_t;

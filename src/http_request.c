@@ -175,7 +175,8 @@ void conn_on_head(conn_t *c, const char *head)
   int st = hp_analyze(r, head, &m);
   c->keep_alive = m.keep_alive;
   if (st != 0) {
-    conn_refuse(c, st, st == 501 ? "only the chunked transfer coding is supported" : "malformed framing headers or Host");
+    conn_refuse(c, st,
+                st == 501 ? "only the chunked transfer coding is supported" : "malformed framing headers or Host");
     return;
   }
   c->has_length = m.has_length;
@@ -216,13 +217,12 @@ void conn_on_head(conn_t *c, const char *head)
                        has_body, has_body ? AFTER_LINGER : AFTER_NEXT, NULL);
     return;
   }
-  bool allowed = route == ROUTE_FILE     ? (is_put || is_get || c->head_only || is_delete)
+  bool allowed = route == ROUTE_FILE                              ? (is_put || is_get || c->head_only || is_delete)
                  : route == ROUTE_POLICY || route == ROUTE_CONFIG ? (is_put || is_get || c->head_only)
-                                         : (is_get || c->head_only);
+                                                                  : (is_get || c->head_only);
   if (!allowed) {
     c->to_policy = route == ROUTE_POLICY || route == ROUTE_CONFIG; /* for the Allow header */
-    conn_respond_error(c, 405, NULL, "method not allowed here", has_body, has_body ? AFTER_LINGER : AFTER_NEXT,
-                       NULL);
+    conn_respond_error(c, 405, NULL, "method not allowed here", has_body, has_body ? AFTER_LINGER : AFTER_NEXT, NULL);
     return;
   }
   if (expect == HP_EXPECT_OTHER) {
@@ -271,21 +271,21 @@ void conn_on_head(conn_t *c, const char *head)
   }
 #endif
   policy_request_t pr = {
-    .method = {head + r->method.off, r->method.len},
-    .path = {conn_path, strlen(conn_path)},
-    .query = query,
-    .version = {r->version_minor ? "HTTP/1.1" : "HTTP/1.0", 8},
-    .name = c->name[0] ? (policy_str_t){c->name, strlen(c->name)} : (policy_str_t){NULL, 0},
-    .header_names = names,
-    .header_values = values,
-    .n_headers = r->n_headers,
-    .has_length = m.has_length,
-    .length = m.content_length,
-    .expect = expect != HP_EXPECT_NONE
-                ? (policy_str_t){head + r->headers[m.expect_hdr].value.off, r->headers[m.expect_hdr].value.len}
-                : (policy_str_t){NULL, 0},
-    .peer = {peer, strlen(peer)},
-    .tls = tls,
+      .method = {head + r->method.off, r->method.len},
+      .path = {conn_path, strlen(conn_path)},
+      .query = query,
+      .version = {r->version_minor ? "HTTP/1.1" : "HTTP/1.0", 8},
+      .name = c->name[0] ? (policy_str_t){c->name, strlen(c->name)} : (policy_str_t){NULL, 0},
+      .header_names = names,
+      .header_values = values,
+      .n_headers = r->n_headers,
+      .has_length = m.has_length,
+      .length = m.content_length,
+      .expect = expect != HP_EXPECT_NONE
+                    ? (policy_str_t){head + r->headers[m.expect_hdr].value.off, r->headers[m.expect_hdr].value.len}
+                    : (policy_str_t){NULL, 0},
+      .peer = {peer, strlen(peer)},
+      .tls = tls,
   };
   static policy_decision_t d;
   policy_decide(&pr, &d);
@@ -293,8 +293,8 @@ void conn_on_head(conn_t *c, const char *head)
   if (d.status != 100) {
     /* Refused: no 100 is ever sent; body bytes in flight are never parsed. */
     const char *key = d.policy_error ? "policy_error" : NULL;
-    const char *challenge = d.status == 401 ? (d.www_authenticate[0] ? d.www_authenticate : "Bearer realm=\"postern\"")
-                                            : NULL;
+    const char *challenge =
+        d.status == 401 ? (d.www_authenticate[0] ? d.www_authenticate : "Bearer realm=\"postern\"") : NULL;
     if (d.status == 417 && d.retryable && c->expect && c->keep_alive) {
       /* The client sent no body: the connection stays open for its retry. */
       c->retry_due = true;

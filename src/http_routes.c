@@ -43,8 +43,11 @@ void conn_start_download(conn_t *c)
   int rc = storage_read_open(c->name, &c->reader, &size);
   if (rc != STORAGE_OK) {
     c->reader = NULL;
-    conn_respond_error(c, rc == STORAGE_ENOENT ? 404 : rc == STORAGE_EBUSY ? 503 : 500, NULL,
-                       rc == STORAGE_ENOENT ? "no such file" : "storage busy or failing", !c->keep_alive,
+    conn_respond_error(c,
+                       rc == STORAGE_ENOENT  ? 404
+                       : rc == STORAGE_EBUSY ? 503
+                                             : 500,
+                       NULL, rc == STORAGE_ENOENT ? "no such file" : "storage busy or failing", !c->keep_alive,
                        c->keep_alive ? AFTER_NEXT : AFTER_LINGER, NULL);
     return;
   }

@@ -66,9 +66,9 @@ void http_status_render(wbuf_t *b)
     const char *name;
     memp_t pool;
   } pools[] = {
-    {"tcp_pcb", MEMP_TCP_PCB}, {"tcp_pcb_listen", MEMP_TCP_PCB_LISTEN}, {"tcp_seg", MEMP_TCP_SEG},
-    {"altcp_pcb", MEMP_ALTCP_PCB}, {"pbuf_pool", MEMP_PBUF_POOL}, {"pbuf_ref", MEMP_PBUF},
-    {"sys_timeout", MEMP_SYS_TIMEOUT},
+      {"tcp_pcb", MEMP_TCP_PCB},         {"tcp_pcb_listen", MEMP_TCP_PCB_LISTEN}, {"tcp_seg", MEMP_TCP_SEG},
+      {"altcp_pcb", MEMP_ALTCP_PCB},     {"pbuf_pool", MEMP_PBUF_POOL},           {"pbuf_ref", MEMP_PBUF},
+      {"sys_timeout", MEMP_SYS_TIMEOUT},
   };
   wb_str(b, "{\"uptime_s\":");
   wb_u64(b, http_status_uptime_s());

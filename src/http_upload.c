@@ -34,10 +34,8 @@ void conn_open_upload(conn_t *c)
   }
   if (rc != STORAGE_OK) {
     c->upload = NULL;
-    int status = rc == STORAGE_ENOSPC ? (c->length > storage_capacity() ? 413 : 507)
-                 : rc == STORAGE_EBUSY ? 409
-                                       : 500;
-    const char *msg = rc == STORAGE_ENOSPC ? "not enough free space"
+    int status = rc == STORAGE_ENOSPC ? (c->length > storage_capacity() ? 413 : 507) : rc == STORAGE_EBUSY ? 409 : 500;
+    const char *msg = rc == STORAGE_ENOSPC  ? "not enough free space"
                       : rc == STORAGE_EBUSY ? "this name is being uploaded right now"
                                             : "storage error";
     /* With Expect, the client waits for 100 or a refusal: 417 says "not this way". */
@@ -73,7 +71,7 @@ static int conn_sink(conn_t *c, const uint8_t *data, size_t len)
   if (len == 0) {
     return STORAGE_OK;
   }
-  int rc = !c->to_policy ? storage_write(c->upload, data, len)
+  int rc = !c->to_policy                      ? storage_write(c->upload, data, len)
            : policy_stage_write(c, data, len) ? STORAGE_OK
                                               : STORAGE_ENOSPC;
   if (conn_storage_wait(c, rc)) {
@@ -168,12 +166,12 @@ static bool conn_check_body(conn_t *c)
   char hex[2 * DIGEST_SHA256_LEN + 1];
   text_hex(sum, sizeof sum, hex);
   policy_request_t pr = {
-    .method = {"PUT", 3},
-    .path = {c->name, strlen(c->name)},
-    .name = {c->name, strlen(c->name)},
-    .version = {"HTTP/1.1", 8},
-    .has_length = true,
-    .length = c->body_bytes,
+      .method = {"PUT", 3},
+      .path = {c->name, strlen(c->name)},
+      .name = {c->name, strlen(c->name)},
+      .version = {"HTTP/1.1", 8},
+      .has_length = true,
+      .length = c->body_bytes,
   };
   static policy_decision_t d;
   policy_after_body(&pr, c->body_bytes, hex, &d);
@@ -196,8 +194,7 @@ static void conn_commit_policy(conn_t *c)
   if (policy_stage_commit(c, &peak) != 0) {
     const char *msg = policy_last_error();
     log_line("policy: replacement refused: %s", msg);
-    conn_respond_error(c, 422, "policy_invalid", msg, !c->keep_alive, c->keep_alive ? AFTER_NEXT : AFTER_LINGER,
-                       NULL);
+    conn_respond_error(c, 422, "policy_invalid", msg, !c->keep_alive, c->keep_alive ? AFTER_NEXT : AFTER_LINGER, NULL);
     return;
   }
   size_t len;
@@ -205,8 +202,11 @@ static void conn_commit_policy(conn_t *c)
   int kept = policy_store_save(src, len);
   char hex[2 * DIGEST_SHA256_LEN + 1];
   text_hex(c->digest, sizeof c->digest, hex);
-  log_line("policy: replaced by %u bytes, sha256 %s, %s (Lua arena: %u bytes live, the check's peak %u)",
-           (unsigned)len, hex, kept == POLICY_STORE_KEPT ? "stored" : kept == POLICY_STORE_RAM ? "until reset" : "NOT STORED",
+  log_line("policy: replaced by %u bytes, sha256 %s, %s (Lua arena: %u bytes live, the check's peak %u)", (unsigned)len,
+           hex,
+           kept == POLICY_STORE_KEPT  ? "stored"
+           : kept == POLICY_STORE_RAM ? "until reset"
+                                      : "NOT STORED",
            (unsigned)policy_memory_live(), (unsigned)peak);
   char body[2 * DIGEST_SHA256_LEN + 120];
   wbuf_t j;
@@ -215,7 +215,8 @@ static void conn_commit_policy(conn_t *c)
   wb_u64(&j, len);
   wb_str(&j, ",\"sha256\":\"");
   wb_str(&j, hex);
-  wb_str(&j, kept == POLICY_STORE_KEPT ? "\",\"stored\":true,\"lua_check_peak\":" : "\",\"stored\":false,\"lua_check_peak\":");
+  wb_str(&j, kept == POLICY_STORE_KEPT ? "\",\"stored\":true,\"lua_check_peak\":"
+                                       : "\",\"stored\":false,\"lua_check_peak\":");
   wb_u64(&j, peak);
   wb_str(&j, "}\n");
   if (conn_send_ok(c, 200, "application/json", j.len, NULL, body, j.len, c->body_bytes, false)) {
@@ -238,8 +239,10 @@ static void conn_commit_config(conn_t *c)
   const char *const *names, *const *values;
   int n = policy_settings(&names, &values);
   int kept = policy_store_save_config(names, values, n);
-  log_line("policy: %d settings replaced, %s", n, kept == POLICY_STORE_KEPT ? "stored for the next boot"
-                                                 : kept == POLICY_STORE_RAM ? "kept until reset" : "NOT STORED");
+  log_line("policy: %d settings replaced, %s", n,
+           kept == POLICY_STORE_KEPT  ? "stored for the next boot"
+           : kept == POLICY_STORE_RAM ? "kept until reset"
+                                      : "NOT STORED");
   char body[48];
   wbuf_t j;
   wb_init(&j, body, sizeof body);
@@ -281,8 +284,8 @@ void conn_commit(conn_t *c)
   }
   c->upload = NULL;
   if (rc != STORAGE_OK) {
-    conn_respond_error(c, 500, "storage_error", "commit failed; the previous version is intact", true,
-                       AFTER_LINGER, NULL);
+    conn_respond_error(c, 500, "storage_error", "commit failed; the previous version is intact", true, AFTER_LINGER,
+                       NULL);
     return;
   }
   char hex[2 * DIGEST_SHA256_LEN + 1];

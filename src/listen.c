@@ -32,8 +32,8 @@ err_t listen_on_prio(altcp_allocator_t *alloc, uint16_t port, altcp_accept_fn ac
   if (slot == LISTEN_MAX) {
     return ERR_MEM;
   }
-  struct altcp_pcb *pcb = alloc != NULL ? altcp_new_ip_type(alloc, IPADDR_TYPE_ANY)
-                                        : altcp_tcp_new_ip_type(IPADDR_TYPE_ANY);
+  struct altcp_pcb *pcb =
+      alloc != NULL ? altcp_new_ip_type(alloc, IPADDR_TYPE_ANY) : altcp_tcp_new_ip_type(IPADDR_TYPE_ANY);
   if (pcb == NULL) {
     return ERR_MEM;
   }

@@ -23,7 +23,7 @@ static lua_State *vm;
 static bool loaded;
 static long budget_used;
 static bool budget_exhausted;
-static bool mem_failed; /* the arena refused memory during this call */
+static bool mem_failed;                   /* the arena refused memory during this call */
 static char last_error[LOG_TEXT_MAX + 1]; /* the message of the last failed call, as logged */
 
 /* What the running VM was made from, kept to build it again (a replacement, a rollback). */
@@ -50,7 +50,8 @@ static const char req_meta_key = 0;
 /* ---- Small helpers ---------------------------------------------------- */
 
 /* Copies s[0..n) into dst (cap bytes, NUL included), control bytes but tab as '?'. */
-static void copy_clean(char *dst, size_t cap, const char *s, size_t n) {
+static void copy_clean(char *dst, size_t cap, const char *s, size_t n)
+{
   if (n >= cap) {
     n = cap - 1;
   }
@@ -62,13 +63,15 @@ static void copy_clean(char *dst, size_t cap, const char *s, size_t n) {
 }
 
 /* Logs "policy: <text>" with control bytes neutralised (no forged log lines). */
-static void log_text(const char *s, size_t n) {
+static void log_text(const char *s, size_t n)
+{
   char line[LOG_TEXT_MAX + 1];
   copy_clean(line, sizeof line, s, n);
   log_line("policy: %s", line);
 }
 
-static void push_u64(lua_State *L, uint64_t v) {
+static void push_u64(lua_State *L, uint64_t v)
+{
   if (v <= (uint64_t)LUA_MAXINTEGER) {
     lua_pushinteger(L, (lua_Integer)v);
   } else {
@@ -77,14 +80,16 @@ static void push_u64(lua_State *L, uint64_t v) {
 }
 
 /* t[key] = s for the table on top, unless s is absent. */
-static void set_str(lua_State *L, const char *key, policy_str_t s) {
+static void set_str(lua_State *L, const char *key, policy_str_t s)
+{
   if (s.p != NULL) {
     lua_pushlstring(L, s.p, s.n);
     lua_setfield(L, -2, key);
   }
 }
 
-static void fail_closed(policy_decision_t *out) {
+static void fail_closed(policy_decision_t *out)
+{
   memset(out, 0, sizeof *out);
   out->status = 500;
   out->policy_error = true;
@@ -95,21 +100,24 @@ static void fail_closed(policy_decision_t *out) {
  * A proxy is an empty userdata whose user value is the backing table: rawset
  * cannot reach it, and the shared metatable only reads. */
 
-static int ro_index(lua_State *L) {
+static int ro_index(lua_State *L)
+{
   lua_getiuservalue(L, 1, 1);
   lua_pushvalue(L, 2);
   lua_rawget(L, -2);
   return 1;
 }
 
-static int ro_newindex(lua_State *L) {
+static int ro_newindex(lua_State *L)
+{
   if (lua_type(L, 2) == LUA_TSTRING) {
     return luaL_error(L, "attempt to modify read-only field '%s'", lua_tostring(L, 2));
   }
   return luaL_error(L, "attempt to modify a read-only table");
 }
 
-static int ro_next(lua_State *L) {
+static int ro_next(lua_State *L)
+{
   lua_settop(L, 2);
   if (lua_next(L, lua_upvalueindex(1)) == 0) {
     lua_pushnil(L);
@@ -118,7 +126,8 @@ static int ro_next(lua_State *L) {
   return 2;
 }
 
-static int ro_pairs(lua_State *L) {
+static int ro_pairs(lua_State *L)
+{
   lua_getiuservalue(L, 1, 1);
   lua_pushcclosure(L, ro_next, 1);
   lua_pushnil(L);
@@ -126,14 +135,16 @@ static int ro_pairs(lua_State *L) {
   return 3;
 }
 
-static int ro_len(lua_State *L) {
+static int ro_len(lua_State *L)
+{
   lua_getiuservalue(L, 1, 1);
   lua_pushinteger(L, (lua_Integer)lua_rawlen(L, -1));
   return 1;
 }
 
 /* Replaces the table on top of the stack with its read-only proxy. */
-static void push_ro(lua_State *L) {
+static void push_ro(lua_State *L)
+{
   lua_newuserdatauv(L, 0, 1);
   lua_insert(L, -2);
   lua_setiuservalue(L, -2, 1);
@@ -155,7 +166,8 @@ typedef struct view {
 static uint32_t call_gen; /* advanced after every call */
 
 /* The request behind the view at index 1, while its call lasts. */
-static const policy_request_t *view_req(lua_State *L) {
+static const policy_request_t *view_req(lua_State *L)
+{
   const view_t *v = (const view_t *)lua_touserdata(L, 1);
   if (v->gen != call_gen) {
     luaL_error(L, "the request object is only valid during the policy call");
@@ -164,7 +176,8 @@ static const policy_request_t *view_req(lua_State *L) {
 }
 
 /* Pushes a new view of kind `meta` (a registry key) on r. */
-static void push_view(lua_State *L, const policy_request_t *r, const char *meta, int user_values) {
+static void push_view(lua_State *L, const policy_request_t *r, const char *meta, int user_values)
+{
   view_t *v = (view_t *)lua_newuserdatauv(L, sizeof *v, user_values);
   v->req = r;
   v->gen = call_gen;
@@ -173,7 +186,8 @@ static void push_view(lua_State *L, const policy_request_t *r, const char *meta,
 }
 
 /* True when the header name, lower-cased, is exactly k. */
-static bool hdr_name_is(policy_str_t nm, const char *k, size_t kn) {
+static bool hdr_name_is(policy_str_t nm, const char *k, size_t kn)
+{
   if (nm.p == NULL || nm.n != kn) {
     return false;
   }
@@ -188,7 +202,8 @@ static bool hdr_name_is(policy_str_t nm, const char *k, size_t kn) {
 
 /* Pushes the value of the fields named k (lower case); repeated fields are
  * joined with ", " (RFC 9110 5.3); nil when there is none. */
-static void hdr_push(lua_State *L, const policy_request_t *r, const char *k, size_t kn) {
+static void hdr_push(lua_State *L, const policy_request_t *r, const char *k, size_t kn)
+{
   int found = 0;
   for (int i = 0; i < r->n_headers; i++) {
     if (!hdr_name_is(r->header_names[i], k, kn)) {
@@ -207,7 +222,8 @@ static void hdr_push(lua_State *L, const policy_request_t *r, const char *k, siz
   }
 }
 
-static int hdr_index(lua_State *L) {
+static int hdr_index(lua_State *L)
+{
   const policy_request_t *r = view_req(L);
   size_t kn;
   if (lua_type(L, 2) != LUA_TSTRING) {
@@ -220,7 +236,8 @@ static int hdr_index(lua_State *L) {
 }
 
 /* Iterates over the table just built (pairs on a view). */
-static int view_iterate(lua_State *L) {
+static int view_iterate(lua_State *L)
+{
   lua_pushcclosure(L, ro_next, 1);
   lua_pushnil(L);
   lua_pushnil(L);
@@ -228,7 +245,8 @@ static int view_iterate(lua_State *L) {
 }
 
 /* pairs(req.headers): the whole table, lower-case names, built when asked. */
-static int hdr_pairs(lua_State *L) {
+static int hdr_pairs(lua_State *L)
+{
   const policy_request_t *r = view_req(L);
   lua_createtable(L, 0, r->n_headers);
   for (int i = 0; i < r->n_headers; i++) {
@@ -251,7 +269,8 @@ static int hdr_pairs(lua_State *L) {
   return view_iterate(L);
 }
 
-static int view_len(lua_State *L) {
+static int view_len(lua_State *L)
+{
   view_req(L);
   lua_pushinteger(L, 0); /* names only, no sequence */
   return 1;
@@ -262,14 +281,15 @@ static const struct {
   const char *name;
   size_t offset;
 } req_strings[] = {
-  {"method", offsetof(policy_request_t, method)},   {"path", offsetof(policy_request_t, path)},
-  {"query", offsetof(policy_request_t, query)},     {"version", offsetof(policy_request_t, version)},
-  {"name", offsetof(policy_request_t, name)},       {"expect", offsetof(policy_request_t, expect)},
-  {"peer", offsetof(policy_request_t, peer)},
+    {"method", offsetof(policy_request_t, method)}, {"path", offsetof(policy_request_t, path)},
+    {"query", offsetof(policy_request_t, query)},   {"version", offsetof(policy_request_t, version)},
+    {"name", offsetof(policy_request_t, name)},     {"expect", offsetof(policy_request_t, expect)},
+    {"peer", offsetof(policy_request_t, peer)},
 };
 
 /* Pushes req[k] for the view at index 1 (user values: 1 headers, 2 tls). */
-static void req_push(lua_State *L, const policy_request_t *r, const char *k) {
+static void req_push(lua_State *L, const policy_request_t *r, const char *k)
+{
   for (size_t i = 0; i < sizeof req_strings / sizeof req_strings[0]; i++) {
     if (strcmp(k, req_strings[i].name) == 0) {
       const policy_str_t *s = (const policy_str_t *)(const void *)((const char *)r + req_strings[i].offset);
@@ -307,7 +327,8 @@ static void req_push(lua_State *L, const policy_request_t *r, const char *k) {
   }
 }
 
-static int req_index(lua_State *L) {
+static int req_index(lua_State *L)
+{
   const policy_request_t *r = view_req(L);
   if (lua_type(L, 2) != LUA_TSTRING) {
     lua_pushnil(L);
@@ -318,13 +339,15 @@ static int req_index(lua_State *L) {
 }
 
 /* pairs(req): every field present, built when asked. */
-static int req_pairs(lua_State *L) {
+static int req_pairs(lua_State *L)
+{
   static const char *const others[] = {"length", "headers", "tls"};
   const policy_request_t *r = view_req(L);
   lua_createtable(L, 0, 10);
   for (size_t i = 0; i < sizeof req_strings / sizeof req_strings[0] + 3; i++) {
     const char *k = i < sizeof req_strings / sizeof req_strings[0]
-                      ? req_strings[i].name : others[i - sizeof req_strings / sizeof req_strings[0]];
+                        ? req_strings[i].name
+                        : others[i - sizeof req_strings / sizeof req_strings[0]];
     req_push(L, r, k);
     lua_setfield(L, -2, k);
   }
@@ -333,17 +356,20 @@ static int req_pairs(lua_State *L) {
 
 /* ---- Helpers given to the script ---------------------------------------- */
 
-static int h_storage_free(lua_State *L) {
+static int h_storage_free(lua_State *L)
+{
   push_u64(L, storage_free());
   return 1;
 }
 
-static int h_storage_capacity(lua_State *L) {
+static int h_storage_capacity(lua_State *L)
+{
   push_u64(L, storage_capacity());
   return 1;
 }
 
-static int h_storage_exists(lua_State *L) {
+static int h_storage_exists(lua_State *L)
+{
   size_t n;
   const char *name = luaL_checklstring(L, 1, &n);
   uint64_t size = 0;
@@ -356,14 +382,16 @@ static int h_storage_exists(lua_State *L) {
   return 2;
 }
 
-static bool is_token68_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-         c == '.' || c == '_' || c == '~' || c == '+' || c == '/';
+static bool is_token68_char(char c)
+{
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+         c == '_' || c == '~' || c == '+' || c == '/';
 }
 
 /* Finds the token68 credentials of `scheme` in an Authorization value:
  * returns them (and their length in *n) or NULL. */
-static const char *auth_credentials(lua_State *L, const char *scheme, size_t *n) {
+static const char *auth_credentials(lua_State *L, const char *scheme, size_t *n)
+{
   size_t len, sl = strlen(scheme), i = 0;
   if (lua_type(L, 1) != LUA_TSTRING) {
     return NULL;
@@ -411,7 +439,8 @@ static const char *auth_credentials(lua_State *L, const char *scheme, size_t *n)
   return v + start;
 }
 
-static int h_auth_bearer(lua_State *L) {
+static int h_auth_bearer(lua_State *L)
+{
   size_t n;
   const char *tok = auth_credentials(L, "bearer", &n);
   if (tok == NULL) {
@@ -422,7 +451,8 @@ static int h_auth_bearer(lua_State *L) {
   return 1;
 }
 
-static int h_auth_basic(lua_State *L) {
+static int h_auth_basic(lua_State *L)
+{
   size_t n, olen = 0;
   const char *b64 = auth_credentials(L, "basic", &n);
   if (b64 == NULL) {
@@ -451,7 +481,8 @@ static int h_auth_basic(lua_State *L) {
   return 2;
 }
 
-static int h_auth_equal(lua_State *L) {
+static int h_auth_equal(lua_State *L)
+{
   size_t la, lb;
   if (lua_type(L, 1) != LUA_TSTRING || lua_type(L, 2) != LUA_TSTRING) {
     lua_pushboolean(L, 0);
@@ -465,7 +496,8 @@ static int h_auth_equal(lua_State *L) {
   return 1;
 }
 
-static int h_crypto_sha256(lua_State *L) {
+static int h_crypto_sha256(lua_State *L)
+{
   size_t n;
   const char *s = luaL_checklstring(L, 1, &n);
   uint8_t d[DIGEST_SHA256_LEN];
@@ -476,7 +508,8 @@ static int h_crypto_sha256(lua_State *L) {
   return 1;
 }
 
-static int h_crypto_hmac_sha256(lua_State *L) {
+static int h_crypto_hmac_sha256(lua_State *L)
+{
   size_t kn, mn;
   const char *k = luaL_checklstring(L, 1, &kn);
   const char *m = luaL_checklstring(L, 2, &mn);
@@ -489,7 +522,8 @@ static int h_crypto_hmac_sha256(lua_State *L) {
 }
 
 /* log(s) or log(fmt, ...): one line "policy: ..." (upvalue 1 is string.format). */
-static int h_log(lua_State *L) {
+static int h_log(lua_State *L)
+{
   int n = lua_gettop(L);
   size_t len;
   if (n > 1) {
@@ -506,7 +540,8 @@ static int h_log(lua_State *L) {
 }
 
 /* print(...): the arguments, tab-separated, as one log line. */
-static int h_print(lua_State *L) {
+static int h_print(lua_State *L)
+{
   int n = lua_gettop(L);
   luaL_Buffer b;
   luaL_buffinit(L, &b);
@@ -525,7 +560,8 @@ static int h_print(lua_State *L) {
 }
 
 /* load(chunk [, chunkname [, mode [, env]]]): text chunks given as strings only. */
-static int sb_load(lua_State *L) {
+static int sb_load(lua_State *L)
+{
   size_t n;
   if (lua_type(L, 1) != LUA_TSTRING) {
     return luaL_argerror(L, 1, "string expected (a policy loads text chunks only)");
@@ -553,7 +589,8 @@ static int sb_load(lua_State *L) {
 }
 
 /* collectgarbage(["collect"|"count"]): the other options are refused. */
-static int sb_collectgarbage(lua_State *L) {
+static int sb_collectgarbage(lua_State *L)
+{
   const char *opt = luaL_optstring(L, 1, "collect");
   if (strcmp(opt, "collect") == 0) {
     lua_gc(L, LUA_GCCOLLECT);
@@ -569,7 +606,8 @@ static int sb_collectgarbage(lua_State *L) {
 }
 
 /* setmetatable without finalizers: a __gc would run outside the budget. */
-static int sb_setmetatable(lua_State *L) {
+static int sb_setmetatable(lua_State *L)
+{
   int t = lua_type(L, 2);
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_argexpected(L, t == LUA_TNIL || t == LUA_TTABLE, 2, "nil or table");
@@ -590,7 +628,8 @@ static int sb_setmetatable(lua_State *L) {
 
 /* Ends a script's pcall/xpcall: memory and budget failures are not the
  * script's to catch (retrying them would only burn time), so they go on up. */
-static int finish_pcall(lua_State *L, int st, int extra) {
+static int finish_pcall(lua_State *L, int st, int extra)
+{
   if (st == LUA_ERRMEM || (st != LUA_OK && mem_failed)) {
     mem_failed = true;
   }
@@ -605,14 +644,16 @@ static int finish_pcall(lua_State *L, int st, int extra) {
   return lua_gettop(L) - extra;
 }
 
-static int sb_pcall(lua_State *L) {
+static int sb_pcall(lua_State *L)
+{
   luaL_checkany(L, 1);
   lua_pushboolean(L, 1);
   lua_insert(L, 1);
   return finish_pcall(L, lua_pcall(L, lua_gettop(L) - 2, LUA_MULTRET, 0), 0);
 }
 
-static int sb_xpcall(lua_State *L) {
+static int sb_xpcall(lua_State *L)
+{
   int n = lua_gettop(L);
   luaL_checktype(L, 2, LUA_TFUNCTION);
   lua_pushboolean(L, 1);
@@ -630,7 +671,8 @@ static void budget_hook(lua_State *L, lua_Debug *ar);
  * the budget, every further instruction raises an error, so a script's own
  * pcall cannot swallow the stop. The error names the innermost script line:
  * the hook's own function, or the caller of string.find and the like. */
-static void budget_charge(lua_State *L, unsigned long n) {
+static void budget_charge(lua_State *L, unsigned long n)
+{
   lua_Debug d;
   budget_used += (long)n;
   if (!budget_exhausted && budget_used < POSTERN_LUA_BUDGET) {
@@ -651,13 +693,15 @@ static void budget_charge(lua_State *L, unsigned long n) {
 }
 
 /* Count hook: every POSTERN_LUA_HOOK_STEP instructions. */
-static void budget_hook(lua_State *L, lua_Debug *ar) {
+static void budget_hook(lua_State *L, lua_Debug *ar)
+{
   (void)ar;
   budget_charge(L, POSTERN_LUA_HOOK_STEP);
 }
 
 /* Message handler: makes the error a string that names the script line. */
-static int msgh(lua_State *L) {
+static int msgh(lua_State *L)
+{
   lua_Debug d;
   size_t n;
   const char *msg = lua_type(L, 1) == LUA_TSTRING || lua_type(L, 1) == LUA_TNUMBER
@@ -682,7 +726,8 @@ static int msgh(lua_State *L) {
 
 /* Runs f(ctx) protected, under the budget and the message handler; logs a
  * failure as one line and collects the garbage it left. Returns Lua's status. */
-static int run_protected(lua_CFunction f, void *ctx) {
+static int run_protected(lua_CFunction f, void *ctx)
+{
   lua_State *L = vm;
   int base = lua_gettop(L);
   budget_used = 0;
@@ -711,7 +756,8 @@ static int run_protected(lua_CFunction f, void *ctx) {
   return st;
 }
 
-static int panic(lua_State *L) {
+static int panic(lua_State *L)
+{
   const char *m = lua_tostring(L, -1);
   log_line("policy: panic: %s", m ? m : "?");
   return 0;
@@ -725,7 +771,8 @@ typedef struct init_ctx {
   int n;
 } init_ctx_t;
 
-static void new_helper(lua_State *L, const char *global, const luaL_Reg *fns) {
+static void new_helper(lua_State *L, const char *global, const luaL_Reg *fns)
+{
   lua_newtable(L);
   luaL_setfuncs(L, fns, 0);
   push_ro(L);
@@ -733,7 +780,8 @@ static void new_helper(lua_State *L, const char *global, const luaL_Reg *fns) {
 }
 
 /* Registers a read-only metatable with these functions under the registry key. */
-static void new_meta(lua_State *L, const luaL_Reg *fns, const char *key) {
+static void new_meta(lua_State *L, const luaL_Reg *fns, const char *key)
+{
   lua_newtable(L);
   luaL_setfuncs(L, fns, 0);
   lua_pushboolean(L, 0);
@@ -743,24 +791,24 @@ static void new_meta(lua_State *L, const luaL_Reg *fns, const char *key) {
   lua_rawsetp(L, LUA_REGISTRYINDEX, key);
 }
 
-static int init_k(lua_State *L) {
+static int init_k(lua_State *L)
+{
   const init_ctx_t *c = (const init_ctx_t *)lua_touserdata(L, 1);
-  static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base},      {LUA_STRLIBNAME, luaopen_string},
+  static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base},       {LUA_STRLIBNAME, luaopen_string},
                                   {LUA_TABLIBNAME, luaopen_table}, {LUA_MATHLIBNAME, luaopen_math},
                                   {LUA_UTF8LIBNAME, luaopen_utf8}, {NULL, NULL}};
-  static const luaL_Reg ro_meta[] = {{"__index", ro_index}, {"__newindex", ro_newindex},
-                                     {"__pairs", ro_pairs}, {"__len", ro_len},
-                                     {NULL, NULL}};
-  static const luaL_Reg hdr_meta[] = {{"__index", hdr_index}, {"__newindex", ro_newindex},
-                                      {"__pairs", hdr_pairs}, {"__len", view_len}, {NULL, NULL}};
-  static const luaL_Reg req_meta[] = {{"__index", req_index}, {"__newindex", ro_newindex},
-                                      {"__pairs", req_pairs}, {"__len", view_len}, {NULL, NULL}};
-  static const luaL_Reg storage_fns[] = {{"free", h_storage_free}, {"capacity", h_storage_capacity},
-                                         {"exists", h_storage_exists}, {NULL, NULL}};
-  static const luaL_Reg auth_fns[] = {{"bearer", h_auth_bearer}, {"basic", h_auth_basic},
-                                      {"equal", h_auth_equal}, {NULL, NULL}};
-  static const luaL_Reg crypto_fns[] = {{"sha256", h_crypto_sha256},
-                                        {"hmac_sha256", h_crypto_hmac_sha256}, {NULL, NULL}};
+  static const luaL_Reg ro_meta[] = {
+      {"__index", ro_index}, {"__newindex", ro_newindex}, {"__pairs", ro_pairs}, {"__len", ro_len}, {NULL, NULL}};
+  static const luaL_Reg hdr_meta[] = {
+      {"__index", hdr_index}, {"__newindex", ro_newindex}, {"__pairs", hdr_pairs}, {"__len", view_len}, {NULL, NULL}};
+  static const luaL_Reg req_meta[] = {
+      {"__index", req_index}, {"__newindex", ro_newindex}, {"__pairs", req_pairs}, {"__len", view_len}, {NULL, NULL}};
+  static const luaL_Reg storage_fns[] = {
+      {"free", h_storage_free}, {"capacity", h_storage_capacity}, {"exists", h_storage_exists}, {NULL, NULL}};
+  static const luaL_Reg auth_fns[] = {
+      {"bearer", h_auth_bearer}, {"basic", h_auth_basic}, {"equal", h_auth_equal}, {NULL, NULL}};
+  static const luaL_Reg crypto_fns[] = {
+      {"sha256", h_crypto_sha256}, {"hmac_sha256", h_crypto_hmac_sha256}, {NULL, NULL}};
 
   for (const luaL_Reg *lib = libs; lib->func != NULL; lib++) {
     luaL_requiref(L, lib->name, lib->func, 1);
@@ -816,7 +864,8 @@ static int init_k(lua_State *L) {
 
 /** Creates the VM in the Lua arena with the sandboxed libraries and helpers;
  *  settings become config.NAME. Returns 0, or -1 (logged). */
-int policy_init(const char *const *setting_names, const char *const *setting_values, int n_settings) {
+int policy_init(const char *const *setting_names, const char *const *setting_values, int n_settings)
+{
   init_ctx_t c = {setting_names, setting_values, n_settings};
   policy_shutdown();
   if (n_settings < 0 || n_settings > POSTERN_MAX_SETTINGS) {
@@ -858,7 +907,8 @@ typedef struct load_ctx {
   size_t len;
 } load_ctx_t;
 
-static int load_k(lua_State *L) {
+static int load_k(lua_State *L)
+{
   const load_ctx_t *c = (const load_ctx_t *)lua_touserdata(L, 1);
   const char *name = c->chunkname;
   if (name[0] != '@' && name[0] != '=') {
@@ -880,7 +930,8 @@ static int load_k(lua_State *L) {
 
 /** Runs a policy script once (text only); it must define a global function
  *  on_request. Returns 0, or -1 with Lua's message (file:line) logged. */
-int policy_load(const char *chunkname, const char *source, size_t len) {
+int policy_load(const char *chunkname, const char *source, size_t len)
+{
   load_ctx_t c = {chunkname ? chunkname : "policy", source, len};
   if (vm == NULL) {
     log_line("policy: error: policy_load before policy_init");
@@ -902,7 +953,8 @@ int policy_load(const char *chunkname, const char *source, size_t len) {
   return 0;
 }
 
-static int self_test_k(lua_State *L) {
+static int self_test_k(lua_State *L)
+{
   if (lua_getglobal(L, "self_test") == LUA_TNIL) {
     *(bool *)lua_touserdata(L, 1) = false;
     return 0;
@@ -917,15 +969,16 @@ static int self_test_k(lua_State *L) {
     lua_Debug d;
     lua_pushvalue(L, fidx);
     lua_getinfo(L, ">S", &d);
-    return luaL_error(L, "%s:%d: self_test failed%s%s", d.short_src, d.linedefined,
-                      lua_isstring(L, -1) ? ": " : "", lua_isstring(L, -1) ? lua_tostring(L, -1) : "");
+    return luaL_error(L, "%s:%d: self_test failed%s%s", d.short_src, d.linedefined, lua_isstring(L, -1) ? ": " : "",
+                      lua_isstring(L, -1) ? lua_tostring(L, -1) : "");
   }
   return 0;
 }
 
 /** Runs the policy's optional self_test() under the budget: 0 when it returned
  *  anything but false, 1 when there is none, -1 (logged, see policy_last_error). */
-int policy_self_test(void) {
+int policy_self_test(void)
+{
   bool present = true;
   if (vm == NULL || !loaded) {
     snprintf(last_error, sizeof last_error, "%s", "no policy loaded");
@@ -938,17 +991,20 @@ int policy_self_test(void) {
 }
 
 /** The budget the last call spent: VM instructions (counted by POSTERN_LUA_HOOK_STEP) and matcher steps. */
-long policy_instructions_used(void) {
+long policy_instructions_used(void)
+{
   return budget_used;
 }
 
 /** The message of the last call that failed, as logged (Lua's, with name:line). */
-const char *policy_last_error(void) {
+const char *policy_last_error(void)
+{
   return last_error;
 }
 
 /** The running policy: its source (len bytes), name, SHA-256, and a number that changes with it. */
-const char *policy_running(size_t *len, const char **name, uint8_t sha256[DIGEST_SHA256_LEN], uint32_t *gen) {
+const char *policy_running(size_t *len, const char **name, uint8_t sha256[DIGEST_SHA256_LEN], uint32_t *gen)
+{
   if (len != NULL) {
     *len = loaded ? run_len : 0;
   }
@@ -967,12 +1023,14 @@ const char *policy_running(size_t *len, const char **name, uint8_t sha256[DIGEST
 /* ---- Replacement ------------------------------------------------------------ */
 
 /** Bytes a replacement may have now: the buffer less the running source it holds. */
-size_t policy_stage_room(void) {
+size_t policy_stage_room(void)
+{
   return sizeof stage_buf - stage_held;
 }
 
 /** Starts collecting a replacement for owner; false while another owner collects one. */
-bool policy_stage_begin(const void *owner) {
+bool policy_stage_begin(const void *owner)
+{
   if (stage_owner != NULL && stage_owner != owner) {
     return false;
   }
@@ -982,7 +1040,8 @@ bool policy_stage_begin(const void *owner) {
 }
 
 /** Appends n bytes; false (nothing kept) past policy_stage_room() or for another owner. */
-bool policy_stage_write(const void *owner, const void *data, size_t n) {
+bool policy_stage_write(const void *owner, const void *data, size_t n)
+{
   if (owner != stage_owner || n > sizeof stage_buf - stage_held - stage_len) {
     return false;
   }
@@ -992,7 +1051,8 @@ bool policy_stage_write(const void *owner, const void *data, size_t n) {
 }
 
 /** Drops owner's collection, if it has one. */
-void policy_stage_abort(const void *owner) {
+void policy_stage_abort(const void *owner)
+{
   if (owner != NULL && owner == stage_owner) {
     stage_owner = NULL;
     stage_len = 0;
@@ -1001,7 +1061,8 @@ void policy_stage_abort(const void *owner) {
 
 /* Builds the VM again from the kept settings and runs `source`, then its
  * self_test. The old VM is closed first: the arena holds one VM at a time. */
-static int rebuild(const char *name, const char *source, size_t len, bool self_test) {
+static int rebuild(const char *name, const char *source, size_t len, bool self_test)
+{
   size_t hw = lua_arena_high_water();
   hw_carry = hw > hw_carry ? hw : hw_carry;
   if (policy_init(set_names, set_values, set_n) != 0) {
@@ -1020,7 +1081,8 @@ static int rebuild(const char *name, const char *source, size_t len, bool self_t
  * exist and its optional self_test() pass. On failure the running policy is
  * rebuilt from its kept source, and -1 comes back with the reason in msg.
  */
-int policy_stage_commit(const void *owner, size_t *peak) {
+int policy_stage_commit(const void *owner, size_t *peak)
+{
   if (owner != stage_owner) {
     snprintf(last_error, sizeof last_error, "%s", "no policy is being collected");
     return -1;
@@ -1073,18 +1135,23 @@ static char cfg_text[2][POSTERN_CONFIG_MAX];
 static const char *cfg_names[2][POSTERN_MAX_SETTINGS], *cfg_values[2][POSTERN_MAX_SETTINGS];
 static int cfg_next; /* the slot the next parse writes */
 
-static size_t json_ws(const char *js, size_t i, size_t len) {
+static size_t json_ws(const char *js, size_t i, size_t len)
+{
   while (i < len && (js[i] == ' ' || js[i] == '\t' || js[i] == '\r' || js[i] == '\n')) {
     i++;
   }
   return i;
 }
 
-static int json_hex4(const char *p) {
+static int json_hex4(const char *p)
+{
   int v = 0;
   for (int k = 0; k < 4; k++) {
     char ch = p[k];
-    int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+    int d = ch >= '0' && ch <= '9'   ? ch - '0'
+            : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+            : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+                                     : -1;
     if (d < 0) {
       return -1;
     }
@@ -1094,7 +1161,8 @@ static int json_hex4(const char *p) {
 }
 
 /* Decodes the JSON string at js[*i] (its opening quote) into out[*o..cap), NUL-terminated; false when malformed or too long. */
-static bool json_string(const char *js, size_t len, size_t *i, char *out, size_t *o, size_t cap) {
+static bool json_string(const char *js, size_t len, size_t *i, char *out, size_t *o, size_t cap)
+{
   size_t k = *i + 1, w = *o;
   while (k < len && js[k] != '"') {
     unsigned char ch = (unsigned char)js[k];
@@ -1156,7 +1224,8 @@ static bool json_string(const char *js, size_t len, size_t *i, char *out, size_t
 }
 
 /* A setting name as --set takes it: 1 to 32 letters, digits and '_', not starting with a digit. */
-static bool setting_name_ok(const char *s) {
+static bool setting_name_ok(const char *s)
+{
   size_t n = strlen(s);
   if (n == 0 || n > 32 || (s[0] >= '0' && s[0] <= '9')) {
     return false;
@@ -1172,8 +1241,9 @@ static bool setting_name_ok(const char *s) {
 
 /** Parses a JSON object of strings (the settings, as PUT /_config and the store give them) into a
  *  static slot; its count, with *names and *values valid until the parse after next, or -1 with msg. */
-int policy_config_parse(const char *js, size_t len, const char *const **names, const char *const **values,
-                        char *msg, size_t cap) {
+int policy_config_parse(const char *js, size_t len, const char *const **names, const char *const **values, char *msg,
+                        size_t cap)
+{
   int slot = cfg_next, n = 0;
   char *text = cfg_text[slot];
   size_t i = json_ws(js, 0, len), o = 0;
@@ -1235,7 +1305,8 @@ int policy_config_parse(const char *js, size_t len, const char *const **names, c
 /** Checks owner's collected settings (a JSON object of strings) and swaps them in: the running
  *  policy is rebuilt with them and must load and pass its self_test. 0; -1 (malformed, msg) with
  *  nothing changed; -2 (the policy refused them, msg) with the previous settings back. */
-int policy_stage_commit_config(const void *owner) {
+int policy_stage_commit_config(const void *owner)
+{
   const char *const *names, *const *values;
   if (owner != stage_owner) {
     snprintf(last_error, sizeof last_error, "%s", "no settings are being collected");
@@ -1269,7 +1340,8 @@ int policy_stage_commit_config(const void *owner) {
 }
 
 /** The settings the policy runs with (config.NAME); the count. */
-int policy_settings(const char *const **names, const char *const **values) {
+int policy_settings(const char *const **names, const char *const **values)
+{
   *names = set_names;
   *values = set_values;
   return set_n;
@@ -1280,7 +1352,8 @@ typedef struct secret_ctx {
   bool secret;
 } secret_ctx_t;
 
-static int secret_k(lua_State *L) {
+static int secret_k(lua_State *L)
+{
   secret_ctx_t *c = (secret_ctx_t *)lua_touserdata(L, 1);
   lua_pushglobaltable(L);
   lua_pushliteral(L, "secret_settings");
@@ -1300,7 +1373,8 @@ static int secret_k(lua_State *L) {
 
 /** True when GET /_config must not show the setting: the policy's global list secret_settings names
  *  it, or, without such a list, it is "token". Fails closed (true). */
-bool policy_setting_secret(const char *name) {
+bool policy_setting_secret(const char *name)
+{
   secret_ctx_t c = {name, true};
   if (vm == NULL || !loaded) {
     return true;
@@ -1317,45 +1391,49 @@ bool policy_setting_secret(const char *name) {
 
 typedef struct call_ctx {
   const policy_request_t *req;
-  const char *fn;          /* "on_request" or "on_stored" */
-  bool optional;           /* a missing function means accept */
-  bool stored;             /* pass {size=, sha256=} too */
+  const char *fn; /* "on_request" or "on_stored" */
+  bool optional;  /* a missing function means accept */
+  bool stored;    /* pass {size=, sha256=} too */
   uint64_t size;
   const char *sha256_hex;
   policy_decision_t *out;
 } call_ctx_t;
 
 /* Pushes the read-only request object: a view, filled in as it is read. */
-static void push_request(lua_State *L, const policy_request_t *r) {
+static void push_request(lua_State *L, const policy_request_t *r)
+{
   push_view(L, r, &req_meta_key, 2);
 }
 
 /* 100 goes on; a final answer is a refusal, 4xx or 5xx. A 2xx or 3xx would
  * claim a success the core never produced (and a 204 or 304 must carry no
  * body), so it fails closed like any other invalid answer. */
-static bool valid_status(lua_Integer s) {
+static bool valid_status(lua_Integer s)
+{
   return s == 100 || (s >= 400 && s <= 599);
 }
 
 /* Status from a scalar result (true, false, a number, "accept"); -1 when invalid. */
-static lua_Integer scalar_status(lua_State *L, int idx) {
+static lua_Integer scalar_status(lua_State *L, int idx)
+{
   int isnum = 0;
   lua_Integer s;
   switch (lua_type(L, idx)) {
-    case LUA_TBOOLEAN:
-      return lua_toboolean(L, idx) ? 100 : 403;
-    case LUA_TNUMBER:
-      s = lua_tointegerx(L, idx, &isnum);
-      return isnum && valid_status(s) ? s : -1;
-    case LUA_TSTRING:
-      return strcmp(lua_tostring(L, idx), "accept") == 0 ? 100 : -1;
-    default:
-      return -1;
+  case LUA_TBOOLEAN:
+    return lua_toboolean(L, idx) ? 100 : 403;
+  case LUA_TNUMBER:
+    s = lua_tointegerx(L, idx, &isnum);
+    return isnum && valid_status(s) ? s : -1;
+  case LUA_TSTRING:
+    return strcmp(lua_tostring(L, idx), "accept") == 0 ? 100 : -1;
+  default:
+    return -1;
   }
 }
 
 /* Copies an optional string at idx into dst; false when it is neither nil nor a string. */
-static bool opt_message(lua_State *L, int idx, char *dst, size_t cap) {
+static bool opt_message(lua_State *L, int idx, char *dst, size_t cap)
+{
   size_t n;
   if (lua_isnoneornil(L, idx)) {
     return true;
@@ -1371,12 +1449,13 @@ static bool opt_message(lua_State *L, int idx, char *dst, size_t cap) {
 /* The function that returned a result, for error messages: named only when
  * one is raised, so a good decision pays nothing for it. */
 typedef struct result_src {
-  int fidx;        /* stack index of the function */
-  const char *fn;  /* its global name */
+  int fidx;       /* stack index of the function */
+  const char *fn; /* its global name */
 } result_src_t;
 
 /* Raises "<script>:<line>: <fn> returned <what>". */
-static void result_error(lua_State *L, const result_src_t *src, const char *what) {
+static void result_error(lua_State *L, const result_src_t *src, const char *what)
+{
   lua_Debug d;
   lua_pushvalue(L, src->fidx);
   lua_getinfo(L, ">S", &d);
@@ -1385,7 +1464,8 @@ static void result_error(lua_State *L, const result_src_t *src, const char *what
 
 /* Reads the two results of a call (at v and v + 1) into d; raises an error
  * naming the function when they do not follow the conventions. */
-static void read_result(lua_State *L, int v, policy_decision_t *d, const result_src_t *who) {
+static void read_result(lua_State *L, int v, policy_decision_t *d, const result_src_t *who)
+{
   memset(d, 0, sizeof *d);
   if (lua_type(L, v) != LUA_TTABLE) {
     lua_Integer s = scalar_status(L, v);
@@ -1439,7 +1519,8 @@ static void read_result(lua_State *L, int v, policy_decision_t *d, const result_
   }
 }
 
-static int call_k(lua_State *L) {
+static int call_k(lua_State *L)
+{
   const call_ctx_t *c = (const call_ctx_t *)lua_touserdata(L, 1);
   int t = lua_getglobal(L, c->fn);
   if (t == LUA_TNIL && c->optional) {
@@ -1466,7 +1547,8 @@ static int call_k(lua_State *L) {
 }
 
 /* Runs one policy call into *out, failing closed on any error. */
-static void call_policy(call_ctx_t *c, policy_decision_t *out) {
+static void call_policy(call_ctx_t *c, policy_decision_t *out)
+{
   policy_decision_t d;
   c->out = &d;
   if (vm == NULL || !loaded) {
@@ -1482,26 +1564,29 @@ static void call_policy(call_ctx_t *c, policy_decision_t *out) {
 }
 
 /** Calls on_request(req) under the sandbox; fails closed (500, policy_error). */
-void policy_decide(const policy_request_t *req, policy_decision_t *out) {
+void policy_decide(const policy_request_t *req, policy_decision_t *out)
+{
   call_ctx_t c = {req, "on_request", false, false, 0, NULL, NULL};
   call_policy(&c, out);
 }
 
 /** Calls the optional on_stored(req, {size=, sha256=}) before the commit;
  *  without that function the upload is accepted (status 100). */
-void policy_after_body(const policy_request_t *req, uint64_t size, const char *sha256_hex,
-                       policy_decision_t *out) {
+void policy_after_body(const policy_request_t *req, uint64_t size, const char *sha256_hex, policy_decision_t *out)
+{
   call_ctx_t c = {req, "on_stored", true, true, size, sha256_hex, NULL};
   call_policy(&c, out);
 }
 
 /** Bytes the VM holds now in its arena. */
-size_t policy_memory_in_use(void) {
+size_t policy_memory_in_use(void)
+{
   return vm != NULL ? lua_arena_in_use() : 0;
 }
 
 /** Runs a full collection and returns the bytes still live: the VM's true baseline. */
-size_t policy_memory_live(void) {
+size_t policy_memory_live(void)
+{
   if (vm == NULL) {
     return 0;
   }
@@ -1510,13 +1595,15 @@ size_t policy_memory_live(void) {
 }
 
 /** Most bytes the VM has held since policy_init. */
-size_t policy_memory_high_water(void) {
+size_t policy_memory_high_water(void)
+{
   size_t hw = lua_arena_high_water();
   return hw > hw_carry ? hw : hw_carry;
 }
 
 /** Closes the VM and returns every arena byte. */
-void policy_shutdown(void) {
+void policy_shutdown(void)
+{
   if (vm != NULL) {
     lua_close(vm);
     vm = NULL;

@@ -21,25 +21,25 @@ typedef struct policy_tls {
 
 /** What the policy sees of a request: everything is read-only to Lua. */
 typedef struct policy_request {
-  policy_str_t method, path, query, version; /* path is percent-decoded; version like "HTTP/1.1" */
-  policy_str_t name;                         /* file name for /files/<name> routes, absent otherwise */
+  policy_str_t method, path, query, version;        /* path is percent-decoded; version like "HTTP/1.1" */
+  policy_str_t name;                                /* file name for /files/<name> routes, absent otherwise */
   const policy_str_t *header_names, *header_values; /* names as received: lower-cased for Lua, */
   int n_headers;                                    /* a repeated name joins its values with ", " */
-  bool has_length;                           /* false for chunked: length is nil */
+  bool has_length;                                  /* false for chunked: length is nil */
   uint64_t length;
-  policy_str_t expect;                       /* raw Expect value or absent */
-  policy_str_t peer;                         /* "10.0.2.2:54321", over IPv6 "[fec0::2]:54321" */
-  const policy_tls_t *tls;                   /* NULL -> nil */
+  policy_str_t expect;     /* raw Expect value or absent */
+  policy_str_t peer;       /* "10.0.2.2:54321", over IPv6 "[fec0::2]:54321" */
+  const policy_tls_t *tls; /* NULL -> nil */
 } policy_request_t;
 
 /** The policy's answer. */
 typedef struct policy_decision {
-  int status;                           /* 100 = accept (go on); otherwise the final HTTP status (200..599) */
-  bool retryable;                       /* a 417 that only means "send it again without Expect" */
-  char message[POSTERN_MESSAGE_MAX];    /* may be empty; control bytes are replaced by '?' */
-  char name[POSTERN_NAME_MAX + 1];      /* storage name chosen by the policy, empty = the request's own name */
-  char www_authenticate[96];            /* for 401: the challenge; empty = core default */
-  bool policy_error;                    /* true when the status is the fail-closed 500 */
+  int status;                        /* 100 = accept (go on); otherwise the final HTTP status (200..599) */
+  bool retryable;                    /* a 417 that only means "send it again without Expect" */
+  char message[POSTERN_MESSAGE_MAX]; /* may be empty; control bytes are replaced by '?' */
+  char name[POSTERN_NAME_MAX + 1];   /* storage name chosen by the policy, empty = the request's own name */
+  char www_authenticate[96];         /* for 401: the challenge; empty = core default */
+  bool policy_error;                 /* true when the status is the fail-closed 500 */
 } policy_decision_t;
 
 /** Creates the VM in the Lua arena with the sandboxed libraries and helpers;
@@ -91,8 +91,8 @@ int policy_stage_commit(const void *owner, size_t *peak);
  */
 /** Parses a JSON object of strings into a static slot: the count, *names and *values valid until
  *  the parse after next; -1 with the reason in msg. */
-int policy_config_parse(const char *json, size_t len, const char *const **names, const char *const **values,
-                        char *msg, size_t cap);
+int policy_config_parse(const char *json, size_t len, const char *const **names, const char *const **values, char *msg,
+                        size_t cap);
 /** Swaps owner's collected settings in: 0; -1 malformed (nothing changed); -2 the policy refused
  *  them (the previous settings run again); the reason in policy_last_error(). */
 int policy_stage_commit_config(const void *owner);
@@ -106,8 +106,7 @@ bool policy_setting_secret(const char *name);
 void policy_decide(const policy_request_t *req, policy_decision_t *out);
 /** Calls the optional on_stored(req, {size=, sha256=}) before the commit;
  *  without that function the upload is accepted (status 100). */
-void policy_after_body(const policy_request_t *req, uint64_t size, const char *sha256_hex,
-                       policy_decision_t *out);
+void policy_after_body(const policy_request_t *req, uint64_t size, const char *sha256_hex, policy_decision_t *out);
 /** Bytes the VM holds now in its arena. */
 size_t policy_memory_in_use(void);
 /** Runs a full collection, then returns the bytes still live. */

@@ -22,12 +22,12 @@
 
 typedef struct matcher {
   lua_State *L;
-  const char *src;      /* the subject */
+  const char *src; /* the subject */
   const char *src_end;
-  const char *pat_end;  /* end of the pattern */
-  unsigned long steps;  /* taken, not charged yet */
-  int depth;            /* recursion levels left */
-  int ncap;             /* captures started, closed or not */
+  const char *pat_end; /* end of the pattern */
+  unsigned long steps; /* taken, not charged yet */
+  int depth;           /* recursion levels left */
+  int ncap;            /* captures started, closed or not */
   struct {
     const char *at;
     ptrdiff_t len; /* bytes, or CAP_OPEN, CAP_POSITION */
@@ -36,13 +36,15 @@ typedef struct matcher {
 
 static policy_pattern_charge_fn charge_fn;
 
-static int uc(char c) {
+static int uc(char c)
+{
   return (unsigned char)c;
 }
 
 /* ---- Metering ----------------------------------------------------------- */
 
-static void flush(matcher_t *m) {
+static void flush(matcher_t *m)
+{
   unsigned long n = m->steps;
   m->steps = 0;
   if (n > 0 && charge_fn != NULL) {
@@ -52,14 +54,16 @@ static void flush(matcher_t *m) {
 
 /* One step is about one VM instruction's work: a character tested against
  * an item, a pattern item entered, a few bytes compared or copied. */
-static void tick(matcher_t *m, unsigned long n) {
+static void tick(matcher_t *m, unsigned long n)
+{
   m->steps += n;
   if (m->steps >= POSTERN_LUA_HOOK_STEP) {
     flush(m);
   }
 }
 
-static void setup(matcher_t *m, lua_State *L, const char *s, size_t ls, const char *p, size_t lp) {
+static void setup(matcher_t *m, lua_State *L, const char *s, size_t ls, const char *p, size_t lp)
+{
   m->L = L;
   m->src = s;
   m->src_end = s + ls;
@@ -72,30 +76,55 @@ static void setup(matcher_t *m, lua_State *L, const char *s, size_t ls, const ch
 /* ---- Single characters ---------------------------------------------------- */
 
 /* %x classes in the C locale (Lua's default), bytes >= 0x80 in none. */
-static bool class_holds(int c, int cl) {
+static bool class_holds(int c, int cl)
+{
   int lower = (cl >= 'A' && cl <= 'Z') ? cl + ('a' - 'A') : cl;
   bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
   bool digit = c >= '0' && c <= '9';
   bool in;
   switch (lower) {
-    case 'a': in = alpha; break;
-    case 'c': in = c < 0x20 || c == 0x7F; break;
-    case 'd': in = digit; break;
-    case 'g': in = c > 0x20 && c < 0x7F; break;
-    case 'l': in = c >= 'a' && c <= 'z'; break;
-    case 'p': in = c > 0x20 && c < 0x7F && !alpha && !digit; break;
-    case 's': in = c == ' ' || (c >= '\t' && c <= '\r'); break;
-    case 'u': in = c >= 'A' && c <= 'Z'; break;
-    case 'w': in = alpha || digit; break;
-    case 'x': in = digit || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); break;
-    case 'z': in = c == 0; break; /* deprecated in 5.2, still matched by 5.4 */
-    default: return cl == c;     /* %. %% %] ...: the character itself */
+  case 'a':
+    in = alpha;
+    break;
+  case 'c':
+    in = c < 0x20 || c == 0x7F;
+    break;
+  case 'd':
+    in = digit;
+    break;
+  case 'g':
+    in = c > 0x20 && c < 0x7F;
+    break;
+  case 'l':
+    in = c >= 'a' && c <= 'z';
+    break;
+  case 'p':
+    in = c > 0x20 && c < 0x7F && !alpha && !digit;
+    break;
+  case 's':
+    in = c == ' ' || (c >= '\t' && c <= '\r');
+    break;
+  case 'u':
+    in = c >= 'A' && c <= 'Z';
+    break;
+  case 'w':
+    in = alpha || digit;
+    break;
+  case 'x':
+    in = digit || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    break;
+  case 'z':
+    in = c == 0;
+    break; /* deprecated in 5.2, still matched by 5.4 */
+  default:
+    return cl == c; /* %. %% %] ...: the character itself */
   }
   return lower == cl ? in : !in; /* %A is the complement of %a */
 }
 
 /* c against the set [ ... ] from p (its '[') to close (its ']'). */
-static bool set_holds(matcher_t *m, int c, const char *p, const char *close) {
+static bool set_holds(matcher_t *m, int c, const char *p, const char *close)
+{
   bool want = true;
   p++;
   if (*p == '^') {
@@ -126,7 +155,8 @@ static bool set_holds(matcher_t *m, int c, const char *p, const char *close) {
 
 /* The end of the single-character item at p (where a quantifier would be);
  * raises the manual's malformed-pattern errors when it is reached. */
-static const char *item_end(matcher_t *m, const char *p) {
+static const char *item_end(matcher_t *m, const char *p)
+{
   char c = *p++;
   if (c == ESC) {
     if (p >= m->pat_end) {
@@ -155,16 +185,21 @@ static const char *item_end(matcher_t *m, const char *p) {
 }
 
 /* Does the subject character at s match the item p..ep? */
-static bool item_holds(matcher_t *m, const char *s, const char *p, const char *ep) {
+static bool item_holds(matcher_t *m, const char *s, const char *p, const char *ep)
+{
   tick(m, 1);
   if (s >= m->src_end) {
     return false;
   }
   switch (*p) {
-    case '.': return true;
-    case ESC: return class_holds(uc(*s), uc(p[1]));
-    case '[': return set_holds(m, uc(*s), p, ep - 1);
-    default: return *p == *s;
+  case '.':
+    return true;
+  case ESC:
+    return class_holds(uc(*s), uc(p[1]));
+  case '[':
+    return set_holds(m, uc(*s), p, ep - 1);
+  default:
+    return *p == *s;
   }
 }
 
@@ -173,7 +208,8 @@ static bool item_holds(matcher_t *m, const char *s, const char *p, const char *e
 static const char *walk(matcher_t *m, const char *s, const char *p);
 
 /* x* and x+ (after its first x): the longest run first, then shorter ones. */
-static const char *greedy(matcher_t *m, const char *s, const char *p, const char *ep) {
+static const char *greedy(matcher_t *m, const char *s, const char *p, const char *ep)
+{
   size_t n = 0;
   while (item_holds(m, s + n, p, ep)) {
     n++;
@@ -188,7 +224,8 @@ static const char *greedy(matcher_t *m, const char *s, const char *p, const char
 }
 
 /* x-: the shortest run first, one more x at a time. */
-static const char *lazy(matcher_t *m, const char *s, const char *p, const char *ep) {
+static const char *lazy(matcher_t *m, const char *s, const char *p, const char *ep)
+{
   for (;;) {
     const char *end = walk(m, s, ep + 1);
     if (end != NULL) {
@@ -201,7 +238,8 @@ static const char *lazy(matcher_t *m, const char *s, const char *p, const char *
   }
 }
 
-static const char *open_capture(matcher_t *m, const char *s, const char *p, ptrdiff_t kind) {
+static const char *open_capture(matcher_t *m, const char *s, const char *p, ptrdiff_t kind)
+{
   if (m->ncap >= MAX_CAPTURES) {
     luaL_error(m->L, "too many captures");
   }
@@ -215,7 +253,8 @@ static const char *open_capture(matcher_t *m, const char *s, const char *p, ptrd
   return end;
 }
 
-static const char *close_capture(matcher_t *m, const char *s, const char *p) {
+static const char *close_capture(matcher_t *m, const char *s, const char *p)
+{
   int i = m->ncap - 1;
   while (i >= 0 && m->cap[i].len != CAP_OPEN) {
     i--;
@@ -232,7 +271,8 @@ static const char *close_capture(matcher_t *m, const char *s, const char *p) {
 }
 
 /* %bxy at s: from an x to the y that balances it. */
-static const char *balance(matcher_t *m, const char *s, const char *p) {
+static const char *balance(matcher_t *m, const char *s, const char *p)
+{
   if (p + 1 >= m->pat_end) {
     luaL_error(m->L, "malformed pattern (missing arguments to '%%b')");
   }
@@ -254,7 +294,8 @@ static const char *balance(matcher_t *m, const char *s, const char *p) {
 }
 
 /* %1 .. %9 at s: the text of a closed capture again. */
-static const char *back_reference(matcher_t *m, const char *s, int digit) {
+static const char *back_reference(matcher_t *m, const char *s, int digit)
+{
   int i = digit - '1';
   if (i < 0 || i >= m->ncap || m->cap[i].len == CAP_OPEN) {
     luaL_error(m->L, "invalid capture index %%%d", i + 1);
@@ -273,7 +314,8 @@ static const char *back_reference(matcher_t *m, const char *s, int digit) {
 /* Matches the pattern from p against the subject from s: the end of the
  * match, or NULL. Recursion is only where a choice has to be undone
  * (quantifiers, captures); a straight run of items loops. */
-static const char *walk(matcher_t *m, const char *s, const char *p) {
+static const char *walk(matcher_t *m, const char *s, const char *p)
+{
   if (m->depth-- == 0) {
     luaL_error(m->L, "pattern too complex");
   }
@@ -362,7 +404,8 @@ static const char *walk(matcher_t *m, const char *s, const char *p) {
 
 /* Capture i of the match s..e (capture 0 is the whole match when there are
  * none): its text in *at and length, or CAP_POSITION with the position pushed. */
-static ptrdiff_t capture_get(matcher_t *m, int i, const char *s, const char *e, const char **at) {
+static ptrdiff_t capture_get(matcher_t *m, int i, const char *s, const char *e, const char **at)
+{
   if (i >= m->ncap) {
     if (i != 0) {
       luaL_error(m->L, "invalid capture index %%%d", i + 1);
@@ -380,7 +423,8 @@ static ptrdiff_t capture_get(matcher_t *m, int i, const char *s, const char *e, 
   return m->cap[i].len;
 }
 
-static void push_capture(matcher_t *m, int i, const char *s, const char *e) {
+static void push_capture(matcher_t *m, int i, const char *s, const char *e)
+{
   const char *at;
   ptrdiff_t n = capture_get(m, i, s, e, &at);
   if (n != CAP_POSITION) {
@@ -389,7 +433,8 @@ static void push_capture(matcher_t *m, int i, const char *s, const char *e) {
 }
 
 /* Pushes the captures, or the whole match s..e when there are none and s is given. */
-static int push_captures(matcher_t *m, const char *s, const char *e) {
+static int push_captures(matcher_t *m, const char *s, const char *e)
+{
   int n = (m->ncap == 0 && s != NULL) ? 1 : m->ncap;
   luaL_checkstack(m->L, n, "too many captures");
   for (int i = 0; i < n; i++) {
@@ -402,18 +447,20 @@ static int push_captures(matcher_t *m, const char *s, const char *e) {
 
 /* A 1-based, possibly negative start (default 1) as an offset; > len when
  * it is past the end. */
-static size_t start_offset(lua_State *L, int arg, size_t len) {
+static size_t start_offset(lua_State *L, int arg, size_t len)
+{
   lua_Integer i = luaL_optinteger(L, arg, 1);
   if (i > 0) {
     return (lua_Unsigned)i - 1 > (lua_Unsigned)len ? len + 1 : (size_t)i - 1;
   }
-  if (i == 0 || (lua_Unsigned)-(i + 1) >= (lua_Unsigned)len) {
+  if (i == 0 || (lua_Unsigned) - (i + 1) >= (lua_Unsigned)len) {
     return 0;
   }
-  return len - (size_t)-(i + 1) - 1;
+  return len - (size_t) - (i + 1) - 1;
 }
 
-static bool has_specials(const char *p, size_t n) {
+static bool has_specials(const char *p, size_t n)
+{
   static const char specials[] = "^$*+?.([%-";
   for (size_t i = 0; i < n; i++) {
     if (p[i] != '\0' && strchr(specials, p[i]) != NULL) {
@@ -424,7 +471,8 @@ static bool has_specials(const char *p, size_t n) {
 }
 
 /* The first p (n bytes) in s (ls bytes), or NULL. */
-static const char *plain_find(matcher_t *m, const char *s, size_t ls, const char *p, size_t n) {
+static const char *plain_find(matcher_t *m, const char *s, size_t ls, const char *p, size_t n)
+{
   if (n == 0) {
     return s;
   }
@@ -451,7 +499,8 @@ static const char *plain_find(matcher_t *m, const char *s, size_t ls, const char
 static uintptr_t stack_mark;
 
 /** Marks the C stack's depth where a policy call begins. */
-void policy_pattern_mark_stack(void) {
+void policy_pattern_mark_stack(void)
+{
   char here;
   stack_mark = (uintptr_t)&here;
 }
@@ -461,14 +510,16 @@ void policy_pattern_mark_stack(void) {
  * calls gsub again costs about 900 bytes on a Cortex-M3 (the Lua buffer and
  * the matcher's captures), and Lua's own limit of nested C calls does not
  * know the size of a frame. */
-static void check_stack(lua_State *L) {
+static void check_stack(lua_State *L)
+{
   char here;
   if (stack_mark != 0 && stack_mark - (uintptr_t)&here > POSTERN_POLICY_C_STACK) {
     luaL_error(L, "C stack overflow (pattern functions nested too deep)");
   }
 }
 
-static int find_or_match(lua_State *L, bool find) {
+static int find_or_match(lua_State *L, bool find)
+{
   check_stack(L);
   size_t ls, lp;
   const char *s = luaL_checklstring(L, 1, &ls);
@@ -516,11 +567,13 @@ static int find_or_match(lua_State *L, bool find) {
   return 1;
 }
 
-static int pat_find(lua_State *L) {
+static int pat_find(lua_State *L)
+{
   return find_or_match(L, true);
 }
 
-static int pat_match(lua_State *L) {
+static int pat_match(lua_State *L)
+{
   return find_or_match(L, false);
 }
 
@@ -531,7 +584,8 @@ typedef struct gmatch_state {
   bool matched;
 } gmatch_state_t;
 
-static int gmatch_step(lua_State *L) {
+static int gmatch_step(lua_State *L)
+{
   check_stack(L);
   size_t ls, lp;
   const char *s = lua_tolstring(L, lua_upvalueindex(1), &ls);
@@ -554,7 +608,8 @@ static int gmatch_step(lua_State *L) {
 }
 
 /* gmatch(s, pattern [, init]): a '^' is an ordinary character here (5.4). */
-static int pat_gmatch(lua_State *L) {
+static int pat_gmatch(lua_State *L)
+{
   size_t ls, lp;
   luaL_checklstring(L, 1, &ls);
   luaL_checklstring(L, 2, &lp);
@@ -569,7 +624,8 @@ static int pat_gmatch(lua_State *L) {
 }
 
 /* Adds the replacement string (argument 3) for the match s..e: %0-%9 and %%. */
-static void add_expansion(matcher_t *m, luaL_Buffer *b, const char *s, const char *e) {
+static void add_expansion(matcher_t *m, luaL_Buffer *b, const char *s, const char *e)
+{
   size_t n;
   const char *r = lua_tolstring(m->L, 3, &n);
   const char *end = r + n;
@@ -604,7 +660,8 @@ static void add_expansion(matcher_t *m, luaL_Buffer *b, const char *s, const cha
 
 /* Adds the replacement of the match s..e; false when it kept the match
  * (a function or table gave nil or false). */
-static bool add_replacement(matcher_t *m, luaL_Buffer *b, const char *s, const char *e, int tr) {
+static bool add_replacement(matcher_t *m, luaL_Buffer *b, const char *s, const char *e, int tr)
+{
   lua_State *L = m->L;
   if (tr == LUA_TFUNCTION) {
     flush(m); /* the function's own instructions go through the hook */
@@ -629,7 +686,8 @@ static bool add_replacement(matcher_t *m, luaL_Buffer *b, const char *s, const c
   return true;
 }
 
-static int pat_gsub(lua_State *L) {
+static int pat_gsub(lua_State *L)
+{
   check_stack(L);
   size_t ls, lp;
   const char *s = luaL_checklstring(L, 1, &ls);
@@ -678,9 +736,10 @@ static int pat_gsub(lua_State *L) {
 }
 
 /** Replaces find, match, gmatch and gsub in the table at idx. */
-void policy_pattern_install(lua_State *L, int idx, policy_pattern_charge_fn charge) {
-  static const luaL_Reg fns[] = {{"find", pat_find}, {"match", pat_match}, {"gmatch", pat_gmatch},
-                                 {"gsub", pat_gsub}, {NULL, NULL}};
+void policy_pattern_install(lua_State *L, int idx, policy_pattern_charge_fn charge)
+{
+  static const luaL_Reg fns[] = {
+      {"find", pat_find}, {"match", pat_match}, {"gmatch", pat_gmatch}, {"gsub", pat_gsub}, {NULL, NULL}};
   idx = lua_absindex(L, idx);
   charge_fn = charge;
   for (const luaL_Reg *f = fns; f->name != NULL; f++) {

@@ -21,10 +21,10 @@ static int postern_start_tls(const postern_config_t *cfg)
     return -1;
   }
   tls_server_params_t p = {
-    .cert = t->cert,
-    .cert_len = t->cert_len,
-    .key = t->key,
-    .key_len = t->key_len,
+      .cert = t->cert,
+      .cert_len = t->cert_len,
+      .key = t->key,
+      .key_len = t->key_len,
   };
   if (t->client_ca != NULL) {
     p.client_ca = t->client_ca;
@@ -40,7 +40,7 @@ static int postern_start_tls(const postern_config_t *cfg)
     return -1;
   }
   log_line("postern: https on device port %u%s", cfg->https_port,
-           t->client_ca == NULL         ? ""
+           t->client_ca == NULL      ? ""
            : t->client_cert_required ? ", client certificates required"
                                      : ", client certificates optional");
   return 0;

@@ -9,12 +9,12 @@
 /* Results: 0 is success, the rest are negative. */
 enum storage_result {
   STORAGE_OK = 0,
-  STORAGE_ENOSPC = -1,   /* not enough free space: 507 (or 413 when announced) */
-  STORAGE_EIO = -2,      /* the medium failed: 500 */
-  STORAGE_ENOENT = -3,   /* no such file: 404 */
-  STORAGE_EBUSY = -4,    /* every upload or reader slot is taken, or the name is being written: 503 / 409 */
-  STORAGE_EINVAL = -5,   /* a name the backend cannot hold */
-  STORAGE_PENDING = -6,  /* not now: the medium is busy; call again after storage_ready() (see below) */
+  STORAGE_ENOSPC = -1,  /* not enough free space: 507 (or 413 when announced) */
+  STORAGE_EIO = -2,     /* the medium failed: 500 */
+  STORAGE_ENOENT = -3,  /* no such file: 404 */
+  STORAGE_EBUSY = -4,   /* every upload or reader slot is taken, or the name is being written: 503 / 409 */
+  STORAGE_EINVAL = -5,  /* a name the backend cannot hold */
+  STORAGE_PENDING = -6, /* not now: the medium is busy; call again after storage_ready() (see below) */
 };
 
 /** Length passed to storage_open() for a chunked upload. */

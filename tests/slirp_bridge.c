@@ -141,15 +141,15 @@ static void bridge_notify(void *opaque)
 }
 
 static const SlirpCb bridge_callbacks = {
-  .send_packet = bridge_send_packet,
-  .guest_error = bridge_guest_error,
-  .clock_get_ns = bridge_clock_ns,
-  .timer_new = bridge_timer_new,
-  .timer_free = bridge_timer_free,
-  .timer_mod = bridge_timer_mod,
-  .register_poll_fd = bridge_fd_noop,
-  .unregister_poll_fd = bridge_fd_noop,
-  .notify = bridge_notify,
+    .send_packet = bridge_send_packet,
+    .guest_error = bridge_guest_error,
+    .clock_get_ns = bridge_clock_ns,
+    .timer_new = bridge_timer_new,
+    .timer_free = bridge_timer_free,
+    .timer_mod = bridge_timer_mod,
+    .register_poll_fd = bridge_fd_noop,
+    .unregister_poll_fd = bridge_fd_noop,
+    .notify = bridge_notify,
 };
 
 static int bridge_add_poll(int fd, int events, void *opaque)
@@ -159,9 +159,12 @@ static int bridge_add_poll(int fd, int events, void *opaque)
     return -1;
   }
   short e = 0;
-  if (events & SLIRP_POLL_IN) e |= POLLIN;
-  if (events & SLIRP_POLL_OUT) e |= POLLOUT;
-  if (events & SLIRP_POLL_PRI) e |= POLLPRI;
+  if (events & SLIRP_POLL_IN)
+    e |= POLLIN;
+  if (events & SLIRP_POLL_OUT)
+    e |= POLLOUT;
+  if (events & SLIRP_POLL_PRI)
+    e |= POLLPRI;
   bridge_fds[bridge_nfds] = (struct pollfd){.fd = fd, .events = e};
   return bridge_nfds++;
 }
@@ -174,11 +177,16 @@ static int bridge_get_revents(int idx, void *opaque)
   }
   short r = bridge_fds[idx].revents;
   int e = 0;
-  if (r & POLLIN) e |= SLIRP_POLL_IN;
-  if (r & POLLOUT) e |= SLIRP_POLL_OUT;
-  if (r & POLLPRI) e |= SLIRP_POLL_PRI;
-  if (r & POLLERR) e |= SLIRP_POLL_ERR;
-  if (r & POLLHUP) e |= SLIRP_POLL_HUP;
+  if (r & POLLIN)
+    e |= SLIRP_POLL_IN;
+  if (r & POLLOUT)
+    e |= SLIRP_POLL_OUT;
+  if (r & POLLPRI)
+    e |= SLIRP_POLL_PRI;
+  if (r & POLLERR)
+    e |= SLIRP_POLL_ERR;
+  if (r & POLLHUP)
+    e |= SLIRP_POLL_HUP;
   return e;
 }
 
@@ -332,8 +340,10 @@ int main(int argc, char **argv)
     for (int i = 0; i < BRIDGE_MAX_TIMERS; i++) {
       if (bridge_timers[i].used && bridge_timers[i].expire_ms >= 0) {
         int64_t left = bridge_timers[i].expire_ms - now_ms;
-        if (left < 0) left = 0;
-        if (left < (int64_t)timeout) timeout = (uint32_t)left;
+        if (left < 0)
+          left = 0;
+        if (left < (int64_t)timeout)
+          timeout = (uint32_t)left;
       }
     }
     bridge_nfds = 0;

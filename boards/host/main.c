@@ -165,10 +165,10 @@ static int main_start(void *arg)
   const main_setup_t *setup = arg;
   const host_options_t *opt = setup->opt;
   const slirp_forward_t fwds[] = {
-    {opt->http_port, 80, "http"},
-    {opt->https_port, 443, "https"},
-    {opt->echo_port, 7, "echo"},
-    {opt->discard_port, 9, "discard"},
+      {opt->http_port, 80, "http"},
+      {opt->https_port, 443, "https"},
+      {opt->echo_port, 7, "echo"},
+      {opt->discard_port, 9, "discard"},
   };
 #if LWIP_IPV6
   const bool ipv6 = opt->ipv6;
@@ -204,8 +204,8 @@ static int main_start(void *arg)
                fwds[i].device_port);
     }
   }
-  log_line("postern: ready (lwIP %s, device 10.0.2.15%s%s)", LWIP_VERSION_STRING,
-           ipv6 ? " and fec0::/64 by SLAAC" : "", NO_SYS ? "" : "; NO_SYS 0: tcpip_thread");
+  log_line("postern: ready (lwIP %s, device 10.0.2.15%s%s)", LWIP_VERSION_STRING, ipv6 ? " and fec0::/64 by SLAAC" : "",
+           NO_SYS ? "" : "; NO_SYS 0: tcpip_thread");
   return 0;
 }
 
@@ -240,8 +240,11 @@ int main(int argc, char **argv)
   sigaction(SIGTERM, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
 
-  postern_config_t cfg = {.http_port = 80, .selftest = true, .selftest_idle_s = opt.selftest_idle_s,
-                          .setting_names = opt.setting_names, .setting_values = opt.setting_values,
+  postern_config_t cfg = {.http_port = 80,
+                          .selftest = true,
+                          .selftest_idle_s = opt.selftest_idle_s,
+                          .setting_names = opt.setting_names,
+                          .setting_values = opt.setting_values,
                           .n_settings = opt.n_settings};
   if (main_read_policy(opt.policy, &cfg.policy, &cfg.policy_len, &cfg.policy_name) != 0) {
     return 1;

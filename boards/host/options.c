@@ -12,24 +12,27 @@
 #define OPTIONS_STR(x) OPTIONS_STR_(x)
 
 static const char options_usage[] =
-  "usage: postern [options]\n"
-  "  --http PORT          forward 127.0.0.1:PORT and [::1]:PORT to device port 80 (default 8080, 0: off)\n"
-  "  --https PORT         forward 127.0.0.1:PORT and [::1]:PORT to device port 443 (default 8443, 0: off)\n"
-  "  --echo PORT          forward 127.0.0.1:PORT and [::1]:PORT to the echo self-test, port 7 (default 8007, 0: off)\n"
-  "  --discard PORT       forward 127.0.0.1:PORT and [::1]:PORT to the discard self-test, port 9 (default 8009, 0: off)\n"
-  "  --ipv6 MODE          on or off: IPv6 on the device and the [::1] forwards (default on)\n"
-  "  --policy FILE        Lua policy script (default scripts/policy.lua)\n"
-  "  --storage DIR        directory of the simulated flash (default build/host/storage)\n"
-  "  --capacity SIZE      bytes the simulated flash holds, with K, M or G (default 16M)\n"
-  "  --storage-latency MS every 4 KiB written, commit and remove keeps the medium busy MS ms (0 to 60000,\n"
-  "                       default 0: synchronous); calls meanwhile answer pending\n"
-  "  --set NAME=VALUE     a setting the policy reads as config.NAME (repeatable)\n"
-  "  --cert FILE          TLS server certificate, PEM\n"
-  "  --key FILE           TLS server private key, PEM\n"
-  "  --client-ca FILE     CA for client certificates, PEM (asks for a client certificate)\n"
-  "  --client-cert MODE   optional or required, with --client-ca (default optional)\n"
-  "  --selftest-idle S    close a self-test connection silent for S seconds (1 to 3600, default " OPTIONS_STR(POSTERN_SELFTEST_IDLE_S) ")\n"
-  "  --help               this text\n";
+    "usage: postern [options]\n"
+    "  --http PORT          forward 127.0.0.1:PORT and [::1]:PORT to device port 80 (default 8080, 0: off)\n"
+    "  --https PORT         forward 127.0.0.1:PORT and [::1]:PORT to device port 443 (default 8443, 0: off)\n"
+    "  --echo PORT          forward 127.0.0.1:PORT and [::1]:PORT to the echo self-test, port 7 (default 8007, 0: "
+    "off)\n"
+    "  --discard PORT       forward 127.0.0.1:PORT and [::1]:PORT to the discard self-test, port 9 (default 8009, 0: "
+    "off)\n"
+    "  --ipv6 MODE          on or off: IPv6 on the device and the [::1] forwards (default on)\n"
+    "  --policy FILE        Lua policy script (default scripts/policy.lua)\n"
+    "  --storage DIR        directory of the simulated flash (default build/host/storage)\n"
+    "  --capacity SIZE      bytes the simulated flash holds, with K, M or G (default 16M)\n"
+    "  --storage-latency MS every 4 KiB written, commit and remove keeps the medium busy MS ms (0 to 60000,\n"
+    "                       default 0: synchronous); calls meanwhile answer pending\n"
+    "  --set NAME=VALUE     a setting the policy reads as config.NAME (repeatable)\n"
+    "  --cert FILE          TLS server certificate, PEM\n"
+    "  --key FILE           TLS server private key, PEM\n"
+    "  --client-ca FILE     CA for client certificates, PEM (asks for a client certificate)\n"
+    "  --client-cert MODE   optional or required, with --client-ca (default optional)\n"
+    "  --selftest-idle S    close a self-test connection silent for S seconds (1 to 3600, default " OPTIONS_STR(
+        POSTERN_SELFTEST_IDLE_S) ")\n"
+                                 "  --help               this text\n";
 
 static int options_fail(const char *fmt, const char *a, const char *b)
 {

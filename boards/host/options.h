@@ -19,8 +19,8 @@ typedef struct host_options {
   const char *key;       /* TLS server key (PEM) */
   const char *client_ca; /* CA that signs client certificates (PEM) */
   bool client_cert_required;
-  bool ipv6;             /* forwards on [::1] too, and the device takes IPv6 addresses (--ipv6) */
-  uint32_t selftest_idle_s; /* seconds before a silent self-test connection closes */
+  bool ipv6;                   /* forwards on [::1] too, and the device takes IPv6 addresses (--ipv6) */
+  uint32_t selftest_idle_s;    /* seconds before a silent self-test connection closes */
   uint32_t storage_latency_ms; /* ms each unit of medium work is busy (0: synchronous) */
   int n_settings;
   const char *setting_names[POSTERN_MAX_SETTINGS];

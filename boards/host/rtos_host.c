@@ -42,7 +42,7 @@ static pthread_mutex_t rt_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t rt_cond; /* CLOCK_MONOTONIC */
 static bool rt_kicked;         /* a storage call answered STORAGE_PENDING */
 static bool rt_storage_stop;
-static bool rt_step_done;      /* the step's answer is in rt_step_ms */
+static bool rt_step_done; /* the step's answer is in rt_step_ms */
 static uint32_t rt_step_ms;
 static atomic_bool rt_slirp_stop;
 
@@ -281,8 +281,8 @@ static int rt_stop_cb(void *arg)
   log_line("postern: stopping on signal %d", app->sig);
   size_t used = rt_stack_used();
   if (used > 0) {
-    log_line("rtos: tcpip_thread used %u bytes of stack at most serving (TCPIP_THREAD_STACKSIZE %u)",
-             (unsigned)used, (unsigned)TCPIP_THREAD_STACKSIZE);
+    log_line("rtos: tcpip_thread used %u bytes of stack at most serving (TCPIP_THREAD_STACKSIZE %u)", (unsigned)used,
+             (unsigned)TCPIP_THREAD_STACKSIZE);
   }
   app->stop(app->arg);
   return 0;

@@ -84,12 +84,12 @@ static uint8_t slirp_wire_frame[FRAMEQ_FRAME_MAX]; /* the slirp thread's copy of
 #endif
 
 /* Link counters: the slirp thread and tcpip_thread both count (NO_SYS 0). */
-#define SLIRP_STATS_INC(x)          \
-  do {                              \
-    SYS_ARCH_DECL_PROTECT(lev);     \
-    SYS_ARCH_PROTECT(lev);          \
-    LINK_STATS_INC(x);              \
-    SYS_ARCH_UNPROTECT(lev);        \
+#define SLIRP_STATS_INC(x)      \
+  do {                          \
+    SYS_ARCH_DECL_PROTECT(lev); \
+    SYS_ARCH_PROTECT(lev);      \
+    LINK_STATS_INC(x);          \
+    SYS_ARCH_UNPROTECT(lev);    \
   } while (0)
 
 static int64_t slirp_clock_ns(void *opaque)
@@ -161,25 +161,30 @@ static void slirp_notify(void *opaque)
 }
 
 static const SlirpCb slirp_callbacks = {
-  .send_packet = slirp_send_packet,
-  .guest_error = slirp_guest_error,
-  .clock_get_ns = slirp_clock_ns,
-  .timer_new = slirp_timer_new,
-  .timer_free = slirp_timer_free,
-  .timer_mod = slirp_timer_mod,
-  .register_poll_fd = slirp_register_fd,
-  .unregister_poll_fd = slirp_register_fd,
-  .notify = slirp_notify,
+    .send_packet = slirp_send_packet,
+    .guest_error = slirp_guest_error,
+    .clock_get_ns = slirp_clock_ns,
+    .timer_new = slirp_timer_new,
+    .timer_free = slirp_timer_free,
+    .timer_mod = slirp_timer_mod,
+    .register_poll_fd = slirp_register_fd,
+    .unregister_poll_fd = slirp_register_fd,
+    .notify = slirp_notify,
 };
 
 static short slirp_to_poll(int events)
 {
   short e = 0;
-  if (events & SLIRP_POLL_IN) e |= POLLIN;
-  if (events & SLIRP_POLL_OUT) e |= POLLOUT;
-  if (events & SLIRP_POLL_PRI) e |= POLLPRI;
-  if (events & SLIRP_POLL_ERR) e |= POLLERR;
-  if (events & SLIRP_POLL_HUP) e |= POLLHUP;
+  if (events & SLIRP_POLL_IN)
+    e |= POLLIN;
+  if (events & SLIRP_POLL_OUT)
+    e |= POLLOUT;
+  if (events & SLIRP_POLL_PRI)
+    e |= POLLPRI;
+  if (events & SLIRP_POLL_ERR)
+    e |= POLLERR;
+  if (events & SLIRP_POLL_HUP)
+    e |= POLLHUP;
   return e;
 }
 
@@ -203,11 +208,16 @@ static int slirp_get_revents(int idx, void *opaque)
   }
   short r = slirp_fds[idx].revents;
   int e = 0;
-  if (r & POLLIN) e |= SLIRP_POLL_IN;
-  if (r & POLLOUT) e |= SLIRP_POLL_OUT;
-  if (r & POLLPRI) e |= SLIRP_POLL_PRI;
-  if (r & POLLERR) e |= SLIRP_POLL_ERR;
-  if (r & POLLHUP) e |= SLIRP_POLL_HUP;
+  if (r & POLLIN)
+    e |= SLIRP_POLL_IN;
+  if (r & POLLOUT)
+    e |= SLIRP_POLL_OUT;
+  if (r & POLLPRI)
+    e |= SLIRP_POLL_PRI;
+  if (r & POLLERR)
+    e |= SLIRP_POLL_ERR;
+  if (r & POLLHUP)
+    e |= SLIRP_POLL_HUP;
   return e;
 }
 
@@ -262,8 +272,14 @@ static void slirp_guest6(struct in6_addr *out)
 {
   inet_pton(AF_INET6, SLIRP_PREFIX6, out);
   static const uint8_t u_bit = 0x02; /* universal/local bit, inverted in the EUI-64 */
-  const uint8_t eui64[8] = {(uint8_t)(slirp_mac[0] ^ u_bit), slirp_mac[1], slirp_mac[2], 0xff, 0xfe,
-                            slirp_mac[3], slirp_mac[4], slirp_mac[5]};
+  const uint8_t eui64[8] = {(uint8_t)(slirp_mac[0] ^ u_bit),
+                            slirp_mac[1],
+                            slirp_mac[2],
+                            0xff,
+                            0xfe,
+                            slirp_mac[3],
+                            slirp_mac[4],
+                            slirp_mac[5]};
   memcpy(&out->s6_addr[8], eui64, sizeof eui64);
 }
 
@@ -332,8 +348,8 @@ int slirp_netif_start(struct netif *netif, const slirp_forward_t *fwds, int n_fw
       continue;
     }
     if (slirp_add_hostfwd(slirp_ctx, 0, loopback, fwds[i].host_port, guest, fwds[i].device_port) < 0) {
-      log_line("slirp: cannot forward 127.0.0.1:%u to device port %u (%s): %s", fwds[i].host_port,
-               fwds[i].device_port, fwds[i].what, strerror(errno));
+      log_line("slirp: cannot forward 127.0.0.1:%u to device port %u (%s): %s", fwds[i].host_port, fwds[i].device_port,
+               fwds[i].what, strerror(errno));
       return -1;
     }
     if (ipv6 && slirp_forward6(&fwds[i]) < 0) {
@@ -406,8 +422,10 @@ int slirp_netif_poll(uint32_t timeout_ms)
   for (int i = 0; i < SLIRP_MAX_TIMERS; i++) {
     if (slirp_timers[i].used && slirp_timers[i].expire_ms >= 0) {
       int64_t left = slirp_timers[i].expire_ms - now_ms;
-      if (left < 0) left = 0;
-      if (left < (int64_t)timeout_ms) timeout_ms = (uint32_t)left;
+      if (left < 0)
+        left = 0;
+      if (left < (int64_t)timeout_ms)
+        timeout_ms = (uint32_t)left;
     }
   }
   if (frameq_count(&slirp_rxq) != 0 && timeout_ms > SLIRP_BACKLOG_RETRY_MS) {

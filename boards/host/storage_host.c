@@ -64,12 +64,12 @@ struct sh_job {
 /** Units queued at most: an erase or a commit per upload and a remove per connection, twice over. */
 #define SH_JOBS (3 * POSTERN_MAX_CONNS)
 
-static uint32_t sh_latency_ms;          /* 0: synchronous, nothing ever pends */
-static uint32_t (*sh_clock)(void);      /* NULL: sh_monotonic_ms() */
-static struct sh_job sh_jobs[SH_JOBS];  /* [0] on the medium, the rest waiting */
+static uint32_t sh_latency_ms;         /* 0: synchronous, nothing ever pends */
+static uint32_t (*sh_clock)(void);     /* NULL: sh_monotonic_ms() */
+static struct sh_job sh_jobs[SH_JOBS]; /* [0] on the medium, the rest waiting */
 static int sh_njobs;
-static uint32_t sh_deadline;            /* when sh_jobs[0] is done */
-static bool sh_waiting;                 /* a call pended with no unit of its own queued (the queue was full) */
+static uint32_t sh_deadline; /* when sh_jobs[0] is done */
+static bool sh_waiting;      /* a call pended with no unit of its own queued (the queue was full) */
 static char sh_removed[POSTERN_MAX_CONNS][POSTERN_NAME_MAX + 1]; /* removes done by the medium, not yet retried */
 static unsigned sh_removed_next;
 
@@ -463,8 +463,7 @@ int storage_write(storage_upload_t *u, const void *data, size_t len)
     if (n <= 0) {
       int err = n < 0 ? errno : ENOSPC;
       /* Cut back to the last whole call so the upload stays consistent. */
-      if (ftruncate(u->fd, (off_t)u->written) != 0 ||
-          lseek(u->fd, (off_t)u->written, SEEK_SET) < 0) {
+      if (ftruncate(u->fd, (off_t)u->written) != 0 || lseek(u->fd, (off_t)u->written, SEEK_SET) < 0) {
         sh_fail("ftruncate", u->name);
       }
       if (err == ENOSPC || err == EDQUOT) {

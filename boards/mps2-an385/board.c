@@ -25,9 +25,9 @@
 #define BOARD_CYCLES_PER_MS (MPS2_SYSCLK_HZ / 1000u)
 #define BOARD_CYCLES_PER_US (MPS2_SYSCLK_HZ / 1000000u)
 
-static uint32_t board_clock_last; /* timer 0 at the last read */
-static uint32_t board_clock_cycles; /* cycles not yet a whole millisecond */
-static uint32_t board_clock_ms;     /* wraps at 2^32, as lwIP expects */
+static uint32_t board_clock_last;      /* timer 0 at the last read */
+static uint32_t board_clock_cycles;    /* cycles not yet a whole millisecond */
+static uint32_t board_clock_ms;        /* wraps at 2^32, as lwIP expects */
 static uint32_t board_clock_us_cycles; /* cycles not yet a whole microsecond */
 static uint32_t board_clock_us;        /* wraps at 2^32 (71 minutes) */
 

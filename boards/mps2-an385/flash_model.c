@@ -6,9 +6,9 @@
 enum { FLASH_OP_NONE, FLASH_OP_ERASE, FLASH_OP_PROGRAM };
 
 static const flash_timing_t flash_profiles[] = {
-  {"instant", 0, 0},
-  {"nor", 45000, 50},
-  {"slow", 1000000, 50},
+    {"instant", 0, 0},
+    {"nor", 45000, 50},
+    {"slow", 1000000, 50},
 };
 
 /** Wraps `size` bytes of memory as a medium of whole blocks; the content is kept. */

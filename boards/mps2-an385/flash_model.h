@@ -34,7 +34,7 @@ typedef struct flash_timing {
  */
 typedef struct flash_model {
   uint8_t *mem;
-  uint32_t size;       /* a multiple of FLASH_BLOCK_SIZE */
+  uint32_t size; /* a multiple of FLASH_BLOCK_SIZE */
   uint32_t blocks;
   uint32_t erases;     /* erase commands accepted since init */
   uint32_t programs;   /* program commands accepted since init (torn ones excluded) */

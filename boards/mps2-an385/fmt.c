@@ -295,12 +295,18 @@ int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
     fmt_spec_t s = {false, false, false, false, false, 0, -1};
     for (;; p++) {
       char f = p[1];
-      if (f == '-') s.left = true;
-      else if (f == '+') s.plus = true;
-      else if (f == ' ') s.space = true;
-      else if (f == '#') s.alt = true;
-      else if (f == '0') s.zero = true;
-      else break;
+      if (f == '-')
+        s.left = true;
+      else if (f == '+')
+        s.plus = true;
+      else if (f == ' ')
+        s.space = true;
+      else if (f == '#')
+        s.alt = true;
+      else if (f == '0')
+        s.zero = true;
+      else
+        break;
     }
     p++;
     if (*p == '*') {
@@ -332,12 +338,18 @@ int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
     }
     int lng = 0; /* 0 int, 1 long, 2 long long, -1 short, -2 char, 3 size_t/ptrdiff_t/intmax_t */
     for (;; p++) {
-      if (*p == 'l') lng = lng == 1 ? 2 : 1;
-      else if (*p == 'h') lng = lng == -1 ? -2 : -1;
-      else if (*p == 'j') lng = 2;
-      else if (*p == 'z' || *p == 't') lng = 3;
-      else if (*p == 'L') lng = 0;
-      else break;
+      if (*p == 'l')
+        lng = lng == 1 ? 2 : 1;
+      else if (*p == 'h')
+        lng = lng == -1 ? -2 : -1;
+      else if (*p == 'j')
+        lng = 2;
+      else if (*p == 'z' || *p == 't')
+        lng = 3;
+      else if (*p == 'L')
+        lng = 0;
+      else
+        break;
     }
     char c = *p;
     if (c == '\0') {
@@ -346,10 +358,14 @@ int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
     switch (c) {
     case 'd':
     case 'i': {
-      int64_t v = lng == 2 ? va_arg(args, long long) : lng == 1 ? va_arg(args, long)
-                : lng == 3 ? (int64_t)va_arg(args, ptrdiff_t) : va_arg(args, int);
-      if (lng == -1) v = (short)v;
-      if (lng == -2) v = (signed char)v;
+      int64_t v = lng == 2   ? va_arg(args, long long)
+                  : lng == 1 ? va_arg(args, long)
+                  : lng == 3 ? (int64_t)va_arg(args, ptrdiff_t)
+                             : va_arg(args, int);
+      if (lng == -1)
+        v = (short)v;
+      if (lng == -2)
+        v = (signed char)v;
       fmt_integer(&o, &s, v < 0 ? 0u - (uint64_t)v : (uint64_t)v, v < 0, 10, false);
       break;
     }
@@ -357,10 +373,14 @@ int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
     case 'o':
     case 'x':
     case 'X': {
-      uint64_t v = lng == 2 ? va_arg(args, unsigned long long) : lng == 1 ? va_arg(args, unsigned long)
-                 : lng == 3 ? (uint64_t)va_arg(args, size_t) : va_arg(args, unsigned);
-      if (lng == -1) v = (unsigned short)v;
-      if (lng == -2) v = (unsigned char)v;
+      uint64_t v = lng == 2   ? va_arg(args, unsigned long long)
+                   : lng == 1 ? va_arg(args, unsigned long)
+                   : lng == 3 ? (uint64_t)va_arg(args, size_t)
+                              : va_arg(args, unsigned);
+      if (lng == -1)
+        v = (unsigned short)v;
+      if (lng == -2)
+        v = (unsigned char)v;
       s.plus = s.space = false;
       fmt_integer(&o, &s, v, false, c == 'u' ? 10 : c == 'o' ? 8 : 16, c == 'X');
       break;
@@ -449,7 +469,8 @@ double strtod(const char *str, char **end)
   if (*p == '-' || *p == '+') {
     p++;
   }
-  bool hex = p[0] == '0' && (p[1] | 0x20) == 'x' && (fmt_hex_digit(p[2]) >= 0 || (p[2] == '.' && fmt_hex_digit(p[3]) >= 0));
+  bool hex =
+      p[0] == '0' && (p[1] | 0x20) == 'x' && (fmt_hex_digit(p[2]) >= 0 || (p[2] == '.' && fmt_hex_digit(p[3]) >= 0));
   unsigned base = hex ? 16u : 10u;
   if (hex) {
     p += 2;

@@ -51,7 +51,7 @@
 #define LAN_RX_STS_ERROR (1u << 15)
 #define LAN_RX_STS_LEN(s) (((s) >> 16) & 0x3FFFu)
 #define LAN_RX_INF_STATUS_USED(i) (((i) >> 16) & 0xFFu)
-#define LAN_TX_INF_DATA_FREE(i) ((i) & 0xFFFFu)
+#define LAN_TX_INF_DATA_FREE(i) ((i)&0xFFFFu)
 #define LAN_TX_CMDA_FIRST (1u << 13)
 #define LAN_TX_CMDA_LAST (1u << 12)
 
@@ -77,9 +77,9 @@
 static uint8_t lan_rx_frames[LAN9118_RX_SLOTS][FRAMEQ_FRAME_MAX] __attribute__((aligned(4)));
 static uint16_t lan_rx_lengths[LAN9118_RX_SLOTS];
 static frameq_t lan_rxq;
-static uint32_t lan_tx_words[(FRAMEQ_FRAME_MAX + 3) / 4]; /* one outgoing frame, word aligned */
+static uint32_t lan_tx_words[(FRAMEQ_FRAME_MAX + 3) / 4];    /* one outgoing frame, word aligned */
 static uint32_t lan_rx_word_buf[(FRAMEQ_FRAME_MAX + 8) / 4]; /* one incoming frame and its CRC */
-static volatile bool lan_rx_paused; /* the interrupt stopped draining: the queue was full */
+static volatile bool lan_rx_paused;                          /* the interrupt stopped draining: the queue was full */
 #if LWIP_IPV6
 static uint8_t lan_hash_users[64]; /* multicast groups that share each bit of HASHH:HASHL */
 #endif
@@ -287,7 +287,7 @@ static err_t lan_linkoutput(struct netif *netif, struct pbuf *p)
     }
   }
   LAN_TX_DATA = LAN_TX_CMDA_FIRST | LAN_TX_CMDA_LAST | len; /* command A: one segment, no offset */
-  LAN_TX_DATA = len;                                          /* command B: packet length, tag 0 */
+  LAN_TX_DATA = len;                                        /* command B: packet length, tag 0 */
   for (uint32_t i = 0; i < words; i++) {
     LAN_TX_DATA = lan_tx_words[i];
   }
@@ -312,8 +312,7 @@ err_t lan9118_netif_init(struct netif *netif)
     return ERR_IF;
   }
   LAN_HW_CFG = LAN_HW_CFG_SRST;
-  if (!lan_wait(&LAN_HW_CFG, LAN_HW_CFG_SRST, LAN_HW_CFG_SRST) ||
-      !lan_wait(&LAN_PMT_CTRL, LAN_PMT_CTRL_READY, 0)) {
+  if (!lan_wait(&LAN_HW_CFG, LAN_HW_CFG_SRST, LAN_HW_CFG_SRST) || !lan_wait(&LAN_PMT_CTRL, LAN_PMT_CTRL_READY, 0)) {
     log_line("lan9118: reset did not complete");
     return ERR_IF;
   }
@@ -369,7 +368,7 @@ err_t lan9118_netif_init(struct netif *netif)
 
   LAN_INT_EN = LAN_INT_RSFL;
   lan_irq_enable(true);
-  log_line("lan9118: ID_REV 0x%08lx, MAC %02x:%02x:%02x:%02x:%02x:%02x", (unsigned long)id, mac[0], mac[1],
-           mac[2], mac[3], mac[4], mac[5]);
+  log_line("lan9118: ID_REV 0x%08lx, MAC %02x:%02x:%02x:%02x:%02x:%02x", (unsigned long)id, mac[0], mac[1], mac[2],
+           mac[3], mac[4], mac[5]);
   return ERR_OK;
 }

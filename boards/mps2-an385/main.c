@@ -36,21 +36,21 @@ int policy_store_save(const char *source, size_t len)
 static int main_start_postern(void)
 {
   postern_config_t cfg = {
-    .policy_name = baked_policy_name,
-    .policy = baked_policy,
-    .policy_len = baked_policy_len,
-    .setting_names = baked_setting_names,
-    .setting_values = baked_setting_values,
-    .n_settings = baked_setting_count,
-    .http_port = 80,
-    .selftest = true,
+      .policy_name = baked_policy_name,
+      .policy = baked_policy,
+      .policy_len = baked_policy_len,
+      .setting_names = baked_setting_names,
+      .setting_values = baked_setting_values,
+      .n_settings = baked_setting_count,
+      .http_port = 80,
+      .selftest = true,
   };
 #if POSTERN_TLS
   postern_tls_t tls = {
-    .cert = baked_tls_cert,
-    .cert_len = baked_tls_cert_len,
-    .key = baked_tls_key,
-    .key_len = baked_tls_key_len,
+      .cert = baked_tls_cert,
+      .cert_len = baked_tls_cert_len,
+      .key = baked_tls_key,
+      .key_len = baked_tls_key_len,
   };
   if (baked_tls_client_ca_len > 0) {
     tls.client_ca = baked_tls_client_ca;

@@ -39,20 +39,20 @@ typedef void (*startup_vector_t)(void);
 
 /** The vector table: 16 system exceptions, then the external interrupts of the AN385 (32). */
 __attribute__((section(".vectors"), used)) static const startup_vector_t startup_vectors[16 + 32] = {
-  [0] = (startup_vector_t)(uintptr_t)&__stack_top,
-  [1] = startup_reset,
-  [2] = startup_unexpected,  /* NMI */
-  [3] = startup_hardfault,   /* HardFault */
-  [4] = startup_hardfault,   /* MemManage (escalates to HardFault while disabled) */
-  [5] = startup_hardfault,   /* BusFault */
-  [6] = startup_hardfault,   /* UsageFault */
-  [11] = startup_unexpected, /* SVCall */
-  [12] = startup_unexpected, /* DebugMon */
-  [14] = startup_unexpected, /* PendSV */
-  [15] = board_systick_isr,
-  [16 ... 16 + MPS2_LAN9118_IRQ - 1] = startup_unexpected, /* interrupts nothing enables */
-  [16 + MPS2_LAN9118_IRQ] = lan9118_isr,
-  [16 + MPS2_LAN9118_IRQ + 1 ... 16 + 31] = startup_unexpected,
+    [0] = (startup_vector_t)(uintptr_t)&__stack_top,
+    [1] = startup_reset,
+    [2] = startup_unexpected,  /* NMI */
+    [3] = startup_hardfault,   /* HardFault */
+    [4] = startup_hardfault,   /* MemManage (escalates to HardFault while disabled) */
+    [5] = startup_hardfault,   /* BusFault */
+    [6] = startup_hardfault,   /* UsageFault */
+    [11] = startup_unexpected, /* SVCall */
+    [12] = startup_unexpected, /* DebugMon */
+    [14] = startup_unexpected, /* PendSV */
+    [15] = board_systick_isr,
+    [16 ... 16 + MPS2_LAN9118_IRQ - 1] = startup_unexpected, /* interrupts nothing enables */
+    [16 + MPS2_LAN9118_IRQ] = lan9118_isr,
+    [16 + MPS2_LAN9118_IRQ + 1 ... 16 + 31] = startup_unexpected,
 };
 
 /** Reset: copies .data from the image, zeroes .bss, points VTOR at the table, runs main. */

@@ -49,9 +49,9 @@
  */
 
 #define SF_UNIT FLASH_PROG_UNIT
-#define SF_MAGIC_HEAD 0x31444850u /* "PHD1" */
-#define SF_MAGIC_DATA 0x31544450u /* "PDT1" */
-#define SF_MAGIC_LINK 0x4B4E4C50u /* "PLNK" */
+#define SF_MAGIC_HEAD 0x31444850u   /* "PHD1" */
+#define SF_MAGIC_DATA 0x31544450u   /* "PDT1" */
+#define SF_MAGIC_LINK 0x4B4E4C50u   /* "PLNK" */
 #define SF_MAGIC_COMMIT 0x544D4350u /* "PCMT" */
 #define SF_NONE 0xFFFFu
 
@@ -90,8 +90,8 @@ _Static_assert(STORAGE_FLASH_WRITE_MAX >= SF_UNIT && STORAGE_FLASH_WRITE_MAX < 0
 _Static_assert(POSTERN_MAX_CONNS < 256, "upload slots fit a byte");
 
 /* Block states kept in RAM, with the chain link, in one 16-bit word per block. */
-enum { SF_FREE, SF_DIRTY, SF_USED };        /* erased; to be erased; in a chain */
-#define SF_BLK_NEXT 0x0FFFu                 /* next block of the chain; all ones: none */
+enum { SF_FREE, SF_DIRTY, SF_USED }; /* erased; to be erased; in a chain */
+#define SF_BLK_NEXT 0x0FFFu          /* next block of the chain; all ones: none */
 #define SF_BLK_STATE_SHIFT 12
 
 /* Removal of a committed file: its dead mark queued, programmed, or failed. */
@@ -110,20 +110,20 @@ enum { SF_C_NONE, SF_C_QUEUED, SF_C_DONE, SF_C_FAILED };
 
 struct storage_upload {
   bool used;
-  bool failed;             /* the medium failed under it: write and commit answer STORAGE_EIO */
-  uint8_t gen;             /* counts the slot's opens: a late completion does not reach a new upload */
-  uint8_t commit;          /* SF_C_* */
-  uint16_t name;           /* offset in sf_names */
-  uint16_t head, cur;      /* first block, block being filled (SF_NONE until the queue reaches the head) */
-  uint32_t off;            /* next byte to program in cur */
+  bool failed;        /* the medium failed under it: write and commit answer STORAGE_EIO */
+  uint8_t gen;        /* counts the slot's opens: a late completion does not reach a new upload */
+  uint8_t commit;     /* SF_C_* */
+  uint16_t name;      /* offset in sf_names */
+  uint16_t head, cur; /* first block, block being filled (SF_NONE until the queue reaches the head) */
+  uint32_t off;       /* next byte to program in cur */
   uint32_t file_id;
-  uint64_t length;         /* announced at open, or STORAGE_LEN_UNKNOWN */
-  uint32_t written;        /* bytes accepted */
-  uint32_t blocks;         /* blocks allocated */
-  uint32_t reserve;        /* blocks promised: at open for a known length (the head for chunked), write by write for chunked */
-  uint32_t seq;            /* commit sequence, given when the commit is queued */
+  uint64_t length;  /* announced at open, or STORAGE_LEN_UNKNOWN */
+  uint32_t written; /* bytes accepted */
+  uint32_t blocks;  /* blocks allocated */
+  uint32_t reserve; /* blocks promised: at open for a known length (the head for chunked), write by write for chunked */
+  uint32_t seq;     /* commit sequence, given when the commit is queued */
   uint32_t stage_len;
-  uint8_t stage[SF_UNIT];  /* bytes short of a whole unit */
+  uint8_t stage[SF_UNIT]; /* bytes short of a whole unit */
 };
 
 struct storage_reader {
@@ -148,9 +148,9 @@ enum { SF_OP_NONE, SF_OP_ERASE, SF_OP_KILL, SF_OP_UPLOAD, SF_OP_COMMIT };
 
 static flash_model_t *sf_medium;
 static uint16_t sf_blk[STORAGE_FLASH_MAX_BLOCKS];
-static uint32_t sf_free_count; /* blocks SF_FREE or SF_DIRTY */
+static uint32_t sf_free_count;  /* blocks SF_FREE or SF_DIRTY */
 static uint32_t sf_dirty_count; /* blocks SF_DIRTY */
-static uint32_t sf_cursor;     /* where the next allocation looks first (wear spreading) */
+static uint32_t sf_cursor;      /* where the next allocation looks first (wear spreading) */
 static uint32_t sf_next_id, sf_next_seq;
 static sf_file_t sf_files[STORAGE_FLASH_MAX_FILES]; /* sorted by name */
 static int sf_nfiles;
@@ -166,12 +166,12 @@ static bool sf_want_ready; /* a call answered STORAGE_PENDING since the last sto
 
 /* The engine: the operation in flight, and the progress through the queue's first entry. */
 static struct {
-  uint8_t op;       /* SF_OP_* */
+  uint8_t op;        /* SF_OP_* */
   uint8_t slot, gen; /* upload of an SF_OP_UPLOAD or SF_OP_COMMIT */
-  uint16_t block;   /* block of an erase or a dead mark */
-  uint8_t phase;    /* head: 1 after the header; data: 1 after a new block's header */
-  uint16_t nb;      /* data: the new block being linked */
-  uint32_t done;    /* data: bytes of the entry programmed */
+  uint16_t block;    /* block of an erase or a dead mark */
+  uint8_t phase;     /* head: 1 after the header; data: 1 after a new block's header */
+  uint16_t nb;       /* data: the new block being linked */
+  uint32_t done;     /* data: bytes of the entry programmed */
 } sf_eng;
 
 /* ---- Records --------------------------------------------------------- */
@@ -1018,8 +1018,9 @@ int storage_open(const char *name, uint64_t length, storage_upload_t **out)
   if (!exists && sf_nfiles + new_names >= STORAGE_FLASH_MAX_FILES) {
     return STORAGE_ENOSPC; /* no index slot for another name */
   }
-  uint32_t need = length == STORAGE_LEN_UNKNOWN ? 1 : length > sf_bytes_in(sf_medium->blocks) ? UINT32_MAX
-                                                                                              : sf_blocks_for(length);
+  uint32_t need = length == STORAGE_LEN_UNKNOWN             ? 1
+                  : length > sf_bytes_in(sf_medium->blocks) ? UINT32_MAX
+                                                            : sf_blocks_for(length);
   if (need > sf_unreserved()) {
     return STORAGE_ENOSPC;
   }
@@ -1031,8 +1032,14 @@ int storage_open(const char *name, uint64_t length, storage_upload_t **out)
     return STORAGE_ENOSPC; /* no room for another name */
   }
   uint8_t gen = (uint8_t)(u->gen + 1);
-  *u = (struct storage_upload){.used = true, .gen = gen, .name = (uint16_t)nm, .head = SF_NONE, .cur = SF_NONE,
-                               .file_id = sf_next_id++, .length = length, .reserve = need};
+  *u = (struct storage_upload){.used = true,
+                               .gen = gen,
+                               .name = (uint16_t)nm,
+                               .head = SF_NONE,
+                               .cur = SF_NONE,
+                               .file_id = sf_next_id++,
+                               .length = length,
+                               .reserve = need};
   sf_q_push(SF_Q_HEAD, sf_slot(u), NULL, 0, NULL, 0);
   *out = u;
   return STORAGE_OK;

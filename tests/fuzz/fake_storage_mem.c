@@ -54,7 +54,7 @@ static int fs_n_digests;
 static unsigned fs_pend_mask; /* kinds that pend while busy */
 static bool fs_busy;
 static uint32_t fs_busy_until;
-static bool fs_pended; /* a call answered STORAGE_PENDING since the last storage_ready() */
+static bool fs_pended;        /* a call answered STORAGE_PENDING since the last storage_ready() */
 static bool fs_upload_waited; /* an open or a write answered STORAGE_PENDING since fs_reset() */
 static bool fs_ready_anyway;
 bool fs_in_ready;

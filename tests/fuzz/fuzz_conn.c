@@ -96,62 +96,81 @@
 
 /* Old seeds use bytes 0 to 9 only: new ops go after them, so they keep their meaning. */
 enum {
-  OP_OPEN, OP_DATA, OP_TMPL, OP_FIN, OP_ACK, OP_TICK, OP_RST, OP_FAULT, OP_ACKALL, OP_CLOSEFAIL,
-  OP_ZDATA, OP_DRIP, OP_DRIPT, OP_SLOW, OP_WAIT, OP_FLOOD, OP_SNDBUF, OP_DEAF, OP_PEND, OP_POLL, OP_COUNT
+  OP_OPEN,
+  OP_DATA,
+  OP_TMPL,
+  OP_FIN,
+  OP_ACK,
+  OP_TICK,
+  OP_RST,
+  OP_FAULT,
+  OP_ACKALL,
+  OP_CLOSEFAIL,
+  OP_ZDATA,
+  OP_DRIP,
+  OP_DRIPT,
+  OP_SLOW,
+  OP_WAIT,
+  OP_FLOOD,
+  OP_SNDBUF,
+  OP_DEAF,
+  OP_PEND,
+  OP_POLL,
+  OP_COUNT
 };
 
 /* The fixed policy: the default's shape with token "T"; names starting with
  * "r" get a retryable 417, "m" are stored as "moved", and on_stored vetoes
  * 3-byte uploads of names starting with "v". */
 static const char fuzz_policy[] =
-  "local function refuse(req, status, message)\n"
-  "  if req.expect ~= nil then\n"
-  "    local r = req.name ~= nil and req.name:sub(1, 1) == 'r'\n"
-  "    return { status = 417, message = message, retry = r }\n"
-  "  end\n"
-  "  if status == 401 then\n"
-  "    return { status = 401, message = message, www_authenticate = 'Bearer realm=\"postern\"' }\n"
-  "  end\n"
-  "  return { status = status, message = message }\n"
-  "end\n"
-  "function on_request(req)\n"
-  "  if req.method == 'GET' and req.path == '/_status' then return true end\n"
-  "  local t = auth.bearer(req.headers.authorization)\n"
-  "  if t == nil then return refuse(req, 401, 'a bearer token is required') end\n"
-  "  if not auth.equal(t, 'T') then return refuse(req, 403, 'invalid token') end\n"
-  "  if req.method == 'PUT' and req.length ~= nil and req.length > storage.free() then\n"
-  "    if req.length > storage.capacity() then return refuse(req, 413, 'too large') end\n"
-  "    return refuse(req, 507, 'not enough free space')\n"
-  "  end\n"
-  "  if req.method == 'PUT' and req.name ~= nil and req.name:sub(1, 1) == 'm' then\n"
-  "    return { status = 100, name = 'moved' }\n"
-  "  end\n"
-  "  return true\n"
-  "end\n"
-  "function on_stored(req, info)\n"
-  "  if req.name:sub(1, 1) == 'v' and info.size == 3 then return 422, 'vetoed' end\n"
-  "  return true\n"
-  "end\n";
+    "local function refuse(req, status, message)\n"
+    "  if req.expect ~= nil then\n"
+    "    local r = req.name ~= nil and req.name:sub(1, 1) == 'r'\n"
+    "    return { status = 417, message = message, retry = r }\n"
+    "  end\n"
+    "  if status == 401 then\n"
+    "    return { status = 401, message = message, www_authenticate = 'Bearer realm=\"postern\"' }\n"
+    "  end\n"
+    "  return { status = status, message = message }\n"
+    "end\n"
+    "function on_request(req)\n"
+    "  if req.method == 'GET' and req.path == '/_status' then return true end\n"
+    "  local t = auth.bearer(req.headers.authorization)\n"
+    "  if t == nil then return refuse(req, 401, 'a bearer token is required') end\n"
+    "  if not auth.equal(t, 'T') then return refuse(req, 403, 'invalid token') end\n"
+    "  if req.method == 'PUT' and req.length ~= nil and req.length > storage.free() then\n"
+    "    if req.length > storage.capacity() then return refuse(req, 413, 'too large') end\n"
+    "    return refuse(req, 507, 'not enough free space')\n"
+    "  end\n"
+    "  if req.method == 'PUT' and req.name ~= nil and req.name:sub(1, 1) == 'm' then\n"
+    "    return { status = 100, name = 'moved' }\n"
+    "  end\n"
+    "  return true\n"
+    "end\n"
+    "function on_stored(req, info)\n"
+    "  if req.name:sub(1, 1) == 'v' and info.size == 3 then return 422, 'vetoed' end\n"
+    "  return true\n"
+    "end\n";
 
 static const char *const templates[] = {
-  "PUT /files/a HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer T\r\nContent-Length: 10\r\n"
-  "Expect: 100-continue\r\n\r\n",
-  "PUT /files/b HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer T\r\nTransfer-Encoding: chunked\r\n\r\n",
-  "GET /files/big HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer T\r\n\r\n",
-  "GET /files HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer T\r\n\r\n",
-  "GET /_status HTTP/1.1\r\nHost: d\r\n\r\n",
-  "PUT /files/r1 HTTP/1.1\r\nHost: d\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
-  "DELETE /files/a HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer T\r\n\r\n",
-  "HEAD /files/big HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer T\r\nConnection: close\r\n\r\n",
-  "0123456789",
-  "5\r\nhello\r\n0\r\n\r\n",
-  "PUT /files/v HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer T\r\nContent-Length: 3\r\n"
-  "Content-Digest: sha-256=:ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=:\r\n\r\nabc",
-  "PUT /files/m HTTP/1.0\r\nHost: d\r\nAuthorization: Bearer T\r\nContent-Length: 4\r\n\r\nabcd",
-  "GET /_status HTTP/1.1\r\nHost: d\r\n\r\nGET /files/a HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer T\r\n\r\n",
-  "PUT /files/c HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer T\r\nContent-Length: 100000\r\n\r\n",
-  "PUT /files/d HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer X\r\nContent-Length: 4\r\n\r\nwxyz",
-  "GET /files/a HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer T\r\nConnection: close\r\n\r\n",
+    "PUT /files/a HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer T\r\nContent-Length: 10\r\n"
+    "Expect: 100-continue\r\n\r\n",
+    "PUT /files/b HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer T\r\nTransfer-Encoding: chunked\r\n\r\n",
+    "GET /files/big HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer T\r\n\r\n",
+    "GET /files HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer T\r\n\r\n",
+    "GET /_status HTTP/1.1\r\nHost: d\r\n\r\n",
+    "PUT /files/r1 HTTP/1.1\r\nHost: d\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+    "DELETE /files/a HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer T\r\n\r\n",
+    "HEAD /files/big HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer T\r\nConnection: close\r\n\r\n",
+    "0123456789",
+    "5\r\nhello\r\n0\r\n\r\n",
+    "PUT /files/v HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer T\r\nContent-Length: 3\r\n"
+    "Content-Digest: sha-256=:ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=:\r\n\r\nabc",
+    "PUT /files/m HTTP/1.0\r\nHost: d\r\nAuthorization: Bearer T\r\nContent-Length: 4\r\n\r\nabcd",
+    "GET /_status HTTP/1.1\r\nHost: d\r\n\r\nGET /files/a HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer T\r\n\r\n",
+    "PUT /files/c HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer T\r\nContent-Length: 100000\r\n\r\n",
+    "PUT /files/d HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer X\r\nContent-Length: 4\r\n\r\nwxyz",
+    "GET /files/a HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer T\r\nConnection: close\r\n\r\n",
 };
 #define N_TEMPLATES (sizeof templates / sizeof templates[0])
 
@@ -573,7 +592,7 @@ static void check_head_acks(void)
   snprintf(req, sizeof req, "%s\r\nab", put);
   head_ack_case(req, false, 1); /* the head and the first body bytes */
   snprintf(req, sizeof req, "%sExpect: 100-continue\r\n\r\n", put);
-  head_ack_case(req, true, 0); /* 100 Continue carries the ACK */
+  head_ack_case(req, true, 0);                                        /* 100 Continue carries the ACK */
   head_ack_case("GET /_status HTTP/1.1\r\nHost: d\r\n\r\n", true, 0); /* the response carries it */
   fa_reset();
 }
@@ -652,9 +671,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   for (int op = 0; op < MAX_OPS && in.n > 0; op++) {
     uint8_t opcode = in_byte(&in) % OP_COUNT;
     if (trace) {
-      static const char *const names[OP_COUNT] = {"OPEN", "DATA", "TMPL", "FIN", "ACK", "TICK", "RST", "FAULT", "ACKALL",
-                                                   "CLOSEFAIL", "ZDATA", "DRIP", "DRIPT", "SLOW", "WAIT", "FLOOD",
-                                                   "SNDBUF", "DEAF", "PEND", "POLL"};
+      static const char *const names[OP_COUNT] = {"OPEN",  "DATA",   "TMPL",      "FIN",   "ACK",  "TICK",  "RST",
+                                                  "FAULT", "ACKALL", "CLOSEFAIL", "ZDATA", "DRIP", "DRIPT", "SLOW",
+                                                  "WAIT",  "FLOOD",  "SNDBUF",    "DEAF",  "PEND", "POLL"};
       fprintf(stderr, "t=%u op %s", (unsigned)(fake_ms - (cfg & 8 ? 0xffffffffu - 60000u : 1000u)), names[opcode]);
       for (size_t i = 0; i < 5 && i < in.n; i++) {
         fprintf(stderr, " %u", in.p[i]);

@@ -9,11 +9,11 @@
 #include "lwip/altcp.h"
 
 /* Prints why and aborts, so the fuzzer reports the input. */
-#define FUZZ_CHECK(cond, why)              \
-  do {                                     \
-    if (!(cond)) {                         \
-      fuzz_fail(__FILE__, __LINE__, why);  \
-    }                                      \
+#define FUZZ_CHECK(cond, why)             \
+  do {                                    \
+    if (!(cond)) {                        \
+      fuzz_fail(__FILE__, __LINE__, why); \
+    }                                     \
   } while (0)
 void fuzz_fail(const char *file, int line, const char *why);
 

@@ -5,7 +5,8 @@
 #include "http_parser.h"
 
 /* Feeds data whole and split in two (position from the first byte); aborts on any difference. */
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
   hp_parser_t p1, p2;
   hp_request_t r1, r2;
   hp_meta_t m;
@@ -21,9 +22,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     rc2 = hp_feed(&p2, (const char *)data + cut, size - cut, &c2);
     c2 += cut;
   }
-  if (rc1 != rc2 || c1 != c2 || memcmp(&r1, &r2, sizeof r1) != 0) abort();
+  if (rc1 != rc2 || c1 != c2 || memcmp(&r1, &r2, sizeof r1) != 0)
+    abort();
   if (rc1 == HP_DONE) {
-    if (c1 != r1.head_len) abort();
+    if (c1 != r1.head_len)
+      abort();
     (void)hp_analyze(&r1, (const char *)data, &m);
     (void)hp_pct_decode((const char *)data + r1.target.off, r1.target.len, out, sizeof out);
   }

@@ -15,14 +15,16 @@ static uint64_t fake_sizes[FAKE_FILES];
 static int fake_count;
 
 /** Forgets every file; sets capacity and free bytes. */
-void fake_storage_reset(uint64_t capacity, uint64_t free_bytes) {
+void fake_storage_reset(uint64_t capacity, uint64_t free_bytes)
+{
   fake_capacity = capacity;
   fake_free = free_bytes;
   fake_count = 0;
 }
 
 /** Adds (or resizes) a committed file seen by storage_exists. */
-void fake_storage_add(const char *name, uint64_t size) {
+void fake_storage_add(const char *name, uint64_t size)
+{
   for (int i = 0; i < fake_count; i++) {
     if (strcmp(fake_names[i], name) == 0) {
       fake_sizes[i] = size;
@@ -36,17 +38,20 @@ void fake_storage_add(const char *name, uint64_t size) {
 }
 
 /** Bytes the fake medium holds in all. */
-uint64_t storage_capacity(void) {
+uint64_t storage_capacity(void)
+{
   return fake_capacity;
 }
 
 /** Bytes still free, as set by fake_storage_reset. */
-uint64_t storage_free(void) {
+uint64_t storage_free(void)
+{
   return fake_free;
 }
 
 /** True when fake_storage_add named the file. */
-bool storage_exists(const char *name, uint64_t *size) {
+bool storage_exists(const char *name, uint64_t *size)
+{
   for (int i = 0; i < fake_count; i++) {
     if (strcmp(fake_names[i], name) == 0) {
       if (size != NULL) {
@@ -59,7 +64,8 @@ bool storage_exists(const char *name, uint64_t *size) {
 }
 
 /** Not faked. */
-int storage_open(const char *name, uint64_t length, storage_upload_t **out) {
+int storage_open(const char *name, uint64_t length, storage_upload_t **out)
+{
   (void)name;
   (void)length;
   *out = NULL;
@@ -67,7 +73,8 @@ int storage_open(const char *name, uint64_t length, storage_upload_t **out) {
 }
 
 /** Not faked. */
-int storage_write(storage_upload_t *u, const void *data, size_t len) {
+int storage_write(storage_upload_t *u, const void *data, size_t len)
+{
   (void)u;
   (void)data;
   (void)len;
@@ -75,25 +82,29 @@ int storage_write(storage_upload_t *u, const void *data, size_t len) {
 }
 
 /** Not faked. */
-int storage_commit(storage_upload_t *u, bool *replaced) {
+int storage_commit(storage_upload_t *u, bool *replaced)
+{
   (void)u;
   (void)replaced;
   return STORAGE_EIO;
 }
 
 /** Not faked. */
-void storage_abort(storage_upload_t *u) {
+void storage_abort(storage_upload_t *u)
+{
   (void)u;
 }
 
 /** Not faked. */
-int storage_remove(const char *name) {
+int storage_remove(const char *name)
+{
   (void)name;
   return STORAGE_EIO;
 }
 
 /** Not faked. */
-int storage_read_open(const char *name, storage_reader_t **out, uint64_t *size) {
+int storage_read_open(const char *name, storage_reader_t **out, uint64_t *size)
+{
   (void)name;
   (void)size;
   *out = NULL;
@@ -101,7 +112,8 @@ int storage_read_open(const char *name, storage_reader_t **out, uint64_t *size) 
 }
 
 /** Not faked. */
-long storage_read(storage_reader_t *r, void *buf, size_t len) {
+long storage_read(storage_reader_t *r, void *buf, size_t len)
+{
   (void)r;
   (void)buf;
   (void)len;
@@ -109,12 +121,14 @@ long storage_read(storage_reader_t *r, void *buf, size_t len) {
 }
 
 /** Not faked. */
-void storage_read_close(storage_reader_t *r) {
+void storage_read_close(storage_reader_t *r)
+{
   (void)r;
 }
 
 /** Not faked: lists nothing. */
-int storage_list(int (*fn)(void *ctx, const char *name, uint64_t size), void *ctx) {
+int storage_list(int (*fn)(void *ctx, const char *name, uint64_t size), void *ctx)
+{
   (void)fn;
   (void)ctx;
   return STORAGE_EIO;

@@ -194,8 +194,8 @@ static void run_timers(uint32_t ms)
 
 /* ---- The device: an altcp listener that consumes everything -------------- */
 
-static struct altcp_pcb *conn;    /* the accepted connection */
-static bool ack_in_recv;          /* the recv callback calls ack_now() */
+static struct altcp_pcb *conn; /* the accepted connection */
+static bool ack_in_recv;       /* the recv callback calls ack_now() */
 static uint32_t consumed;
 
 static err_t dev_recv(void *arg, struct altcp_pcb *pcb, struct pbuf *p, err_t err)
@@ -270,7 +270,7 @@ static void test_short_segment_ack_waits_for_the_tick(void)
   wire_send(40001, TCP_ACK | TCP_PSH, seq, dev_seq, payload, 140);
   CHECK_EQ(consumed, 140);
   CHECK_EQ(n_sent, 0); /* held back */
-  run_timers(260);      /* tcp_fasttmr runs every 250 ms */
+  run_timers(260);     /* tcp_fasttmr runs every 250 ms */
   CHECK_EQ(n_sent, 1);
   CHECK_EQ(sent[0].ack, seq + 140);
   peer_reset();

@@ -6,7 +6,8 @@
 
 static _Alignas(16) uint8_t mem_a[4096], mem_b[2048];
 
-static void test_two_instances_keep_separate_counters(void) {
+static void test_two_instances_keep_separate_counters(void)
+{
   arena_t a, b;
   arena_init(&a, mem_a, sizeof mem_a);
   arena_init(&b, mem_b, sizeof mem_b);
@@ -24,7 +25,8 @@ static void test_two_instances_keep_separate_counters(void) {
   CHECK_EQ(arena_in_use(&b), 0);
 }
 
-static void test_calloc_zeroes_and_rejects_overflow(void) {
+static void test_calloc_zeroes_and_rejects_overflow(void)
+{
   arena_t a;
   arena_init(&a, mem_a, sizeof mem_a);
   uint8_t *p = arena_realloc(&a, NULL, 64);
@@ -43,7 +45,8 @@ static void test_calloc_zeroes_and_rejects_overflow(void) {
   CHECK_EQ(arena_in_use(&a), 0);
 }
 
-static void test_full_arena_fails_and_recovers(void) {
+static void test_full_arena_fails_and_recovers(void)
+{
   arena_t a;
   arena_init(&a, mem_b, sizeof mem_b);
   void *blocks[64];
@@ -68,7 +71,8 @@ static void test_full_arena_fails_and_recovers(void) {
   CHECK_EQ(arena_high_water(&a), 0);
 }
 
-static void test_fault_injection(void) {
+static void test_fault_injection(void)
+{
   arena_t a;
   arena_init(&a, mem_a, sizeof mem_a);
   arena_fail_after(&a, 1);
@@ -83,7 +87,8 @@ static void test_fault_injection(void) {
   CHECK_EQ(arena_in_use(&a), 0);
 }
 
-int main(void) {
+int main(void)
+{
   RUN(test_two_instances_keep_separate_counters);
   RUN(test_calloc_zeroes_and_rejects_overflow);
   RUN(test_full_arena_fails_and_recovers);

@@ -18,8 +18,8 @@ static uint8_t g_payload[PAYLOAD_CAP];
 /* Decodes in[0..len) fed as fragments [0,cut) and [cut,len), or one byte at
  * a time when cut is SIZE_MAX; payload goes to pay. Each fragment is copied
  * into a heap block of exactly its size so that over-reads trip ASan. */
-static void feed(const uint8_t *in, size_t len, size_t cut, outcome_t *o,
-                 uint8_t *pay) {
+static void feed(const uint8_t *in, size_t len, size_t cut, outcome_t *o, uint8_t *pay)
+{
   chunked_t c;
   size_t start = 0;
 
@@ -31,10 +31,12 @@ static void feed(const uint8_t *in, size_t len, size_t cut, outcome_t *o,
     size_t n, off = 0;
     uint8_t *frag;
 
-    if (end > len) end = len;
+    if (end > len)
+      end = len;
     n = end - start;
     frag = n ? malloc(n) : NULL;
-    if (n) memcpy(frag, in + start, n);
+    if (n)
+      memcpy(frag, in + start, n);
     for (;;) {
       const uint8_t *out = (const uint8_t *)"junk";
       size_t used = SIZE_MAX, out_len = 99;
@@ -43,10 +45,12 @@ static void feed(const uint8_t *in, size_t len, size_t cut, outcome_t *o,
       if (rc == CHUNKED_DATA) {
         CHECK(out_len > 0);
         CHECK(out >= frag + off && out + out_len == frag + off + used);
-        if (o->n_payload + out_len <= PAYLOAD_CAP) memcpy(pay + o->n_payload, out, out_len);
+        if (o->n_payload + out_len <= PAYLOAD_CAP)
+          memcpy(pay + o->n_payload, out, out_len);
         o->n_payload += out_len;
         off += used;
-        if (off == n) break;
+        if (off == n)
+          break;
         continue;
       }
       CHECK(out == NULL && out_len == 0);
@@ -65,7 +69,8 @@ static void feed(const uint8_t *in, size_t len, size_t cut, outcome_t *o,
     }
     free(frag);
     start = end;
-    if (start >= len) break;
+    if (start >= len)
+      break;
   }
   o->consumed = len;
 }
@@ -74,7 +79,8 @@ static char g_render[PAYLOAD_CAP + 64];
 static char g_other[PAYLOAD_CAP + 64];
 static uint8_t g_pay2[PAYLOAD_CAP];
 
-static void render(const outcome_t *o, const uint8_t *pay, char *buf) {
+static void render(const outcome_t *o, const uint8_t *pay, char *buf)
+{
   const char *what = o->rc == CHUNKED_DONE ? "DONE" : o->rc == CHUNKED_ERR ? "ERR" : "MORE";
   size_t n = o->n_payload < PAYLOAD_CAP ? o->n_payload : PAYLOAD_CAP;
   int k = sprintf(buf, "%s @%zu [", what, o->consumed);
@@ -84,7 +90,8 @@ static void render(const outcome_t *o, const uint8_t *pay, char *buf) {
 
 /* Decodes in[0..len) whole, split at every position, and bytewise; checks
  * they all agree and returns the rendered result "DONE @n [payload]". */
-static const char *decode_n(const void *in, size_t len, outcome_t *out) {
+static const char *decode_n(const void *in, size_t len, outcome_t *out)
+{
   outcome_t whole, o;
   size_t cut;
 
@@ -100,33 +107,37 @@ static const char *decode_n(const void *in, size_t len, outcome_t *out) {
       break;
     }
   }
-  if (out) *out = whole;
+  if (out)
+    *out = whole;
   return g_render;
 }
 
-static const char *decode(const char *s) { return decode_n(s, strlen(s), NULL); }
+static const char *decode(const char *s)
+{
+  return decode_n(s, strlen(s), NULL);
+}
 
-static void test_single_and_many(void) {
+static void test_single_and_many(void)
+{
   CHECK_STR(decode("5\r\nhello\r\n0\r\n\r\n"), "DONE @15 [hello]");
-  CHECK_STR(decode("1\r\na\r\n2\r\nbc\r\n3\r\ndef\r\na\r\n0123456789\r\n0\r\n\r\n"),
-            "DONE @41 [abcdef0123456789]");
+  CHECK_STR(decode("1\r\na\r\n2\r\nbc\r\n3\r\ndef\r\na\r\n0123456789\r\n0\r\n\r\n"), "DONE @41 [abcdef0123456789]");
   CHECK_STR(decode("0\r\n\r\n"), "DONE @5 []");
   CHECK_STR(decode("3\r\n\r\n\r\r\n0\r\n\r\n"), "DONE @13 [\r\n\r]");
 }
 
-static void test_hex_forms(void) {
+static void test_hex_forms(void)
+{
   CHECK_STR(decode("A\r\n0123456789\r\n0\r\n\r\n"), "DONE @20 [0123456789]");
   CHECK_STR(decode("a\r\n0123456789\r\n0\r\n\r\n"), "DONE @20 [0123456789]");
   CHECK_STR(decode("0005\r\nhello\r\n000\r\n\r\n"), "DONE @20 [hello]");
-  CHECK_STR(decode("0000000000000010\r\n0123456789abcdef\r\n0\r\n\r\n"),
-            "DONE @41 [0123456789abcdef]");
+  CHECK_STR(decode("0000000000000010\r\n0123456789abcdef\r\n0\r\n\r\n"), "DONE @41 [0123456789abcdef]");
   /* 17 digits, even if zeros. */
   CHECK_STR(decode("00000000000000005\r\nhello\r\n0\r\n\r\n"), "ERR @16 []");
-  CHECK_STR(decode("1f\r\n0123456789012345678901234567890\r\n0\r\n\r\n"),
-            "DONE @42 [0123456789012345678901234567890]");
+  CHECK_STR(decode("1f\r\n0123456789012345678901234567890\r\n0\r\n\r\n"), "DONE @42 [0123456789012345678901234567890]");
 }
 
-static void test_size_overflow(void) {
+static void test_size_overflow(void)
+{
   outcome_t o;
   /* 2^62 is accepted (the body then simply does not end here). */
   CHECK_STR(decode("4000000000000000\r\nab"), "MORE @20 [ab]");
@@ -137,7 +148,8 @@ static void test_size_overflow(void) {
   CHECK_EQ(o.rc, CHUNKED_MORE);
 }
 
-static void test_bad_size(void) {
+static void test_bad_size(void)
+{
   CHECK_STR(decode("\r\nabc\r\n0\r\n\r\n"), "ERR @0 []");
   CHECK_STR(decode("g\r\n"), "ERR @0 []");
   CHECK_STR(decode("5x\r\nhello\r\n"), "ERR @1 []");
@@ -151,7 +163,8 @@ static void test_bad_size(void) {
   CHECK_STR(decode("5\t\r\nhello\r\n"), "ERR @2 []");
 }
 
-static void test_data_crlf(void) {
+static void test_data_crlf(void)
+{
   CHECK_STR(decode("5\r\nhelloX\r\n0\r\n\r\n"), "ERR @8 [hello]");
   CHECK_STR(decode("5\r\nhello\n0\r\n\r\n"), "ERR @8 [hello]");
   CHECK_STR(decode("5\r\nhello\rX0\r\n\r\n"), "ERR @9 [hello]");
@@ -161,7 +174,8 @@ static void test_data_crlf(void) {
   CHECK_STR(decode("5\r\nhello\r\n0\n\r\n"), "ERR @11 [hello]");
 }
 
-static void test_extensions(void) {
+static void test_extensions(void)
+{
   CHECK_STR(decode("5;name=value\r\nhello\r\n0;last\r\n\r\n"), "DONE @31 [hello]");
   CHECK_STR(decode("5 ;a\r\nhello\r\n0\t \t;b=\"q s\"\r\n\r\n"), "DONE @29 [hello]");
   CHECK_STR(decode("5;a=\x80\xff\t \r\nhello\r\n0\r\n\r\n"), "DONE @22 [hello]");
@@ -174,7 +188,8 @@ static void test_extensions(void) {
 
 static char g_big[PAYLOAD_CAP];
 
-static void test_ext_limit(void) {
+static void test_ext_limit(void)
+{
   outcome_t o;
   size_t len;
   /* Extension (BWS and ';' included) exactly at the limit. */
@@ -211,9 +226,9 @@ static void test_ext_limit(void) {
   CHECK_EQ(o.n_payload, 3);
 }
 
-static void test_trailers(void) {
-  CHECK_STR(decode("5\r\nhello\r\n0\r\nX-Sum: abc\r\nY:\r\nZ: \t v\x80\r\n\r\n"),
-            "DONE @40 [hello]");
+static void test_trailers(void)
+{
+  CHECK_STR(decode("5\r\nhello\r\n0\r\nX-Sum: abc\r\nY:\r\nZ: \t v\x80\r\n\r\n"), "DONE @40 [hello]");
   CHECK_STR(decode("0\r\nX: a\r\n b\r\n\r\n"), "ERR @9 []");
   CHECK_STR(decode("0\r\nX: a\r\n\tb\r\n\r\n"), "ERR @9 []");
   CHECK_STR(decode("0\r\nX : a\r\n\r\n"), "ERR @4 []");
@@ -225,7 +240,8 @@ static void test_trailers(void) {
   CHECK_STR(decode("0\r\nX: a\r\n"), "MORE @9 []");
 }
 
-static void test_trailer_limit(void) {
+static void test_trailer_limit(void)
+{
   outcome_t o;
   size_t len, head = 3;
   /* One trailer field of exactly POSTERN_TRAILER_MAX bytes, CRLF included. */
@@ -247,14 +263,16 @@ static void test_trailer_limit(void) {
   CHECK_EQ(o.consumed, head + POSTERN_TRAILER_MAX);
 }
 
-static void test_pipelining(void) {
+static void test_pipelining(void)
+{
   static const char two[] = "3\r\nabc\r\n0\r\n\r\nPUT /next HTTP/1.1\r\n";
   CHECK_STR(decode(two), "DONE @13 [abc]");
   CHECK_STR(decode("0\r\n\r\n0\r\n\r\n"), "DONE @5 []");
   CHECK_STR(decode("0\r\nA: b\r\n\r\n\x01garbage"), "DONE @11 []");
 }
 
-static void test_incomplete(void) {
+static void test_incomplete(void)
+{
   CHECK_STR(decode(""), "MORE @0 []");
   CHECK_STR(decode("5"), "MORE @1 []");
   CHECK_STR(decode("5\r\nhel"), "MORE @6 [hel]");
@@ -262,9 +280,9 @@ static void test_incomplete(void) {
   CHECK_STR(decode("5\r\nhello\r\n0\r\n\r"), "MORE @14 [hello]");
 }
 
-static void test_binary_payload(void) {
-  static const uint8_t in[] = {'4', '\r', '\n', 0, 0xff, '\r', '\n', '\r', '\n',
-                               '0', '\r', '\n', '\r', '\n'};
+static void test_binary_payload(void)
+{
+  static const uint8_t in[] = {'4', '\r', '\n', 0, 0xff, '\r', '\n', '\r', '\n', '0', '\r', '\n', '\r', '\n'};
   outcome_t o;
   decode_n(in, sizeof in, &o);
   CHECK_EQ(o.rc, CHUNKED_DONE);
@@ -273,10 +291,12 @@ static void test_binary_payload(void) {
   CHECK(memcmp(g_payload, in + 3, 4) == 0);
 }
 
-static void test_large_chunk(void) {
+static void test_large_chunk(void)
+{
   outcome_t o;
   size_t i, n = 0x2345, len = (size_t)sprintf(g_big, "%zx\r\n", n);
-  for (i = 0; i < n; i++) g_big[len + i] = (char)('a' + i % 26);
+  for (i = 0; i < n; i++)
+    g_big[len + i] = (char)('a' + i % 26);
   len += n;
   len += (size_t)sprintf(g_big + len, "\r\n0\r\n\r\n");
   decode_n(g_big, len, &o);
@@ -286,7 +306,8 @@ static void test_large_chunk(void) {
   CHECK(memcmp(g_payload, g_big + 6, n) == 0);
 }
 
-int main(void) {
+int main(void)
+{
   RUN(test_single_and_many);
   RUN(test_hex_forms);
   RUN(test_size_overflow);

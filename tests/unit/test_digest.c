@@ -5,11 +5,13 @@
 #include "unit.h"
 #include "text.h"
 
-static void hex_of(const uint8_t *d, char *out) {
+static void hex_of(const uint8_t *d, char *out)
+{
   text_hex(d, DIGEST_SHA256_LEN, out);
 }
 
-static void test_sha256_vectors(void) {
+static void test_sha256_vectors(void)
+{
   uint8_t d[DIGEST_SHA256_LEN];
   char hex[65];
   digest_sha256("", 0, d);
@@ -20,7 +22,8 @@ static void test_sha256_vectors(void) {
   CHECK_STR(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
-static void test_sha256_streaming(void) {
+static void test_sha256_streaming(void)
+{
   static const char msg[] = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
   uint8_t one[DIGEST_SHA256_LEN], parts[DIGEST_SHA256_LEN];
   char hex[65];
@@ -38,7 +41,8 @@ static void test_sha256_streaming(void) {
   CHECK_STR(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
 }
 
-static void test_hmac(void) {
+static void test_hmac(void)
+{
   uint8_t d[DIGEST_SHA256_LEN];
   char hex[65];
   static const char data2[] = "what do ya want for nothing?";
@@ -53,7 +57,8 @@ static void test_hmac(void) {
   CHECK_STR(hex, "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
 }
 
-static void test_base64(void) {
+static void test_base64(void)
+{
   char out[16];
   CHECK_EQ(digest_base64_encode((const uint8_t *)"foobar", 6, out, sizeof out), 8);
   CHECK_STR(out, "Zm9vYmFy");
@@ -71,7 +76,8 @@ static void test_base64(void) {
   CHECK_STR(b64, "X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=");
 }
 
-static void test_equal(void) {
+static void test_equal(void)
+{
   CHECK(digest_equal("abcdef", "abcdef", 6));
   CHECK(!digest_equal("abcdef", "abcdeg", 6));
   CHECK(!digest_equal("xbcdef", "abcdef", 6));
@@ -81,11 +87,13 @@ static void test_equal(void) {
 #define HELLO "X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE="
 #define SHA512 "pKvURIxJVi2CgRXROh/M6pJ/UrTVRZKX+LQ+QtqJI4vBNibkPcs43bCCSIkn7JBPtCBXRDmD6IWFF51QVRr+Yg=="
 
-static int parse(const char *v, uint8_t *out) {
+static int parse(const char *v, uint8_t *out)
+{
   return digest_parse_content_digest(v, strlen(v), out);
 }
 
-static void test_content_digest(void) {
+static void test_content_digest(void)
+{
   uint8_t want[DIGEST_SHA256_LEN], got[DIGEST_SHA256_LEN];
   digest_sha256("{\"hello\": \"world\"}", 18, want);
 
@@ -108,19 +116,20 @@ static void test_content_digest(void) {
   /* Malformed or not 32 bytes. */
   CHECK_EQ(parse("sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBP!=:", got), -1);
   CHECK_EQ(parse("sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9D BPE=:", got), -1);
-  CHECK_EQ(parse("sha-256=:AAAA:", got), -1);                 /* 3 bytes */
-  CHECK_EQ(parse("sha-256=:" SHA512 ":", got), -1);           /* 64 bytes */
-  CHECK_EQ(parse("sha-256=:" HELLO, got), -1);                /* unterminated */
-  CHECK_EQ(parse("sha-256=\"" HELLO "\"", got), -1);          /* a string, not bytes */
-  CHECK_EQ(parse("sha-256", got), -1);                        /* boolean true */
-  CHECK_EQ(parse("SHA-256=:" HELLO ":", got), -1);            /* keys are lower case */
-  CHECK_EQ(parse("sha-256=:" HELLO ":,", got), -1);           /* trailing comma */
+  CHECK_EQ(parse("sha-256=:AAAA:", got), -1);        /* 3 bytes */
+  CHECK_EQ(parse("sha-256=:" SHA512 ":", got), -1);  /* 64 bytes */
+  CHECK_EQ(parse("sha-256=:" HELLO, got), -1);       /* unterminated */
+  CHECK_EQ(parse("sha-256=\"" HELLO "\"", got), -1); /* a string, not bytes */
+  CHECK_EQ(parse("sha-256", got), -1);               /* boolean true */
+  CHECK_EQ(parse("SHA-256=:" HELLO ":", got), -1);   /* keys are lower case */
+  CHECK_EQ(parse("sha-256=:" HELLO ":,", got), -1);  /* trailing comma */
   CHECK_EQ(parse("sha-256=:" HELLO ": sha-512=:" SHA512 ":", got), -1);
   CHECK_EQ(parse("sha-512=:" SHA512 ":, =", got), -1);
   CHECK_EQ(parse("x=\"unterminated, sha-256=:" HELLO ":", got), -1);
 }
 
-int main(void) {
+int main(void)
+{
   RUN(test_sha256_vectors);
   RUN(test_sha256_streaming);
   RUN(test_hmac);

@@ -17,7 +17,8 @@ typedef struct outcome {
 /* Feeds in[0..len) as fragments [0,cut) and [cut,len), or one byte at a
  * time when cut is SIZE_MAX. Each fragment is copied into a heap block of
  * exactly its size so that any over-read trips ASan. */
-static void feed(const char *in, size_t len, size_t cut, outcome_t *o) {
+static void feed(const char *in, size_t len, size_t cut, outcome_t *o)
+{
   hp_parser_t p;
   size_t start = 0;
 
@@ -30,10 +31,12 @@ static void feed(const char *in, size_t len, size_t cut, outcome_t *o) {
     char *frag;
     int rc;
 
-    if (end > len) end = len;
+    if (end > len)
+      end = len;
     n = end - start;
     frag = n ? malloc(n) : NULL;
-    if (n) memcpy(frag, in + start, n);
+    if (n)
+      memcpy(frag, in + start, n);
     rc = hp_feed(&p, frag, n, &used);
     free(frag);
     CHECK(used <= n);
@@ -48,13 +51,15 @@ static void feed(const char *in, size_t len, size_t cut, outcome_t *o) {
     }
     CHECK_EQ(used, n);
     start = end;
-    if (start >= len) break;
+    if (start >= len)
+      break;
   }
   o->consumed = len;
 }
 
 /* Renders an outcome, spans resolved against in, into buf. */
-static void render(const char *in, const outcome_t *o, char *buf, size_t cap) {
+static void render(const char *in, const outcome_t *o, char *buf, size_t cap)
+{
   const hp_request_t *r = &o->req;
   int n, i;
 
@@ -63,13 +68,12 @@ static void render(const char *in, const outcome_t *o, char *buf, size_t cap) {
   } else if (o->rc != HP_DONE) {
     n = snprintf(buf, cap, "ERR %s @%zu", hp_error_name(o->rc), o->consumed);
   } else {
-    n = snprintf(buf, cap, "DONE %zu %.*s %.*s 1.%u", o->consumed,
-                 (int)r->method.len, in + r->method.off, (int)r->target.len,
-                 in + r->target.off, (unsigned)r->version_minor);
+    n = snprintf(buf, cap, "DONE %zu %.*s %.*s 1.%u", o->consumed, (int)r->method.len, in + r->method.off,
+                 (int)r->target.len, in + r->target.off, (unsigned)r->version_minor);
     for (i = 0; i < (int)r->n_headers && n > 0 && (size_t)n < cap; i++) {
       const hp_header_t *h = &r->headers[i];
-      n += snprintf(buf + n, cap - (size_t)n, "|%.*s=%.*s", (int)h->name.len,
-                    in + h->name.off, (int)h->value.len, in + h->value.off);
+      n += snprintf(buf + n, cap - (size_t)n, "|%.*s=%.*s", (int)h->name.len, in + h->name.off, (int)h->value.len,
+                    in + h->value.off);
     }
   }
   CHECK(n > 0 && (size_t)n < cap);
@@ -80,18 +84,19 @@ static char g_other[8192];
 
 /* Parses in[0..len) whole, split at every position, and bytewise; checks
  * that all agree; returns the rendered result, and the outcome in *out. */
-static const char *parse_n(const char *in, size_t len, outcome_t *out) {
+static const char *parse_n(const char *in, size_t len, outcome_t *out)
+{
   outcome_t whole, o;
   size_t cut;
 
   feed(in, len, len, &whole);
   render(in, &whole, g_render, sizeof g_render);
-  if (whole.rc == HP_DONE) CHECK_EQ(whole.consumed, whole.req.head_len);
+  if (whole.rc == HP_DONE)
+    CHECK_EQ(whole.consumed, whole.req.head_len);
   for (cut = 0; cut <= len + 1; cut++) {
     feed(in, len, cut <= len ? cut : SIZE_MAX, &o);
     render(in, &o, g_other, sizeof g_other);
-    if (o.rc != whole.rc || o.consumed != whole.consumed ||
-        strcmp(g_other, g_render) != 0) {
+    if (o.rc != whole.rc || o.consumed != whole.consumed || strcmp(g_other, g_render) != 0) {
       CHECK_STR(g_other, g_render);
       if (cut <= len) {
         fprintf(stderr, "  split at %zu\n", cut);
@@ -101,46 +106,45 @@ static const char *parse_n(const char *in, size_t len, outcome_t *out) {
       break;
     }
   }
-  if (out) *out = whole;
+  if (out)
+    *out = whole;
   return g_render;
 }
 
-static const char *parse(const char *s) { return parse_n(s, strlen(s), NULL); }
+static const char *parse(const char *s)
+{
+  return parse_n(s, strlen(s), NULL);
+}
 
 /* ---- Valid heads ------------------------------------------------------- */
 
-static void test_basic_methods(void) {
+static void test_basic_methods(void)
+{
   CHECK_STR(parse("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), "DONE 27 GET / 1.1|Host=a");
   CHECK_STR(parse("PUT /files/x.bin HTTP/1.1\r\nHost: example.com\r\n"
                   "Content-Length: 5\r\n\r\n"),
             "DONE 67 PUT /files/x.bin 1.1|Host=example.com|Content-Length=5");
-  CHECK_STR(parse("HEAD /files/ HTTP/1.1\r\nHost: h\r\n\r\n"),
-            "DONE 34 HEAD /files/ 1.1|Host=h");
-  CHECK_STR(parse("DELETE /files/a%20b HTTP/1.1\r\nHost: h\r\n\r\n"),
-            "DONE 41 DELETE /files/a%20b 1.1|Host=h");
+  CHECK_STR(parse("HEAD /files/ HTTP/1.1\r\nHost: h\r\n\r\n"), "DONE 34 HEAD /files/ 1.1|Host=h");
+  CHECK_STR(parse("DELETE /files/a%20b HTTP/1.1\r\nHost: h\r\n\r\n"), "DONE 41 DELETE /files/a%20b 1.1|Host=h");
   CHECK_STR(parse("GET / HTTP/1.0\r\n\r\n"), "DONE 18 GET / 1.0");
   CHECK_STR(parse("M-SEARCH * HTTP/1.1\r\n\r\n"), "DONE 23 M-SEARCH * 1.1");
-  CHECK_STR(parse("OPTIONS http://x:80/?q=1&r=%7e#f HTTP/1.1\r\n\r\n"),
-            "DONE 45 OPTIONS http://x:80/?q=1&r=%7e#f 1.1");
+  CHECK_STR(parse("OPTIONS http://x:80/?q=1&r=%7e#f HTTP/1.1\r\n\r\n"), "DONE 45 OPTIONS http://x:80/?q=1&r=%7e#f 1.1");
   CHECK_STR(parse("!#$%&'*+-.^_`|~ / HTTP/1.1\r\n\r\n"), "DONE 30 !#$%&'*+-.^_`|~ / 1.1");
   CHECK_STR(parse("09azAZ / HTTP/1.1\r\n\r\n"), "DONE 21 09azAZ / 1.1");
 }
 
-static void test_header_values(void) {
-  CHECK_STR(parse("GET / HTTP/1.1\r\nHost:   a b \t \r\nX:\tv\t\r\nY:z\r\n\r\n"),
-            "DONE 46 GET / 1.1|Host=a b|X=v|Y=z");
-  CHECK_STR(parse("GET / HTTP/1.1\r\nA:\r\nB:   \r\nC: \t\r\n\r\n"),
-            "DONE 35 GET / 1.1|A=|B=|C=");
-  CHECK_STR(parse("GET / HTTP/1.1\r\nX: caf\xc3\xa9 \x80\xff\r\n\r\n"),
-            "DONE 31 GET / 1.1|X=caf\xc3\xa9 \x80\xff");
+static void test_header_values(void)
+{
+  CHECK_STR(parse("GET / HTTP/1.1\r\nHost:   a b \t \r\nX:\tv\t\r\nY:z\r\n\r\n"), "DONE 46 GET / 1.1|Host=a b|X=v|Y=z");
+  CHECK_STR(parse("GET / HTTP/1.1\r\nA:\r\nB:   \r\nC: \t\r\n\r\n"), "DONE 35 GET / 1.1|A=|B=|C=");
+  CHECK_STR(parse("GET / HTTP/1.1\r\nX: caf\xc3\xa9 \x80\xff\r\n\r\n"), "DONE 31 GET / 1.1|X=caf\xc3\xa9 \x80\xff");
   CHECK_STR(parse("GET / HTTP/1.1\r\nX: a\tb  c\r\n\r\n"), "DONE 29 GET / 1.1|X=a\tb  c");
-  CHECK_STR(parse("GET / HTTP/1.1\r\nHost: a:80\r\nX: \"q,;=()\"\r\n\r\n"),
-            "DONE 43 GET / 1.1|Host=a:80|X=\"q,;=()\"");
-  CHECK_STR(parse("GET / HTTP/1.1\r\n!#$%&'*+-.^_`|~09azAZ: v\r\n\r\n"),
-            "DONE 44 GET / 1.1|!#$%&'*+-.^_`|~09azAZ=v");
+  CHECK_STR(parse("GET / HTTP/1.1\r\nHost: a:80\r\nX: \"q,;=()\"\r\n\r\n"), "DONE 43 GET / 1.1|Host=a:80|X=\"q,;=()\"");
+  CHECK_STR(parse("GET / HTTP/1.1\r\n!#$%&'*+-.^_`|~09azAZ: v\r\n\r\n"), "DONE 44 GET / 1.1|!#$%&'*+-.^_`|~09azAZ=v");
 }
 
-static void test_leading_empty_lines(void) {
+static void test_leading_empty_lines(void)
+{
   CHECK_STR(parse("\r\nGET / HTTP/1.0\r\n\r\n"), "DONE 20 GET / 1.0");
   CHECK_STR(parse("\r\n\r\nGET / HTTP/1.0\r\n\r\n"), "DONE 22 GET / 1.0");
   CHECK_STR(parse("\r\n\r\n\r\nGET / HTTP/1.0\r\n\r\n"), "ERR bad_request @4");
@@ -148,22 +152,21 @@ static void test_leading_empty_lines(void) {
   CHECK_STR(parse("\r\rGET / HTTP/1.0\r\n\r\n"), "ERR bad_request @1");
 }
 
-static void test_incomplete(void) {
+static void test_incomplete(void)
+{
   CHECK_STR(parse(""), "MORE");
   CHECK_STR(parse("\r\n"), "MORE");
   CHECK_STR(parse("GET / HTTP/1.1\r\nHost: a\r\n"), "MORE");
   CHECK_STR(parse("GET / HTTP/1.1\r\nHost: a\r\n\r"), "MORE");
 }
 
-static void test_pipelined(void) {
-  static const char two[] =
-      "PUT /a HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc"
-      "GET /b HTTP/1.1\r\nHost: h\r\n\r\n";
+static void test_pipelined(void)
+{
+  static const char two[] = "PUT /a HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc"
+                            "GET /b HTTP/1.1\r\nHost: h\r\n\r\n";
   outcome_t o;
-  CHECK_STR(parse_n(two, sizeof two - 1, &o),
-            "DONE 47 PUT /a 1.1|Host=h|Content-Length=3");
-  CHECK_STR(parse("GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n"),
-            "DONE 28 GET /1 1.1|Host=h");
+  CHECK_STR(parse_n(two, sizeof two - 1, &o), "DONE 47 PUT /a 1.1|Host=h|Content-Length=3");
+  CHECK_STR(parse("GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n"), "DONE 28 GET /1 1.1|Host=h");
   /* The second head parses on its own from where the first body ended. */
   CHECK_STR(parse(two + 50), "DONE 28 GET /b 1.1|Host=h");
   /* Garbage after a complete head is not looked at. */
@@ -172,7 +175,8 @@ static void test_pipelined(void) {
 
 /* ---- Strictness ------------------------------------------------------ */
 
-static void test_bare_cr(void) {
+static void test_bare_cr(void)
+{
   CHECK_STR(parse("GET / HTTP/1.1\rX"), "ERR bad_request @15");
   CHECK_STR(parse("GET / HTTP/1.1\r\nX: a\rb\r\n\r\n"), "ERR bad_request @21");
   CHECK_STR(parse("GET / HTTP/1.1\r\nX: a\r\r\n\r\n"), "ERR bad_request @21");
@@ -183,7 +187,8 @@ static void test_bare_cr(void) {
   CHECK_STR(parse("\rGET / HTTP/1.1\r\n\r\n"), "ERR bad_request @1");
 }
 
-static void test_bare_lf(void) {
+static void test_bare_lf(void)
+{
   CHECK_STR(parse("GET / HTTP/1.1\nHost: a\n\n"), "ERR bad_request @14");
   CHECK_STR(parse("GET / HTTP/1.1\r\nHost: a\n\r\n"), "ERR bad_request @23");
   CHECK_STR(parse("GET / HTTP/1.1\r\nHost: a\r\n\n"), "ERR bad_request @25");
@@ -191,7 +196,8 @@ static void test_bare_lf(void) {
   CHECK_STR(parse("GET /\n HTTP/1.1\r\n\r\n"), "ERR bad_request @5");
 }
 
-static void test_obs_fold_and_names(void) {
+static void test_obs_fold_and_names(void)
+{
   CHECK_STR(parse("GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\n"), "ERR bad_request @22");
   CHECK_STR(parse("GET / HTTP/1.1\r\nX: a\r\n\tb\r\n\r\n"), "ERR bad_request @22");
   CHECK_STR(parse("GET / HTTP/1.1\r\n Host: a\r\n\r\n"), "ERR bad_request @16");
@@ -204,7 +210,8 @@ static void test_obs_fold_and_names(void) {
   CHECK_STR(parse("GET / HTTP/1.1\r\nA(b): c\r\n\r\n"), "ERR bad_request @17");
 }
 
-static void test_control_bytes(void) {
+static void test_control_bytes(void)
+{
   static const char nul_value[] = "GET / HTTP/1.1\r\nX: a\0b\r\n\r\n";
   static const char nul_method[] = "G\0T / HTTP/1.1\r\n\r\n";
   CHECK_STR(parse_n(nul_value, sizeof nul_value - 1, NULL), "ERR bad_request @20");
@@ -224,7 +231,8 @@ static void test_control_bytes(void) {
   CHECK_STR(parse("GET / HTTP/1.1\t\r\n\r\n"), "ERR bad_request @14");
 }
 
-static void test_request_line_shape(void) {
+static void test_request_line_shape(void)
+{
   CHECK_STR(parse("GET  / HTTP/1.1\r\n\r\n"), "ERR bad_request @4");
   CHECK_STR(parse("GET  HTTP/1.1\r\n\r\n"), "ERR bad_request @4");
   CHECK_STR(parse("GET /  HTTP/1.1\r\n\r\n"), "ERR bad_request @6");
@@ -242,7 +250,8 @@ static void test_request_line_shape(void) {
   CHECK_STR(parse("GET/ / HTTP/1.1\r\n\r\n"), "ERR bad_request @3");
 }
 
-static void test_version(void) {
+static void test_version(void)
+{
   CHECK_STR(parse("GET / HTTP/1.1x\r\n\r\n"), "ERR bad_request @14");
   CHECK_STR(parse("GET / http/1.1\r\n\r\n"), "ERR bad_request @6");
   CHECK_STR(parse("GET / HTTP/11\r\n\r\n"), "ERR bad_request @12");
@@ -264,7 +273,8 @@ static void test_version(void) {
 
 static char g_big[POSTERN_HEAD_MAX + 512];
 
-static void test_method_limit(void) {
+static void test_method_limit(void)
+{
   outcome_t o;
   size_t n = POSTERN_METHOD_MAX, len;
   memset(g_big, 'M', n);
@@ -281,7 +291,8 @@ static void test_method_limit(void) {
   CHECK_EQ(hp_status_for(o.rc), 501);
 }
 
-static void test_target_limit(void) {
+static void test_target_limit(void)
+{
   outcome_t o;
   size_t n = POSTERN_TARGET_MAX, len;
   memcpy(g_big, "GET /", 5);
@@ -300,14 +311,17 @@ static void test_target_limit(void) {
 }
 
 /* Builds a head with n fields "Hk: k" into g_big; returns its length. */
-static size_t many_headers(int n) {
+static size_t many_headers(int n)
+{
   size_t len = (size_t)sprintf(g_big, "GET / HTTP/1.1\r\n");
   int i;
-  for (i = 0; i < n; i++) len += (size_t)sprintf(g_big + len, "H%d: %d\r\n", i, i);
+  for (i = 0; i < n; i++)
+    len += (size_t)sprintf(g_big + len, "H%d: %d\r\n", i, i);
   return len + (size_t)sprintf(g_big + len, "\r\n");
 }
 
-static void test_header_count_limit(void) {
+static void test_header_count_limit(void)
+{
   outcome_t o;
   size_t len = many_headers(POSTERN_MAX_HEADERS);
   char name[32];
@@ -326,7 +340,8 @@ static void test_header_count_limit(void) {
 }
 
 /* Builds a head of exactly total bytes (one padded field) into g_big. */
-static size_t head_of_size(size_t total) {
+static size_t head_of_size(size_t total)
+{
   size_t len = (size_t)sprintf(g_big, "GET / HTTP/1.1\r\nX: ");
   size_t pad = total - len - 4;
   memset(g_big + len, 'v', pad);
@@ -334,7 +349,8 @@ static size_t head_of_size(size_t total) {
   return total;
 }
 
-static void test_head_size_limit(void) {
+static void test_head_size_limit(void)
+{
   outcome_t o;
   size_t len = head_of_size(POSTERN_HEAD_MAX);
   parse_n(g_big, len, &o);
@@ -362,7 +378,8 @@ static void test_head_size_limit(void) {
   CHECK_EQ(o.rc, HP_MORE);
 }
 
-static void test_error_names(void) {
+static void test_error_names(void)
+{
   CHECK_EQ(hp_status_for(HP_ERR_SYNTAX), 400);
   CHECK_EQ(hp_status_for(HP_ERR_HEAD_TOO_LARGE), 431);
   CHECK_EQ(hp_status_for(HP_ERR_TOO_MANY_HEADERS), 431);
@@ -384,17 +401,20 @@ static const char *g_head;
 static hp_request_t g_req;
 
 /* Parses s (must be a complete head) and runs hp_analyze on it. */
-static int analyze(const char *s, hp_meta_t *m) {
+static int analyze(const char *s, hp_meta_t *m)
+{
   outcome_t o;
   parse_n(s, strlen(s), &o);
   CHECK_EQ(o.rc, HP_DONE);
-  if (o.rc != HP_DONE) return -1;
+  if (o.rc != HP_DONE)
+    return -1;
   g_head = s;
   g_req = o.req;
   return hp_analyze(&o.req, s, m);
 }
 
-static void test_find(void) {
+static void test_find(void)
+{
   static const char h[] = "GET / HTTP/1.1\r\nHOST: a\r\nX-A: 1\r\nx-a: 2\r\n\r\n";
   outcome_t o;
   parse_n(h, sizeof h - 1, &o);
@@ -409,7 +429,8 @@ static void test_find(void) {
   CHECK(hp_span_ieq(h, o.req.headers[2].value, "2"));
 }
 
-static void test_content_length(void) {
+static void test_content_length(void)
+{
   hp_meta_t m;
   CHECK_EQ(analyze("GET / HTTP/1.1\r\nHost: a\r\n\r\n", &m), 0);
   CHECK(!m.has_length);
@@ -428,20 +449,20 @@ static void test_content_length(void) {
   CHECK_EQ(analyze("PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 5,5 ,\t5\r\n\r\n", &m), 0);
   CHECK_EQ(m.content_length, 5);
   CHECK_EQ(analyze("PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 7\r\n"
-                   "Content-Length: 7\r\n\r\n", &m), 0);
+                   "Content-Length: 7\r\n\r\n",
+                   &m),
+           0);
   CHECK_EQ(m.content_length, 7);
-  CHECK_EQ(analyze("PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 9223372036854775807\r\n\r\n",
-                   &m), 0);
+  CHECK_EQ(analyze("PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 9223372036854775807\r\n\r\n", &m), 0);
   CHECK(m.content_length == 9223372036854775807ull);
-  CHECK_EQ(analyze("PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 9223372036854775808\r\n\r\n",
-                   &m), 400);
-  CHECK_EQ(analyze("PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 18446744073709551616\r\n\r\n",
-                   &m), 400);
-  CHECK_EQ(analyze("PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n",
-                   &m), 400);
+  CHECK_EQ(analyze("PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 9223372036854775808\r\n\r\n", &m), 400);
+  CHECK_EQ(analyze("PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 18446744073709551616\r\n\r\n", &m), 400);
+  CHECK_EQ(analyze("PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n", &m), 400);
   CHECK_EQ(analyze("PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 6\r\n\r\n", &m), 400);
   CHECK_EQ(analyze("PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
-                   "Content-Length: 6\r\n\r\n", &m), 400);
+                   "Content-Length: 6\r\n\r\n",
+                   &m),
+           400);
   CHECK_EQ(analyze("PUT / HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n\r\n", &m), 400);
   CHECK_EQ(analyze("PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 5,\r\n\r\n", &m), 400);
   CHECK_EQ(analyze("PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: ,5\r\n\r\n", &m), 400);
@@ -452,7 +473,8 @@ static void test_content_length(void) {
   CHECK_EQ(analyze("PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x10\r\n\r\n", &m), 400);
 }
 
-static void test_transfer_encoding(void) {
+static void test_transfer_encoding(void)
+{
   hp_meta_t m;
   CHECK_EQ(analyze("PUT / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", &m), 0);
   CHECK(m.chunked);
@@ -460,32 +482,34 @@ static void test_transfer_encoding(void) {
   CHECK_EQ(analyze("PUT / HTTP/1.1\r\nHost: a\r\ntransfer-encoding: Chunked\r\n\r\n", &m), 0);
   CHECK(m.chunked);
   CHECK_EQ(analyze("PUT / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
-                   "Content-Length: 5\r\n\r\n", &m), 400);
+                   "Content-Length: 5\r\n\r\n",
+                   &m),
+           400);
   CHECK_EQ(analyze("PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
-                   "Transfer-Encoding: chunked\r\n\r\n", &m), 400);
+                   "Transfer-Encoding: chunked\r\n\r\n",
+                   &m),
+           400);
   CHECK_EQ(analyze("PUT / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", &m), 400);
-  CHECK_EQ(analyze("PUT / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
-                   &m), 501);
+  CHECK_EQ(analyze("PUT / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", &m), 501);
   CHECK_EQ(analyze("PUT / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n"
-                   "Transfer-Encoding: chunked\r\n\r\n", &m), 501);
-  CHECK_EQ(analyze("PUT / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n", &m),
+                   "Transfer-Encoding: chunked\r\n\r\n",
+                   &m),
            501);
-  CHECK_EQ(analyze("PUT / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked;x=1\r\n\r\n", &m),
-           501);
-  CHECK_EQ(analyze("PUT / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
-                   &m), 400);
-  CHECK_EQ(analyze("PUT / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
-                   &m), 400);
+  CHECK_EQ(analyze("PUT / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n", &m), 501);
+  CHECK_EQ(analyze("PUT / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked;x=1\r\n\r\n", &m), 501);
+  CHECK_EQ(analyze("PUT / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", &m), 400);
+  CHECK_EQ(analyze("PUT / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", &m), 400);
   CHECK_EQ(analyze("PUT / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
-                   "Transfer-Encoding: chunked\r\n\r\n", &m), 400);
-  CHECK_EQ(analyze("PUT / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked,\r\n\r\n", &m),
+                   "Transfer-Encoding: chunked\r\n\r\n",
+                   &m),
            400);
+  CHECK_EQ(analyze("PUT / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked,\r\n\r\n", &m), 400);
   CHECK_EQ(analyze("PUT / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n\r\n", &m), 400);
-  CHECK_EQ(analyze("PUT / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ,chunked\r\n\r\n", &m),
-           400);
+  CHECK_EQ(analyze("PUT / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ,chunked\r\n\r\n", &m), 400);
 }
 
-static void test_host(void) {
+static void test_host(void)
+{
   hp_meta_t m;
   CHECK_EQ(analyze("GET / HTTP/1.1\r\n\r\n", &m), 400);
   CHECK_EQ(analyze("GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", &m), 400);
@@ -497,7 +521,8 @@ static void test_host(void) {
 }
 
 /* hp_analyze's status for "GET / HTTP/1.1" with the field line "Host:<v>". */
-static int host_status(const char *v) {
+static int host_status(const char *v)
+{
   static char buf[512];
   hp_meta_t m;
   int n = snprintf(buf, sizeof buf, "GET / HTTP/1.1\r\nHost:%s\r\n\r\n", v);
@@ -505,70 +530,173 @@ static int host_status(const char *v) {
   return analyze(buf, &m);
 }
 
-static void test_host_valid(void) {
+static void test_host_valid(void)
+{
   static const char *const ok[] = {
       /* reg-name, with and without a port */
-      " dev", " dev:8080", " DEV.example.COM", " xn--bcher-kva.example",
-      " a-b.c_d~e", " %41b", " a%2e%2Eb", " !$&'()*+;=", " localhost:0",
-      " dev:65535", " dev:00080", " h:1",
+      " dev",
+      " dev:8080",
+      " DEV.example.COM",
+      " xn--bcher-kva.example",
+      " a-b.c_d~e",
+      " %41b",
+      " a%2e%2Eb",
+      " !$&'()*+;=",
+      " localhost:0",
+      " dev:65535",
+      " dev:00080",
+      " h:1",
       /* IPv4address (and dotted names that only look like one) */
-      " 127.0.0.1:80", " 127.0.0.1", " 999.1.1.1", " 1.2.3", " 01.2.3.4",
+      " 127.0.0.1:80",
+      " 127.0.0.1",
+      " 999.1.1.1",
+      " 1.2.3",
+      " 01.2.3.4",
       /* IP-literal */
-      " [::1]:8080", " [fe80::1]", " [::]", " [::]:80", " [1::]",
-      " [1:2:3:4:5:6:7:8]", " [1:2:3:4:5:6:7::]", " [::2:3:4:5:6:7:8]",
-      " [1:2:3:4::5:6:7]", " [ABCD:ef01::1]", " [::ffff:192.0.2.1]",
-      " [1:2:3:4:5:6:1.2.3.4]", " [::1.2.3.4]", " [64:ff9b::255.255.255.255]",
-      " [v1.x]", " [VF.a:b!$]", " [v1a.::]",
+      " [::1]:8080",
+      " [fe80::1]",
+      " [::]",
+      " [::]:80",
+      " [1::]",
+      " [1:2:3:4:5:6:7:8]",
+      " [1:2:3:4:5:6:7::]",
+      " [::2:3:4:5:6:7:8]",
+      " [1:2:3:4::5:6:7]",
+      " [ABCD:ef01::1]",
+      " [::ffff:192.0.2.1]",
+      " [1:2:3:4:5:6:1.2.3.4]",
+      " [::1.2.3.4]",
+      " [64:ff9b::255.255.255.255]",
+      " [v1.x]",
+      " [VF.a:b!$]",
+      " [v1a.::]",
       /* an empty port (port = *DIGIT), OWS trimmed, an empty value */
-      " dev:", " [::1]:", "   dev\t", "", "  \t ",
+      " dev:",
+      " [::1]:",
+      "   dev\t",
+      "",
+      "  \t ",
   };
   static const char *const bad[] = {
       /* whitespace and control bytes inside */
-      " a b", " a\tb", " a \t b", " caf\xc3\xa9", " \x80",
+      " a b",
+      " a\tb",
+      " a \t b",
+      " caf\xc3\xa9",
+      " \x80",
       /* userinfo, lists, URI delimiters, quoting */
-      " user:pw@dev", " user@dev", " @dev", " a, b", " a,b", " dev,", " ,dev",
-      " dev/x", " dev/", " dev?x", " dev#x", " dev\"", " \"dev\"", " dev\\x",
-      " dev<", " dev>", " d{e}v", " d|v", " d^v", " d`v", " d[v]",
+      " user:pw@dev",
+      " user@dev",
+      " @dev",
+      " a, b",
+      " a,b",
+      " dev,",
+      " ,dev",
+      " dev/x",
+      " dev/",
+      " dev?x",
+      " dev#x",
+      " dev\"",
+      " \"dev\"",
+      " dev\\x",
+      " dev<",
+      " dev>",
+      " d{e}v",
+      " d|v",
+      " d^v",
+      " d`v",
+      " d[v]",
       /* broken pct-encoding */
-      " %", " a%4", " %g1", " %1g", " a%%41",
+      " %",
+      " a%4",
+      " %g1",
+      " %1g",
+      " a%%41",
       /* ports */
-      " dev:80x", " dev:x", " dev:-1", " dev:+80", " dev: 80", " dev:80:80",
-      " dev:65536", " dev:99999", " dev:100000", " dev:000080", " a:b:c",
+      " dev:80x",
+      " dev:x",
+      " dev:-1",
+      " dev:+80",
+      " dev: 80",
+      " dev:80:80",
+      " dev:65536",
+      " dev:99999",
+      " dev:100000",
+      " dev:000080",
+      " a:b:c",
       /* an empty host with a port */
-      " :", " :80",
+      " :",
+      " :80",
       /* IPv6 outside brackets, broken brackets */
-      " ::1", " fe80::1", " [::1", " ::1]", " []", " []:80", " [::1]x",
-      " [::1]]", " [[::1]]", " [::1]:80x", " [::1]:65536", " [::1 ]", " [ ::1]",
+      " ::1",
+      " fe80::1",
+      " [::1",
+      " ::1]",
+      " []",
+      " []:80",
+      " [::1]x",
+      " [::1]]",
+      " [[::1]]",
+      " [::1]:80x",
+      " [::1]:65536",
+      " [::1 ]",
+      " [ ::1]",
       /* IPv6 grammar */
-      " [1:2:3:4:5:6:7]", " [1:2:3:4:5:6:7:8:9]", " [1:2:3:4:5:6:7:8::]",
-      " [::1:2:3:4:5:6:7:8]", " [1::2::3]", " [:::]", " [:1]", " [1:]",
-      " [1::2:]", " [12345::]", " [g::1]", " [1.2.3.4]", " [::1.2.3]",
-      " [::1.2.3.4.5]", " [::256.1.1.1]", " [::01.2.3.4]", " [::1.2.3.4:1]",
-      " [1:2:3:4:5:6:7:1.2.3.4]", " [::1%25eth0]", " [::1%eth0]", " [dev]",
+      " [1:2:3:4:5:6:7]",
+      " [1:2:3:4:5:6:7:8:9]",
+      " [1:2:3:4:5:6:7:8::]",
+      " [::1:2:3:4:5:6:7:8]",
+      " [1::2::3]",
+      " [:::]",
+      " [:1]",
+      " [1:]",
+      " [1::2:]",
+      " [12345::]",
+      " [g::1]",
+      " [1.2.3.4]",
+      " [::1.2.3]",
+      " [::1.2.3.4.5]",
+      " [::256.1.1.1]",
+      " [::01.2.3.4]",
+      " [::1.2.3.4:1]",
+      " [1:2:3:4:5:6:7:1.2.3.4]",
+      " [::1%25eth0]",
+      " [::1%eth0]",
+      " [dev]",
       /* IPvFuture */
-      " [v.x]", " [v1x]", " [v1.]", " [vg.x]", " [v1.a,b]", " [v1.a/b]",
+      " [v.x]",
+      " [v1x]",
+      " [v1.]",
+      " [vg.x]",
+      " [v1.a,b]",
+      " [v1.a/b]",
   };
   size_t i;
   for (i = 0; i < sizeof ok / sizeof ok[0]; i++) {
     int st = host_status(ok[i]);
     CHECK_EQ(st, 0);
-    if (st != 0) fprintf(stderr, "  Host:%s\n", ok[i]);
+    if (st != 0)
+      fprintf(stderr, "  Host:%s\n", ok[i]);
   }
   for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     int st = host_status(bad[i]);
     CHECK_EQ(st, 400);
-    if (st != 400) fprintf(stderr, "  Host:%s\n", bad[i]);
+    if (st != 400)
+      fprintf(stderr, "  Host:%s\n", bad[i]);
   }
 }
 
 /* Control bytes in Host: the head parser refuses them first, and
  * hp_analyze refuses them too when handed such a head directly. */
-static void test_host_control_bytes(void) {
+static void test_host_control_bytes(void)
+{
   static const char nul[] = "GET / HTTP/1.1\r\nHost: a\0b\r\n\r\n";
   /* ctl: "Host" at 0, then one value byte per offset from 4 on. */
-  static const char ctl[] = "Host" "a\0b\x01" "c\x7f" "d\te\rf\ng";
-  static const hp_span_t vals[] = {{4, 2}, {5, 3}, {6, 3}, {8, 3},
-                                   {10, 3}, {12, 3}, {14, 3}};
+  static const char ctl[] = "Host"
+                            "a\0b\x01"
+                            "c\x7f"
+                            "d\te\rf\ng";
+  static const hp_span_t vals[] = {{4, 2}, {5, 3}, {6, 3}, {8, 3}, {10, 3}, {12, 3}, {14, 3}};
   hp_request_t r = {0};
   hp_meta_t m;
   size_t i;
@@ -587,7 +715,8 @@ static void test_host_control_bytes(void) {
   CHECK_EQ(hp_analyze(&r, ctl, &m), 0);
 }
 
-static void test_host_value_and_version(void) {
+static void test_host_value_and_version(void)
+{
   hp_meta_t m;
   /* HTTP/1.0: Host is optional, but when sent it must be valid. */
   CHECK_EQ(analyze("GET / HTTP/1.0\r\nHost: a b\r\n\r\n", &m), 400);
@@ -600,7 +729,9 @@ static void test_host_value_and_version(void) {
   /* An invalid Host is refused wherever it stands among the fields, and a
    * valid one alongside a repeated invalid one does not help. */
   CHECK_EQ(analyze("PUT / HTTP/1.1\r\nContent-Length: 1\r\nHost: a/b\r\n"
-                   "Connection: close\r\n\r\n", &m), 400);
+                   "Connection: close\r\n\r\n",
+                   &m),
+           400);
   CHECK_EQ(analyze("GET / HTTP/1.1\r\nHost: a\r\nHost: a b\r\n\r\n", &m), 400);
   /* Other fields may hold what Host may not. */
   CHECK_EQ(analyze("GET / HTTP/1.1\r\nHost: dev\r\nX-Host: a, b@c\r\n\r\n", &m), 0);
@@ -608,7 +739,8 @@ static void test_host_value_and_version(void) {
   CHECK_EQ(analyze("GET http://dev:80/ HTTP/1.1\r\nHost: [::1]:80\r\n\r\n", &m), 0);
 }
 
-static void test_connection(void) {
+static void test_connection(void)
+{
   hp_meta_t m;
   CHECK_EQ(analyze("GET / HTTP/1.1\r\nHost: a\r\n\r\n", &m), 0);
   CHECK(m.keep_alive);
@@ -619,7 +751,9 @@ static void test_connection(void) {
   CHECK_EQ(analyze("GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade,CLOSE\r\n\r\n", &m), 0);
   CHECK(!m.keep_alive);
   CHECK_EQ(analyze("GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\n"
-                   "Connection: close\r\n\r\n", &m), 0);
+                   "Connection: close\r\n\r\n",
+                   &m),
+           0);
   CHECK(!m.keep_alive);
   CHECK_EQ(analyze("GET / HTTP/1.1\r\nHost: a\r\nConnection: closed, xclose\r\n\r\n", &m), 0);
   CHECK(m.keep_alive);
@@ -637,7 +771,8 @@ static void test_connection(void) {
   CHECK(!m.keep_alive);
 }
 
-static void test_expect(void) {
+static void test_expect(void)
+{
   hp_meta_t m;
   CHECK_EQ(analyze("PUT / HTTP/1.1\r\nHost: a\r\n\r\n", &m), 0);
   CHECK_EQ(m.expect, HP_EXPECT_NONE);
@@ -653,7 +788,9 @@ static void test_expect(void) {
   CHECK_EQ(analyze("PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue, foo\r\n\r\n", &m), 0);
   CHECK_EQ(m.expect, HP_EXPECT_OTHER);
   CHECK_EQ(analyze("PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n"
-                   "Expect: 100-continue\r\n\r\n", &m), 0);
+                   "Expect: 100-continue\r\n\r\n",
+                   &m),
+           0);
   CHECK_EQ(m.expect, HP_EXPECT_OTHER);
   CHECK_EQ(m.expect_hdr, 1);
   CHECK_EQ(analyze("PUT / HTTP/1.1\r\nHost: a\r\nExpect:\r\n\r\n", &m), 0);
@@ -671,7 +808,8 @@ static void test_expect(void) {
 static int g_pct_len;
 
 /* Decodes src into a heap block of exactly cap bytes; returns the text. */
-static const char *pct(const char *src, size_t cap) {
+static const char *pct(const char *src, size_t cap)
+{
   static char copy[256];
   char *out = malloc(cap ? cap : 1);
   g_pct_len = hp_pct_decode(src, strlen(src), cap ? out : NULL, cap);
@@ -684,7 +822,8 @@ static const char *pct(const char *src, size_t cap) {
   return copy;
 }
 
-static void test_pct_decode(void) {
+static void test_pct_decode(void)
+{
   CHECK_STR(pct("abc", 4), "abc");
   CHECK_EQ(g_pct_len, 3);
   CHECK_STR(pct("a%20b", 16), "a b");
@@ -714,7 +853,8 @@ static void test_pct_decode(void) {
   CHECK_EQ(hp_pct_decode("ab%41", 4, g_other, sizeof g_other), -1);
 }
 
-int main(void) {
+int main(void)
+{
   RUN(test_basic_methods);
   RUN(test_header_values);
   RUN(test_leading_empty_lines);

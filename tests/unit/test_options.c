@@ -43,10 +43,20 @@ static void test_every_option(void)
   CHECK(fd >= 0);
   close(fd);
   char set1[] = "token=T0k=en", set2[] = "max_size=1024";
-  char *argv[] = {"postern", "--http", "18080", "--https", "0", "--policy", path, "--storage", "/tmp/x",
-                  "--capacity", "512K", "--set", set1, "--set", set2, "--cert", path, "--key", path,
-                  "--client-ca", path, "--client-cert", "required", "--ipv6", "off",
-                  "--storage-latency", "200"};
+  char *argv[] = {"postern",  "--http",
+                  "18080",    "--https",
+                  "0",        "--policy",
+                  path,       "--storage",
+                  "/tmp/x",   "--capacity",
+                  "512K",     "--set",
+                  set1,       "--set",
+                  set2,       "--cert",
+                  path,       "--key",
+                  path,       "--client-ca",
+                  path,       "--client-cert",
+                  "required", "--ipv6",
+                  "off",      "--storage-latency",
+                  "200"};
   host_options_t o;
   CHECK_EQ(parse(&o, ARGC(argv), argv), OPTIONS_RUN);
   CHECK_EQ(o.http_port, 18080);
@@ -67,13 +77,26 @@ static void test_every_option(void)
 static void test_refusals_exit_2(void)
 {
   const char *bad[][3] = {
-    {"--http", "65536", NULL}, {"--http", "-1", NULL},      {"--http", "80x", NULL},
-    {"--capacity", "0", NULL}, {"--capacity", "1T", NULL},  {"--capacity", "-5", NULL},
-    {"--set", "=v", NULL},     {"--set", "1abc=v", NULL},    {"--set", "a-b=v", NULL},
-    {"--policy", "/nonexistent/p.lua", NULL}, {"--frobnicate", "1", NULL}, {"--http", NULL, NULL},
-    {"stray", NULL, NULL},     {"--cert", "/nonexistent", NULL}, {"--client-cert", "maybe", NULL},
-    {"--ipv6", "yes", NULL},   {"--ipv6", "", NULL},
-    {"--storage-latency", "60001", NULL}, {"--storage-latency", "-1", NULL}, {"--storage-latency", "5ms", NULL},
+      {"--http", "65536", NULL},
+      {"--http", "-1", NULL},
+      {"--http", "80x", NULL},
+      {"--capacity", "0", NULL},
+      {"--capacity", "1T", NULL},
+      {"--capacity", "-5", NULL},
+      {"--set", "=v", NULL},
+      {"--set", "1abc=v", NULL},
+      {"--set", "a-b=v", NULL},
+      {"--policy", "/nonexistent/p.lua", NULL},
+      {"--frobnicate", "1", NULL},
+      {"--http", NULL, NULL},
+      {"stray", NULL, NULL},
+      {"--cert", "/nonexistent", NULL},
+      {"--client-cert", "maybe", NULL},
+      {"--ipv6", "yes", NULL},
+      {"--ipv6", "", NULL},
+      {"--storage-latency", "60001", NULL},
+      {"--storage-latency", "-1", NULL},
+      {"--storage-latency", "5ms", NULL},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     char a0[] = "postern", a1[64], a2[64];

@@ -17,7 +17,8 @@ static unsigned long g_steps;   /* charged since the last reset */
 static unsigned long g_limit;   /* 0: no limit */
 static unsigned long g_charges; /* calls of the charge function */
 
-static void charge(lua_State *L, unsigned long n) {
+static void charge(lua_State *L, unsigned long n)
+{
   g_steps += n;
   g_charges++;
   if (g_limit != 0 && g_steps >= g_limit) {
@@ -25,18 +26,21 @@ static void charge(lua_State *L, unsigned long n) {
   }
 }
 
-static void count_hook(lua_State *L, lua_Debug *ar) {
+static void count_hook(lua_State *L, lua_Debug *ar)
+{
   (void)ar;
   charge(L, POSTERN_LUA_HOOK_STEP);
 }
 
-static void meter_reset(unsigned long limit) {
+static void meter_reset(unsigned long limit)
+{
   g_steps = 0;
   g_charges = 0;
   g_limit = limit;
 }
 
-static double now(void) {
+static double now(void)
+{
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
@@ -44,10 +48,13 @@ static double now(void) {
 
 /* A plain VM: R holds lstrlib's find, match, gmatch and gsub, P (and the
  * string table, so s:find goes there too) the sandbox's. */
-static lua_State *new_vm(void) {
+static lua_State *new_vm(void)
+{
   lua_State *L = luaL_newstate();
-  static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base}, {LUA_STRLIBNAME, luaopen_string},
-                                  {LUA_TABLIBNAME, luaopen_table}, {LUA_MATHLIBNAME, luaopen_math}};
+  static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base},
+                                  {LUA_STRLIBNAME, luaopen_string},
+                                  {LUA_TABLIBNAME, luaopen_table},
+                                  {LUA_MATHLIBNAME, luaopen_math}};
   for (size_t i = 0; i < sizeof libs / sizeof libs[0]; i++) {
     luaL_requiref(L, libs[i].name, libs[i].func, 1);
     lua_pop(L, 1);
@@ -72,7 +79,8 @@ static lua_State *new_vm(void) {
 }
 
 /* Runs a chunk; returns its one string result (or the error) in a static buffer. */
-static const char *run(lua_State *L, const char *chunk, const char *src) {
+static const char *run(lua_State *L, const char *chunk, const char *src)
+{
   static char out[8192];
   int st = luaL_loadbufferx(L, src, strlen(src), chunk, "t");
   if (st == LUA_OK) {
@@ -149,7 +157,8 @@ static const char cases_lua[] =
     "  {'hello', 'l', 0}, {'hello', 'l', -100}, {'hello', '', 6}, {'hello', '', 7}, {'hello', '^l', 3},\n"
     "  {'hello', 'l', 2^53}, {'hello', 'l', math.mininteger}, {'hello', 'l', math.maxinteger},\n"
     "  {'hello', 'l', 1.5}, {'hello', 'l', '2'}, {'hello', 'l', 'x'}, {nil, 'a'}, {'a', nil}, {{}, 'a'},\n"
-    "  {'a.b', '.', 1, true}, {'a.b', '.', 3, true}, {'a.b', '', 2, true}, {'a.b', 'a.b', 1, 1}, {'aab', 'ab', 1, true},\n"
+    "  {'a.b', '.', 1, true}, {'a.b', '.', 3, true}, {'a.b', '', 2, true}, {'a.b', 'a.b', 1, 1}, {'aab', 'ab', 1, "
+    "true},\n"
     "  {'a\\0b', 'a\\0b'}, {'a\\0b', '\\0b', 1, true}, {'abcabc', 'cab', -4}, {'abc', 'abcd'},\n"
     "}\n"
     "for _, c in ipairs(pats) do\n"
@@ -159,11 +168,13 @@ static const char cases_lua[] =
     "  check('gsub', c[1], c[2], '<%0>')\n"
     "end\n"
     "for _, c in ipairs({{'one two three', '%a+'}, {'abc', ''}, {'a,b,,c', '([^,]*)'}, {'abc', '^a'},\n"
-    "    {'^a^a', '^a'}, {'abc', '()', 2}, {'abc', '.', -1}, {'abc', '.', 10}, {'abc', '', 4}, {'k=v, x=y', '(%w+)=(%w+)'}}) do\n"
+    "    {'^a^a', '^a'}, {'abc', '()', 2}, {'abc', '.', -1}, {'abc', '.', 10}, {'abc', '', 4}, {'k=v, x=y', "
+    "'(%w+)=(%w+)'}}) do\n"
     "  check('gmatch', c[1], c[2], c[3])\n"
     "end\n"
     "local t = {a = 'A', b = true, c = false, d = 4, e = {}}\n"
-    "local function fn(x, y) if x == 'a' then return 'F' elseif x == 'b' then return nil elseif x == 'd' then return 1.5\n"
+    "local function fn(x, y) if x == 'a' then return 'F' elseif x == 'b' then return nil elseif x == 'd' then return "
+    "1.5\n"
     "  elseif x == 'e' then return {} elseif x == 'x' then error('boom') end return false end\n"
     "local reps = {'0', '', '-', '%0%0', '%1', '%2', '%', '%%', '%x', 'a%', t, fn, 5, 2.5, nil, true, '%1%1'}\n"
     "local subjects = {'hello world', 'abcde', '', 'a,b,,c'}\n"
@@ -219,12 +230,14 @@ static const char gen_lua[] =
     "end\n"
     "return report()\n";
 
-static int differences(const char *out) {
+static int differences(const char *out)
+{
   const char *c = strstr(out, " cases, ");
   return c == NULL ? -1 : atoi(c + 8);
 }
 
-static void test_hand_written(void) {
+static void test_hand_written(void)
+{
   lua_State *L = new_vm();
   meter_reset(0);
   CHECK_STR(run(L, "diff", diff_lua), "(not a string)");
@@ -237,7 +250,8 @@ static void test_hand_written(void) {
   lua_close(L);
 }
 
-static void test_generated(void) {
+static void test_generated(void)
+{
   lua_State *L = new_vm();
   meter_reset(0);
   const char *n = getenv("PATTERN_CASES"); /* more for a longer search */
@@ -259,13 +273,15 @@ static void test_generated(void) {
 }
 
 /* The method forms go through the string metatable's __index: the same table. */
-static void test_methods(void) {
+static void test_methods(void)
+{
   lua_State *L = new_vm();
   meter_reset(0);
-  CHECK_STR(run(L, "m", "local s = ('x'):rep(50)\n"
-                        "local a = s:find('x-y') local b = s:match('^(x-)$') local c = select(2, s:gsub('x', 'y'))\n"
-                        "local d = 0 for _ in s:gmatch('x') do d = d + 1 end\n"
-                        "return tostring(a) .. ' ' .. #b .. ' ' .. c .. ' ' .. d"),
+  CHECK_STR(run(L, "m",
+                "local s = ('x'):rep(50)\n"
+                "local a = s:find('x-y') local b = s:match('^(x-)$') local c = select(2, s:gsub('x', 'y'))\n"
+                "local d = 0 for _ in s:gmatch('x') do d = d + 1 end\n"
+                "return tostring(a) .. ' ' .. #b .. ' ' .. c .. ' ' .. d"),
             "nil 50 50 50");
   CHECK(g_steps > 200); /* they were metered */
   CHECK_STR(run(L, "m", "return tostring(P.find ~= R.find and P.gsub ~= R.gsub and string.match == P.match)"), "true");
@@ -274,7 +290,8 @@ static void test_methods(void) {
 
 /* ---- Limits --------------------------------------------------------------- */
 
-static void test_depth(void) {
+static void test_depth(void)
+{
   lua_State *L = new_vm();
   char src[512];
   meter_reset(0);
@@ -296,7 +313,8 @@ static void test_depth(void) {
 }
 
 /* The attacks that ran for seconds under lstrlib: each stops at the budget. */
-static void test_attacks(void) {
+static void test_attacks(void)
+{
   static const struct {
     const char *what;
     const char *src;
@@ -325,8 +343,8 @@ static void test_attacks(void) {
   double t0 = now();
   run(L, "attack", attacks[0].src);
   double secs = now() - t0;
-  printf("pattern: %.1f ns per matcher step (%lu steps in %.1f ms)\n", secs * 1e9 / (double)g_steps,
-         g_steps, secs * 1e3);
+  printf("pattern: %.1f ns per matcher step (%lu steps in %.1f ms)\n", secs * 1e9 / (double)g_steps, g_steps,
+         secs * 1e3);
   /* The same budget spent by the VM (a count hook charging the same meter,
    * as policy.c does): what one matcher step costs next to one instruction. */
   lua_sethook(L, count_hook, LUA_MASKCOUNT, POSTERN_LUA_HOOK_STEP);
@@ -334,8 +352,7 @@ static void test_attacks(void) {
   t0 = now();
   run(L, "loop", "local i = 0 while true do i = i + 1 end");
   secs = now() - t0;
-  printf("pattern: %.1f ns per VM instruction (%lu in %.1f ms)\n", secs * 1e9 / (double)g_steps, g_steps,
-         secs * 1e3);
+  printf("pattern: %.1f ns per VM instruction (%lu in %.1f ms)\n", secs * 1e9 / (double)g_steps, g_steps, secs * 1e3);
   lua_sethook(L, NULL, 0, 0);
   /* A benign trim stays far under the budget. */
   meter_reset(0);
@@ -345,7 +362,8 @@ static void test_attacks(void) {
   lua_close(L);
 }
 
-int main(void) {
+int main(void)
+{
   RUN(test_hand_written);
   RUN(test_generated);
   RUN(test_methods);

@@ -16,7 +16,8 @@ static char g_log[16384];
 static size_t g_log_len;
 
 /** Captures console output (log lines) for the checks. */
-void platform_console_write(const char *s, size_t n) {
+void platform_console_write(const char *s, size_t n)
+{
   if (g_log_len + n >= sizeof g_log) {
     g_log_len = 0;
   }
@@ -25,16 +26,19 @@ void platform_console_write(const char *s, size_t n) {
   g_log[g_log_len] = '\0';
 }
 
-static void log_clear(void) {
+static void log_clear(void)
+{
   g_log_len = 0;
   g_log[0] = '\0';
 }
 
-static int log_has(const char *s) {
+static int log_has(const char *s)
+{
   return strstr(g_log, s) != NULL;
 }
 
-static int log_lines(void) {
+static int log_lines(void)
+{
   int n = 0;
   for (size_t i = 0; i < g_log_len; i++) {
     n += g_log[i] == '\n';
@@ -46,7 +50,8 @@ static int log_lines(void) {
 
 static char g_file[65536];
 
-static const char *read_file(const char *path, size_t *len) {
+static const char *read_file(const char *path, size_t *len)
+{
   FILE *f = fopen(path, "rb");
   *len = 0;
   if (f == NULL) {
@@ -60,7 +65,8 @@ static const char *read_file(const char *path, size_t *len) {
 }
 
 /* Starts a VM with up to two settings and loads the script file. */
-static int start_file(const char *path, const char *k1, const char *v1, const char *k2, const char *v2) {
+static int start_file(const char *path, const char *k1, const char *v1, const char *k2, const char *v2)
+{
   const char *names[2] = {k1, k2}, *values[2] = {v1, v2};
   size_t len;
   int n = k1 ? (k2 ? 2 : 1) : 0;
@@ -71,14 +77,16 @@ static int start_file(const char *path, const char *k1, const char *v1, const ch
   return policy_load(path, src, len);
 }
 
-static int start_src(const char *chunk, const char *src) {
+static int start_src(const char *chunk, const char *src)
+{
   if (policy_init(NULL, NULL, 0) != 0) {
     return -1;
   }
   return policy_load(chunk, src, strlen(src));
 }
 
-static policy_str_t S(const char *s) {
+static policy_str_t S(const char *s)
+{
   policy_str_t x = {s, s ? strlen(s) : 0};
   return x;
 }
@@ -89,8 +97,9 @@ typedef struct treq {
 } treq_t;
 
 /* A request; length < 0 means chunked; auth NULL means no Authorization. */
-static policy_request_t *mkreq(treq_t *t, const char *method, const char *path, const char *name,
-                               long long length, const char *expect, const char *auth) {
+static policy_request_t *mkreq(treq_t *t, const char *method, const char *path, const char *name, long long length,
+                               const char *expect, const char *auth)
+{
   memset(t, 0, sizeof *t);
   t->r.method = S(method);
   t->r.path = S(path);
@@ -115,7 +124,8 @@ static policy_request_t *mkreq(treq_t *t, const char *method, const char *path, 
   return &t->r;
 }
 
-static policy_decision_t decide(const policy_request_t *r) {
+static policy_decision_t decide(const policy_request_t *r)
+{
   policy_decision_t d;
   memset(&d, 0x5a, sizeof d);
   policy_decide(r, &d);
@@ -123,7 +133,8 @@ static policy_decision_t decide(const policy_request_t *r) {
 }
 
 /* Decides a GET of `path` (the test scripts switch on it). */
-static policy_decision_t get(const char *path) {
+static policy_decision_t get(const char *path)
+{
   treq_t t;
   return decide(mkreq(&t, "GET", path, NULL, 0, NULL, NULL));
 }
@@ -135,7 +146,8 @@ static policy_decision_t get(const char *path) {
 
 /* ---- The default policy --------------------------------------------------- */
 
-static void test_default_with_token(void) {
+static void test_default_with_token(void)
+{
   treq_t t;
   policy_decision_t d;
   fake_storage_reset(MIB, 512 * KIB);
@@ -198,7 +210,8 @@ static void test_default_with_token(void) {
   policy_shutdown();
 }
 
-static void test_default_without_token(void) {
+static void test_default_without_token(void)
+{
   treq_t t;
   policy_decision_t d;
   fake_storage_reset(MIB, 512 * KIB);
@@ -226,7 +239,8 @@ static void test_default_without_token(void) {
 
 /* ---- The examples --------------------------------------------------------- */
 
-static void test_quota_example(void) {
+static void test_quota_example(void)
+{
   treq_t t;
   policy_decision_t d;
   fake_storage_reset(8 * MIB, 4 * MIB);
@@ -265,7 +279,8 @@ static void test_quota_example(void) {
   policy_shutdown();
 }
 
-static void test_basic_users_example(void) {
+static void test_basic_users_example(void)
+{
   treq_t t;
   policy_decision_t d;
   const char *alice = "Basic YWxpY2U6c2VjcmV0MQ==", *bob = "Basic Ym9iOnNlY3JldDI=";
@@ -351,14 +366,14 @@ static const char conventions_lua[] =
     "}\n"
     "function on_request(req) return R[req.path]() end\n";
 
-static void test_return_conventions(void) {
-  static const char *const bad[] = {"/nil", "/none", "/99", "/150", "/600", "/200.5", "/deny",
-                                    "/200", "/201", "/204", "/304", "/399", "/table-204",
-                                    "/name-bad-utf8", "/name-dotdot", "/name-bslash",
-                                    "/msg-table", "/msg-number", "/func", "/table-empty",
-                                    "/table-retry-str", "/name-empty", "/name-slash", "/name-dot",
-                                    "/name-long", "/name-ctl", "/name-del", "/name-num", "/www-crlf",
-                                    "/www-long"};
+static void test_return_conventions(void)
+{
+  static const char *const bad[] = {
+      "/nil",         "/none",        "/99",        "/150",        "/600",      "/200.5",       "/deny",
+      "/200",         "/201",         "/204",       "/304",        "/399",      "/table-204",   "/name-bad-utf8",
+      "/name-dotdot", "/name-bslash", "/msg-table", "/msg-number", "/func",     "/table-empty", "/table-retry-str",
+      "/name-empty",  "/name-slash",  "/name-dot",  "/name-long",  "/name-ctl", "/name-del",    "/name-num",
+      "/www-crlf",    "/www-long"};
   policy_decision_t d;
   CHECK_EQ(start_src("conv.lua", conventions_lua), 0);
   CHECK_EQ(get("/true").status, 100);
@@ -411,23 +426,23 @@ static void test_return_conventions(void) {
 
 /* ---- Limits ------------------------------------------------------------- */
 
-static const char budget_lua[] =
-    "function on_request(req)\n"
-    "  if req.path == '/loop' then\n"
-    "    while true do end\n"
-    "  elseif req.path == '/swallow' then\n"
-    "    while true do pcall(function() while true do end end) end\n"
-    "  elseif req.path == '/deep' then\n"
-    "    local function f() while true do pcall(f) end end\n"
-    "    f()\n"
-    "  elseif req.path == '/sort' then\n"
-    "    local t = {} for i = 1, 200 do t[i] = i end\n"
-    "    table.sort(t, function(a, b) while true do end end)\n"
-    "  end\n"
-    "  return true\n"
-    "end\n";
+static const char budget_lua[] = "function on_request(req)\n"
+                                 "  if req.path == '/loop' then\n"
+                                 "    while true do end\n"
+                                 "  elseif req.path == '/swallow' then\n"
+                                 "    while true do pcall(function() while true do end end) end\n"
+                                 "  elseif req.path == '/deep' then\n"
+                                 "    local function f() while true do pcall(f) end end\n"
+                                 "    f()\n"
+                                 "  elseif req.path == '/sort' then\n"
+                                 "    local t = {} for i = 1, 200 do t[i] = i end\n"
+                                 "    table.sort(t, function(a, b) while true do end end)\n"
+                                 "  end\n"
+                                 "  return true\n"
+                                 "end\n";
 
-static void test_budget(void) {
+static void test_budget(void)
+{
   static const char *const loops[] = {"/loop", "/swallow", "/deep", "/sort"};
   CHECK_EQ(start_src("budget.lua", budget_lua), 0);
   for (size_t i = 0; i < sizeof loops / sizeof loops[0]; i++) {
@@ -487,7 +502,8 @@ static const char pattern_lua[] =
     "end\n";
 
 /* Decides a GET of path with X-Firmware: value (and the query). */
-static policy_decision_t get_fw(const char *path, const char *query, const char *value) {
+static policy_decision_t get_fw(const char *path, const char *query, const char *value)
+{
   treq_t t;
   policy_request_t *r = mkreq(&t, "GET", path, NULL, 0, NULL, NULL);
   r->query = S(query);
@@ -496,13 +512,15 @@ static policy_decision_t get_fw(const char *path, const char *query, const char 
   return decide(r);
 }
 
-static double wall_ms(const struct timespec *t0) {
+static double wall_ms(const struct timespec *t0)
+{
   struct timespec t1;
   clock_gettime(CLOCK_MONOTONIC, &t1);
   return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
-static void test_pattern_budget(void) {
+static void test_pattern_budget(void)
+{
   static char slashes[1951], spaces[1903];
   struct timespec t0;
   memset(slashes, '/', 1950);
@@ -558,34 +576,34 @@ static void test_pattern_budget(void) {
   policy_shutdown();
 }
 
-static const char memory_lua[] =
-    "local keep = {}\n"
-    "function on_request(req)\n"
-    "  if req.path == '/rep' then\n"
-    "    local s = string.rep('x', 1 << 20)\n"
-    "    return #s > 0\n"
-    "  elseif req.path == '/rep-huge' then\n"
-    "    return #string.rep('x', 1 << 40) > 0\n"
-    "  elseif req.path == '/double' then\n"
-    "    local s = 'x' while true do s = s .. s end\n"
-    "  elseif req.path == '/table' then\n"
-    "    local t = {} local i = 0 while true do i = i + 1 t[i] = i end\n"
-    "  elseif req.path == '/hash' then\n"
-    "    local t = {} local i = 0 while true do i = i + 1 t['k' .. i] = i end\n"
-    "  elseif req.path == '/keep' then\n"
-    "    for i = 1, 100 do keep[i] = {i} end\n"
-    "  elseif req.path == '/leak' then\n"
-    "    local i = 0 while true do i = i + 1 keep[i] = {i} end\n"
-    "  elseif req.path == '/caught' then\n"
-    "    local ok = pcall(string.rep, 'x', 1 << 20)\n"
-    "    return not ok\n"
-    "  elseif req.path == '/keep-free' then\n"
-    "    keep = {}\n"
-    "  end\n"
-    "  return true\n"
-    "end\n";
+static const char memory_lua[] = "local keep = {}\n"
+                                 "function on_request(req)\n"
+                                 "  if req.path == '/rep' then\n"
+                                 "    local s = string.rep('x', 1 << 20)\n"
+                                 "    return #s > 0\n"
+                                 "  elseif req.path == '/rep-huge' then\n"
+                                 "    return #string.rep('x', 1 << 40) > 0\n"
+                                 "  elseif req.path == '/double' then\n"
+                                 "    local s = 'x' while true do s = s .. s end\n"
+                                 "  elseif req.path == '/table' then\n"
+                                 "    local t = {} local i = 0 while true do i = i + 1 t[i] = i end\n"
+                                 "  elseif req.path == '/hash' then\n"
+                                 "    local t = {} local i = 0 while true do i = i + 1 t['k' .. i] = i end\n"
+                                 "  elseif req.path == '/keep' then\n"
+                                 "    for i = 1, 100 do keep[i] = {i} end\n"
+                                 "  elseif req.path == '/leak' then\n"
+                                 "    local i = 0 while true do i = i + 1 keep[i] = {i} end\n"
+                                 "  elseif req.path == '/caught' then\n"
+                                 "    local ok = pcall(string.rep, 'x', 1 << 20)\n"
+                                 "    return not ok\n"
+                                 "  elseif req.path == '/keep-free' then\n"
+                                 "    keep = {}\n"
+                                 "  end\n"
+                                 "  return true\n"
+                                 "end\n";
 
-static void test_memory(void) {
+static void test_memory(void)
+{
   static const char *const bombs[] = {"/rep", "/rep-huge", "/double", "/table", "/hash"};
   CHECK_EQ(start_src("mem.lua", memory_lua), 0);
   CHECK_EQ(get("/ok").status, 100);
@@ -641,24 +659,24 @@ static void test_memory(void) {
 
 /* ---- Errors and loading ----------------------------------------------------- */
 
-static const char errors_lua[] =
-    "-- line 1\n"
-    "function on_request(req)\n"
-    "  if req.path == '/index' then\n"
-    "    local t = nil\n"
-    "    return t.x\n"
-    "  elseif req.path == '/level0' then\n"
-    "    error('boom', 0)\n"
-    "  elseif req.path == '/object' then\n"
-    "    error({})\n"
-    "  elseif req.path == '/nested' then\n"
-    "    local function inner() error('deep') end\n"
-    "    inner()\n"
-    "  end\n"
-    "  return true\n"
-    "end\n";
+static const char errors_lua[] = "-- line 1\n"
+                                 "function on_request(req)\n"
+                                 "  if req.path == '/index' then\n"
+                                 "    local t = nil\n"
+                                 "    return t.x\n"
+                                 "  elseif req.path == '/level0' then\n"
+                                 "    error('boom', 0)\n"
+                                 "  elseif req.path == '/object' then\n"
+                                 "    error({})\n"
+                                 "  elseif req.path == '/nested' then\n"
+                                 "    local function inner() error('deep') end\n"
+                                 "    inner()\n"
+                                 "  end\n"
+                                 "  return true\n"
+                                 "end\n";
 
-static void test_errors(void) {
+static void test_errors(void)
+{
   CHECK_EQ(start_src("errs.lua", errors_lua), 0);
   log_clear();
   policy_decision_t d = get("/index");
@@ -686,7 +704,8 @@ static void test_errors(void) {
   CHECK(log_has("no policy loaded"));
 }
 
-static void test_load_failures(void) {
+static void test_load_failures(void)
+{
   log_clear();
   CHECK_EQ(start_src("bad.lua", "function on_request(req)\n  return (\nend\n"), -1);
   CHECK_EQ(log_lines(), 1);
@@ -796,12 +815,13 @@ static const char sandbox_lua[] =
     "  return {status = 422, message = 'digest mismatch'}\n"
     "end\n";
 
-static void test_sandbox(void) {
-  static const char *const ok[] = {"/globals", "/load-binary", "/load-text", "/getmt",
-                                   "/config-read", "/gc-ok", "/stash", "/helpers"};
+static void test_sandbox(void)
+{
+  static const char *const ok[] = {"/globals",     "/load-binary", "/load-text", "/getmt",
+                                   "/config-read", "/gc-ok",       "/stash",     "/helpers"};
   static const char *const refused[] = {"/write-req", "/write-new", "/write-headers", "/write-tls",
-                                        "/rawset", "/setmt", "/config-write", "/storage-write",
-                                        "/gc-meta", "/gc-stop", "/stale"};
+                                        "/rawset",    "/setmt",     "/config-write",  "/storage-write",
+                                        "/gc-meta",   "/gc-stop",   "/stale"};
   const char *names[] = {"token"}, *values[] = {"s3cret"};
   fake_storage_reset(5000, 1000);
   fake_storage_add("here.bin", 42);
@@ -864,7 +884,8 @@ static void test_sandbox(void) {
 
 /* ---- Fault injection ------------------------------------------------------ */
 
-static void test_fault_injection(void) {
+static void test_fault_injection(void)
+{
   treq_t t;
   fake_storage_reset(MIB, MIB);
   CHECK_EQ(start_file("scripts/policy.lua", "token", "s3cret", NULL, NULL), 0);
@@ -912,7 +933,8 @@ static void test_fault_injection(void) {
 
 /* ---- The arena itself --------------------------------------------------- */
 
-static void test_arena(void) {
+static void test_arena(void)
+{
   lua_arena_init();
   CHECK_EQ(lua_arena_in_use(), 0);
   char *a = lua_arena_alloc(NULL, NULL, 0, 10);
@@ -956,7 +978,8 @@ static void test_arena(void) {
 
 /* ---- Figures -------------------------------------------------------------- */
 
-static void test_figures(void) {
+static void test_figures(void)
+{
   treq_t t;
   size_t len;
   const char *names[] = {"token"}, *values[] = {"s3cret"};
@@ -976,19 +999,19 @@ static void test_figures(void) {
   for (int i = 0; i < 50; i++) {
     CHECK_EQ(decide(mkreq(&t, "PUT", "/files/a.bin", "a.bin", 100, EXPECT, TOKEN)).status, 100);
   }
-  printf("figures: steady state over 50 decides: %zu B in use, high water %zu B\n",
-         policy_memory_in_use(), policy_memory_high_water());
+  printf("figures: steady state over 50 decides: %zu B in use, high water %zu B\n", policy_memory_in_use(),
+         policy_memory_high_water());
   CHECK(policy_memory_high_water() <= 24 * 1024);
   policy_shutdown();
 }
-
 
 /* ---- Replacement (PUT /_policy) -------------------------------------------- */
 
 static const char repl_old[] = "function on_request(req) if req.path == '/old' then return 451 end return true end\n";
 
 /* Collects src for owner and commits it; returns policy_stage_commit's result, msg gets the reason. */
-static int replace_with(const void *owner, const char *src, char *msg, size_t cap) {
+static int replace_with(const void *owner, const char *src, char *msg, size_t cap)
+{
   if (!policy_stage_begin(owner) || !policy_stage_write(owner, src, strlen(src))) {
     return -2;
   }
@@ -999,7 +1022,8 @@ static int replace_with(const void *owner, const char *src, char *msg, size_t ca
   return rc;
 }
 
-static void test_replacement(void) {
+static void test_replacement(void)
+{
   static const char names0[] = "token";
   const char *names[1] = {names0}, *values[1] = {"s3cret"};
   int a, b;
@@ -1028,14 +1052,13 @@ static void test_replacement(void) {
   struct {
     const char *src, *words;
   } bad[] = {
-    {"function on_request(req) return true end\nlocal x = = 1\n", "_policy:2:"},
-    {"function on_requests(req) return true end\n", "on_request"},
-    {"function on_request(req) return true end\nfunction self_test()\n  error('boom')\nend\n", "_policy:3: boom"},
-    {"function on_request(req) return true end\nfunction self_test() return false, 'why' end\n",
-     "self_test failed: why"},
-    {"function on_request(req) return true end\nfunction self_test() while true do end end\n", "budget exhausted"},
-    {"local t = {} for i = 1, 1e7 do t[i] = i .. 'x' end function on_request() return true end\n",
-     "out of memory"},
+      {"function on_request(req) return true end\nlocal x = = 1\n", "_policy:2:"},
+      {"function on_requests(req) return true end\n", "on_request"},
+      {"function on_request(req) return true end\nfunction self_test()\n  error('boom')\nend\n", "_policy:3: boom"},
+      {"function on_request(req) return true end\nfunction self_test() return false, 'why' end\n",
+       "self_test failed: why"},
+      {"function on_request(req) return true end\nfunction self_test() while true do end end\n", "budget exhausted"},
+      {"local t = {} for i = 1, 1e7 do t[i] = i .. 'x' end function on_request() return true end\n", "out of memory"},
   };
   uint8_t sha0[32], sha1[32];
   uint32_t gen0, gen1;
@@ -1056,8 +1079,8 @@ static void test_replacement(void) {
 
   /* A good one takes over; its settings are the same; it keeps its source in the buffer. */
   static const char next[] =
-    "local t = config.token\nfunction on_request(req) if req.path == '/new' then return 452, t end return true end\n"
-    "function self_test() return on_request({path = '/new'}) == 452 end\n";
+      "local t = config.token\nfunction on_request(req) if req.path == '/new' then return 452, t end return true end\n"
+      "function self_test() return on_request({path = '/new'}) == 452 end\n";
   CHECK_EQ(replace_with(&a, next, msg, sizeof msg), 0);
   CHECK_EQ(get("/old").status, 100);
   policy_decision_t d = get("/new");
@@ -1079,10 +1102,10 @@ static void test_replacement(void) {
   policy_shutdown();
 }
 
-
 /* ---- Settings at run time (PUT /_config) ------------------------------------ */
 
-static void test_config(void) {
+static void test_config(void)
+{
   const char *const *names, *const *values;
   char msg[POSTERN_MESSAGE_MAX];
   static const char ok[] = " { \"token\" : \"a\\\"b\\\\c\\u00e9\\ud83d\\ude00\" , \"x_1\":\"\" }\n";
@@ -1093,9 +1116,23 @@ static void test_config(void) {
   CHECK_STR(values[1], "");
   CHECK_EQ(policy_config_parse("{}", 2, &names, &values, msg, sizeof msg), 0);
   static const char *const bad[] = {
-    "", "[]", "{", "{\"a\"}", "{\"a\":1}", "{\"a\":\"b\",}", "{\"a\":\"b\"} x", "{\"1a\":\"b\"}", "{\"a b\":\"c\"}",
-    "{\"a\":\"b\",\"a\":\"c\"}", "{\"a\":\"\\u0000\"}", "{\"a\":\"\\ud800\"}", "{\"a\":\"\\x\"}", "{\"a\":\"b\n\"}",
-    "{\"a\":\"b", "{\"a\":\"b\"", "{\"a\":\"b\" \"c\":\"d\"}",
+      "",
+      "[]",
+      "{",
+      "{\"a\"}",
+      "{\"a\":1}",
+      "{\"a\":\"b\",}",
+      "{\"a\":\"b\"} x",
+      "{\"1a\":\"b\"}",
+      "{\"a b\":\"c\"}",
+      "{\"a\":\"b\",\"a\":\"c\"}",
+      "{\"a\":\"\\u0000\"}",
+      "{\"a\":\"\\ud800\"}",
+      "{\"a\":\"\\x\"}",
+      "{\"a\":\"b\n\"}",
+      "{\"a\":\"b",
+      "{\"a\":\"b\"",
+      "{\"a\":\"b\" \"c\":\"d\"}",
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     if (policy_config_parse(bad[i], strlen(bad[i]), &names, &values, msg, sizeof msg) != -1) {
@@ -1146,7 +1183,8 @@ static void test_config(void) {
   policy_shutdown();
 }
 
-int main(void) {
+int main(void)
+{
   RUN(test_arena);
   RUN(test_default_with_token);
   RUN(test_default_without_token);

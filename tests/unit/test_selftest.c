@@ -23,8 +23,8 @@
 typedef struct fake {
   struct altcp_pcb pcb; /* first: the pointer handed out */
   bool used, alive, aborted, closed;
-  u16_t port;           /* the listener's port it came through */
-  uint32_t unacked;     /* bytes written and not acknowledged */
+  u16_t port;       /* the listener's port it came through */
+  uint32_t unacked; /* bytes written and not acknowledged */
   uint64_t recved, written;
   uint8_t out[REC_MAX];
   size_t out_len;
@@ -358,7 +358,7 @@ static void test_failed_close_after_the_last_echo_aborts_in_sent(void)
   memset(big, 'e', sizeof big);
   int k = open_conn(7);
   CHECK_EQ(deliver(k, big, POSTERN_SELFTEST_ECHO_BUF + 100, 2), ERR_OK); /* more than the echo may hold out */
-  CHECK_EQ(fin(k), ERR_OK);                                               /* pending: closes after the echo */
+  CHECK_EQ(fin(k), ERR_OK);                                              /* pending: closes after the echo */
   CHECK(pcbs[k].alive);
   close_fails_next = true;
   CHECK_EQ(ack(k, pcbs[k].unacked), ERR_ABRT);

@@ -485,7 +485,7 @@ static void test_enospc(void)
 #define HEAD_PAYLOAD 3952u
 #define DATA_PAYLOAD 4064u
 /* Bytes of the largest file n blocks hold. */
-#define BYTES_IN(n) ((uint64_t)((n) - 1) * DATA_PAYLOAD + HEAD_PAYLOAD)
+#define BYTES_IN(n) ((uint64_t)((n)-1) * DATA_PAYLOAD + HEAD_PAYLOAD)
 
 /* Two known lengths that do not fit together: the second is refused at open, the first keeps its blocks. */
 static void test_reservation_at_open(void)
@@ -562,7 +562,7 @@ static void test_chunked_staged_block_promised(void)
   CHECK_EQ(cm(k, NULL), STORAGE_OK);
   static uint8_t more[DATA_PAYLOAD];
   CHECK_EQ(storage_write(c, more, sizeof more), STORAGE_ENOSPC); /* a third block: the medium is full */
-  CHECK_EQ(cm(c, NULL), STORAGE_OK);                 /* but the staged bytes had their block */
+  CHECK_EQ(cm(c, NULL), STORAGE_OK);                             /* but the staged bytes had their block */
   CHECK(holds("chunked", sizeof buf, 6));
   CHECK(holds("known", sizeof big, 7));
   CHECK_EQ(storage_flash_free_blocks(), 0);
@@ -735,7 +735,7 @@ static void test_flash_model_rules(void)
   CHECK_EQ(flash_erase(&f, 0), 0);
   CHECK(flash_is_erased(&f, 0, FLASH_BLOCK_SIZE));
   CHECK_EQ(flash_program(&f, 8, unit, sizeof unit), -1); /* misaligned */
-  CHECK_EQ(flash_program(&f, 0, unit, 8), -1);            /* not a whole unit */
+  CHECK_EQ(flash_program(&f, 0, unit, 8), -1);           /* not a whole unit */
   CHECK_EQ(flash_program(&f, 0, unit, sizeof unit), 0);
   memset(unit, 0x21, sizeof unit); /* 0xA5 & 0x21 == 0x21: only clears bits */
   CHECK_EQ(flash_program(&f, 0, unit, sizeof unit), 0);
@@ -754,7 +754,7 @@ static void test_flash_model_rules(void)
   flash_power_cut_after(&f, 0);
   memset(unit, 0x00, sizeof unit);
   CHECK_EQ(flash_program(&f, 16, unit, sizeof unit), -1);
-  CHECK_EQ(mem[16], 0x00);                   /* first half made it */
+  CHECK_EQ(mem[16], 0x00);                       /* first half made it */
   CHECK_EQ(mem[16 + FLASH_PROG_UNIT - 1], 0xFF); /* second half did not */
   CHECK_EQ(flash_erase(&f, 1), -1);
   flash_power_restore(&f);

@@ -84,8 +84,7 @@ static void teardown(void)
   if (d != NULL) {
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-      if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
-          unlinkat(dirfd(d), e->d_name, 0) != 0) {
+      if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 && unlinkat(dirfd(d), e->d_name, 0) != 0) {
         unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR);
       }
     }
@@ -720,13 +719,13 @@ static long long tmp_size(int slot)
 }
 
 /* Repeats a storage call, letting the medium's time pass, until it no longer pends. */
-#define UNTIL_DONE(rc, call)                            \
-  do {                                                  \
-    int unit_guard_ = 0;                                \
+#define UNTIL_DONE(rc, call)                                             \
+  do {                                                                   \
+    int unit_guard_ = 0;                                                 \
     while (((rc) = (call)) == STORAGE_PENDING && unit_guard_++ < 1000) { \
-      uint32_t w_ = storage_poll();                     \
-      advance(w_ == STORAGE_POLL_IDLE ? 1 : w_);        \
-    }                                                   \
+      uint32_t w_ = storage_poll();                                      \
+      advance(w_ == STORAGE_POLL_IDLE ? 1 : w_);                         \
+    }                                                                    \
   } while (0)
 
 /* put() on a timed medium: every call repeated until it is done. */
@@ -776,15 +775,15 @@ static void test_write_pends_then_completes(void)
   }
   CHECK_EQ(storage_write(u, data, 0), STORAGE_OK); /* nothing to erase for nothing */
   CHECK_EQ(storage_write(u, data, 100), STORAGE_PENDING);
-  CHECK_EQ(tmp_size(0), 0); /* nothing of the call kept */
+  CHECK_EQ(tmp_size(0), 0);                               /* nothing of the call kept */
   CHECK_EQ(storage_write(u, data, 100), STORAGE_PENDING); /* the retry before the time: the same unit */
   CHECK_EQ(storage_poll(), LAT);
   CHECK_EQ(advance(LAT - 1), 1);
   CHECK_EQ(g_ready, 0);
   CHECK_EQ(advance(1), STORAGE_POLL_IDLE); /* the unit is done, nothing else queued */
   CHECK_EQ(g_ready, 1);
-  CHECK_EQ(tmp_size(0), 0);                         /* still nothing: the retry writes */
-  CHECK_EQ(storage_write(u, data, 100), STORAGE_OK); /* the retry, same bytes */
+  CHECK_EQ(tmp_size(0), 0);                                                    /* still nothing: the retry writes */
+  CHECK_EQ(storage_write(u, data, 100), STORAGE_OK);                           /* the retry, same bytes */
   CHECK_EQ(storage_write(u, data + 100, STORAGE_HOST_UNIT - 100), STORAGE_OK); /* the erased unit: at once */
   CHECK_EQ(tmp_size(0), STORAGE_HOST_UNIT);
   CHECK_EQ(storage_poll(), STORAGE_POLL_IDLE);

@@ -36,8 +36,8 @@ static void test_utf8_sequences(void)
   CHECK_EQ(utf8_len("\xf4\x8f\xbf\xbf", 4), 4); /* U+10FFFF */
   CHECK_EQ(utf8_len("\xff", 1), 0);
   CHECK_EQ(utf8_len("\xfe", 1), 0);
-  CHECK_EQ(utf8_len("\x80", 1), 0);             /* a stray continuation byte */
-  CHECK_EQ(utf8_len("\xc0\xaf", 2), 0);         /* overlong '/' */
+  CHECK_EQ(utf8_len("\x80", 1), 0);     /* a stray continuation byte */
+  CHECK_EQ(utf8_len("\xc0\xaf", 2), 0); /* overlong '/' */
   CHECK_EQ(utf8_len("\xc1\xbf", 2), 0);
   CHECK_EQ(utf8_len("\xe0\x80\xaf", 3), 0);     /* overlong */
   CHECK_EQ(utf8_len("\xf0\x80\x80\xaf", 4), 0); /* overlong */
@@ -45,7 +45,7 @@ static void test_utf8_sequences(void)
   CHECK_EQ(utf8_len("\xf4\x90\x80\x80", 4), 0); /* U+110000 */
   CHECK_EQ(utf8_len("\xc3", 1), 0);             /* truncated */
   CHECK_EQ(utf8_len("\xe2\x82", 2), 0);
-  CHECK_EQ(utf8_len("\xe2\x82x", 3), 0);        /* a non-continuation byte inside */
+  CHECK_EQ(utf8_len("\xe2\x82x", 3), 0); /* a non-continuation byte inside */
 }
 
 /* Every 1- and 2-byte input against a reference decoder: the lead byte's

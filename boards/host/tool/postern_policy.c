@@ -16,35 +16,35 @@
 #include "storage.h"
 
 static const char tool_usage[] =
-  "usage: postern-policy [--verbose] POLICY.lua [CASES]\n"
-  "\n"
-  "Loads POLICY.lua with the device's sandbox and helpers and the host simulator's limits\n"
-  "(src/policy.c: a %u-byte Lua arena, %u instructions per call, counted one by one here; the\n"
-  "memory figures are a 64-bit VM's, a 32-bit board's VM is smaller), runs its self_test() if it has one, then\n"
-  "every case of CASES and prints one line per case: PASS or FAIL, the answer, the instructions the\n"
-  "call ran and the arena bytes it took. The exit status is 0 only when the policy loads, its\n"
-  "self_test passes and every case passes (1 otherwise, 2 for a usage error).\n"
-  "--verbose also shows the policy's own log lines.\n"
-  "\n"
-  "CASES is a Lua file (plain Lua, not sandboxed) that returns a table:\n"
-  "  return {\n"
-  "    settings = {token = \"T\"},               -- config.NAME for every case\n"
-  "    storage = {capacity = 3145728, free = 3145728, files = {[\"a.bin\"] = 10}},\n"
-  "    cases = {\n"
-  "      {\"GET /_status is open\", method = \"GET\", path = \"/_status\", answer = {status = 100}},\n"
-  "      {\"no token\", method = \"PUT\", path = \"/files/a.bin\", length = 10,\n"
-  "       headers = {expect = \"100-continue\"}, answer = {status = 417, message = \"bearer\"}},\n"
-  "    },\n"
-  "  }\n"
-  "A case: [1] its description; method (default GET), path (decoded, default /; /files/NAME sets\n"
-  "req.name), query, version (default HTTP/1.1), headers (name = value), length (a number; nil\n"
-  "with chunked = true), peer (default 10.0.2.2:40000), tls (true, or a table of version, cipher,\n"
-  "subject, fingerprint), settings and storage (for this case: they replace the file's, field by\n"
-  "field; a setting set to false is removed), stored = {size =, sha256 =} to ask on_stored instead\n"
-  "of on_request. Expect counts, as on the device, only on a request with a body.\n"
-  "answer, what the case wants: status (100 = accept), message (a substring; \"\" for none), retry\n"
-  "(true or false), name (the storage name the policy chose), www_authenticate (a substring).\n"
-  "Fields an answer leaves out are not checked.\n";
+    "usage: postern-policy [--verbose] POLICY.lua [CASES]\n"
+    "\n"
+    "Loads POLICY.lua with the device's sandbox and helpers and the host simulator's limits\n"
+    "(src/policy.c: a %u-byte Lua arena, %u instructions per call, counted one by one here; the\n"
+    "memory figures are a 64-bit VM's, a 32-bit board's VM is smaller), runs its self_test() if it has one, then\n"
+    "every case of CASES and prints one line per case: PASS or FAIL, the answer, the instructions the\n"
+    "call ran and the arena bytes it took. The exit status is 0 only when the policy loads, its\n"
+    "self_test passes and every case passes (1 otherwise, 2 for a usage error).\n"
+    "--verbose also shows the policy's own log lines.\n"
+    "\n"
+    "CASES is a Lua file (plain Lua, not sandboxed) that returns a table:\n"
+    "  return {\n"
+    "    settings = {token = \"T\"},               -- config.NAME for every case\n"
+    "    storage = {capacity = 3145728, free = 3145728, files = {[\"a.bin\"] = 10}},\n"
+    "    cases = {\n"
+    "      {\"GET /_status is open\", method = \"GET\", path = \"/_status\", answer = {status = 100}},\n"
+    "      {\"no token\", method = \"PUT\", path = \"/files/a.bin\", length = 10,\n"
+    "       headers = {expect = \"100-continue\"}, answer = {status = 417, message = \"bearer\"}},\n"
+    "    },\n"
+    "  }\n"
+    "A case: [1] its description; method (default GET), path (decoded, default /; /files/NAME sets\n"
+    "req.name), query, version (default HTTP/1.1), headers (name = value), length (a number; nil\n"
+    "with chunked = true), peer (default 10.0.2.2:40000), tls (true, or a table of version, cipher,\n"
+    "subject, fingerprint), settings and storage (for this case: they replace the file's, field by\n"
+    "field; a setting set to false is removed), stored = {size =, sha256 =} to ask on_stored instead\n"
+    "of on_request. Expect counts, as on the device, only on a request with a body.\n"
+    "answer, what the case wants: status (100 = accept), message (a substring; \"\" for none), retry\n"
+    "(true or false), name (the storage name the policy chose), www_authenticate (a substring).\n"
+    "Fields an answer leaves out are not checked.\n";
 
 /* ---- The storage the helpers see: the case's ------------------------------------------ */
 
@@ -272,19 +272,19 @@ static int tool_case(lua_State *L, int file, int i, const tool_run_t *run)
   }
   lua_pop(L, 1);
   policy_request_t req = {
-    .method = tool_pstr(tool_str(L, c, "method", "GET")),
-    .path = tool_pstr(path),
-    .query = tool_pstr(tool_str(L, c, "query", NULL)),
-    .version = tool_pstr(tool_str(L, c, "version", "HTTP/1.1")),
-    .name = tool_pstr(strncmp(path, "/files/", 7) == 0 && path[7] != '\0' ? path + 7 : NULL),
-    .header_names = hn,
-    .header_values = hv,
-    .n_headers = n_hdr,
-    .has_length = has_length && !chunked,
-    .length = length,
-    .expect = tool_pstr(has_body ? expect : NULL),
-    .peer = tool_pstr(tool_str(L, c, "peer", "10.0.2.2:40000")),
-    .tls = tls.version.p != NULL ? &tls : NULL,
+      .method = tool_pstr(tool_str(L, c, "method", "GET")),
+      .path = tool_pstr(path),
+      .query = tool_pstr(tool_str(L, c, "query", NULL)),
+      .version = tool_pstr(tool_str(L, c, "version", "HTTP/1.1")),
+      .name = tool_pstr(strncmp(path, "/files/", 7) == 0 && path[7] != '\0' ? path + 7 : NULL),
+      .header_names = hn,
+      .header_values = hv,
+      .n_headers = n_hdr,
+      .has_length = has_length && !chunked,
+      .length = length,
+      .expect = tool_pstr(has_body ? expect : NULL),
+      .peer = tool_pstr(tool_str(L, c, "peer", "10.0.2.2:40000")),
+      .tls = tls.version.p != NULL ? &tls : NULL,
   };
 
   policy_decision_t d;
@@ -369,8 +369,11 @@ int main(int argc, char **argv)
   if (L == NULL) {
     return 2;
   }
-  static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base}, {LUA_STRLIBNAME, luaopen_string},
-                                  {LUA_TABLIBNAME, luaopen_table}, {LUA_MATHLIBNAME, luaopen_math}, {NULL, NULL}};
+  static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base},
+                                  {LUA_STRLIBNAME, luaopen_string},
+                                  {LUA_TABLIBNAME, luaopen_table},
+                                  {LUA_MATHLIBNAME, luaopen_math},
+                                  {NULL, NULL}};
   for (const luaL_Reg *lib = libs; lib->func != NULL; lib++) {
     luaL_requiref(L, lib->name, lib->func, 1);
     lua_pop(L, 1);
@@ -407,8 +410,7 @@ int main(int argc, char **argv)
     printf("FAIL self_test: %s\n", policy_last_error());
     failed++;
   } else if (st == 0) {
-    printf("PASS self_test | %ld instructions, arena peak %zu\n", policy_instructions_used(),
-           lua_arena_high_water());
+    printf("PASS self_test | %ld instructions, arena peak %zu\n", policy_instructions_used(), lua_arena_high_water());
   } else {
     printf("---- self_test: none\n");
   }

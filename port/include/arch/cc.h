@@ -18,11 +18,11 @@
 #endif /* LWIP_PLATFORM_DIAG */
 
 #ifndef LWIP_PLATFORM_ASSERT
-#define LWIP_PLATFORM_ASSERT(msg)                                        \
-  do {                                                                   \
-    printf("lwip assert \"%s\" at %s:%d\n", msg, __FILE__, __LINE__);    \
-    fflush(stdout);                                                      \
-    abort();                                                             \
+#define LWIP_PLATFORM_ASSERT(msg)                                     \
+  do {                                                                \
+    printf("lwip assert \"%s\" at %s:%d\n", msg, __FILE__, __LINE__); \
+    fflush(stdout);                                                   \
+    abort();                                                          \
   } while (0)
 #endif /* LWIP_PLATFORM_ASSERT */
 
