@@ -52,9 +52,8 @@
 #include "lwip/ip_addr.h"
 #include "lwip/pbuf.h"
 #include "lwip/priv/altcp_priv.h"
-#include "lwip/memp.h"
-#include "lwip/stats.h"
 #include "lwip/sys.h"
+#include "pool_free.h"
 #include "platform.h"
 #include "text.h"
 #include "tls_keyupdate.h"
@@ -350,13 +349,7 @@ static bool tls_rxq_put(tls_rxq_t *q, struct pbuf *p, int max_pbufs)
  * and the pool keeps POSTERN_POOL_RESERVE pbufs for everyone else. */
 static int tls_rxq_max(const tls_session_t *s)
 {
-  /* The pool's counters under lwIP's protection: with an RTOS the driver's thread takes pbufs too. */
-  SYS_ARCH_DECL_PROTECT(lev);
-  SYS_ARCH_PROTECT(lev);
-  int pool_free = lwip_stats.memp[MEMP_PBUF_POOL]->avail - lwip_stats.memp[MEMP_PBUF_POOL]->used;
-  SYS_ARCH_UNPROTECT(lev);
-  bool room = pool_free >= POSTERN_POOL_RESERVE;
-  return s->hold && room ? TLS_RXQ_HOLD_PBUFS : POSTERN_TLS_RX_PBUFS;
+  return s->hold && pool_free() >= POSTERN_POOL_RESERVE ? TLS_RXQ_HOLD_PBUFS : POSTERN_TLS_RX_PBUFS;
 }
 
 /* Gives back everything of a session but the pcbs. */

@@ -36,9 +36,8 @@
 #include "http_status.h"
 #include "listen.h"
 #include "log.h"
-#include "lwip/memp.h"
-#include "lwip/stats.h"
 #include "lwip/sys.h"
+#include "pool_free.h"
 #include "lwip_check.h"
 #include "policy.h"
 #if POSTERN_TLS
@@ -323,13 +322,8 @@ static bool conn_rx_takes(const conn_t *c, const struct pbuf *p)
     return true;
   }
   bool upload_waits = c->waiting && (c->state == CONN_OPEN || c->state == CONN_BODY);
-  /* The pool's counters under lwIP's protection: with an RTOS the driver's thread takes pbufs too. */
-  SYS_ARCH_DECL_PROTECT(lev);
-  SYS_ARCH_PROTECT(lev);
-  int pool_free = lwip_stats.memp[MEMP_PBUF_POOL]->avail - lwip_stats.memp[MEMP_PBUF_POOL]->used;
-  SYS_ARCH_UNPROTECT(lev);
   return upload_waits && held <= TCP_WND && pbuf_clen(c->rx) + pbuf_clen(p) <= CONN_WAIT_PBUFS &&
-         pool_free >= POSTERN_POOL_RESERVE;
+         pool_free() >= POSTERN_POOL_RESERVE;
 }
 
 static err_t conn_on_recv(void *arg, struct altcp_pcb *pcb, struct pbuf *p, err_t err)

@@ -1,0 +1,19 @@
+/* pool_free.h: free pbufs in lwIP's pool, read under lwIP's protection (an RTOS driver thread takes them too). */
+#ifndef POSTERN_POOL_FREE_H
+#define POSTERN_POOL_FREE_H
+
+#include "lwip/memp.h"
+#include "lwip/stats.h"
+#include "lwip/sys.h"
+
+/** Pbufs of PBUF_POOL not in use now (MEMP_STATS). */
+static inline int pool_free(void)
+{
+  SYS_ARCH_DECL_PROTECT(lev);
+  SYS_ARCH_PROTECT(lev);
+  int n = lwip_stats.memp[MEMP_PBUF_POOL]->avail - lwip_stats.memp[MEMP_PBUF_POOL]->used;
+  SYS_ARCH_UNPROTECT(lev);
+  return n;
+}
+
+#endif /* POSTERN_POOL_FREE_H */
