@@ -27,10 +27,10 @@ UNIT_LDLIBS_policy := -lm
 # The sandbox's pattern functions against lstrlib's, in one plain VM.
 UNIT_pattern := src/policy_pattern.c $(LUA_ALL)
 UNIT_LDLIBS_pattern := -lm
-UNIT_storage_host := boards/host/storage_host.c src/log.c src/text.c
+UNIT_storage_host := boards/host/storage_host.c src/log.c
 # The self-test services over the test's own fake altcp (lwIP's altcp layer left out).
 UNIT_selftest := src/selftest.c src/listen.c src/log.c $(filter-out %/altcp.c %/altcp_alloc.c %/altcp_tcp.c,$(LWIP_ALL))
-UNIT_storage_flash := boards/mps2-an385/storage_flash.c boards/mps2-an385/flash_model.c src/log.c src/text.c
+UNIT_storage_flash := boards/mps2-an385/storage_flash.c boards/mps2-an385/flash_model.c src/log.c
 
 UNIT_NAMES := $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_NAMES:%=$(TEST_OUT)/unit/test_%)

@@ -14,7 +14,6 @@
 #include "log.h"
 #include "postern_opts.h"
 #include "storage.h"
-#include "text.h"
 
 /** Names one directory scan of storage_list() gathers (the memory of a listing, whatever the file count). */
 #define SH_LIST_BATCH 16
@@ -90,7 +89,8 @@ static int sh_fail(const char *call, const char *name)
 /* True for a name this backend can hold: not empty, no '/', no leading '.'. */
 static bool sh_name_ok(const char *name)
 {
-  return name != NULL && text_name_ok(name, strlen(name)); /* the one rule of stored names, src/text.h */
+  return name != NULL && name[0] != '\0' && name[0] != '.' && strchr(name, '/') == NULL &&
+         strlen(name) <= POSTERN_NAME_MAX;
 }
 
 /* The preamble of the calls that take a name: STORAGE_EIO before init, STORAGE_EINVAL, or 0. */

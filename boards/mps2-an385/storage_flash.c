@@ -6,7 +6,6 @@
 #include "log.h"
 #include "postern_opts.h"
 #include "storage.h"
-#include "text.h"
 
 /*
  * On the medium, every block in use starts with a header unit. A file is a
@@ -268,7 +267,8 @@ static void sf_name_drop(uint16_t off)
 
 static bool sf_name_ok(const char *name)
 {
-  return name != NULL && text_name_ok(name, strlen(name)); /* the one rule of stored names, src/text.h */
+  size_t n = name != NULL ? strlen(name) : 0;
+  return n > 0 && n <= POSTERN_NAME_MAX && name[0] != '.' && strchr(name, '/') == NULL;
 }
 
 /* ---- Blocks ------------------------------------------------------------ */
