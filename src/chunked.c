@@ -3,6 +3,8 @@
 
 #include <stdbool.h>
 
+#include "text.h"
+
 #if POSTERN_CHUNK_EXT_MAX > 65535 || POSTERN_TRAILER_MAX > 65535
 #error "POSTERN_CHUNK_EXT_MAX and POSTERN_TRAILER_MAX must fit in 16 bits"
 #endif
@@ -29,34 +31,6 @@ enum {
   C_DONE,    /* message complete */
   C_ERR      /* malformed input: sticky */
 };
-
-/* tchar = "!#$%&'*+-.^_`|~" / DIGIT / ALPHA (RFC 9110 5.6.2). */
-static bool is_tchar(uint8_t b)
-{
-  if ((b >= '0' && b <= '9') || (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z')) {
-    return true;
-  }
-  switch (b) {
-  case '!':
-  case '#':
-  case '$':
-  case '%':
-  case '&':
-  case '\'':
-  case '*':
-  case '+':
-  case '-':
-  case '.':
-  case '^':
-  case '_':
-  case '`':
-  case '|':
-  case '~':
-    return true;
-  default:
-    return false;
-  }
-}
 
 /* HTAB, SP, VCHAR or obs-text: a byte allowed in values and extensions. */
 static bool is_text(uint8_t b)
@@ -171,7 +145,7 @@ static bool step(chunked_t *c, uint8_t b)
       c->state = C_END_LF;
       return true;
     }
-    if (!is_tchar(b))
+    if (!text_tchar(b))
       return false; /* obs-fold, empty name, controls */
     c->state = C_TNAME;
     return trailer_byte(c);
@@ -179,7 +153,7 @@ static bool step(chunked_t *c, uint8_t b)
   case C_TNAME:
     if (b == ':') {
       c->state = C_TVALUE;
-    } else if (!is_tchar(b)) {
+    } else if (!text_tchar(b)) {
       return false;
     }
     return trailer_byte(c);
