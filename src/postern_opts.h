@@ -42,6 +42,20 @@
 #define POSTERN_TRAILER_MAX 512
 #endif
 
+/** A form upload (POST /files/, multipart/form-data): bytes besides the file
+ *  part's content and the delimiters, all counted together (400 above): the
+ *  preamble, every part's header lines, the other fields' values (read and
+ *  dropped) and the epilogue. */
+#ifndef POSTERN_FORM_FIELD_MAX
+#define POSTERN_FORM_FIELD_MAX 2048
+#endif
+
+/** Longest header line of a form part, CRLF excluded (400 above); each
+ *  connection keeps one such line (the file part's Content-Disposition). */
+#ifndef POSTERN_FORM_LINE_MAX
+#define POSTERN_FORM_LINE_MAX 256
+#endif
+
 /* ---- Connections and timeouts ---------------------------------------- */
 
 /** Concurrent HTTP connections (plain and TLS together). */
@@ -339,6 +353,12 @@
 #endif
 #if POSTERN_TLS_RX_HELD_MAX < POSTERN_HEAD_MAX
 #error "POSTERN_TLS_RX_HELD_MAX must hold a whole request head"
+#endif
+#if POSTERN_FORM_LINE_MAX < 64 || POSTERN_FORM_LINE_MAX > 4096
+#error "POSTERN_FORM_LINE_MAX must lie between 64 and 4096"
+#endif
+#if POSTERN_FORM_FIELD_MAX > 0x7fffffffu
+#error "POSTERN_FORM_FIELD_MAX must fit in 31 bits"
 #endif
 #if POSTERN_DRAIN_MAX > 0x7fffffffu - POSTERN_LINGER_MAX
 #error "POSTERN_DRAIN_MAX + POSTERN_LINGER_MAX must fit in 31 bits"

@@ -20,6 +20,7 @@ UNIT_ack := port/ack_now.c $(LWIP_ALL)
 UNIT_options := boards/host/options.c
 UNIT_http_parser := src/http_parser.c
 UNIT_chunked := src/chunked.c
+UNIT_multipart := src/multipart.c src/text.c
 UNIT_text := src/text.c
 UNIT_digest := src/digest.c src/text.c $(MBEDTLS_ALL)
 UNIT_policy := src/policy.c src/policy_pattern.c src/text.c src/digest.c port/lua_arena.c port/arena.c src/log.c $(LUA_ALL) $(MBEDTLS_ALL) tests/unit/fake_storage.c
