@@ -13,6 +13,7 @@
 #include "http_parser.h"
 #include "lwip/altcp.h"
 #include "lwip/pbuf.h"
+#include "policy.h"
 #include "postern_opts.h"
 #include "storage.h"
 
@@ -46,6 +47,9 @@ typedef enum conn_after {
   AFTER_NEXT,   /* keep-alive: read the next request */
   AFTER_LINGER, /* close: FIN, then drop what still arrives for a while */
 } conn_after_t;
+
+/* A form upload's decoder and head (http_form.c), from a pool of POSTERN_FORM_UPLOADS. */
+typedef struct conn_form conn_form_t;
 
 typedef struct conn {
   struct altcp_pcb *pcb;
@@ -83,6 +87,7 @@ typedef struct conn {
   digest_sha256_t sha;
   uint8_t digest[DIGEST_SHA256_LEN]; /* the client's Content-Digest; once the body is in, its SHA-256 */
   storage_upload_t *upload;
+  conn_form_t *form; /* POST /files/ with multipart/form-data: its decoder; NULL otherwise */
   storage_reader_t *reader;
   uint64_t send_left; /* download or listing bytes still to send */
   uint32_t list_next; /* listing: next entry to render; GET /_policy?source: next byte */
@@ -109,6 +114,8 @@ bool conn_storage_wait(conn_t *c, int rc);
 int conn_feed_head(conn_t *c);
 /** Checks, routes and decides a complete head; answers a refusal, or moves c to the state that serves it. */
 void conn_on_head(conn_t *c, const char *head);
+/** The peer as the policy sees it: "10.0.2.2:54321", or "[fec0::2]:54321". */
+void conn_peer(conn_t *c, char *out, size_t cap);
 
 /* ---- http_upload.c: an accepted upload ----------------------------------- */
 
@@ -120,6 +127,17 @@ void conn_feed_body(conn_t *c);
 void conn_commit(conn_t *c);
 /** Aborts the upload after a failure mid-body and answers. */
 void conn_fail_upload(conn_t *c, int status, const char *msg);
+/** Storage and the digest take one span of the file's content; returns a storage result (STORAGE_PENDING noted). */
+int conn_sink(conn_t *c, const uint8_t *data, size_t len);
+
+/* ---- http_form.c: a form upload (POST /files/, multipart/form-data) ------ */
+
+/** True when the request's Content-Type is multipart/form-data. */
+bool conn_form_wanted(const conn_t *c, const char *head);
+/** After the policy's first yes: takes a form slot, reads the boundary, keeps the head; CONN_OPEN or the refusal. */
+void conn_form_begin(conn_t *c, const char *head, const char *path, policy_str_t query);
+/** CONN_BODY of a form: the file part to storage, its name decided on the way; then the commit. */
+void conn_form_feed(conn_t *c);
 
 /* ---- http_routes.c: content answers -------------------------------------- */
 

@@ -112,7 +112,7 @@ static conn_route_t conn_route(conn_t *c, int *status)
 }
 
 /* The peer as the policy sees it: "10.0.2.2:54321", or "[fec0::2]:54321" over IPv6. */
-static void conn_peer(conn_t *c, char *out, size_t cap)
+void conn_peer(conn_t *c, char *out, size_t cap)
 {
   const ip_addr_t *ip = altcp_get_ip(c->pcb, 0);
   wbuf_t b;
@@ -170,6 +170,7 @@ void conn_on_head(conn_t *c, const char *head)
   c->head_only = conn_method_is(head, r, "HEAD");
   c->to_policy = false;
   c->to_config = false;
+  c->form = NULL;
 
   hp_meta_t m;
   int st = hp_analyze(r, head, &m);
@@ -209,6 +210,9 @@ void conn_on_head(conn_t *c, const char *head)
   bool is_put = conn_method_is(head, r, "PUT");
   bool is_get = conn_method_is(head, r, "GET");
   bool is_delete = conn_method_is(head, r, "DELETE");
+  /* POST /files/: a form upload, its file's name in the body (http_form.c). */
+  bool is_form = route == ROUTE_LIST && conn_method_is(head, r, "POST");
+  bool is_upload = is_put || is_form;
 
   if (route == ROUTE_NONE) {
     conn_respond_error(c, route_status, route_status == 400 ? "bad_name" : NULL,
@@ -219,7 +223,7 @@ void conn_on_head(conn_t *c, const char *head)
   }
   bool allowed = route == ROUTE_FILE                              ? (is_put || is_get || c->head_only || is_delete)
                  : route == ROUTE_POLICY || route == ROUTE_CONFIG ? (is_put || is_get || c->head_only)
-                                                                  : (is_get || c->head_only);
+                                                                  : (is_get || c->head_only || is_form);
   if (!allowed) {
     c->to_policy = route == ROUTE_POLICY || route == ROUTE_CONFIG; /* for the Allow header */
     conn_respond_error(c, 405, NULL, "method not allowed here", has_body, has_body ? AFTER_LINGER : AFTER_NEXT, NULL);
@@ -230,18 +234,22 @@ void conn_on_head(conn_t *c, const char *head)
     conn_refuse(c, 417, "only the 100-continue expectation is supported");
     return;
   }
-  if (is_put && !m.has_length && !m.chunked) {
+  if (is_form && !conn_form_wanted(c, head)) {
+    conn_refuse(c, 415, "POST /files/ takes multipart/form-data (a form upload); PUT /files/NAME takes any body");
+    return;
+  }
+  if (is_upload && !m.has_length && !m.chunked) {
     conn_refuse(c, 411, "an upload needs Content-Length or chunked");
     return;
   }
-  if (!is_put && has_body) {
+  if (!is_upload && has_body) {
     conn_refuse(c, 400, "this request takes no body");
     return;
   }
-  c->expect = is_put && expect == HP_EXPECT_CONTINUE;
+  c->expect = is_upload && expect == HP_EXPECT_CONTINUE;
   c->want_digest = false;
   int dh = hp_find(r, head, "content-digest");
-  if (dh >= 0 && is_put) {
+  if (dh >= 0 && is_upload) {
     int d = digest_parse_content_digest(head + r->headers[dh].value.off, r->headers[dh].value.len, c->digest);
     if (d < 0) {
       conn_refuse(c, 400, "malformed Content-Digest");
@@ -279,7 +287,7 @@ void conn_on_head(conn_t *c, const char *head)
       .header_names = names,
       .header_values = values,
       .n_headers = r->n_headers,
-      .has_length = m.has_length,
+      .has_length = m.has_length && !is_form, /* a form's file has no announced length */
       .length = m.content_length,
       .expect = expect != HP_EXPECT_NONE
                     ? (policy_str_t){head + r->headers[m.expect_hdr].value.off, r->headers[m.expect_hdr].value.len}
@@ -319,6 +327,10 @@ void conn_on_head(conn_t *c, const char *head)
     }
     break;
   case ROUTE_LIST:
+    if (is_form) {
+      conn_form_begin(c, head, conn_path, query);
+      break;
+    }
     conn_start_list(c);
     break;
   case ROUTE_STATUS:

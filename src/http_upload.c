@@ -28,7 +28,10 @@ void conn_open_upload(conn_t *c)
       return;
     }
   }
-  int rc = c->to_policy ? STORAGE_OK : storage_open(c->name, c->chunked ? STORAGE_LEN_UNKNOWN : c->length, &c->upload);
+  /* A form upload opens storage once its file part names the file (http_form.c). */
+  int rc = c->to_policy || c->form != NULL
+               ? STORAGE_OK
+               : storage_open(c->name, c->chunked ? STORAGE_LEN_UNKNOWN : c->length, &c->upload);
   if (conn_storage_wait(c, rc)) {
     return; /* the 100 waits for the reservation */
   }
@@ -66,7 +69,7 @@ void conn_open_upload(conn_t *c)
 }
 
 /* Storage and the digest take one span of payload. Returns a storage result. */
-static int conn_sink(conn_t *c, const uint8_t *data, size_t len)
+int conn_sink(conn_t *c, const uint8_t *data, size_t len)
 {
   if (len == 0) {
     return STORAGE_OK;
@@ -96,6 +99,10 @@ void conn_fail_upload(conn_t *c, int status, const char *msg)
 /* Streams what rx holds of the body. */
 void conn_feed_body(conn_t *c)
 {
+  if (c->form != NULL) {
+    conn_form_feed(c);
+    return;
+  }
   bool done = !c->chunked && c->body_left == 0;
   while (!done && c->rx != NULL) {
     struct pbuf *q = c->rx;
@@ -166,7 +173,7 @@ static bool conn_check_body(conn_t *c)
   char hex[2 * DIGEST_SHA256_LEN + 1];
   text_hex(sum, sizeof sum, hex);
   policy_request_t pr = {
-      .method = {"PUT", 3},
+      .method = c->form != NULL ? (policy_str_t){"POST", 4} : (policy_str_t){"PUT", 3},
       .path = {c->name, strlen(c->name)},
       .name = {c->name, strlen(c->name)},
       .version = {"HTTP/1.1", 8},

@@ -17,17 +17,17 @@
  * 80 + POSTERN_FORM_LINE_MAX + POSTERN_NAME_MAX bytes (404 with the defaults).
  */
 typedef struct multipart {
-  const char *error;                            /* why the form was refused, once MULTIPART_ERR */
-  uint32_t extra;                               /* bytes besides the file's: preamble, part heads, fields, epilogue */
-  uint16_t line_len;                            /* bytes in line */
-  uint8_t state;                                /* internal state */
-  uint8_t dlen;                                 /* delimiter length: CRLF "--" boundary */
-  uint8_t match;                                /* delimiter bytes matched at the end of the input so far (held back) */
-  uint8_t flags;                                /* internal: what the part head and the form held */
-  uint8_t name_len;                             /* bytes of name; POSTERN_NAME_MAX + 1: longer */
-  char delim[4 + MULTIPART_BOUNDARY_MAX];       /* CR LF '-' '-' boundary */
-  char line[POSTERN_FORM_LINE_MAX];             /* the part header line being read */
-  char name[POSTERN_NAME_MAX + 1];              /* the file part's filename, NUL-terminated */
+  const char *error;                      /* why the form was refused, once MULTIPART_ERR */
+  uint32_t extra;                         /* bytes besides the file's: preamble, part heads, fields, epilogue */
+  uint16_t line_len;                      /* bytes in line */
+  uint8_t state;                          /* internal state */
+  uint8_t dlen;                           /* delimiter length: CRLF "--" boundary */
+  uint8_t match;                          /* delimiter bytes matched at the end of the input so far (held back) */
+  uint8_t flags;                          /* internal: what the part head and the form held */
+  uint8_t name_len;                       /* bytes of name; POSTERN_NAME_MAX + 1: longer */
+  char delim[4 + MULTIPART_BOUNDARY_MAX]; /* CR LF '-' '-' boundary */
+  char line[POSTERN_FORM_LINE_MAX];       /* the part header line being read */
+  char name[POSTERN_NAME_MAX + 1];        /* the file part's filename, NUL-terminated */
 } multipart_t;
 
 enum { MULTIPART_MORE = 0, MULTIPART_DATA = 1, MULTIPART_FILE = 2, MULTIPART_ERR = -1 };

@@ -50,6 +50,13 @@
 #define POSTERN_FORM_FIELD_MAX 2048
 #endif
 
+/** Form uploads in progress at once; each costs about 3 KiB of static RAM
+ *  (the request head kept for the second decision, the decoder twice, a
+ *  SHA-256). One more gets 503 while they last; PUT uploads are not counted. */
+#ifndef POSTERN_FORM_UPLOADS
+#define POSTERN_FORM_UPLOADS 1
+#endif
+
 /** Longest header line of a form part, CRLF excluded (400 above); each
  *  connection keeps one such line (the file part's Content-Disposition). */
 #ifndef POSTERN_FORM_LINE_MAX
@@ -353,6 +360,9 @@
 #endif
 #if POSTERN_TLS_RX_HELD_MAX < POSTERN_HEAD_MAX
 #error "POSTERN_TLS_RX_HELD_MAX must hold a whole request head"
+#endif
+#if POSTERN_FORM_UPLOADS < 1
+#error "POSTERN_FORM_UPLOADS must be at least 1"
 #endif
 #if POSTERN_FORM_LINE_MAX < 64 || POSTERN_FORM_LINE_MAX > 4096
 #error "POSTERN_FORM_LINE_MAX must lie between 64 and 4096"
