@@ -125,7 +125,10 @@ void conn_respond_error(conn_t *c, int status, const char *key, const char *mess
   wb_init(&b, conn_out, sizeof conn_out);
   http_head_t h = {.status = status, .close = close_header, .www_authenticate = challenge};
   if (status == 405) {
-    h.allow = c->name[0] ? "GET, HEAD, PUT, DELETE" : c->to_policy ? "GET, HEAD, PUT" : "GET, HEAD";
+    h.allow = c->name[0]      ? "GET, HEAD, PUT, DELETE"
+              : c->to_policy  ? "GET, HEAD, PUT"
+              : c->list_route ? "GET, HEAD, POST"
+                              : "GET, HEAD";
   }
   http_render_error(&b, &h, key != NULL ? key : http_error_key(status), message);
   c->status = (uint16_t)status;

@@ -67,6 +67,7 @@ typedef struct conn {
   bool replaced;        /* the commit replaced a version */
   bool to_policy;       /* PUT /_policy or /_config: the body goes to the policy's buffer, not to storage */
   bool to_config;       /* PUT /_config: that body is the settings */
+  bool list_route;      /* a 405 on /files/, whose Allow has POST */
   struct pbuf *rx;      /* received bytes not consumed yet */
   uint16_t fed;         /* bytes of rx the head parser has seen */
   uint32_t last_ms;     /* last progress, for the timeouts */

@@ -152,7 +152,10 @@ static bool conn_form_file(conn_t *c, conn_form_t *f)
   }
   if (rc != STORAGE_OK) {
     c->upload = NULL;
-    conn_refuse(c, rc == STORAGE_ENOSPC ? 507 : rc == STORAGE_EBUSY ? 409 : 500,
+    conn_refuse(c,
+                rc == STORAGE_ENOSPC  ? 507
+                : rc == STORAGE_EBUSY ? 409
+                                      : 500,
                 rc == STORAGE_ENOSPC  ? "not enough free space"
                 : rc == STORAGE_EBUSY ? "this name is being uploaded right now"
                                       : "storage error");

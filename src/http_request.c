@@ -171,6 +171,7 @@ void conn_on_head(conn_t *c, const char *head)
   c->to_policy = false;
   c->to_config = false;
   c->form = NULL;
+  c->list_route = false;
 
   hp_meta_t m;
   int st = hp_analyze(r, head, &m);
@@ -226,6 +227,7 @@ void conn_on_head(conn_t *c, const char *head)
                                                                   : (is_get || c->head_only || is_form);
   if (!allowed) {
     c->to_policy = route == ROUTE_POLICY || route == ROUTE_CONFIG; /* for the Allow header */
+    c->list_route = route == ROUTE_LIST;
     conn_respond_error(c, 405, NULL, "method not allowed here", has_body, has_body ? AFTER_LINGER : AFTER_NEXT, NULL);
     return;
   }

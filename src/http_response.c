@@ -99,6 +99,7 @@ static const struct {
     {411, "Length Required", "length_required"},
     {413, "Content Too Large", "content_too_large"},
     {414, "URI Too Long", "uri_too_long"},
+    {415, "Unsupported Media Type", "unsupported_media_type"},
     {417, "Expectation Failed", "expectation_failed"},
     {422, "Unprocessable Content", "unprocessable_content"},
     {429, "Too Many Requests", "too_many_requests"},

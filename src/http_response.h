@@ -31,7 +31,7 @@ typedef struct http_head {
 } http_head_t;
 
 /** Rows of the status table (reason, error key, counter slot). */
-#define HTTP_STATUS_KNOWN 23
+#define HTTP_STATUS_KNOWN 24
 
 size_t http_status_slot(int status);
 int http_status_code(size_t slot);
