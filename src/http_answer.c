@@ -86,6 +86,7 @@ void conn_linger_drop(conn_t *c)
 /* Enters the state that follows a response. */
 void conn_after(conn_t *c, conn_after_t after)
 {
+  conn_form_release(c);
   altcp_output(c->pcb);
   altcp_setprio(c->pcb, TCP_PRIO_MIN); /* nothing in progress that a pcb shortage should spare */
   if (after == AFTER_LINGER) {

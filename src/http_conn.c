@@ -104,6 +104,7 @@ static void conn_release(conn_t *c)
     c->reader = NULL;
   }
   policy_stage_abort(c); /* a policy it was collecting is dropped */
+  conn_form_release(c);  /* and a form upload's head copy */
   c->state = CONN_FREE;
   c->waiting = false;
   c->pcb = NULL;

@@ -115,6 +115,8 @@ bool conn_storage_wait(conn_t *c, int rc);
 int conn_feed_head(conn_t *c);
 /** Checks, routes and decides a complete head; answers a refusal, or moves c to the state that serves it. */
 void conn_on_head(conn_t *c, const char *head);
+/** The head's fields as the policy sees them, for the decision being made (one at a time). */
+extern policy_str_t conn_policy_names[POSTERN_MAX_HEADERS], conn_policy_values[POSTERN_MAX_HEADERS];
 /** The peer as the policy sees it: "10.0.2.2:54321", or "[fec0::2]:54321". */
 void conn_peer(conn_t *c, char *out, size_t cap);
 
@@ -139,6 +141,8 @@ bool conn_form_wanted(const conn_t *c, const char *head);
 void conn_form_begin(conn_t *c, const char *head, const char *path, policy_str_t query);
 /** CONN_BODY of a form: the file part to storage, its name decided on the way; then the commit. */
 void conn_form_feed(conn_t *c);
+/** The connection answered or closes: what its form upload still holds of the lwIP heap is freed. */
+void conn_form_release(conn_t *c);
 
 /* ---- http_routes.c: content answers -------------------------------------- */
 

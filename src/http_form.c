@@ -7,6 +7,7 @@
 #include "digest.h"
 #include "http_response.h"
 #include "log.h"
+#include "lwip/mem.h"
 #include "multipart.h"
 #include "policy.h"
 #include "storage.h"
@@ -17,20 +18,23 @@
 
 /*
  * What a form upload needs besides the connection, from a pool of
- * POSTERN_FORM_UPLOADS: the decoder (and its state before the piece being
- * decoded, to decode it again after a pending write), the request head for
- * the second decision, and the SHA-256 of the whole form for Content-Digest.
+ * POSTERN_FORM_UPLOADS: the decoder (and its position before the piece
+ * being decoded, to decode it again after a pending write), the SHA-256 of
+ * the whole form for Content-Digest, and a copy of the request head for the
+ * second decision, from lwIP's heap (head_len bytes, freed once the policy
+ * has seen the file's name or the request ends).
  */
 struct conn_form {
   conn_t *owner;
-  bool decided;   /* the file part's name passed the policy, and the upload is open */
-  uint16_t query; /* the query's offset in head (0: none) and length */
+  char *head;        /* the request head, from mem_malloc; NULL once decided */
+  bool decided;      /* the file part's name passed the policy */
+  bool open_pending; /* its storage_open() answered STORAGE_PENDING: called again first */
+  uint16_t query;    /* the query's offset in head (0: none) and length */
   uint16_t query_len;
   char path[8]; /* "/files" or "/files/" */
   multipart_t mp;
-  multipart_t before;
+  multipart_mark_t mark;
   digest_sha256_t body_sha;
-  char head[POSTERN_HEAD_MAX];
 };
 
 static conn_form_t conn_forms[POSTERN_FORM_UPLOADS];
@@ -67,8 +71,17 @@ void conn_form_begin(conn_t *c, const char *head, const char *path, policy_str_t
     conn_refuse(c, 400, f->mp.error);
     return;
   }
+  if (f->owner != NULL && f->owner->form == f) {
+    conn_form_release(f->owner);
+  }
+  f->head = mem_malloc(c->req.head_len);
+  if (f->head == NULL) {
+    conn_refuse(c, 503, "no memory for a form upload now; try again");
+    return;
+  }
   f->owner = c;
   f->decided = false;
+  f->open_pending = false;
   memcpy(f->head, head, c->req.head_len);
   f->query = query.p != NULL ? (uint16_t)(query.p - head) : 0;
   f->query_len = (uint16_t)query.n;
@@ -98,7 +111,7 @@ static bool conn_form_file(conn_t *c, conn_form_t *f)
     const hp_request_t *r = &c->req;
     hp_meta_t m;
     hp_analyze(r, head, &m);
-    static policy_str_t names[POSTERN_MAX_HEADERS], values[POSTERN_MAX_HEADERS];
+    policy_str_t *names = conn_policy_names, *values = conn_policy_values;
     for (int i = 0; i < r->n_headers; i++) {
       names[i] = (policy_str_t){head + r->headers[i].name.off, r->headers[i].name.len};
       values[i] = (policy_str_t){head + r->headers[i].value.off, r->headers[i].value.len};
@@ -133,8 +146,11 @@ static bool conn_form_file(conn_t *c, conn_form_t *f)
         .peer = {peer, strlen(peer)},
         .tls = tls,
     };
-    static policy_decision_t d;
+    policy_decision_t d;
     policy_decide(&pr, &d);
+    mem_free(f->head); /* the head's last use */
+    f->head = NULL;
+    f->decided = true;
     if (d.status != 100) {
       /* The body is on its way: the answer, then the rest is read and dropped. */
       conn_respond_error(c, d.status, d.policy_error ? "policy_error" : NULL, d.message, true, AFTER_LINGER,
@@ -146,9 +162,9 @@ static bool conn_form_file(conn_t *c, conn_form_t *f)
     c->name[POSTERN_NAME_MAX] = '\0';
   }
   int rc = storage_open(c->name, STORAGE_LEN_UNKNOWN, &c->upload);
-  f->decided = true; /* a pending open comes back here, without asking the policy again */
-  if (conn_storage_wait(c, rc)) {
-    return false;
+  f->open_pending = conn_storage_wait(c, rc); /* conn_form_feed calls again, without asking the policy */
+  if (f->open_pending) {
+    return true;
   }
   if (rc != STORAGE_OK) {
     c->upload = NULL;
@@ -197,6 +213,9 @@ static void conn_form_end(conn_t *c, conn_form_t *f)
 void conn_form_feed(conn_t *c)
 {
   conn_form_t *f = c->form;
+  if (f->open_pending && (!conn_form_file(c, f) || f->open_pending)) {
+    return; /* refused, or still pending */
+  }
   bool done = !c->chunked && c->body_left == 0;
   while (!done && c->rx != NULL) {
     struct pbuf *q = c->rx;
@@ -204,7 +223,7 @@ void conn_form_feed(conn_t *c)
     size_t used, span_len = 0;
     const uint8_t *span = NULL;
     chunked_t chunk_before = c->chunk;
-    f->before = f->mp;
+    multipart_mark(&f->mp, &f->mark);
     bool end = false;
     if (c->chunked) {
       int rc = chunked_decode(&c->chunk, data, q->len, &used, &span, &span_len);
@@ -241,18 +260,14 @@ void conn_form_feed(conn_t *c)
     }
     int rc = STORAGE_OK;
     if (mrc == MULTIPART_FILE && !conn_form_file(c, f)) {
-      if (c->state == CONN_BODY) {
-        c->chunk = chunk_before; /* the open is pending: this piece is decoded again */
-        f->mp = f->before;
-      }
-      return;
+      return; /* refused */
     }
     if (mrc == MULTIPART_DATA) {
       rc = conn_sink(c, out, out_len);
     }
     if (rc == STORAGE_PENDING) {
       c->chunk = chunk_before;
-      f->mp = f->before;
+      multipart_rewind(&f->mp, &f->mark);
       return;
     }
     if (rc != STORAGE_OK) {
@@ -266,8 +281,21 @@ void conn_form_feed(conn_t *c)
     }
     conn_consume(c, used);
     done = end;
+    if (f->open_pending) {
+      break; /* decoded and consumed: the open is called again first */
+    }
   }
   if (done) {
     conn_form_end(c, f);
+  }
+}
+
+/** The connection answered or closes: the head copy goes back to lwIP's heap. */
+void conn_form_release(conn_t *c)
+{
+  conn_form_t *f = c->form;
+  if (f != NULL && f->owner == c && f->head != NULL) {
+    mem_free(f->head);
+    f->head = NULL;
   }
 }

@@ -13,6 +13,8 @@
 #endif
 
 static char conn_path[POSTERN_TARGET_MAX + 1]; /* the decoded path of the head being decided */
+/* The head's fields as the policy sees them: one decision at a time (http_form.c's second one too). */
+policy_str_t conn_policy_names[POSTERN_MAX_HEADERS], conn_policy_values[POSTERN_MAX_HEADERS];
 
 /* Feeds unparsed bytes of rx to the parser. Returns the parser's result. */
 int conn_feed_head(conn_t *c)
@@ -261,7 +263,7 @@ void conn_on_head(conn_t *c, const char *head)
   }
 
   /* The request as the policy sees it. */
-  static policy_str_t names[POSTERN_MAX_HEADERS], values[POSTERN_MAX_HEADERS];
+  policy_str_t *names = conn_policy_names, *values = conn_policy_values;
   for (int i = 0; i < r->n_headers; i++) {
     names[i] = (policy_str_t){head + r->headers[i].name.off, r->headers[i].name.len};
     values[i] = (policy_str_t){head + r->headers[i].value.off, r->headers[i].value.len};

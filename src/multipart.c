@@ -496,3 +496,21 @@ bool multipart_finish(multipart_t *m)
     return fail(m, "the form has no file part (a part whose Content-Disposition has a filename)");
   return true;
 }
+
+/** Notes m's position before a call. */
+void multipart_mark(const multipart_t *m, multipart_mark_t *k)
+{
+  *k = (multipart_mark_t){m->error, m->extra, m->line_len, m->state, m->match, m->flags, m->name_len};
+}
+
+/** Puts m back where multipart_mark() noted it. */
+void multipart_rewind(multipart_t *m, const multipart_mark_t *k)
+{
+  m->error = k->error;
+  m->extra = k->extra;
+  m->line_len = k->line_len;
+  m->state = k->state;
+  m->match = k->match;
+  m->flags = k->flags;
+  m->name_len = k->name_len;
+}

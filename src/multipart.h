@@ -54,6 +54,22 @@ bool multipart_init(multipart_t *m, const char *ctype, size_t len);
  */
 int multipart_decode(multipart_t *m, const uint8_t *in, size_t len, size_t *consumed, const uint8_t **out,
                      size_t *out_len);
+/** The decoder's position without its buffers: what a call that returned MULTIPART_DATA changed. */
+typedef struct multipart_mark {
+  const char *error;
+  uint32_t extra;
+  uint16_t line_len;
+  uint8_t state, match, flags, name_len;
+} multipart_mark_t;
+/** Notes m's position before a call. */
+void multipart_mark(const multipart_t *m, multipart_mark_t *k);
+/**
+ * Puts m back where multipart_mark() noted it, to decode the same bytes
+ * again (a write that must be retried). Exact across one call that returned
+ * MULTIPART_DATA: such a call starts in the file's content and writes no
+ * buffer (the part heads, and the name, come before).
+ */
+void multipart_rewind(multipart_t *m, const multipart_mark_t *k);
 /**
  * The body ended: true when the close delimiter came and a file part with
  * it; false, with m->error set, otherwise.

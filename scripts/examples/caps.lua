@@ -11,7 +11,9 @@ function on_request(req)
   if not token or not auth.equal(auth.bearer(req.headers.authorization) or "", token) then
     return refuse(req, 403, "bad or missing token")
   end
-  if req.method ~= "PUT" or req.path == "/_policy" then return true end
+  if (req.method ~= "PUT" and req.method ~= "POST") or req.path == "/_policy" then return true end
+  -- A form upload (POST /files/) is decided twice: at its head without a name, then with its file's name.
+  if req.name == nil then return true end
   local cap = (req.name:match("^fw%-") and 1024 * 1024) or (req.name:match("^logs%-") and 65536)
   if not cap then return refuse(req, 403, "only fw-* and logs-* may be uploaded") end
   if req.length and req.length > cap then return refuse(req, 413, "over the cap for this name") end

@@ -59,8 +59,8 @@ function on_request(req)
   if req.path == "/_policy" then -- the token may read and replace the policy
     return true
   end
-  if req.name == nil then -- the listing
-    return req.method == "GET" or req.method == "HEAD" or refuse(req, 405, "not here")
+  if req.name == nil then -- the listing, or a form upload's head (POST /files/: its name comes in the body)
+    return req.method == "GET" or req.method == "HEAD" or req.method == "POST" or refuse(req, 405, "not here")
   end
   local cap = cap_for(req.name)
   if cap == nil then

@@ -14,10 +14,10 @@ static const char *const ctypes[] = {
 };
 
 typedef struct result {
-  int rc;          /* MULTIPART_ERR if one came, else MULTIPART_MORE */
-  bool ok;         /* multipart_finish() */
-  size_t file_at;  /* where the file's content begins (after its head), SIZE_MAX: no file part */
-  size_t n;        /* file bytes delivered */
+  int rc;         /* MULTIPART_ERR if one came, else MULTIPART_MORE */
+  bool ok;        /* multipart_finish() */
+  size_t file_at; /* where the file's content begins (after its head), SIZE_MAX: no file part */
+  size_t n;       /* file bytes delivered */
   char name[POSTERN_NAME_MAX + 1];
 } result_t;
 

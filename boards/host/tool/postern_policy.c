@@ -37,7 +37,8 @@ static const char tool_usage[] =
     "    },\n"
     "  }\n"
     "A case: [1] its description; method (default GET), path (decoded, default /; /files/NAME sets\n"
-    "req.name), query, version (default HTTP/1.1), headers (name = value), length (a number; nil\n"
+    "req.name), name (req.name itself: a form upload's second step, POST /files/ with its file's name), query, version "
+    "(default HTTP/1.1), headers (name = value), length (a number; nil\n"
     "with chunked = true), peer (default 10.0.2.2:40000), tls (true, or a table of version, cipher,\n"
     "subject, fingerprint), settings and storage (for this case: they replace the file's, field by\n"
     "field; a setting set to false is removed), stored = {size =, sha256 =} to ask on_stored instead\n"
@@ -276,7 +277,7 @@ static int tool_case(lua_State *L, int file, int i, const tool_run_t *run)
       .path = tool_pstr(path),
       .query = tool_pstr(tool_str(L, c, "query", NULL)),
       .version = tool_pstr(tool_str(L, c, "version", "HTTP/1.1")),
-      .name = tool_pstr(strncmp(path, "/files/", 7) == 0 && path[7] != '\0' ? path + 7 : NULL),
+      .name = tool_pstr(tool_str(L, c, "name", strncmp(path, "/files/", 7) == 0 && path[7] != '\0' ? path + 7 : NULL)),
       .header_names = hn,
       .header_values = hv,
       .n_headers = n_hdr,
