@@ -171,6 +171,13 @@ static const char *const templates[] = {
     "PUT /files/c HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer T\r\nContent-Length: 100000\r\n\r\n",
     "PUT /files/d HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer X\r\nContent-Length: 4\r\n\r\nwxyz",
     "GET /files/a HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer T\r\nConnection: close\r\n\r\n",
+    /* Form uploads (POST /files/): a whole one, and a chunked head whose body follows as DATA. */
+    "POST /files/ HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer T\r\nContent-Length: 146\r\n"
+    "Content-Type: multipart/form-data; boundary=zz\r\n\r\n"
+    "--zz\r\nContent-Disposition: form-data; name=\"n\"\r\n\r\nv\r\n--zz\r\nContent-Disposition: form-data; "
+    "name=\"f\"; filename=\"fm\"\r\n\r\nform \r\n--z content\r\n--zz--\r\n",
+    "POST /files HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer T\r\nTransfer-Encoding: chunked\r\n"
+    "Expect: 100-continue\r\nContent-Type: multipart/form-data; boundary=\"zz\"\r\n\r\n",
 };
 #define N_TEMPLATES (sizeof templates / sizeof templates[0])
 
