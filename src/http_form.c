@@ -37,6 +37,7 @@ struct conn_form {
   digest_sha256_t body_sha;
 };
 
+#if POSTERN_FORM_UPLOADS > 0
 static conn_form_t conn_forms[POSTERN_FORM_UPLOADS];
 
 /* A slot is taken while its owner is a form upload between its head and its answer. */
@@ -299,3 +300,30 @@ void conn_form_release(conn_t *c)
     f->head = NULL;
   }
 }
+
+#else /* POSTERN_FORM_UPLOADS == 0: no form uploads, POST /files/ is a 405 (http_request.c never starts one) */
+bool conn_form_wanted(const conn_t *c, const char *head)
+{
+  (void)c;
+  (void)head;
+  return false;
+}
+
+void conn_form_begin(conn_t *c, const char *head, const char *path, policy_str_t query)
+{
+  (void)head;
+  (void)path;
+  (void)query;
+  conn_refuse(c, 405, "form uploads are not built into this firmware");
+}
+
+void conn_form_feed(conn_t *c)
+{
+  conn_fail_upload(c, 500, "form uploads are not built into this firmware");
+}
+
+void conn_form_release(conn_t *c)
+{
+  (void)c;
+}
+#endif

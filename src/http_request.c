@@ -214,7 +214,7 @@ void conn_on_head(conn_t *c, const char *head)
   bool is_get = conn_method_is(head, r, "GET");
   bool is_delete = conn_method_is(head, r, "DELETE");
   /* POST /files/: a form upload, its file's name in the body (http_form.c). */
-  bool is_form = route == ROUTE_LIST && conn_method_is(head, r, "POST");
+  bool is_form = POSTERN_FORM_UPLOADS > 0 && route == ROUTE_LIST && conn_method_is(head, r, "POST");
   bool is_upload = is_put || is_form;
 
   if (route == ROUTE_NONE) {
@@ -229,7 +229,7 @@ void conn_on_head(conn_t *c, const char *head)
                                                                   : (is_get || c->head_only || is_form);
   if (!allowed) {
     c->to_policy = route == ROUTE_POLICY || route == ROUTE_CONFIG; /* for the Allow header */
-    c->list_route = route == ROUTE_LIST;
+    c->list_route = POSTERN_FORM_UPLOADS > 0 && route == ROUTE_LIST;
     conn_respond_error(c, 405, NULL, "method not allowed here", has_body, has_body ? AFTER_LINGER : AFTER_NEXT, NULL);
     return;
   }

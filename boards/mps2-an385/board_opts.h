@@ -20,7 +20,8 @@
  *   flash storage                 ~6.6 KiB (queue 2 KiB, names 2 KiB, block states and links 2 KiB, index)
  *   policy buffer                 1.5 KiB (POSTERN_POLICY_MAX, below)
  *   the rest: pcbs, connections, libc, Lua and lwIP globals
- *   total data + bss + stack      127.4 KiB with TLS
+ *   form uploads                  556 B (POSTERN_FORM_UPLOADS 1; none without TLS, below)
+ *   total data + bss + stack      127.9 KiB with TLS
  * `make BOARD=mps2-an385 size` prints the static figures, GET /_status the high-water marks.
  */
 #define MEM_ALIGNMENT 4
@@ -54,6 +55,11 @@
 #endif
 #ifndef POSTERN_CONFIG_ROUTE
 #define POSTERN_CONFIG_ROUTE 0
+#endif
+/* Form uploads (POST /files/) take about 5.5 KiB of flash: the TLS=0 image,
+ * 192 KiB, leaves them out (PUT uploads only there). */
+#if !POSTERN_TLS && !defined(POSTERN_FORM_UPLOADS)
+#define POSTERN_FORM_UPLOADS 0
 #endif
 
 /* A policy call starts about 2.2 KiB into the 8 KiB main stack; nested pattern functions stop 3 KiB below it. */

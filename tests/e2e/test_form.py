@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import time
+import urllib.parse
 
 import pytest
 
@@ -171,7 +172,9 @@ def test_browser_style_form_post_without_expect(dev):
     r = c.read_response(timeout=60)
     assert r.status == 201, r
     assert r.json()["name"] == "r\u00e9sum\u00e9.bin"
-    assert dev.read_file("r\u00e9sum\u00e9.bin") == content
+    assert dev.files() == ["r\u00e9sum\u00e9.bin"]
+    got = request(dev.web, "GET", "/files/" + urllib.parse.quote("r\u00e9sum\u00e9.bin"), headers={"Authorization": AUTH})
+    assert got.status == 200 and got.body == content
     # Keep-alive: the next request on the connection is served.
     c.send(b"GET /files/ HTTP/1.1\r\nHost: d\r\nAuthorization: " + AUTH.encode() + b"\r\n\r\n")
     assert c.read_response().status == 200
