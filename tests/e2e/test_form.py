@@ -13,7 +13,7 @@ import pytest
 
 from httpwire import Conn, request
 
-TARGETS = ("host", "mps2", "mps2-nor")  # mps2-nor: a flash whose every call may pend
+TARGETS = ("host", "host-https", "mps2", "mps2-nor")  # mps2-nor: a flash whose every call may pend
 
 TOKEN = "s3cret-T"
 AUTH = "Bearer " + TOKEN
