@@ -141,15 +141,44 @@ def test_handmade_form_in_odd_pieces_with_delimiter_lookalikes(dev, chunked):
     assert dev.read_file("odd.bin") == content
 
 
-def test_http_client_form_and_empty_file(dev):
-    """Python's http.client, no Expect: an empty file is stored empty."""
+def http_client(dev):
+    if dev.web.tls:
+        import ssl
+        from conftest import CA_CERT
+        ctx = ssl.create_default_context(cafile=CA_CERT)
+        return http.client.HTTPSConnection("localhost", dev.web.port, timeout=30, context=ctx)
+    return http.client.HTTPConnection("127.0.0.1", dev.web.port, timeout=30)
+
+
+def test_http_client_form_by_hand_in_odd_pieces(dev):
+    """Python's http.client, no Expect, the form built by hand and written in odd pieces."""
     boundary = b"b" * 70  # the longest boundary
-    body = form(boundary, [file_part(b"empty.bin", b"")])
-    conn = http.client.HTTPConnection("127.0.0.1", dev.web.port, timeout=30) if not dev.web.tls else None
-    if conn is None:
-        pytest.skip("plain HTTP only")
+    content = os.urandom(50000) + b"\r\n--" + b"b" * 69 + b"\r\n"
+    body = form(boundary, [field_part(b"x", b"1"), file_part(b"pieces.bin", content)])
+    conn = http_client(dev)
+    conn.putrequest("POST", "/files/")
+    conn.putheader("Authorization", AUTH)
+    conn.putheader("Content-Type", "multipart/form-data; boundary=" + boundary.decode())
+    conn.putheader("Content-Length", str(len(body)))
+    conn.endheaders()
+    at, n = 0, 1
+    while at < len(body):
+        conn.send(body[at:at + n])
+        at += n
+        n = n * 5 % 3001 + 1
+    resp = conn.getresponse()
+    doc = json.loads(resp.read())
+    conn.close()
+    assert resp.status == 201
+    assert doc == {"name": "pieces.bin", "size": len(content), "sha256": hashlib.sha256(content).hexdigest()}
+    assert dev.read_file("pieces.bin") == content
+
+
+def test_http_client_form_with_an_empty_file(dev):
+    body = form(b"q", [file_part(b"empty.bin", b"")])
+    conn = http_client(dev)
     conn.request("POST", "/files/", body=body, headers={
-        "Authorization": AUTH, "Content-Type": "multipart/form-data; boundary=" + boundary.decode()})
+        "Authorization": AUTH, "Content-Type": "multipart/form-data; boundary=q"})
     resp = conn.getresponse()
     doc = json.loads(resp.read())
     conn.close()
