@@ -13,7 +13,7 @@ import pytest
 
 from httpwire import Conn, request
 
-TARGETS = ("host", "host-https", "mps2", "mps2-nor")  # mps2-nor: a flash whose every call may pend
+TARGETS = ("host", "host-https", "mps2", "mps2-nor", "host-rtos")  # mps2-nor: every storage call may pend; host-rtos: NO_SYS=0
 
 TOKEN = "s3cret-T"
 AUTH = "Bearer " + TOKEN
