@@ -184,6 +184,10 @@ static bool conn_form_file(conn_t *c, conn_form_t *f)
 /* The body ended: the form complete and its Content-Digest matching, or 400 and nothing stored. */
 static void conn_form_end(conn_t *c, conn_form_t *f)
 {
+  if (f->open_pending) {
+    f->open_pending = false; /* the body ended right after the file part's head: given up */
+    conn_storage_wait(c, STORAGE_OK);
+  }
   if (!multipart_finish(&f->mp)) {
     conn_fail_upload(c, 400, f->mp.error);
     return;
@@ -208,8 +212,10 @@ static void conn_form_end(conn_t *c, conn_form_t *f)
 /*
  * CONN_BODY of a form: each pass takes one pbuf's worth through the chunked
  * decoder (when chunked) and the form decoder, and does at most one thing
- * that may be pending (a write or the open); a pending one restores both
- * decoders, and the same bytes are decoded again after storage_ready().
+ * that may be pending (a write or the open). A pending write restores both
+ * decoders, and the same bytes are decoded again after storage_ready(); a
+ * pending open keeps what was decoded (the file's name) and is called again
+ * first.
  */
 void conn_form_feed(conn_t *c)
 {
