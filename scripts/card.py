@@ -138,7 +138,7 @@ def main():
             text = "\n".join(lines).encode()
             if len(text) > SECTOR - 13:
                 raise SystemExit("card.py: the settings take %d bytes, at most %d fit" % (len(text), SECTOR - 13))
-            write_at(f, LBA_SETTINGS, header(MAGIC_SETTINGS, text))
+            write_at(f, LBA_SETTINGS, header(MAGIC_SETTINGS, text, text))
             print("card: settings %s" % (", ".join(l.split("=")[0] for l in lines) or "(none)"))
         if a.clear_policy:
             write_at(f, LBA_POLICY, bytes(SECTOR))

@@ -33,6 +33,7 @@
 #define SD_R1_IDLE 0x01u
 #define SD_R1_ILLEGAL 0x04u
 #define SD_OCR_CCS (1u << 30)
+#define SD_OCR_VDD_27_36 0x00FF8000u
 #define SD_POLL_BYTES 16u       /* bytes a poll looks at for a token or the end of busy */
 #define SD_SPI_TIMEOUT_MS 1000u /* no progress for this long: the transfer fails */
 
@@ -103,6 +104,7 @@ static uint16_t sd_crc16(const uint8_t *p, size_t n)
 /* Sends a command (the card selected) and returns its R1, or 0xFF when none came. */
 static uint8_t sd_cmd(uint8_t cmd, uint32_t arg)
 {
+  (void)sd_xfer(0xFFu); /* one byte between commands: the card ends its last response on it */
   uint8_t f[6] = {(uint8_t)(0x40u | cmd), (uint8_t)(arg >> 24), (uint8_t)(arg >> 16), (uint8_t)(arg >> 8),
                   (uint8_t)arg};
   f[5] = (uint8_t)(sd_crc7(f, 5) << 1 | 1u);
@@ -309,10 +311,10 @@ sd_spi_kind_t sd_spi_init(blockdev_t *dev)
 {
   memset(dev, 0, sizeof *dev);
   memset(&sd_op, 0, sizeof sd_op);
-  /* PD0 drives the card's select, high (idle) before it becomes an output. */
-  LM3S_GPIO_DATA_BIT(LM3S_GPIOD_BASE, 0) = 1u;
-  LM3S_GPIO_DIR(LM3S_GPIOD_BASE) |= 1u;
+  /* PD0 drives the card's select: an output, then high (idle). GPIODATA writes reach output pins only. */
   LM3S_GPIO_DEN(LM3S_GPIOD_BASE) |= 1u;
+  LM3S_GPIO_DIR(LM3S_GPIOD_BASE) |= 1u;
+  LM3S_GPIO_DATA_BIT(LM3S_GPIOD_BASE, 0) = 1u;
   LM3S_GPIO_AFSEL(LM3S_GPIOA_BASE) |= LM3S_GPIOA_SSI_PINS;
   LM3S_GPIO_DEN(LM3S_GPIOA_BASE) |= LM3S_GPIOA_SSI_PINS;
   /* Master, 8-bit frames, mode 0; 390 kHz (50 MHz / 128) while identifying. */
@@ -326,6 +328,7 @@ sd_spi_kind_t sd_spi_init(blockdev_t *dev)
   for (int i = 0; i < 10; i++) {
     (void)sd_xfer(0xFFu); /* at least 74 clocks with the card deselected */
   }
+  sd_select();
   sd_select();
   uint8_t r1 = 0xFFu;
   for (int i = 0; i < 10 && r1 != SD_R1_IDLE; i++) {
@@ -341,37 +344,52 @@ sd_spi_kind_t sd_spi_init(blockdev_t *dev)
     for (int i = 0; i < 4; i++) {
       r7 = r7 << 8 | sd_xfer(0xFFu);
     }
-    if ((r7 & 0xFFFu) != 0x1AAu) {
+    /* A card that sends no R7 payload (the line stays high) counts as version 2 too: CMD8 was legal. */
+    if ((r7 & 0xFFFu) != 0x1AAu && r7 != 0xFFFFFFFFu) {
       return sd_init_fail("CMD8 echo mismatch", r7);
     }
     v2 = true;
   }
-  uint32_t start = sys_now();
-  do {
+  /* ACMD41 with HCS (and the 2.7-3.6 V window); CMD1, which SPI mode also takes, when a card does not
+   * leave idle on it. */
+  for (uint32_t start = sys_now(); r1 == SD_R1_IDLE && sys_now() - start < 1000u;) {
     (void)sd_cmd(55, 0);
-    r1 = sd_cmd(41, v2 ? SD_OCR_CCS : 0);
-  } while (r1 == SD_R1_IDLE && sys_now() - start < 1000u);
+    r1 = sd_cmd(41, (v2 ? SD_OCR_CCS : 0) | SD_OCR_VDD_27_36);
+  }
+  /* A card whose R1 shows the state before the command answers idle to the CMD1 that starts it:
+   * CMD16, illegal while idle, tells. */
+  for (uint32_t start = sys_now(); r1 != 0 && sys_now() - start < 1000u;) {
+    r1 = sd_cmd(1, (v2 ? SD_OCR_CCS : 0) | SD_OCR_VDD_27_36);
+    if (r1 == SD_R1_IDLE && sd_cmd(16, SD_BLOCK) == 0) {
+      r1 = 0;
+    }
+  }
   if (r1 != 0) {
-    return sd_init_fail("ACMD41 did not leave the idle state", r1);
+    return sd_init_fail("ACMD41 and CMD1 did not leave the idle state", r1);
   }
   sd_high_capacity = false;
+  bool ocr_known = false;
   if (v2) {
     (void)sd_cmd(58, 0); /* its R1 is not checked: QEMU's model always answers 0x01 */
     uint32_t ocr = 0;
     for (int i = 0; i < 4; i++) {
       ocr = ocr << 8 | sd_xfer(0xFFu);
     }
-    sd_high_capacity = (ocr & SD_OCR_CCS) != 0;
+    ocr_known = ocr != 0xFFFFFFFFu; /* no OCR sent: the CSD's version decides below */
+    sd_high_capacity = ocr_known && (ocr & SD_OCR_CCS) != 0;
   }
   if (sd_cmd(59, 1) != 0) {
     return sd_init_fail("CMD59 (CRC on) refused", 0);
   }
-  if (!sd_high_capacity && sd_cmd(16, SD_BLOCK) != 0) {
-    return sd_init_fail("CMD16 (512-byte blocks) refused", 0);
-  }
   uint8_t csd[16];
   if (!sd_read_reg(9, csd, sizeof csd)) {
     return sd_init_fail("CSD unreadable", 0);
+  }
+  if (!ocr_known) {
+    sd_high_capacity = (csd[0] >> 6) == 1u; /* CSD version 2: SDHC or SDXC, block addresses */
+  }
+  if (!sd_high_capacity && sd_cmd(16, SD_BLOCK) != 0) {
+    return sd_init_fail("CMD16 (512-byte blocks) refused", 0);
   }
   sd_deselect();
   /* Identification done: 12.5 MHz (50 MHz / 2 / (1 + SCR 1)), the most SPI mode allows is 25 MHz. */
