@@ -131,7 +131,8 @@ static int main_card_settings(const char *const **names, const char *const **val
 static size_t main_card_policy(void)
 {
   main_card_hdr_t main_sector; /* boot only */
-  if (!main_card_hdr(&main_sector, STORAGE_SD_LBA_POLICY, MAIN_MAGIC_POLICY, STORAGE_SD_POLICY_SECTORS * MAIN_CARD_SECTOR)) {
+  if (!main_card_hdr(&main_sector, STORAGE_SD_LBA_POLICY, MAIN_MAGIC_POLICY,
+                     STORAGE_SD_POLICY_SECTORS * MAIN_CARD_SECTOR)) {
     log_line("postern: no policy on the card: the baked %s", baked_policy_name);
     return 0;
   }

@@ -222,8 +222,8 @@ err_t stellaris_eth_netif_init(struct netif *netif)
   ETH_RIS = ETH_INT_ALL;
   /* The address the boot loader (on the part: the USER0/USER1 flash words; under QEMU: -nic's) left in IA0/IA1. */
   uint32_t ia0 = ETH_IA0, ia1 = ETH_IA1;
-  uint8_t mac[6] = {(uint8_t)ia0, (uint8_t)(ia0 >> 8), (uint8_t)(ia0 >> 16), (uint8_t)(ia0 >> 24), (uint8_t)ia1,
-                    (uint8_t)(ia1 >> 8)};
+  uint8_t mac[6] = {(uint8_t)ia0,         (uint8_t)(ia0 >> 8), (uint8_t)(ia0 >> 16),
+                    (uint8_t)(ia0 >> 24), (uint8_t)ia1,        (uint8_t)(ia1 >> 8)};
   if ((ia0 | (ia1 & 0xFFFFu)) == 0) {
     static const uint8_t fallback[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56}; /* locally administered */
     memcpy(mac, fallback, sizeof mac);

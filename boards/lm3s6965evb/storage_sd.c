@@ -104,12 +104,12 @@ struct storage_upload {
   uint8_t commit; /* SD_C_* */
   uint8_t slot;   /* record slot, taken when the commit is queued */
   uint8_t n_ext;
-  uint8_t nbufs;            /* staged sector buffers, oldest first */
-  uint8_t bufs[SD_BUFS];    /* indices into sd_bufs */
+  uint8_t nbufs;         /* staged sector buffers, oldest first */
+  uint8_t bufs[SD_BUFS]; /* indices into sd_bufs */
   char name[POSTERN_NAME_MAX + 1];
-  uint64_t length;          /* announced at open, or STORAGE_LEN_UNKNOWN */
-  uint32_t written;         /* bytes accepted */
-  uint32_t clusters;        /* clusters taken */
+  uint64_t length;   /* announced at open, or STORAGE_LEN_UNKNOWN */
+  uint32_t written;  /* bytes accepted */
+  uint32_t clusters; /* clusters taken */
   uint32_t seq;
   uint8_t sha[32];
   sd_ext_t ext[STORAGE_SD_EXTENTS];
@@ -187,7 +187,7 @@ static void sd_bit_set(uint8_t *map, uint32_t i, bool on)
   if (on) {
     map[i / 8] |= (uint8_t)(1u << (i % 8));
   } else {
-    map[i / 8] &= (uint8_t)~(1u << (i % 8));
+    map[i / 8] &= (uint8_t) ~(1u << (i % 8));
   }
 }
 
@@ -509,8 +509,8 @@ static bool sd_start(uint8_t op, bool write, uint32_t lba, const void *buf)
 {
   sd_eng.op = op;
   sd_eng.lba = lba;
-  if (write && sd_cache_lba == lba) {
-    sd_cache_lba = UINT32_MAX;
+  if ((write && sd_cache_lba == lba) || op == SD_OP_FILL) {
+    sd_cache_lba = UINT32_MAX; /* the cache is being overwritten, or its sector is */
   }
   if (sd_dev->start(write, lba, 1, (void *)(uintptr_t)buf, SD_SECTOR) != 0) {
     sd_complete(-1);
@@ -937,8 +937,8 @@ long storage_read(storage_reader_t *r, void *buf, size_t len)
   if (lba == UINT32_MAX) {
     return STORAGE_EIO;
   }
-  if (sd_cache_lba != lba || sd_eng.op == SD_OP_FILL) {
-    if (!sd_want_fill || sd_fill_lba != lba) {
+  if (sd_cache_lba != lba) {
+    if (!(sd_eng.op == SD_OP_FILL && sd_eng.lba == lba)) {
       sd_want_fill = true;
       sd_fill_lba = lba;
     }
