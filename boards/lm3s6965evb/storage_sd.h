@@ -25,8 +25,8 @@
 #define STORAGE_SD_SLOTS 64u
 #define STORAGE_SD_LBA_DATA 256u
 #define STORAGE_SD_CLUSTER 8u
-/** The smallest card the store takes: 1 MiB. */
-#define STORAGE_SD_MIN_SECTORS 2048u
+/** The smallest card the store takes: 512 KiB. */
+#define STORAGE_SD_MIN_SECTORS 1024u
 
 /** Clusters the store tracks (one bit of RAM each). */
 #ifndef STORAGE_SD_MAX_CLUSTERS

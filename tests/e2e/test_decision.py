@@ -12,7 +12,7 @@ import pytest
 from conftest import DEFAULT_TARGETS
 from httpwire import Conn, request
 
-TARGETS = DEFAULT_TARGETS + ("host-rtos",)  # and in RTOS mode (NO_SYS=0)
+TARGETS = DEFAULT_TARGETS + ("host-rtos", "lm3s")  # and in RTOS mode (NO_SYS=0), and on the SD card board
 
 TOKEN = "dec1sion-T"
 AUTH = "Bearer " + TOKEN

@@ -16,7 +16,7 @@ TOKEN = "h0stile-T"
 AUTH = "Bearer " + TOKEN
 AUTH_LINE = ("Authorization: %s\r\n" % AUTH).encode()
 SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
-TARGETS = ("host", "mps2", "host-rtos")  # plain HTTP; test_upload.py covers TLS
+TARGETS = ("host", "mps2", "host-rtos", "lm3s")  # plain HTTP; test_upload.py covers TLS
 
 
 # ---- helpers -------------------------------------------------------------------------
