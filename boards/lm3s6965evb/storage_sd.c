@@ -1029,7 +1029,9 @@ static int sd_sync(bool write, uint32_t lba, uint32_t n, void *buf, size_t strid
 
 bool storage_sd_read_sync(uint32_t lba, uint32_t n, void *buf)
 {
-  return sd_state == STORAGE_SD_READY && sd_sync(false, lba, n, buf, SD_SECTOR) == 0;
+  /* A card the store cannot use (too small, another layout) may still hold settings and a policy. */
+  return sd_state != STORAGE_SD_NO_CARD && sd_state != STORAGE_SD_CARD_ERROR &&
+         sd_sync(false, lba, n, buf, SD_SECTOR) == 0;
 }
 
 /* The cluster size of a card: the smallest power of two from STORAGE_SD_CLUSTER that keeps the count in the bitmap. */

@@ -69,7 +69,8 @@ uint32_t storage_sd_cluster_bytes(void);
 
 /**
  * Reads `n` sectors from `lba` into buf, waiting (boot only: the card's
- * settings and policy); false when the card failed or there is none.
+ * settings and policy, also on a card the store cannot use); false when the
+ * card failed or there is none.
  */
 bool storage_sd_read_sync(uint32_t lba, uint32_t n, void *buf);
 

@@ -150,6 +150,7 @@ def test_absolute_form_target_is_accepted(dev):
 
 # ---- 2. Timeouts ------------------------------------------------------------------------------
 
+@pytest.mark.targets("host", "mps2", "host-rtos", why="three connections at once: the lm3s6965evb has 2 connection slots")
 def test_timeouts_head_body_and_idle_keepalive(dev):
     """All three run at once on one device (about 16 s in all): head 10 s from its first byte -> 408 and
     close; keep-alive idle 15 s -> silent close; a body below its minimum rate (1,000 bytes in the first
@@ -288,6 +289,8 @@ def test_power_loss_mid_upload_keeps_v1_and_leaves_nothing(launch, tmp_path):
     assert status_doc(dev2)["storage"]["free"] == 4 * 1024 * 1024 - len(v1)
 
 
+@pytest.mark.targets("host", "mps2", "host-rtos", why="a 256 KiB medium: the lm3s6965evb's smallest card (512 KiB) "
+                     "holds both uploads; its own card tests fill a card")
 def test_flash_fills_mid_stream_507_nothing_partial_space_back(launch):
     """Every backend reserves a known length when the upload opens (storage.h), so b's 507 comes at once,
     before its body is read, while a keeps its space and completes. Nothing of b stays."""

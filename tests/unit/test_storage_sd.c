@@ -15,9 +15,9 @@ static uint32_t g_op_lba, g_op_n, g_op_i, g_op_wait;
 static uint8_t *g_op_buf;
 static size_t g_op_stride;
 static bool g_op_busy;
-static long g_writes;        /* sectors written since setup */
-static long g_cut_at = -1;   /* the power fails before this sector write lands */
-static bool g_dead;          /* the power is off: nothing reaches the card */
+static long g_writes;         /* sectors written since setup */
+static long g_cut_at = -1;    /* the power fails before this sector write lands */
+static bool g_dead;           /* the power is off: nothing reaches the card */
 static uint32_t g_busy_polls; /* polls each sector takes (the card's own delay) */
 static unsigned g_ready;
 
@@ -113,17 +113,17 @@ static void fill(uint8_t *buf, size_t len, unsigned seed)
 }
 
 /* Retries a call that answered STORAGE_PENDING after polling, as the core does; gives up when the power is off. */
-#define RETRY(expr)                                          \
-  ({                                                         \
-    int rc_;                                                 \
-    int tries_ = 0;                                          \
-    while ((rc_ = (expr)) == STORAGE_PENDING && !g_dead) {   \
-      storage_poll();                                        \
-      if (++tries_ > 1000000) {                              \
-        break;                                               \
-      }                                                      \
-    }                                                        \
-    rc_;                                                     \
+#define RETRY(expr)                                        \
+  ({                                                       \
+    int rc_;                                               \
+    int tries_ = 0;                                        \
+    while ((rc_ = (expr)) == STORAGE_PENDING && !g_dead) { \
+      storage_poll();                                      \
+      if (++tries_ > 1000000) {                            \
+        break;                                             \
+      }                                                    \
+    }                                                      \
+    rc_;                                                   \
   })
 
 /* Uploads len bytes of pattern `seed` in 1460-byte writes; returns the commit's result. */
