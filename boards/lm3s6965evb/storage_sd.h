@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "blockdev.h"
+#include "postern_opts.h" /* the board's STORAGE_SD_* choices come with its options */
 
 /*
  * The card's layout (scripts/card.py writes the same), in 512-byte sectors:
