@@ -56,7 +56,8 @@ BOARD_SIZE = BOARD=lm3s6965evb scripts/size-report.sh $(OUT)/$(BOARD_TARGET) $(L
 # Creates or resets the card image, then writes the settings and the policy onto it.
 card:
 	@scripts/card.py $(CARD_IMG) --create $(CARD) $(if $(filter 1,$(KEEP)),,--reset) $(LM3S_CARD_ARGS)
-# Before a run: a card exists; SET= and POLICY= reach it (its files stay).
+# Before a run (or a debug session): a card exists; SET= and POLICY= reach it (its files stay).
+debug: lm3s-card-ready
 lm3s-card-ready:
 	@scripts/card.py $(CARD_IMG) --create $(CARD) $(LM3S_CARD_ARGS)
 
