@@ -66,7 +66,6 @@
 #define ETH_SPIN_MAX 100000u
 
 static volatile bool eth_rx_signalled; /* the interrupt fired and masked itself: frames wait in the FIFO */
-static uint32_t eth_rx_frames, eth_rx_waits, eth_rx_high_water;
 
 /** Interrupt: acknowledges, masks the receive interrupt and leaves the frames to the main loop. */
 void stellaris_eth_isr(void)
@@ -90,7 +89,6 @@ static struct pbuf *eth_read_frame(bool *consumed)
   struct pbuf *p = pbuf_alloc(PBUF_RAW, (u16_t)ETH_RX_MAX, PBUF_POOL);
   if (p == NULL) {
     LINK_STATS_INC(link.memerr);
-    eth_rx_waits++;
     return NULL;
   }
   *consumed = true;
@@ -139,10 +137,6 @@ int stellaris_eth_poll(struct netif *netif)
     return 0;
   }
   int fed = 0;
-  uint32_t waiting = ETH_NP;
-  if (waiting > eth_rx_high_water) {
-    eth_rx_high_water = waiting;
-  }
   while (ETH_NP != 0) {
     bool consumed;
     struct pbuf *p = eth_read_frame(&consumed);
@@ -153,7 +147,6 @@ int stellaris_eth_poll(struct netif *netif)
       continue;
     }
     LINK_STATS_INC(link.recv);
-    eth_rx_frames++;
     fed++;
     if (netif->input(p, netif) != ERR_OK) {
       pbuf_free(p);
@@ -166,14 +159,6 @@ int stellaris_eth_poll(struct netif *netif)
     eth_rx_signalled = true;
   }
   return fed;
-}
-
-/** Frames received, times the pool had no pbuf for one, and the most frames ever waiting in the MAC's FIFO. */
-void stellaris_eth_rx_stats(uint32_t *frames, uint32_t *waits, uint32_t *high_water)
-{
-  *frames = eth_rx_frames;
-  *waits = eth_rx_waits;
-  *high_water = eth_rx_high_water;
 }
 
 /* lwIP -> wire: streams the pbuf chain into the TX FIFO a word at a time (no copy), then sets NEWTX. */

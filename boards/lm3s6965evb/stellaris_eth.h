@@ -15,7 +15,5 @@ void stellaris_eth_isr(void);
 int stellaris_eth_poll(struct netif *netif);
 /** True when frames wait for stellaris_eth_poll(). */
 int stellaris_eth_rx_pending(void);
-/** Frames received, times the pool had no pbuf for one, and the most frames ever waiting in the MAC's FIFO. */
-void stellaris_eth_rx_stats(uint32_t *frames, uint32_t *waits, uint32_t *high_water);
 
 #endif /* POSTERN_STELLARIS_ETH_H */
