@@ -104,8 +104,9 @@ def test_files_settings_and_policy_outlive_the_device(boot, tmp_path):
     assert put(dev, "blocked.bin", b"x" * 10, new_auth).status == 201
 
 
-def send_partial_and_cut(dev, name, data, sent, after_response):
-    """Sends the head and `sent` bytes of a PUT, then kills QEMU (a power cut); returns the status seen, if any."""
+def send_partial_and_cut(dev, name, data, sent, after_response, delay=0.4):
+    """Sends the head and `sent` bytes of a PUT, then kills QEMU (a power cut) `delay` seconds later, or once the
+    answer came; returns the status seen, if any."""
     c = Conn(web(dev), timeout=60)
     c.send(("PUT /files/%s HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n"
             % (name, TOKEN, len(data))).encode() + data[:sent])
@@ -113,7 +114,7 @@ def send_partial_and_cut(dev, name, data, sent, after_response):
     if after_response:
         seen = c.read_response().status
     else:
-        time.sleep(0.4)  # the device takes what arrived and writes it to the card
+        time.sleep(delay)  # the device takes what arrived and writes it to the card meanwhile
     dev.stop(signal.SIGKILL)
     c.close()
     return seen
@@ -123,14 +124,25 @@ def test_power_cut_while_replacing(boot, tmp_path):
     v1 = os.urandom(100 * 1024)
     v2 = os.urandom(400 * 1024)
     digests = {hashlib.sha256(v1).digest(): "v1", hashlib.sha256(v2).digest(): "v2"}
-    # Ten points: eight spread over the body, all of it sent (the commit races the cut), after the 201.
-    points = [int(len(v2) * f) for f in (0.0, 0.1, 0.25, 0.4, 0.5, 0.6, 0.75, 0.9)] + [len(v2), len(v2)]
-    for i, sent in enumerate(points):
+    # How long a whole v2 takes: the client's socket takes the body long before the device has stored it.
+    card = make_card(str(tmp_path / "timing.img"), 4 << 20, {"token": TOKEN})
+    dev = boot(card)
+    t0 = time.monotonic()
+    assert put(dev, "fw.bin", v2).status == 201
+    took = time.monotonic() - t0
+    dev.stop()
+    # Ten points: six spread over the body (0.4 s for what was sent to reach the card); all of it sent and
+    # the cut at 60, 90 and 105 % of that time (the last sectors, the commit record and the zeroing of the
+    # old one race it); after the 201.
+    points = [(int(len(v2) * f), 0.4) for f in (0.0, 0.1, 0.25, 0.5, 0.75, 0.9)]
+    points += [(len(v2), 0.6 * took), (len(v2), 0.9 * took), (len(v2), 1.05 * took), (len(v2), None)]
+    outcomes = []
+    for i, (sent, delay) in enumerate(points):
         card = make_card(str(tmp_path / ("card%d.img" % i)), 4 << 20, {"token": TOKEN})
         dev = boot(card)
         assert put(dev, "fw.bin", v1).status == 201
         assert put(dev, "other.bin", b"o" * 5000).status == 201
-        seen = send_partial_and_cut(dev, "fw.bin", v2, sent, after_response=(i == len(points) - 1))
+        seen = send_partial_and_cut(dev, "fw.bin", v2, sent, after_response=delay is None, delay=delay or 0)
         dev = boot(card)
         cluster = cluster_bytes(dev)
         files = listing(dev)
@@ -145,7 +157,10 @@ def test_power_cut_while_replacing(boot, tmp_path):
             assert version == "v1", "point %d: v2 visible before all of it arrived" % i
         st = status(dev)
         assert st["free"] == st["capacity"] - used(files.values(), cluster), (i, st, files)
+        outcomes.append(version)
         dev.stop()
+    print("power cut outcomes (a whole upload %.2f s):" % took, outcomes)
+    assert outcomes[:6] == ["v1"] * 6 and outcomes[-1] == "v2", outcomes
 
 
 @pytest.fixture
