@@ -178,8 +178,8 @@ def test_no_card(boot, baked_token_image):
     dev.wait_for_log("no settings on the card: the 1 baked ones")
     assert status(dev) == {"capacity": 0, "free": 0}
     assert listing(dev) == {}
-    # The card holds nothing: a known length is larger than it (413), a chunked upload finds no room (507).
-    assert put(dev, "a.bin", b"x" * 1000).status == 413
+    # No storage at all: 507 with a known length (the default policy) and chunked (the core).
+    assert put(dev, "a.bin", b"x" * 1000).status == 507
     c = Conn(web(dev), timeout=30)
     c.send(("PUT /files/b.bin HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer %s\r\nTransfer-Encoding: chunked\r\n\r\n"
             "5\r\nhello\r\n0\r\n\r\n" % TOKEN).encode())
@@ -193,6 +193,7 @@ def test_card_too_small(boot, tmp_path):
     dev.wait_for_log("the SD card is too small (256 KiB, at least 512 KiB)")
     dev.wait_for_log("postern: 1 settings from the card")  # the card's settings still count
     assert listing(dev) == {}
+    assert put(dev, "a.bin", b"x" * 1000).status == 507
     c = Conn(web(dev), timeout=30)
     c.send(("PUT /files/b.bin HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer %s\r\nTransfer-Encoding: chunked\r\n\r\n"
             "5\r\nhello\r\n0\r\n\r\n" % TOKEN).encode())
