@@ -25,9 +25,11 @@ TLS ?= 1
 # 1: lwIP's NO_SYS main loop; 0: an RTOS (tcpip_thread), the host board's threads over lwIP's pthread port.
 NO_SYS ?= 1
 # 1: dual stack, IPv4 and IPv6 (SLAAC); 0: IPv4 only. Each board's default fits its budgets
-# (README, IPv6): the host always; mps2-an385 with TLS, not in the 192 KiB of a TLS=0 image.
+# (README, IPv6): the host always; mps2-an385 with TLS, not in the 192 KiB of a TLS=0 image;
+# lm3s6965evb never (its 64 KiB of SRAM).
 IPV6_DEFAULT_host := 1
 IPV6_DEFAULT_mps2-an385 := $(if $(filter 1,$(TLS)),1,0)
+IPV6_DEFAULT_lm3s6965evb := 0
 IPV6_DEFAULT := $(or $(IPV6_DEFAULT_$(BOARD)),1)
 IPV6 ?= $(IPV6_DEFAULT)
 # A build without TLS, with IPV6 off its board's default, or with NO_SYS 0, keeps its own objects (the options differ).

@@ -9,7 +9,8 @@
 -- A request that carries Expect gets 417 for any refusal (the client then
 -- sends no body); the same request without Expect gets the precise status:
 -- 401 (no or unreadable credentials), 403 (wrong token or none configured),
--- 413 (can never fit) or 507 (does not fit now).
+-- 413 (can never fit) or 507 (does not fit now, or the device has no
+-- storage at all: a capacity of 0, such as a board without its card).
 -- /_policy and /_config too; self_test refuses settings without a token.
 
 local token = config.token
@@ -47,7 +48,7 @@ function on_request(req)
   end
   local length = req.length
   if req.method == "PUT" and req.name ~= nil and length ~= nil and length > storage.free() then
-    if length > storage.capacity() then
+    if length > storage.capacity() and storage.capacity() > 0 then
       return refuse(req, 413, "larger than the device's storage")
     end
     return refuse(req, 507, "not enough free space")

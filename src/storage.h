@@ -149,6 +149,15 @@ int storage_write(storage_upload_t *u, const void *data, size_t len);
  * keeps u, nothing visible yet; commit again after storage_ready() (or abort).
  */
 int storage_commit(storage_upload_t *u, bool *replaced);
+/** Gives the upload's SHA-256 (32 bytes), stored with its commit (atomically with the content);
+ *  an upload committed without this call has no stored digest. Call before storage_commit(). */
+void storage_set_sha256(storage_upload_t *u, const uint8_t sha256[32]);
+/** True when committed `name` has a stored SHA-256; copies it to out. Answers from RAM or
+ *  metadata, never pends (like storage_exists). */
+bool storage_sha256(const char *name, uint8_t out[32]);
+/** The SHA-256 of the version the reader has open (it stays that version if replaced meanwhile). */
+bool storage_read_sha256(storage_reader_t *r, uint8_t out[32]);
+
 /** Drops everything written and releases the reservation; the previous version is untouched. Frees u; NULL does nothing. */
 void storage_abort(storage_upload_t *u);
 

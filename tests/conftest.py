@@ -9,12 +9,15 @@ One suite serves every target. A target is a board and a scheme:
   mps2-nor    the firmware on a flash with SPI NOR timing (FLASH_TIMING=nor), plain HTTP
   mps2-slow   the firmware on a flash with 1 s erases (FLASH_TIMING=slow), plain HTTP
   host-rtos   the simulator in RTOS mode (make NO_SYS=0: build/host-nosys0/postern), plain HTTP
+  lm3s        the lm3s6965evb firmware in qemu-system-arm, plain HTTP (no TLS on that board), its
+              settings and policy on an SD card image made for the test (scripts/card.py)
 
 A test that takes the `dev` or `launch` fixture runs once per target its
 module lists in TARGETS (the first four by default; the flash timings only
 where a module names them: the upload and storage scenarios; host-rtos too, on
 the upload, decision, hostile-client, client and storage-timing scenarios).
-host-rtos is the host target on another build, so a scenario's marker that
+lm3s only where a module names it (the upload, decision and hostile-client scenarios, and the
+board's own card tests). host-rtos is the host target on another build, so a scenario's marker that
 names "host" covers it too. A scenario that cannot run
 on a target says so with @pytest.mark.targets("host", ..., why="...") and is
 reported as skipped there, with the reason. POSTERN_TARGETS=host,mps2 limits
@@ -41,7 +44,9 @@ CERTS = os.path.join(ROOT, "build", "certs")
 CA_CERT = os.path.join(CERTS, "ca.crt")
 DEFAULT_TARGETS = ("host", "host-https", "mps2", "mps2-https")
 FLASH_TARGETS = {"mps2-nor": "nor", "mps2-slow": "slow"}  # target: the image's FLASH_TIMING
-ALL_TARGETS = DEFAULT_TARGETS + tuple(FLASH_TARGETS) + ("host-rtos",)
+ALL_TARGETS = DEFAULT_TARGETS + tuple(FLASH_TARGETS) + ("host-rtos", "lm3s")
+LM3S_ELF = os.path.join(ROOT, "build", "lm3s6965evb", "default", "postern.elf")
+CARD_TOOL = os.path.join(ROOT, "scripts", "card.py")
 # Targets that are another target on another build: markers naming the latter cover them.
 SAME_AS = {"host-rtos": "host"}
 
@@ -196,6 +201,7 @@ class Dut:
         self.target = target
         self.board, _, scheme = target.partition("-")
         self.flash = FLASH_TARGETS.get(target, "instant" if self.board == "mps2" else None)
+        self.card = getattr(device, "card", None)  # the SD card image on lm3s
         self.device = device
         self.token = token
         self.web = Endpoint(device.https if scheme == "https" else device.http, scheme == "https")
@@ -268,6 +274,27 @@ def pytest_generate_tests(metafunc):
 _images_made = set()
 
 
+def card_size_for(capacity):
+    """The SD card image size (a power of two) whose data clusters hold at least `capacity` (e.g. "3M")."""
+    n = int(capacity[:-1]) * {"K": 1 << 10, "M": 1 << 20}[capacity[-1].upper()] if capacity[-1].isalpha() else int(capacity)
+    size = 512 << 10  # the smallest card the board takes
+    while size - 256 * 512 < n:
+        size *= 2
+    return size
+
+
+def make_card(path, size=64 << 20, settings=None, policy=None, reset=True):
+    """Creates (or resets) an lm3s6965evb card image at path and writes settings and a policy onto it."""
+    cmd = [CARD_TOOL, path, "--create", str(size)] + (["--reset"] if reset else [])
+    if settings is not None:
+        cmd += ["--set", " ".join("%s=%s" % kv for kv in sorted(settings.items()))]
+    if policy:
+        cmd += ["--policy", policy]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return path
+
+
 def _board_image(settings, policy):
     """Builds (or reuses) an mps2-an385 image with these settings and policy baked in; returns the ELF."""
     policy = policy or os.path.join(ROOT, "scripts", "policy.lua")
@@ -308,6 +335,12 @@ def launch(target, tmp_path):
                 args += ["--cert", os.path.join(CERTS, "server.crt"), "--key", os.path.join(CERTS, "server.key")]
             device = Device(storage or str(tmp_path / "storage"), args,
                             binary=RTOS_BINARY if target == "host-rtos" else HOST_BINARY)
+        elif board == "lm3s":
+            from qemu_device import Lm3sDevice
+            capacity = settings.pop("capacity", None)
+            card = make_card(str(tmp_path / "card.img"), card_size_for(capacity) if capacity else 64 << 20,
+                             settings, policy)
+            device = Lm3sDevice(LM3S_ELF, card)
         else:
             from qemu_device import QemuDevice
             if target in FLASH_TARGETS:

@@ -1,4 +1,4 @@
-"""qemu_device.py: runs an mps2-an385 image under qemu-system-arm on free loopback ports, with the interface of conftest.Device."""
+"""qemu_device.py: runs an mps2-an385 or lm3s6965evb image under qemu-system-arm on free loopback ports, with the interface of conftest.Device."""
 import os
 import subprocess
 
@@ -21,6 +21,28 @@ class QemuDevice(Console):
 
     def _start(self):
         cmd = [QEMU_RUN, self.elf, str(self.http), str(self.https), str(self.echo), str(self.discard)]
+        self._attach(subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True, bufsize=1, errors="replace"))
+
+
+LM3S_RUN = os.path.join(ROOT, "scripts", "lm3s-run.sh")
+
+
+class Lm3sDevice(Console):
+    """One running lm3s6965evb image with its SD card image (or "none"): forwarded ports and UART console lines.
+
+    The settings and the policy are on the card (scripts/card.py); the card outlives the process,
+    so another Lm3sDevice on the same card boots what this one stored. Stopping it ends QEMU (this
+    process only, by its PID); stop(signal.SIGKILL) is a power cut.
+    """
+
+    def __init__(self, elf, card):
+        self.elf = elf
+        self.card = card
+        self._start_on_free_ports(self._start)
+
+    def _start(self):
+        cmd = [LM3S_RUN, self.elf, self.card, str(self.http), str(self.echo), str(self.discard)]
         self._attach(subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT, text=True, bufsize=1, errors="replace"))
 

@@ -32,6 +32,9 @@ UNIT_storage_host := boards/host/storage_host.c src/log.c
 # The self-test services over the test's own fake altcp (lwIP's altcp layer left out).
 UNIT_selftest := src/selftest.c src/listen.c src/log.c $(filter-out %/altcp.c %/altcp_alloc.c %/altcp_tcp.c,$(LWIP_ALL))
 UNIT_storage_flash := boards/mps2-an385/storage_flash.c boards/mps2-an385/flash_model.c src/log.c
+# The lm3s6965evb's SD store on a RAM card (the test's own blockdev.h device).
+UNIT_storage_sd := boards/lm3s6965evb/storage_sd.c src/log.c
+$(TEST_OUT)/obj/tests/unit/test_storage_sd.o: TEST_CFLAGS += -Iboards/lm3s6965evb
 
 UNIT_NAMES := $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_NAMES:%=$(TEST_OUT)/unit/test_%)
@@ -151,6 +154,7 @@ test:
 	@$(MAKE) --no-print-directory -j2 all unit fuzz-build certs slirp-bridge
 	@$(MAKE) --no-print-directory -j2 NO_SYS=0 all
 	@$(MAKE) --no-print-directory -j2 BOARD=mps2-an385 all
+	@$(MAKE) --no-print-directory -j2 BOARD=lm3s6965evb all
 	@$(E2E_PYTEST) -q -p no:cacheprovider tests $(PYTEST_ARGS)
 
 # Figures, not tests: footprint, RAM, decision cost and throughput against the budgets (tests/bench/figures.py).

@@ -12,7 +12,7 @@ import pytest
 from conftest import DEFAULT_TARGETS
 from httpwire import Conn, request
 
-TARGETS = DEFAULT_TARGETS + ("host-rtos",)  # and in RTOS mode (NO_SYS=0)
+TARGETS = DEFAULT_TARGETS + ("host-rtos", "lm3s")  # and in RTOS mode (NO_SYS=0), and on the SD card board
 
 TOKEN = "dec1sion-T"
 AUTH = "Bearer " + TOKEN
@@ -241,8 +241,9 @@ def test_100_continue_reserves_the_announced_length(launch):
 
 
 def test_the_listing_returns_every_file_as_valid_json(dev):
-    # More entries than one render buffer holds (the board's flash index holds 64 names).
-    count = 200 if dev.board == "host" else 60
+    # More entries than one render buffer holds (the board's flash index holds 64 names; the lm3s6965evb's
+    # SD store 8 files, its RAM: a listing of them still crosses TCP segments with the long names).
+    count = 200 if dev.board == "host" else 5 if dev.board == "lm3s" else 60
     names = ["f%03d.txt" % i for i in range(count)] + ['quo"te.txt', "caf\u00e9.txt", "\u00fcber \u20ac.bin"]
     c = Conn(dev.web, timeout=30)
     for name in names:

@@ -16,7 +16,7 @@ TOKEN = "h0stile-T"
 AUTH = "Bearer " + TOKEN
 AUTH_LINE = ("Authorization: %s\r\n" % AUTH).encode()
 SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
-TARGETS = ("host", "mps2", "host-rtos")  # plain HTTP; test_upload.py covers TLS
+TARGETS = ("host", "mps2", "host-rtos", "lm3s")  # plain HTTP; test_upload.py covers TLS
 
 
 # ---- helpers -------------------------------------------------------------------------
@@ -150,6 +150,7 @@ def test_absolute_form_target_is_accepted(dev):
 
 # ---- 2. Timeouts ------------------------------------------------------------------------------
 
+@pytest.mark.targets("host", "mps2", "host-rtos", why="three connections at once: the lm3s6965evb has 2 connection slots")
 def test_timeouts_head_body_and_idle_keepalive(dev):
     """All three run at once on one device (about 16 s in all): head 10 s from its first byte -> 408 and
     close; keep-alive idle 15 s -> silent close; a body below its minimum rate (1,000 bytes in the first
@@ -288,6 +289,8 @@ def test_power_loss_mid_upload_keeps_v1_and_leaves_nothing(launch, tmp_path):
     assert status_doc(dev2)["storage"]["free"] == 4 * 1024 * 1024 - len(v1)
 
 
+@pytest.mark.targets("host", "mps2", "host-rtos", why="a 256 KiB medium: the lm3s6965evb's smallest card (512 KiB) "
+                     "holds both uploads; its own card tests fill a card")
 def test_flash_fills_mid_stream_507_nothing_partial_space_back(launch):
     """Every backend reserves a known length when the upload opens (storage.h), so b's 507 comes at once,
     before its body is read, while a keeps its space and completes. Nothing of b stays."""
@@ -336,6 +339,8 @@ def _resources(doc):
             doc["connections"]["active"])
 
 
+@pytest.mark.targets("host", "mps2", "host-rtos", why="a minute of load over 20 names: the lm3s6965evb's SD store "
+                     "holds 8 files (its RAM), and its share of the suite stays short")
 def test_soak_2000_mixed_requests_resources_back_at_baseline(dev):
     base = _resources(status_doc(dev))
     assert base[3] == 1

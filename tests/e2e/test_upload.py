@@ -12,7 +12,7 @@ from conftest import DEFAULT_TARGETS
 from httpwire import Conn, request
 
 # Uploads also run on the board's timed flashes (FLASH_TIMING=nor, slow): every call there may pend.
-TARGETS = DEFAULT_TARGETS + ("mps2-nor", "mps2-slow", "host-rtos")  # host-rtos: in RTOS mode (NO_SYS=0)
+TARGETS = DEFAULT_TARGETS + ("mps2-nor", "mps2-slow", "host-rtos", "lm3s")  # host-rtos: NO_SYS=0; lm3s: the SD card board
 
 TOKEN = "s3cret-T"
 AUTH = "Bearer " + TOKEN
