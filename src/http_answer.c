@@ -123,7 +123,10 @@ void conn_respond_error(conn_t *c, int status, const char *key, const char *mess
 {
   wbuf_t b;
   wb_init(&b, conn_out, sizeof conn_out);
-  http_head_t h = {.status = status, .close = close_header, .www_authenticate = challenge};
+  http_head_t h = {.status = status,
+                   .close = close_header,
+                   .www_authenticate = challenge,
+                   .content_range = c->content_range[0] ? c->content_range : NULL};
   if (status == 405) {
     h.allow = c->name[0] ? "GET, HEAD, PUT, DELETE" : c->to_policy ? "GET, HEAD, PUT" : "GET, HEAD";
   }
@@ -167,7 +170,10 @@ bool conn_send_ok(conn_t *c, int status, const char *type, uint64_t length, cons
                    .content_type = type,
                    .content_length = length,
                    .close = !c->keep_alive,
-                   .repr_digest = repr_digest};
+                   .repr_digest = repr_digest,
+                   .etag = c->etag[0] ? c->etag : NULL,
+                   .content_range = c->content_range[0] ? c->content_range : NULL,
+                   .accept_ranges = c->accept_ranges};
   http_render_head(&b, &h);
   c->status = (uint16_t)status;
   http_status_count(status);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "chunked.h"
+#include "conditional.h"
 #include "digest.h"
 #include "http_conn.h"
 #include "http_parser.h"
@@ -21,7 +22,9 @@
 /** Longest listing entry: a name the medium holds may predate the UTF-8 rule
  *  (or, on the host, be put there by hand), and each byte that is not UTF-8
  *  renders as \ufffd, six bytes. */
-#define CONN_LIST_ENTRY_MAX (6 * POSTERN_NAME_MAX + 48)
+#define CONN_LIST_ENTRY_MAX (6 * POSTERN_NAME_MAX + 48 + CONN_LIST_DIGEST_MAX)
+/** What a listing entry's "etag" and "sha256" add: ,"etag":"\"<32 hex>\"","sha256":"<44 base64>". */
+#define CONN_LIST_DIGEST_MAX (10 + COND_ETAG_LEN + 2 + 12 + DIGEST_SHA256_B64_LEN)
 
 /** Heap a queued segment costs beyond its data: the pbuf, its header room, the heap's own header. */
 #define CONN_SEG_OVERHEAD 128
@@ -63,6 +66,8 @@ typedef struct conn {
   bool replaced;        /* the commit replaced a version */
   bool to_policy;       /* PUT /_policy or /_config: the body goes to the policy's buffer, not to storage */
   bool to_config;       /* PUT /_config: that body is the settings */
+  bool sha_done;        /* the body's SHA-256 was computed: c->digest holds it, storage gets it */
+  bool accept_ranges;   /* the answer says Accept-Ranges: bytes (a file's GET or HEAD) */
   struct pbuf *rx;      /* received bytes not consumed yet */
   uint16_t fed;         /* bytes of rx the head parser has seen */
   uint32_t last_ms;     /* last progress, for the timeouts */
@@ -90,6 +95,8 @@ typedef struct conn {
   uint16_t status;    /* final status, for the access log */
   char name[POSTERN_NAME_MAX + 1];
   char reqline[CONN_REQLINE_MAX];
+  char etag[COND_ETAG_LEN + 1]; /* the answer's ETag, or empty */
+  char content_range[48];       /* the answer's Content-Range, or empty */
 } conn_t;
 
 /* ---- http_conn.c: the connection's life ---------------------------------- */
@@ -121,11 +128,29 @@ void conn_commit(conn_t *c);
 /** Aborts the upload after a failure mid-body and answers. */
 void conn_fail_upload(conn_t *c, int status, const char *msg);
 
+/* ---- http_conditional.c: preconditions and ranges on files ---------------- */
+
+/**
+ * PUT or DELETE of a file, after the policy's decision and before storage is
+ * touched: evaluates If-Match and If-None-Match against the stored file.
+ * False when it answered (412, or 400 for a malformed field), the body
+ * unread and drained like any refusal.
+ */
+bool conn_preconditions(conn_t *c, const char *head, bool is_delete);
+/**
+ * GET or HEAD of an open reader: preconditions (304, 412), then Range and
+ * If-Range. Sets c->etag and, for a satisfiable range, seeks the reader,
+ * sets c->content_range, *status to 206 and *length to the range's. False
+ * when it answered (the reader closed).
+ */
+bool conn_download_conditions(conn_t *c, const char *head, uint64_t size, int *status, uint64_t *length);
+
 /* ---- http_routes.c: content answers -------------------------------------- */
 
 /** CONN_REMOVE: DELETE, once storage takes the call. */
 void conn_remove(conn_t *c);
-void conn_start_download(conn_t *c);
+/** GET or HEAD of a file: preconditions, Range, then the download (head: the request's, valid during the call). */
+void conn_start_download(conn_t *c, const char *head);
 void conn_start_list(conn_t *c);
 void conn_send_status(conn_t *c);
 /** GET /_policy: the running policy's name, size and SHA-256 (JSON), or with `source` its text. */

@@ -46,6 +46,7 @@ void conn_open_upload(conn_t *c)
   c->body_left = c->chunked ? 0 : c->length;
   chunked_init(&c->chunk);
   c->checked = false;
+  c->sha_done = false;
   c->state = CONN_BODY;
   c->body_ms = c->rate_ms = sys_now();
   c->rate_bytes = 0;
@@ -183,6 +184,7 @@ static bool conn_check_body(conn_t *c)
     return false;
   }
   memcpy(c->digest, sum, sizeof sum);
+  c->sha_done = true;
   c->checked = true;
   return true;
 }
@@ -278,6 +280,9 @@ void conn_commit(conn_t *c)
     conn_commit_policy(c);
     return;
   }
+  if (c->sha_done) {
+    storage_set_sha256(c->upload, c->digest); /* stored with the commit: the file's ETag */
+  }
   int rc = storage_commit(c->upload, &c->replaced);
   if (conn_storage_wait(c, rc)) {
     return; /* the answer waits for the medium */
@@ -292,6 +297,9 @@ void conn_commit(conn_t *c)
   text_hex(c->digest, sizeof c->digest, hex);
   char b64[DIGEST_SHA256_B64_LEN];
   digest_base64_encode(c->digest, sizeof c->digest, b64, sizeof b64);
+  if (c->sha_done) {
+    cond_etag(c->digest, c->etag);
+  }
   /* A stored name has no control bytes or backslashes: a quote is its only
    * byte that JSON escapes, to two. The reply always fits. */
   char body[2 * POSTERN_NAME_MAX + 2 * DIGEST_SHA256_LEN + 48];
