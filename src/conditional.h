@@ -31,10 +31,10 @@ int cond_match(const char *v, size_t n, bool exists, const char *etag, bool weak
 
 /** What the preconditions decided. */
 enum cond_result {
-  COND_PASS = 0,            /* go on with the request */
-  COND_FAILED = 412,        /* Precondition Failed */
-  COND_NOT_MODIFIED = 304,  /* a GET or HEAD whose If-None-Match matched */
-  COND_MALFORMED = 400,     /* a field that is neither `*` nor a list of entity-tags */
+  COND_PASS = 0,           /* go on with the request */
+  COND_FAILED = 412,       /* Precondition Failed */
+  COND_NOT_MODIFIED = 304, /* a GET or HEAD whose If-None-Match matched */
+  COND_MALFORMED = 400,    /* a field that is neither `*` nor a list of entity-tags */
 };
 
 /**

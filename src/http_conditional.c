@@ -55,8 +55,8 @@ static bool conn_evaluate(conn_t *c, const char *head, bool exists, const char *
                     : n_im > 0 && cond_evaluate(im, n_im, NULL, 0, exists, etag, safe) != COND_PASS
                         ? (exists ? "If-Match: the file has another version" : "If-Match: no such file")
                         : "If-None-Match: the file exists in that version";
-  conn_respond_error(c, (int)rc, NULL, msg, has_body || !c->keep_alive, has_body || !c->keep_alive ? AFTER_LINGER : AFTER_NEXT,
-                     NULL);
+  conn_respond_error(c, (int)rc, NULL, msg, has_body || !c->keep_alive,
+                     has_body || !c->keep_alive ? AFTER_LINGER : AFTER_NEXT, NULL);
   return false;
 }
 
