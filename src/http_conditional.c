@@ -8,7 +8,7 @@
 #include "http_response.h"
 #include "storage.h"
 
-/* The lines of one field in the head (a list may be split over several). */
+/* The lines of one field in the head (a list may be split over several), into out (NULL: only counted). */
 static int conn_fields(conn_t *c, const char *head, const char *name, cond_field_t *out)
 {
   const hp_request_t *r = &c->req;
@@ -24,9 +24,10 @@ static int conn_fields(conn_t *c, const char *head, const char *name, cond_field
       char ch = head[k->off + j];
       same = (ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch) == name[j];
     }
-    if (same) {
-      out[count++] = (cond_field_t){head + r->headers[i].value.off, r->headers[i].value.len};
+    if (same && out != NULL) {
+      out[count] = (cond_field_t){head + r->headers[i].value.off, r->headers[i].value.len};
     }
+    count += same;
   }
   return count;
 }
@@ -34,8 +35,10 @@ static int conn_fields(conn_t *c, const char *head, const char *name, cond_field
 /* Evaluates both fields for a file that exists or not (etag: NULL when it has none); answers and returns false unless they pass. */
 static bool conn_evaluate(conn_t *c, const char *head, bool exists, const char *etag, bool safe)
 {
-  static cond_field_t im[POSTERN_MAX_HEADERS], inm[POSTERN_MAX_HEADERS];
+  cond_field_t lines[POSTERN_MAX_HEADERS]; /* both fields' lines: a head has no more */
+  cond_field_t *im = lines;
   int n_im = conn_fields(c, head, "if-match", im);
+  cond_field_t *inm = lines + n_im;
   int n_inm = conn_fields(c, head, "if-none-match", inm);
   if (n_im == 0 && n_inm == 0) {
     return true;
@@ -82,32 +85,38 @@ bool conn_download_conditions(conn_t *c, const char *head, uint64_t size, int *s
   uint8_t sha[DIGEST_SHA256_LEN];
   bool tagged = storage_read_sha256(c->reader, sha);
   if (tagged) {
-    cond_etag(sha, c->etag);
+    cond_etag(sha, conn_etag);
   }
   *status = 200;
   *length = size;
-  if (!conn_evaluate(c, head, true, tagged ? c->etag : NULL, true)) {
+  if (!conn_evaluate(c, head, true, tagged ? conn_etag : NULL, true)) {
     storage_read_close(c->reader);
     c->reader = NULL;
     return false;
   }
-  static cond_field_t range[POSTERN_MAX_HEADERS], if_range[POSTERN_MAX_HEADERS];
-  int n_range = conn_fields(c, head, "range", range);
-  int n_if_range = conn_fields(c, head, "if-range", if_range);
+  cond_field_t range[1], if_range[1];
+  int n_range = conn_fields(c, head, "range", NULL);
+  int n_if_range = conn_fields(c, head, "if-range", NULL);
+  if (n_range == 1) {
+    conn_fields(c, head, "range", range);
+  }
+  if (n_if_range == 1) {
+    conn_fields(c, head, "if-range", if_range);
+  }
   if (n_range != 1 || n_if_range > 1 ||
-      (n_if_range == 1 && !cond_if_range(if_range[0].p, if_range[0].n, tagged ? c->etag : NULL))) {
+      (n_if_range == 1 && !cond_if_range(if_range[0].p, if_range[0].n, tagged ? conn_etag : NULL))) {
     return true; /* no Range, several, or an If-Range that does not name this version: the whole file */
   }
   uint64_t first = 0, last = 0;
   enum cond_range rc = cond_range(range[0].p, range[0].n, size, &first, &last);
   wbuf_t b;
-  wb_init(&b, c->content_range, sizeof c->content_range - 1);
+  wb_init(&b, conn_content_range, sizeof conn_content_range - 1);
   if (rc == COND_RANGE_UNSATISFIABLE) {
     storage_read_close(c->reader);
     c->reader = NULL;
     wb_str(&b, "bytes */");
     wb_u64(&b, size);
-    c->content_range[b.len] = '\0';
+    conn_content_range[b.len] = '\0';
     conn_respond_error(c, 416, NULL, "the range is outside the file", !c->keep_alive,
                        c->keep_alive ? AFTER_NEXT : AFTER_LINGER, NULL);
     return false;
@@ -128,7 +137,7 @@ bool conn_download_conditions(conn_t *c, const char *head, uint64_t size, int *s
   wb_u64(&b, last);
   wb_str(&b, "/");
   wb_u64(&b, size);
-  c->content_range[b.len] = '\0';
+  conn_content_range[b.len] = '\0';
   *status = 206;
   *length = last - first + 1;
   return true;

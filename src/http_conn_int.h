@@ -67,7 +67,6 @@ typedef struct conn {
   bool to_policy;       /* PUT /_policy or /_config: the body goes to the policy's buffer, not to storage */
   bool to_config;       /* PUT /_config: that body is the settings */
   bool sha_done;        /* the body's SHA-256 was computed: c->digest holds it, storage gets it */
-  bool accept_ranges;   /* the answer says Accept-Ranges: bytes (a file's GET or HEAD) */
   struct pbuf *rx;      /* received bytes not consumed yet */
   uint16_t fed;         /* bytes of rx the head parser has seen */
   uint32_t last_ms;     /* last progress, for the timeouts */
@@ -95,8 +94,6 @@ typedef struct conn {
   uint16_t status;    /* final status, for the access log */
   char name[POSTERN_NAME_MAX + 1];
   char reqline[CONN_REQLINE_MAX];
-  char etag[COND_ETAG_LEN + 1]; /* the answer's ETag, or empty */
-  char content_range[48];       /* the answer's Content-Range, or empty */
 } conn_t;
 
 /* ---- http_conn.c: the connection's life ---------------------------------- */
@@ -173,6 +170,16 @@ void conn_respond_error(conn_t *c, int status, const char *key, const char *mess
                         conn_after_t after, const char *challenge);
 /** The usual refusal of a request whose body may follow: answer and close. */
 void conn_refuse(conn_t *c, int status, const char *message);
+/*
+ * What the next answer says of a file: its ETag, Accept-Ranges and
+ * Content-Range. Set while the answer is decided, used by the next
+ * conn_send_ok() or conn_respond_error() (the one answer rendered at a time,
+ * like its head) and cleared by it, so nothing of it stays in the connection.
+ */
+extern char conn_etag[COND_ETAG_LEN + 1]; /* empty: none */
+extern char conn_content_range[48];       /* empty: none */
+extern bool conn_accept_ranges;
+
 /** A success head plus an optional short body, logged; false after closing c when lwIP had no room. */
 bool conn_send_ok(conn_t *c, int status, const char *type, uint64_t length, const char *repr_digest, const char *body,
                   size_t body_len, uint64_t log_bytes, bool more);

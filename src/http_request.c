@@ -170,8 +170,6 @@ void conn_on_head(conn_t *c, const char *head)
   c->head_only = conn_method_is(head, r, "HEAD");
   c->to_policy = false;
   c->to_config = false;
-  c->etag[0] = c->content_range[0] = '\0';
-  c->accept_ranges = false;
 
   hp_meta_t m;
   int st = hp_analyze(r, head, &m);

@@ -62,7 +62,7 @@ void conn_start_download(conn_t *c, const char *head)
   if (tagged) {
     digest_base64_encode(sha, sizeof sha, b64, sizeof b64);
   }
-  c->accept_ranges = true;
+  conn_accept_ranges = true;
   if (!conn_send_ok(c, status, "application/octet-stream", length, tagged ? b64 : NULL, NULL, 0, length, length > 0)) {
     return;
   }

@@ -298,7 +298,7 @@ void conn_commit(conn_t *c)
   char b64[DIGEST_SHA256_B64_LEN];
   digest_base64_encode(c->digest, sizeof c->digest, b64, sizeof b64);
   if (c->sha_done) {
-    cond_etag(c->digest, c->etag);
+    cond_etag(c->digest, conn_etag);
   }
   /* A stored name has no control bytes or backslashes: a quote is its only
    * byte that JSON escapes, to two. The reply always fits. */

@@ -82,6 +82,7 @@ slirp-bridge: $(SLIRP_BRIDGE)
 # libFuzzer targets (clang): tests/fuzz/fuzz_NAME.c with FUZZ_NAME sources.
 FUZZ_http_parser := src/http_parser.c
 FUZZ_chunked := src/chunked.c
+FUZZ_conditional := src/conditional.c src/text.c
 # The whole connection state machine over a fake altcp and storage (tests/fuzz/fake_*.c):
 # real lwIP pbufs and pools (lwIP's altcp layer is replaced by the fake), the Lua policy, mbedTLS.
 FUZZ_conn := tests/fuzz/fake_altcp.c tests/fuzz/fake_storage_mem.c src/http_conn.c src/http_request.c src/http_upload.c src/http_routes.c src/http_answer.c src/http_conditional.c src/conditional.c src/listen.c src/http_parser.c src/chunked.c \
