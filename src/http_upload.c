@@ -267,8 +267,13 @@ void conn_commit(conn_t *c)
   if (!conn_room(c)) {
     return; /* conn_on_sent comes back once there is room for the answer */
   }
-  if (!c->checked && !conn_check_body(c)) {
-    return;
+  if (!c->checked) {
+    if (!conn_check_body(c)) {
+      return;
+    }
+    if (c->sha_done) {
+      storage_set_sha256(c->upload, c->digest); /* stored with the commit: the file's ETag */
+    }
   }
 #if POSTERN_CONFIG_ROUTE
   if (c->to_config) {
@@ -279,9 +284,6 @@ void conn_commit(conn_t *c)
   if (c->to_policy) {
     conn_commit_policy(c);
     return;
-  }
-  if (c->sha_done) {
-    storage_set_sha256(c->upload, c->digest); /* stored with the commit: the file's ETag */
   }
   int rc = storage_commit(c->upload, &c->replaced);
   if (conn_storage_wait(c, rc)) {
