@@ -76,7 +76,28 @@ bool conn_preconditions(conn_t *c, const char *head, bool is_delete)
   if (tagged) {
     cond_etag(sha, etag);
   }
-  return conn_evaluate(c, head, exists, tagged ? etag : NULL, false);
+  c->cond_held = false;
+  if (!conn_evaluate(c, head, exists, tagged ? etag : NULL, false)) {
+    return false;
+  }
+  c->cond_held = conn_fields(c, head, "if-match", NULL) + conn_fields(c, head, "if-none-match", NULL) > 0;
+  c->cond_existed = exists;
+  c->cond_tagged = tagged;
+  memcpy(c->cond_tag, sha, tagged ? sizeof c->cond_tag : 0);
+  return true;
+}
+
+/** Whether the name still holds the version the preconditions passed on; see http_conn_int.h. */
+bool conn_preconditions_still_hold(conn_t *c)
+{
+  if (!c->cond_held) {
+    return true;
+  }
+  uint8_t sha[DIGEST_SHA256_LEN];
+  bool exists = storage_exists(c->name, NULL);
+  bool tagged = exists && storage_sha256(c->name, sha);
+  return exists == c->cond_existed && tagged == c->cond_tagged &&
+         (!tagged || memcmp(sha, c->cond_tag, sizeof c->cond_tag) == 0);
 }
 
 /** GET or HEAD with an open reader: preconditions, then Range; see http_conn_int.h. */

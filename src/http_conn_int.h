@@ -67,6 +67,10 @@ typedef struct conn {
   bool to_policy;       /* PUT /_policy or /_config: the body goes to the policy's buffer, not to storage */
   bool to_config;       /* PUT /_config: that body is the settings */
   bool sha_done;        /* the body's SHA-256 was computed: c->digest holds it, storage gets it */
+  bool cond_held;       /* PUT: preconditions passed on the version below, checked again once the name is ours */
+  bool cond_existed;    /* that version existed */
+  bool cond_tagged;     /* and had this ETag */
+  uint8_t cond_tag[16]; /* the ETag's bytes: the first 16 of the SHA-256 */
   struct pbuf *rx;      /* received bytes not consumed yet */
   uint16_t fed;         /* bytes of rx the head parser has seen */
   uint32_t last_ms;     /* last progress, for the timeouts */
@@ -134,6 +138,13 @@ void conn_fail_upload(conn_t *c, int status, const char *msg);
  * unread and drained like any refusal.
  */
 bool conn_preconditions(conn_t *c, const char *head, bool is_delete);
+/**
+ * PUT, once storage_open() holds the name (no other upload can commit it
+ * now): true when the file is still the version the preconditions passed
+ * on; false when it changed meanwhile (another upload committed between
+ * the head and the open: the answer is then 412, before any 100).
+ */
+bool conn_preconditions_still_hold(conn_t *c);
 /**
  * GET or HEAD of an open reader: preconditions (304, 412), then Range and
  * If-Range. Sets c->etag and, for a satisfiable range, seeks the reader,

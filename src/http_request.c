@@ -170,6 +170,7 @@ void conn_on_head(conn_t *c, const char *head)
   c->head_only = conn_method_is(head, r, "HEAD");
   c->to_policy = false;
   c->to_config = false;
+  c->cond_held = false;
 
   hp_meta_t m;
   int st = hp_analyze(r, head, &m);

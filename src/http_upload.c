@@ -42,6 +42,12 @@ void conn_open_upload(conn_t *c)
     conn_refuse(c, c->expect ? 417 : status, msg);
     return;
   }
+  if (!c->to_policy && !conn_preconditions_still_hold(c)) {
+    storage_abort(c->upload);
+    c->upload = NULL;
+    conn_refuse(c, 412, "the file changed while the upload waited for storage");
+    return;
+  }
   digest_sha256_start(&c->sha);
   c->body_left = c->chunked ? 0 : c->length;
   chunked_init(&c->chunk);

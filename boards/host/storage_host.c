@@ -203,6 +203,7 @@ static int sh_scan(unsigned *files, unsigned *stale, uint64_t *used)
     return STORAGE_EIO;
   }
   int rc = STORAGE_OK;
+  unsigned orphans = 0; /* sidecars removed */
   struct dirent *e;
   for (errno = 0; rc == STORAGE_OK && (e = readdir(d)) != NULL; errno = 0) {
     uint64_t size = 0;
@@ -214,7 +215,7 @@ static int sh_scan(unsigned *files, unsigned *stale, uint64_t *used)
       /* A sidecar whose content never became visible, or is gone or replaced: it goes. */
       if (!sh_sha_of(e->d_name + strlen(SH_SHA_PREFIX), NULL)) {
         rc = unlinkat(sh_dirfd, e->d_name, 0) == 0 ? STORAGE_OK : sh_fail("unlinkat", e->d_name);
-        ++*stale;
+        orphans++;
       }
     } else if (e->d_name[0] != '.' && (rc = sh_stat(e->d_name, &size)) != STORAGE_ENOENT) {
       ++*files;
@@ -227,7 +228,7 @@ static int sh_scan(unsigned *files, unsigned *stale, uint64_t *used)
     rc = sh_fail("readdir", ".");
   }
   closedir(d);
-  if (rc == STORAGE_OK && *stale > 0 && fsync(sh_dirfd) != 0) {
+  if (rc == STORAGE_OK && *stale + orphans > 0 && fsync(sh_dirfd) != 0) {
     rc = sh_fail("fsync", ".");
   }
   return rc;
