@@ -93,7 +93,8 @@ typedef struct storage_reader storage_reader_t; /* from the backend's fixed pool
  *   amount of medium work (flash: one program unit run or one busy check;
  *   host: a few system calls; a medium with no busy time may run its staging
  *   through in one call, a bounded amount). storage_capacity(),
- *   storage_free(), storage_exists() and storage_list() answer from what the
+ *   storage_free(), storage_exists(), storage_sha256(), storage_list(),
+ *   storage_read_sha256() and storage_read_seek() answer from what the
  *   backend keeps in RAM (host: the file system's metadata) and never pend.
  * - Size. The core writes at most one received pbuf's payload
  *   (PBUF_POOL_BUFSIZE bytes) per storage_write(): a backend that stages
