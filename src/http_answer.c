@@ -13,6 +13,16 @@
 #include "text.h"
 
 static char conn_out[1536]; /* one response head at a time: everything runs in the one main loop */
+char conn_etag[COND_ETAG_LEN + 1];
+char conn_content_range[48];
+bool conn_accept_ranges;
+
+/* The file facts of one answer are used once. */
+static void conn_file_facts_clear(void)
+{
+  conn_etag[0] = conn_content_range[0] = '\0';
+  conn_accept_ranges = false;
+}
 
 static void conn_log(conn_t *c, const char *note)
 {
@@ -124,7 +134,10 @@ void conn_respond_error(conn_t *c, int status, const char *key, const char *mess
 {
   wbuf_t b;
   wb_init(&b, conn_out, sizeof conn_out);
-  http_head_t h = {.status = status, .close = close_header, .www_authenticate = challenge};
+  http_head_t h = {.status = status,
+                   .close = close_header,
+                   .www_authenticate = challenge,
+                   .content_range = conn_content_range[0] ? conn_content_range : NULL};
   if (status == 405) {
     h.allow = c->name[0]      ? "GET, HEAD, PUT, DELETE"
               : c->to_policy  ? "GET, HEAD, PUT"
@@ -132,6 +145,7 @@ void conn_respond_error(conn_t *c, int status, const char *key, const char *mess
                               : "GET, HEAD";
   }
   http_render_error(&b, &h, key != NULL ? key : http_error_key(status), message);
+  conn_file_facts_clear();
   c->status = (uint16_t)status;
   http_status_count(status);
   conn_log(c, message != NULL && message[0] ? message : NULL);
@@ -171,8 +185,12 @@ bool conn_send_ok(conn_t *c, int status, const char *type, uint64_t length, cons
                    .content_type = type,
                    .content_length = length,
                    .close = !c->keep_alive,
-                   .repr_digest = repr_digest};
+                   .repr_digest = repr_digest,
+                   .etag = conn_etag[0] ? conn_etag : NULL,
+                   .content_range = conn_content_range[0] ? conn_content_range : NULL,
+                   .accept_ranges = conn_accept_ranges};
   http_render_head(&b, &h);
+  conn_file_facts_clear();
   c->status = (uint16_t)status;
   http_status_count(status);
   uint64_t received = c->body_bytes;

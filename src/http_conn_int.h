@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "chunked.h"
+#include "conditional.h"
 #include "digest.h"
 #include "http_conn.h"
 #include "http_parser.h"
@@ -22,7 +23,9 @@
 /** Longest listing entry: a name the medium holds may predate the UTF-8 rule
  *  (or, on the host, be put there by hand), and each byte that is not UTF-8
  *  renders as \ufffd, six bytes. */
-#define CONN_LIST_ENTRY_MAX (6 * POSTERN_NAME_MAX + 48)
+#define CONN_LIST_ENTRY_MAX (6 * POSTERN_NAME_MAX + 48 + CONN_LIST_DIGEST_MAX)
+/** What a listing entry's "etag" and "sha256" add: ,"etag":"\"<32 hex>\"","sha256":"<44 base64>". */
+#define CONN_LIST_DIGEST_MAX (10 + COND_ETAG_LEN + 2 + 12 + DIGEST_SHA256_B64_LEN)
 
 /** Heap a queued segment costs beyond its data: the pbuf, its header room, the heap's own header. */
 #define CONN_SEG_OVERHEAD 128
@@ -68,6 +71,11 @@ typedef struct conn {
   bool to_policy;       /* PUT /_policy or /_config: the body goes to the policy's buffer, not to storage */
   bool to_config;       /* PUT /_config: that body is the settings */
   bool list_route;      /* a 405 on /files/, whose Allow has POST */
+  bool sha_done;        /* the body's SHA-256 was computed: c->digest holds it, storage gets it */
+  bool cond_held;       /* PUT: preconditions passed on the version below, checked again once the name is ours */
+  bool cond_existed;    /* that version existed */
+  bool cond_tagged;     /* and had this ETag */
+  uint8_t cond_tag[16]; /* the ETag's bytes: the first 16 of the SHA-256 */
   struct pbuf *rx;      /* received bytes not consumed yet */
   uint16_t fed;         /* bytes of rx the head parser has seen */
   uint32_t last_ms;     /* last progress, for the timeouts */
@@ -144,11 +152,36 @@ void conn_form_feed(conn_t *c);
 /** The connection answered or closes: what its form upload still holds of the lwIP heap is freed. */
 void conn_form_release(conn_t *c);
 
+/* ---- http_conditional.c: preconditions and ranges on files ---------------- */
+
+/**
+ * PUT or DELETE of a file, after the policy's decision and before storage is
+ * touched: evaluates If-Match and If-None-Match against the stored file.
+ * False when it answered (412, or 400 for a malformed field), the body
+ * unread and drained like any refusal.
+ */
+bool conn_preconditions(conn_t *c, const char *head, bool is_delete);
+/**
+ * PUT, once storage_open() holds the name (no other upload can commit it
+ * now): true when the file is still the version the preconditions passed
+ * on; false when it changed meanwhile (another upload committed between
+ * the head and the open: the answer is then 412, before any 100).
+ */
+bool conn_preconditions_still_hold(conn_t *c);
+/**
+ * GET or HEAD of an open reader: preconditions (304, 412), then Range and
+ * If-Range. Sets c->etag and, for a satisfiable range, seeks the reader,
+ * sets c->content_range, *status to 206 and *length to the range's. False
+ * when it answered (the reader closed).
+ */
+bool conn_download_conditions(conn_t *c, const char *head, uint64_t size, int *status, uint64_t *length);
+
 /* ---- http_routes.c: content answers -------------------------------------- */
 
 /** CONN_REMOVE: DELETE, once storage takes the call. */
 void conn_remove(conn_t *c);
-void conn_start_download(conn_t *c);
+/** GET or HEAD of a file: preconditions, Range, then the download (head: the request's, valid during the call). */
+void conn_start_download(conn_t *c, const char *head);
 void conn_start_list(conn_t *c);
 void conn_send_status(conn_t *c);
 /** GET /_policy: the running policy's name, size and SHA-256 (JSON), or with `source` its text. */
@@ -171,6 +204,16 @@ void conn_respond_error(conn_t *c, int status, const char *key, const char *mess
                         conn_after_t after, const char *challenge);
 /** The usual refusal of a request whose body may follow: answer and close. */
 void conn_refuse(conn_t *c, int status, const char *message);
+/*
+ * What the next answer says of a file: its ETag, Accept-Ranges and
+ * Content-Range. Set while the answer is decided, used by the next
+ * conn_send_ok() or conn_respond_error() (the one answer rendered at a time,
+ * like its head) and cleared by it, so nothing of it stays in the connection.
+ */
+extern char conn_etag[COND_ETAG_LEN + 1]; /* empty: none */
+extern char conn_content_range[48];       /* empty: none */
+extern bool conn_accept_ranges;
+
 /** A success head plus an optional short body, logged; false after closing c when lwIP had no room. */
 bool conn_send_ok(conn_t *c, int status, const char *type, uint64_t length, const char *repr_digest, const char *body,
                   size_t body_len, uint64_t log_bytes, bool more);

@@ -174,6 +174,7 @@ void conn_on_head(conn_t *c, const char *head)
   c->to_config = false;
   c->form = NULL;
   c->list_route = false;
+  c->cond_held = false;
 
   hp_meta_t m;
   int st = hp_analyze(r, head, &m);
@@ -320,6 +321,9 @@ void conn_on_head(conn_t *c, const char *head)
   if (d.name[0] != '\0' && route == ROUTE_FILE) {
     memcpy(c->name, d.name, sizeof c->name);
   }
+  if (route == ROUTE_FILE && (is_put || is_delete) && !conn_preconditions(c, head, is_delete)) {
+    return; /* 412 before storage or a 100: no body byte is read */
+  }
   switch (route) {
   case ROUTE_FILE:
     if (is_put) {
@@ -327,7 +331,7 @@ void conn_on_head(conn_t *c, const char *head)
     } else if (is_delete) {
       c->state = CONN_REMOVE;
     } else {
-      conn_start_download(c);
+      conn_start_download(c, head);
     }
     break;
   case ROUTE_LIST:

@@ -89,6 +89,8 @@ static const struct {
     {200, "OK", NULL},
     {201, "Created", NULL},
     {204, "No Content", NULL},
+    {206, "Partial Content", NULL},
+    {304, "Not Modified", NULL},
     {400, "Bad Request", "bad_request"},
     {401, "Unauthorized", "unauthorized"},
     {403, "Forbidden", "forbidden"},
@@ -97,9 +99,11 @@ static const struct {
     {408, "Request Timeout", "request_timeout"},
     {409, "Conflict", "conflict"},
     {411, "Length Required", "length_required"},
+    {412, "Precondition Failed", "precondition_failed"},
     {413, "Content Too Large", "content_too_large"},
     {414, "URI Too Long", "uri_too_long"},
     {415, "Unsupported Media Type", "unsupported_media_type"},
+    {416, "Range Not Satisfiable", "range_not_satisfiable"},
     {417, "Expectation Failed", "expectation_failed"},
     {422, "Unprocessable Content", "unprocessable_content"},
     {429, "Too Many Requests", "too_many_requests"},
@@ -218,13 +222,16 @@ void http_render_head(wbuf_t *b, const http_head_t *h)
   wb_header(b, "Date", has_date ? date : NULL);
   wb_header(b, "Server", "postern");
   wb_header(b, "Content-Type", h->content_type);
-  if (h->status != 204) {
+  if (h->status != 204 && h->status != 304) { /* 304: no content, and no length that would claim one */
     wb_str(b, "Content-Length: ");
     wb_u64(b, h->content_length);
     wb_str(b, "\r\n");
   }
   wb_header(b, "WWW-Authenticate", h->www_authenticate);
   wb_header(b, "Allow", h->allow);
+  wb_header(b, "ETag", h->etag);
+  wb_header(b, "Accept-Ranges", h->accept_ranges ? "bytes" : NULL);
+  wb_header(b, "Content-Range", h->content_range);
   if (h->repr_digest != NULL) {
     wb_str(b, "Repr-Digest: sha-256=:");
     wb_str(b, h->repr_digest);

@@ -28,10 +28,13 @@ typedef struct http_head {
   const char *www_authenticate; /* NULL: none */
   const char *allow;            /* NULL: none */
   const char *repr_digest;      /* base64 SHA-256 of the stored file, or NULL */
+  const char *etag;             /* the file's ETag, quotes included, or NULL */
+  const char *content_range;    /* Content-Range value, or NULL */
+  bool accept_ranges;           /* Accept-Ranges: bytes */
 } http_head_t;
 
 /** Rows of the status table (reason, error key, counter slot). */
-#define HTTP_STATUS_KNOWN 24
+#define HTTP_STATUS_KNOWN 28
 
 size_t http_status_slot(int status);
 int http_status_code(size_t slot);

@@ -37,7 +37,7 @@ void conn_remove(conn_t *c)
                      !c->keep_alive, c->keep_alive ? AFTER_NEXT : AFTER_LINGER, NULL);
 }
 
-void conn_start_download(conn_t *c)
+void conn_start_download(conn_t *c, const char *head)
 {
   uint64_t size = 0;
   int rc = storage_read_open(c->name, &c->reader, &size);
@@ -51,10 +51,22 @@ void conn_start_download(conn_t *c)
                        c->keep_alive ? AFTER_NEXT : AFTER_LINGER, NULL);
     return;
   }
-  if (!conn_send_ok(c, 200, "application/octet-stream", size, NULL, NULL, 0, size, size > 0)) {
+  int status;
+  uint64_t length;
+  if (!conn_download_conditions(c, head, size, &status, &length)) {
+    return; /* 304, 412 or 416 answered */
+  }
+  uint8_t sha[DIGEST_SHA256_LEN];
+  char b64[DIGEST_SHA256_B64_LEN];
+  bool tagged = storage_read_sha256(c->reader, sha);
+  if (tagged) {
+    digest_base64_encode(sha, sizeof sha, b64, sizeof b64);
+  }
+  conn_accept_ranges = true;
+  if (!conn_send_ok(c, status, "application/octet-stream", length, tagged ? b64 : NULL, NULL, 0, length, length > 0)) {
     return;
   }
-  c->send_left = c->head_only ? 0 : size;
+  c->send_left = c->head_only ? 0 : length;
   c->state = CONN_SEND_FILE;
   conn_pump(c);
 }
@@ -96,6 +108,17 @@ static int conn_list_entry(void *arg, const char *name, uint64_t size)
   wb_json_str(&e, name, strlen(name));
   wb_str(&e, ",\"size\":");
   wb_u64(&e, size);
+  uint8_t sha[DIGEST_SHA256_LEN];
+  if (storage_sha256(name, sha)) {
+    char etag[COND_ETAG_LEN + 1], b64[DIGEST_SHA256_B64_LEN];
+    cond_etag(sha, etag);
+    digest_base64_encode(sha, sizeof sha, b64, sizeof b64);
+    wb_str(&e, ",\"etag\":");
+    wb_json_str(&e, etag, COND_ETAG_LEN);
+    wb_str(&e, ",\"sha256\":\"");
+    wb_str(&e, b64);
+    wb_str(&e, "\"");
+  }
   wb_str(&e, "}");
   return conn_list_put(ctx, one, e.len) ? 0 : 1;
 }

@@ -45,10 +45,17 @@ void conn_open_upload(conn_t *c)
     conn_refuse(c, c->expect ? 417 : status, msg);
     return;
   }
+  if (!c->to_policy && !conn_preconditions_still_hold(c)) {
+    storage_abort(c->upload);
+    c->upload = NULL;
+    conn_refuse(c, 412, "the file changed while the upload waited for storage");
+    return;
+  }
   digest_sha256_start(&c->sha);
   c->body_left = c->chunked ? 0 : c->length;
   chunked_init(&c->chunk);
   c->checked = false;
+  c->sha_done = false;
   c->state = CONN_BODY;
   c->body_ms = c->rate_ms = sys_now();
   c->rate_bytes = 0;
@@ -190,6 +197,7 @@ static bool conn_check_body(conn_t *c)
     return false;
   }
   memcpy(c->digest, sum, sizeof sum);
+  c->sha_done = true;
   c->checked = true;
   return true;
 }
@@ -272,8 +280,13 @@ void conn_commit(conn_t *c)
   if (!conn_room(c)) {
     return; /* conn_on_sent comes back once there is room for the answer */
   }
-  if (!c->checked && !conn_check_body(c)) {
-    return;
+  if (!c->checked) {
+    if (!conn_check_body(c)) {
+      return;
+    }
+    if (c->sha_done) {
+      storage_set_sha256(c->upload, c->digest); /* stored with the commit: the file's ETag */
+    }
   }
 #if POSTERN_CONFIG_ROUTE
   if (c->to_config) {
@@ -299,6 +312,9 @@ void conn_commit(conn_t *c)
   text_hex(c->digest, sizeof c->digest, hex);
   char b64[DIGEST_SHA256_B64_LEN];
   digest_base64_encode(c->digest, sizeof c->digest, b64, sizeof b64);
+  if (c->sha_done) {
+    cond_etag(c->digest, conn_etag);
+  }
   /* A stored name has no control bytes or backslashes: a quote is its only
    * byte that JSON escapes, to two. The reply always fits. */
   char body[2 * POSTERN_NAME_MAX + 2 * DIGEST_SHA256_LEN + 48];

@@ -93,7 +93,8 @@ typedef struct storage_reader storage_reader_t; /* from the backend's fixed pool
  *   amount of medium work (flash: one program unit run or one busy check;
  *   host: a few system calls; a medium with no busy time may run its staging
  *   through in one call, a bounded amount). storage_capacity(),
- *   storage_free(), storage_exists() and storage_list() answer from what the
+ *   storage_free(), storage_exists(), storage_sha256(), storage_list(),
+ *   storage_read_sha256() and storage_read_seek() answer from what the
  *   backend keeps in RAM (host: the file system's metadata) and never pend.
  * - Size. The core writes at most one received pbuf's payload
  *   (PBUF_POOL_BUFSIZE bytes) per storage_write(): a backend that stages
@@ -149,17 +150,28 @@ int storage_write(storage_upload_t *u, const void *data, size_t len);
  * keeps u, nothing visible yet; commit again after storage_ready() (or abort).
  */
 int storage_commit(storage_upload_t *u, bool *replaced);
-/** Gives the upload's SHA-256 (32 bytes), stored with its commit (atomically with the content);
- *  an upload committed without this call has no stored digest. Call before storage_commit(). */
-void storage_set_sha256(storage_upload_t *u, const uint8_t sha256[32]);
-/** True when committed `name` has a stored SHA-256; copies it to out. Answers from RAM or
- *  metadata, never pends (like storage_exists). */
-bool storage_sha256(const char *name, uint8_t out[32]);
-/** The SHA-256 of the version the reader has open (it stays that version if replaced meanwhile). */
-bool storage_read_sha256(storage_reader_t *r, uint8_t out[32]);
 
 /** Drops everything written and releases the reservation; the previous version is untouched. Frees u; NULL does nothing. */
 void storage_abort(storage_upload_t *u);
+
+/*
+ * The digest contract. A file may carry the SHA-256 of its content, stored
+ * with its commit: the core computes it while the body streams and hands it
+ * over before the commit. The digest and the content become visible
+ * together; a crash or a power cut at any point leaves the file (old or new
+ * version) with its own digest or with none, never with a wrong one. A file
+ * committed without storage_set_sha256(), or put on the medium by other
+ * means (a file copied into the host directory), has no digest. These calls
+ * never touch a busy medium and never pend: the digest is in RAM or in the
+ * medium's metadata.
+ */
+
+/** Gives the upload's SHA-256 (32 bytes), stored with its commit; call before storage_commit() (again: the last wins). */
+void storage_set_sha256(storage_upload_t *u, const uint8_t sha256[32]);
+/** True when committed `name` has a stored SHA-256; copies it to out. Never pends (like storage_exists()). */
+bool storage_sha256(const char *name, uint8_t out[32]);
+/** The SHA-256 of the version the reader has open (it stays that version if replaced meanwhile); false: none. */
+bool storage_read_sha256(storage_reader_t *r, uint8_t out[32]);
 
 /** Removes a committed file; STORAGE_PENDING: still there, remove again after storage_ready(). */
 int storage_remove(const char *name);
@@ -172,6 +184,13 @@ int storage_read_open(const char *name, storage_reader_t **out, uint64_t *size);
  * negative result.
  */
 long storage_read(storage_reader_t *r, void *buf, size_t len);
+/**
+ * Moves the reader's position to `offset` bytes from the start of its
+ * version (a ranged download). Never pends and reads nothing: the next
+ * storage_read() starts there. STORAGE_EINVAL past the size (the size itself
+ * is allowed: the next read answers 0).
+ */
+int storage_read_seek(storage_reader_t *r, uint64_t offset);
 /** Closes a reader and frees its slot; NULL does nothing. */
 void storage_read_close(storage_reader_t *r);
 

@@ -19,21 +19,46 @@
 #define SH_LIST_BATCH 16
 /** Prefix of the temporary file of an upload in progress. */
 #define SH_TMP_PREFIX ".upload-"
+/** Prefix of a file's digest sidecar: .sha256-<name>. */
+#define SH_SHA_PREFIX ".sha256-"
 
 struct storage_upload {
   bool used;
   int fd;
-  uint64_t length;                 /* announced at open (reserved), or STORAGE_LEN_UNKNOWN */
-  uint64_t written;                /* bytes in the temporary file */
-  uint64_t erased;                 /* bytes the medium has erased for it (timing on: writes go there at once) */
-  bool commit_done;                /* the medium did its commit unit: the retry of the commit renames */
+  uint64_t length;  /* announced at open (reserved), or STORAGE_LEN_UNKNOWN */
+  uint64_t written; /* bytes in the temporary file */
+  uint64_t erased;  /* bytes the medium has erased for it (timing on: writes go there at once) */
+  bool commit_done; /* the medium did its commit unit: the retry of the commit renames */
+  bool has_sha;     /* storage_set_sha256() gave the digest */
+  uint8_t sha[32];
   char name[POSTERN_NAME_MAX + 1]; /* the final name */
 };
 
 struct storage_reader {
   bool used;
+  bool has_sha;
   int fd;
+  uint64_t size;
+  uint8_t sha[32];
 };
+
+/*
+ * A digest sidecar, .sha256-<name>: the SHA-256 and what identifies the one
+ * content it belongs to (inode, size, modification time). It is written to a
+ * temporary file, synced and renamed into place before the content's own
+ * rename, so after a crash it either names the content that is there or
+ * names another (a temporary file that never became visible, a version
+ * replaced or copied in by hand): then the file has no digest. The boot scan
+ * removes sidecars that name nothing, so a reused inode never meets one.
+ */
+typedef struct sh_sidecar {
+  char magic[8];
+  uint64_t ino, size;
+  int64_t mtime_s, mtime_ns;
+  uint8_t sha[32];
+} sh_sidecar_t;
+
+static const char sh_sidecar_magic[8] = "PSHA256";
 
 static int sh_dirfd = -1; /* the storage directory; -1 before init */
 static uint64_t sh_capacity;
@@ -119,6 +144,43 @@ static int sh_stat(const char *name, uint64_t *size)
   return STORAGE_OK;
 }
 
+/* The sidecar's name for `name`. */
+static void sh_sha_name(const char *name, char *buf, size_t size)
+{
+  snprintf(buf, size, SH_SHA_PREFIX "%s", name);
+}
+
+/* True when the sidecar of `name` is intact and names the content st describes; its digest goes to out. */
+static bool sh_sidecar_get(const char *name, const struct stat *st, uint8_t out[32])
+{
+  char side[sizeof SH_SHA_PREFIX + POSTERN_NAME_MAX + 1];
+  sh_sha_name(name, side, sizeof side);
+  int fd = openat(sh_dirfd, side, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) {
+    return false;
+  }
+  sh_sidecar_t sc;
+  ssize_t n = read(fd, &sc, sizeof sc);
+  close(fd);
+  if (n != (ssize_t)sizeof sc || memcmp(sc.magic, sh_sidecar_magic, sizeof sc.magic) != 0 ||
+      sc.ino != (uint64_t)st->st_ino || sc.size != (uint64_t)st->st_size || sc.mtime_s != (int64_t)st->st_mtim.tv_sec ||
+      sc.mtime_ns != (int64_t)st->st_mtim.tv_nsec) {
+    return false;
+  }
+  if (out != NULL) {
+    memcpy(out, sc.sha, sizeof sc.sha);
+  }
+  return true;
+}
+
+/* The committed `name`'s stat, and its digest when its sidecar names it. */
+static bool sh_sha_of(const char *name, uint8_t out[32])
+{
+  struct stat st;
+  return fstatat(sh_dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+         sh_sidecar_get(name, &st, out);
+}
+
 /* Opens the storage directory itself for reading its entries. */
 static DIR *sh_opendir(void)
 {
@@ -141,13 +203,20 @@ static int sh_scan(unsigned *files, unsigned *stale, uint64_t *used)
     return STORAGE_EIO;
   }
   int rc = STORAGE_OK;
+  unsigned orphans = 0; /* sidecars removed */
   struct dirent *e;
   for (errno = 0; rc == STORAGE_OK && (e = readdir(d)) != NULL; errno = 0) {
     uint64_t size = 0;
     if (strncmp(e->d_name, SH_TMP_PREFIX, strlen(SH_TMP_PREFIX)) == 0) {
-      /* Power-loss recovery: an upload that never reached its rename. */
+      /* Power-loss recovery: an upload (or its sidecar) that never reached its rename. */
       rc = unlinkat(sh_dirfd, e->d_name, 0) == 0 ? STORAGE_OK : sh_fail("unlinkat", e->d_name);
       ++*stale;
+    } else if (strncmp(e->d_name, SH_SHA_PREFIX, strlen(SH_SHA_PREFIX)) == 0) {
+      /* A sidecar whose content never became visible, or is gone or replaced: it goes. */
+      if (!sh_sha_of(e->d_name + strlen(SH_SHA_PREFIX), NULL)) {
+        rc = unlinkat(sh_dirfd, e->d_name, 0) == 0 ? STORAGE_OK : sh_fail("unlinkat", e->d_name);
+        orphans++;
+      }
     } else if (e->d_name[0] != '.' && (rc = sh_stat(e->d_name, &size)) != STORAGE_ENOENT) {
       ++*files;
       *used += size;
@@ -159,7 +228,7 @@ static int sh_scan(unsigned *files, unsigned *stale, uint64_t *used)
     rc = sh_fail("readdir", ".");
   }
   closedir(d);
-  if (rc == STORAGE_OK && *stale > 0 && fsync(sh_dirfd) != 0) {
+  if (rc == STORAGE_OK && *stale + orphans > 0 && fsync(sh_dirfd) != 0) {
     rc = sh_fail("fsync", ".");
   }
   return rc;
@@ -434,6 +503,7 @@ int storage_open(const char *name, uint64_t length, storage_upload_t **out)
   u->written = 0;
   u->erased = 0;
   u->commit_done = false;
+  u->has_sha = false;
   memcpy(u->name, name, strlen(name) + 1); /* fits: sh_name_ok() */
   *out = u;
   return STORAGE_OK;
@@ -479,6 +549,70 @@ int storage_write(storage_upload_t *u, const void *data, size_t len)
   return STORAGE_OK;
 }
 
+/** Keeps the digest for the commit's sidecar. */
+void storage_set_sha256(storage_upload_t *u, const uint8_t sha256[32])
+{
+  memcpy(u->sha, sha256, sizeof u->sha);
+  u->has_sha = true;
+}
+
+/*
+ * Puts the sidecar of the upload's content in place (synced), before the
+ * content's rename. A failure is logged and leaves the file without a
+ * digest: an old sidecar names the old content, never the new one.
+ */
+static void sh_sidecar_put(storage_upload_t *u)
+{
+  char side[sizeof SH_SHA_PREFIX + POSTERN_NAME_MAX + 1], tmp[40];
+  sh_sha_name(u->name, side, sizeof side);
+  if (!u->has_sha) {
+    if (unlinkat(sh_dirfd, side, 0) != 0 && errno != ENOENT) {
+      sh_fail("unlinkat", side);
+    }
+    return;
+  }
+  struct stat st;
+  if (fstat(u->fd, &st) != 0) {
+    sh_fail("fstat", u->name);
+    return;
+  }
+  sh_sidecar_t sc;
+  memset(&sc, 0, sizeof sc);
+  memcpy(sc.magic, sh_sidecar_magic, sizeof sc.magic);
+  sc.ino = (uint64_t)st.st_ino;
+  sc.size = (uint64_t)st.st_size;
+  sc.mtime_s = (int64_t)st.st_mtim.tv_sec;
+  sc.mtime_ns = (int64_t)st.st_mtim.tv_nsec;
+  memcpy(sc.sha, u->sha, sizeof sc.sha);
+  snprintf(tmp, sizeof tmp, SH_TMP_PREFIX "%d.sha256", (int)(u - sh_uploads));
+  int fd = openat(sh_dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd < 0) {
+    sh_fail("openat", tmp);
+    return;
+  }
+  bool ok = write(fd, &sc, sizeof sc) == (ssize_t)sizeof sc && fsync(fd) == 0;
+  close(fd);
+  if (!ok || renameat(sh_dirfd, tmp, sh_dirfd, side) != 0) {
+    sh_fail(ok ? "renameat" : "write", tmp);
+    unlinkat(sh_dirfd, tmp, 0);
+  }
+}
+
+/** True when committed `name` has a sidecar that names its content. */
+bool storage_sha256(const char *name, uint8_t out[32])
+{
+  return sh_check(name) == STORAGE_OK && sh_sha_of(name, out);
+}
+
+/** The digest the reader found at its open. */
+bool storage_read_sha256(storage_reader_t *r, uint8_t out[32])
+{
+  if (r->has_sha) {
+    memcpy(out, r->sha, sizeof r->sha);
+  }
+  return r->has_sha;
+}
+
 /* Drops a failed commit's upload and passes its result on. */
 static int sh_commit_fail(storage_upload_t *u, int rc)
 {
@@ -506,6 +640,7 @@ int storage_commit(storage_upload_t *u, bool *replaced)
   if (s == STORAGE_EIO) {
     return sh_commit_fail(u, s);
   }
+  sh_sidecar_put(u); /* first: a crash before the rename leaves no digest, never a wrong one */
   if (renameat(sh_dirfd, tmp, sh_dirfd, u->name) != 0) {
     return sh_commit_fail(u, sh_fail("renameat", u->name));
   }
@@ -557,6 +692,11 @@ int storage_remove(const char *name)
     return errno == ENOENT ? STORAGE_ENOENT : sh_fail("unlinkat", name);
   }
   sh_used = size > sh_used ? 0 : sh_used - size;
+  char side[sizeof SH_SHA_PREFIX + POSTERN_NAME_MAX + 1];
+  sh_sha_name(name, side, sizeof side);
+  if (unlinkat(sh_dirfd, side, 0) != 0 && errno != ENOENT) {
+    sh_fail("unlinkat", side); /* left behind: it names nothing, the next scan removes it */
+  }
   return STORAGE_OK;
 }
 
@@ -577,6 +717,8 @@ int storage_read_open(const char *name, storage_reader_t **out, uint64_t *size)
     if (!sh_readers[i].used) {
       sh_readers[i].used = true;
       sh_readers[i].fd = fd;
+      sh_readers[i].size = (uint64_t)st.st_size;
+      sh_readers[i].has_sha = sh_sidecar_get(name, &st, sh_readers[i].sha);
       *out = &sh_readers[i];
       if (size != NULL) {
         *size = (uint64_t)st.st_size;
@@ -603,6 +745,15 @@ long storage_read(storage_reader_t *r, void *buf, size_t len)
       return sh_fail("read", "reader");
     }
   }
+}
+
+/** Moves the reader's file offset; see storage.h. */
+int storage_read_seek(storage_reader_t *r, uint64_t offset)
+{
+  if (offset > r->size) {
+    return STORAGE_EINVAL;
+  }
+  return lseek(r->fd, (off_t)offset, SEEK_SET) < 0 ? sh_fail("lseek", "reader") : STORAGE_OK;
 }
 
 /** Closes a reader and frees its slot; NULL does nothing. */

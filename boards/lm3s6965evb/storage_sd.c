@@ -953,6 +953,15 @@ long storage_read(storage_reader_t *r, void *buf, size_t len)
   return (long)n;
 }
 
+int storage_read_seek(storage_reader_t *r, uint64_t offset)
+{
+  if (offset > r->size) {
+    return STORAGE_EINVAL;
+  }
+  r->pos = (uint32_t)offset; /* the extents map any position to its sector */
+  return STORAGE_OK;
+}
+
 bool storage_read_sha256(storage_reader_t *r, uint8_t out[32])
 {
   if (!r->has_sha) {

@@ -12,12 +12,13 @@
  *   Lua arena                      24 KiB  (default policy 16,488 B live; the examples up to 18,536 B live,
  *                                           quota.lua peaks at 24,496 B compiling; at 20 KiB
  *                                           basic_users.lua and quota.lua do not load)
- *   lwIP heap (MEM_SIZE)           12 KiB  (responses and unacknowledged segments; high water 6,160 B)
+ *   lwIP heap (MEM_SIZE)           10 KiB  (responses and unacknowledged segments; high water 6,160 B)
  *   lwIP PBUF_POOL 10 x 1.5 KiB   ~15 KiB  (received frames: the 6-MSS window and out-of-order segments)
  *   LAN9118 frame queue 4 x 1.5   ~6 KiB  (the controller's own 10,560-byte FIFO holds the rest)
  *   main stack                      8 KiB  (mps2_an385.ld; high water 2,592 B with TLS)
  *   TLS state outside its heap     ~2.7 KiB (session, configuration, certificates, PSA)
- *   flash storage                 ~6.6 KiB (queue 2 KiB, names 2 KiB, block states and links 2 KiB, index)
+ *   flash storage                 ~8.9 KiB (queue 2 KiB, names 2 KiB, block states and links 2 KiB, index
+ *                                           with each file's SHA-256 3 KiB)
  *   policy buffer                 1.5 KiB (POSTERN_POLICY_MAX, below)
  *   the rest: pcbs, connections, libc, Lua and lwIP globals
  *   form uploads                  556 B (POSTERN_FORM_UPLOADS 1; none without TLS, below)
@@ -26,7 +27,7 @@
  */
 #define MEM_ALIGNMENT 4
 #ifndef MEM_SIZE
-#define MEM_SIZE (12 * 1024)
+#define MEM_SIZE (10 * 1024)
 #endif
 #ifndef PBUF_POOL_SIZE
 #define PBUF_POOL_SIZE 10
@@ -69,7 +70,7 @@
 
 /* Two self-test connections: each may hold 2 pool pbufs and 2.9 KiB of heap
  * (POSTERN_SELFTEST_ECHO_BUF) while a client does not read its echo, and
- * HTTP keeps the rest of the 10 pbufs and the 12 KiB heap. */
+ * HTTP keeps the rest of the 10 pbufs and the 10 KiB heap. */
 #ifndef POSTERN_SELFTEST_MAX_CONNS
 #define POSTERN_SELFTEST_MAX_CONNS 2
 #endif

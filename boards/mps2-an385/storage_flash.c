@@ -11,13 +11,16 @@
  * On the medium, every block in use starts with a header unit. A file is a
  * chain of blocks, each block's link unit naming the next one:
  *
- *   head block: [hdr HEAD][link][name: 5 units][commit][dead][data ...]
+ *   head block: [hdr HEAD][link][name: 5 units][sha256: 2 units][commit][dead][data ...]
  *   data block: [hdr DATA (file id, index)][link][data ...]
  *
  * An upload programs the head header and name, then data, allocating and
  * linking blocks as it goes. Nothing of it counts until the commit record
  * (size, commit sequence, CRC) is programmed: that single program unit is the
- * commit. Replacing a name then marks the old version's dead unit, removing a
+ * commit. An upload given its SHA-256 programs it into the head block just
+ * before the commit record, whose other magic (PCMS) then says the file has
+ * a digest and whose CRC covers the digest too: the digest becomes valid
+ * with the commit, in the same program unit, or not at all. Replacing a name then marks the old version's dead unit, removing a
  * file marks its own. At boot the index is rebuilt from head blocks with a
  * valid commit record and a clear dead unit; if a power cut came between a
  * commit and the old version's dead mark, the higher commit sequence wins.
@@ -49,10 +52,11 @@
  */
 
 #define SF_UNIT FLASH_PROG_UNIT
-#define SF_MAGIC_HEAD 0x31444850u   /* "PHD1" */
-#define SF_MAGIC_DATA 0x31544450u   /* "PDT1" */
-#define SF_MAGIC_LINK 0x4B4E4C50u   /* "PLNK" */
-#define SF_MAGIC_COMMIT 0x544D4350u /* "PCMT" */
+#define SF_MAGIC_HEAD 0x31444850u       /* "PHD1" */
+#define SF_MAGIC_DATA 0x31544450u       /* "PDT1" */
+#define SF_MAGIC_LINK 0x4B4E4C50u       /* "PLNK" */
+#define SF_MAGIC_COMMIT 0x544D4350u     /* "PCMT" */
+#define SF_MAGIC_COMMIT_SHA 0x534D4350u /* "PCMS": committed with the SHA-256 before it */
 #define SF_NONE 0xFFFFu
 
 /* Offsets inside a block. */
@@ -60,7 +64,9 @@
 #define SF_OFF_LINK 16u
 #define SF_OFF_NAME 32u
 #define SF_NAME_AREA 80u
-#define SF_OFF_COMMIT (SF_OFF_NAME + SF_NAME_AREA)
+#define SF_OFF_SHA (SF_OFF_NAME + SF_NAME_AREA)
+#define SF_SHA_LEN 32u
+#define SF_OFF_COMMIT (SF_OFF_SHA + SF_SHA_LEN)
 #define SF_OFF_DEAD (SF_OFF_COMMIT + SF_UNIT)
 #define SF_HEAD_DATA (SF_OFF_DEAD + SF_UNIT)
 #define SF_DATA_DATA 32u
@@ -82,6 +88,9 @@ _Static_assert(sizeof(sf_rec_t) == SF_UNIT, "a record is one program unit");
 _Static_assert(sizeof(sf_name_t) == SF_NAME_AREA, "the name area is whole program units");
 _Static_assert(POSTERN_NAME_MAX < SF_NAME_AREA - 4, "names must fit the name area with their NUL");
 _Static_assert(SF_HEAD_DATA % SF_UNIT == 0, "data starts on a program unit");
+_Static_assert(SF_SHA_LEN % SF_UNIT == 0 &&
+                   SF_OFF_SHA / FLASH_PAGE_SIZE == (SF_OFF_SHA + SF_SHA_LEN - 1) / FLASH_PAGE_SIZE,
+               "the digest is whole program units in one program command");
 _Static_assert(SF_OFF_NAME / FLASH_PAGE_SIZE == (SF_OFF_NAME + SF_NAME_AREA - 1) / FLASH_PAGE_SIZE,
                "the name area is one program command");
 _Static_assert(STORAGE_FLASH_MAX_BLOCKS < 0xFFF, "block numbers fit the 12 bits of a RAM link");
@@ -101,8 +110,10 @@ typedef struct sf_file {
   uint16_t head;
   uint16_t name; /* offset in sf_names */
   uint8_t kill;  /* SF_KILL_*: a pending storage_remove() */
+  bool has_sha;  /* committed with a digest */
   uint32_t size;
   uint32_t seq;
+  uint8_t sha[SF_SHA_LEN];
 } sf_file_t;
 
 /* Commit of an upload: its record queued, programmed, or failed. */
@@ -124,17 +135,22 @@ struct storage_upload {
   uint32_t seq;     /* commit sequence, given when the commit is queued */
   uint32_t stage_len;
   uint8_t stage[SF_UNIT]; /* bytes short of a whole unit */
+  bool has_sha;           /* storage_set_sha256() gave the digest */
+  uint8_t sha[SF_SHA_LEN];
 };
 
 struct storage_reader {
   bool used;
+  bool has_sha;
   uint16_t head, cur;
   uint32_t off;
   uint32_t left;
+  uint32_t size;
+  uint8_t sha[SF_SHA_LEN]; /* the digest of the version opened */
 };
 
 /* Queue entries: a 4-byte header, then len bytes (data entries only). */
-enum { SF_Q_HEAD, SF_Q_DATA, SF_Q_COMMIT, SF_Q_SKIP };
+enum { SF_Q_HEAD, SF_Q_DATA, SF_Q_SHA, SF_Q_COMMIT, SF_Q_SKIP };
 typedef struct sf_qe {
   uint8_t kind, slot;
   uint16_t len;
@@ -210,6 +226,44 @@ static int sf_rec_put(uint32_t block, uint32_t off, uint32_t magic, uint32_t a, 
   sf_rec_t r = {magic, a, b, 0};
   r.crc = sf_crc(&r, 12);
   return flash_program(sf_medium, sf_addr(block, off), &r, sizeof r);
+}
+
+/* The CRC of a commit record with a digest: its first twelve bytes, then the digest. */
+static uint32_t sf_crc_sha(const sf_rec_t *r, const uint8_t sha[SF_SHA_LEN])
+{
+  uint8_t both[12 + SF_SHA_LEN];
+  memcpy(both, r, 12);
+  memcpy(both + 12, sha, SF_SHA_LEN);
+  return sf_crc(both, sizeof both);
+}
+
+/* Starts programming the commit record of an upload, covering its digest when it has one. */
+static int sf_commit_put(const struct storage_upload *u)
+{
+  sf_rec_t r = {u->has_sha ? SF_MAGIC_COMMIT_SHA : SF_MAGIC_COMMIT, u->written, u->seq, 0};
+  r.crc = u->has_sha ? sf_crc_sha(&r, u->sha) : sf_crc(&r, 12);
+  return flash_program(sf_medium, sf_addr(u->head, SF_OFF_COMMIT), &r, sizeof r);
+}
+
+/*
+ * Reads the commit record of head block b (the medium idle): true when it
+ * is intact; *has_sha and sha tell whether it carries a digest (read from
+ * the medium and covered by the record's CRC).
+ */
+static bool sf_commit_get(uint32_t b, sf_rec_t *r, bool *has_sha, uint8_t sha[SF_SHA_LEN])
+{
+  *has_sha = false;
+  if (flash_read(sf_medium, sf_addr(b, SF_OFF_COMMIT), r, sizeof *r) != 0) {
+    return false;
+  }
+  if (r->magic == SF_MAGIC_COMMIT) {
+    return r->crc == sf_crc(r, 12);
+  }
+  if (r->magic != SF_MAGIC_COMMIT_SHA || flash_read(sf_medium, sf_addr(b, SF_OFF_SHA), sha, SF_SHA_LEN) != 0) {
+    return false;
+  }
+  *has_sha = true;
+  return r->crc == sf_crc_sha(r, sha);
 }
 
 /* Blocks a file of `size` bytes occupies. */
@@ -638,9 +692,14 @@ static bool sf_q_step(void)
     sf_started(u, SF_OP_UPLOAD, flash_program(sf_medium, sf_addr(u->head, SF_OFF_NAME), &nm, sizeof nm));
     return true;
   }
+  if (e.kind == SF_Q_SHA) {
+    sf_q_pop();
+    sf_started(u, SF_OP_UPLOAD, flash_program(sf_medium, sf_addr(u->head, SF_OFF_SHA), u->sha, SF_SHA_LEN));
+    return true;
+  }
   if (e.kind == SF_Q_COMMIT) {
     sf_q_pop();
-    sf_started(u, SF_OP_COMMIT, sf_rec_put(u->head, SF_OFF_COMMIT, SF_MAGIC_COMMIT, u->written, u->seq));
+    sf_started(u, SF_OP_COMMIT, sf_commit_put(u));
     return true;
   }
   /* Data: a new block (its header, then the link to it) when the current one is full, else one page at most. */
@@ -857,10 +916,12 @@ static void sf_boot_head(uint32_t b, uint32_t file_id, unsigned *dropped)
 {
   sf_rec_t c;
   sf_name_t nm;
+  bool has_sha;
+  uint8_t sha[SF_SHA_LEN];
   bool named = flash_read(sf_medium, sf_addr(b, SF_OFF_NAME), &nm, sizeof nm) == 0 &&
                nm.crc == sf_crc(&nm, sizeof nm.name) && memchr(nm.name, '\0', sizeof nm.name) != NULL &&
                sf_name_ok(nm.name);
-  if (!named || !sf_rec_get(b, SF_OFF_COMMIT, SF_MAGIC_COMMIT, &c)) {
+  if (!named || !sf_commit_get(b, &c, &has_sha, sha)) {
     ++*dropped; /* an upload the power cut short */
     return;
   }
@@ -893,7 +954,9 @@ static void sf_boot_head(uint32_t b, uint32_t file_id, unsigned *dropped)
     sf_release(b);
     return;
   }
-  sf_index_insert((sf_file_t){(uint16_t)b, (uint16_t)name, SF_KILL_NONE, c.a, c.b});
+  sf_file_t entry = {(uint16_t)b, (uint16_t)name, SF_KILL_NONE, has_sha, c.a, c.b, {0}};
+  memcpy(entry.sha, sha, has_sha ? sizeof entry.sha : 0);
+  sf_index_insert(entry);
 }
 
 /** Rebuilds the index from the medium; see storage_flash.h. */
@@ -1116,7 +1179,7 @@ int storage_commit(storage_upload_t *u, bool *replaced)
       storage_abort(u);
       return STORAGE_ENOSPC;
     }
-    uint32_t room = 2 * (uint32_t)sizeof(sf_qe_t) + (u->stage_len > 0 ? SF_UNIT : 0);
+    uint32_t room = 3 * (uint32_t)sizeof(sf_qe_t) + (u->stage_len > 0 ? SF_UNIT : 0);
     if (!sf_q_room(room)) {
       return sf_pending();
     }
@@ -1126,6 +1189,9 @@ int storage_commit(storage_upload_t *u, bool *replaced)
       u->stage_len = 0;
     }
     u->seq = sf_next_seq++;
+    if (u->has_sha) {
+      sf_q_push(SF_Q_SHA, sf_slot(u), NULL, 0, NULL, 0); /* the digest from u->sha, before the record */
+    }
     sf_q_push(SF_Q_COMMIT, sf_slot(u), NULL, 0, NULL, 0);
     u->commit = SF_C_QUEUED;
     return sf_pending();
@@ -1147,7 +1213,8 @@ int storage_commit(storage_upload_t *u, bool *replaced)
       *replaced = true;
     }
   }
-  sf_file_t entry = {u->head, u->name, SF_KILL_NONE, u->written, u->seq};
+  sf_file_t entry = {u->head, u->name, SF_KILL_NONE, u->has_sha, u->written, u->seq, {0}};
+  memcpy(entry.sha, u->sha, sizeof entry.sha);
   u->used = false;
   sf_index_insert(entry);
   return STORAGE_OK;
@@ -1203,7 +1270,9 @@ int storage_read_open(const char *name, storage_reader_t **out, uint64_t *size)
   for (int i = 0; i < POSTERN_MAX_CONNS; i++) {
     struct storage_reader *r = &sf_readers[i];
     if (!r->used) {
-      *r = (struct storage_reader){true, sf_files[at].head, sf_files[at].head, SF_HEAD_DATA, sf_files[at].size};
+      const sf_file_t *f = &sf_files[at];
+      *r = (struct storage_reader){true, f->has_sha, f->head, f->head, SF_HEAD_DATA, f->size, f->size, {0}};
+      memcpy(r->sha, f->sha, sizeof r->sha);
       if (size != NULL) {
         *size = sf_files[at].size;
       }
@@ -1250,6 +1319,55 @@ long storage_read(storage_reader_t *r, void *buf, size_t len)
     done += n;
   }
   return (long)done;
+}
+
+/** Moves the reader along its chain in RAM (the links are kept there): never touches the medium. */
+int storage_read_seek(storage_reader_t *r, uint64_t offset)
+{
+  if (offset > r->size) {
+    return STORAGE_EINVAL;
+  }
+  uint32_t cur = r->head, off = SF_HEAD_DATA;
+  uint32_t skip = (uint32_t)offset;
+  while (skip > FLASH_BLOCK_SIZE - off) {
+    skip -= FLASH_BLOCK_SIZE - off;
+    cur = sf_next(cur);
+    if (cur == SF_NONE) {
+      return STORAGE_EIO;
+    }
+    off = SF_DATA_DATA;
+  }
+  r->cur = (uint16_t)cur;
+  r->off = off + skip; /* at a block's end: storage_read() follows the link */
+  r->left = r->size - (uint32_t)offset;
+  return STORAGE_OK;
+}
+
+/** Keeps the digest for the commit: programmed before the record, in RAM with the index after. */
+void storage_set_sha256(storage_upload_t *u, const uint8_t sha256[32])
+{
+  memcpy(u->sha, sha256, sizeof u->sha);
+  u->has_sha = true;
+}
+
+/** The digest the index keeps in RAM for a committed file. */
+bool storage_sha256(const char *name, uint8_t out[32])
+{
+  int at = sf_lookup(name);
+  if (at < 0 || !sf_files[at].has_sha) {
+    return false;
+  }
+  memcpy(out, sf_files[at].sha, SF_SHA_LEN);
+  return true;
+}
+
+/** The digest of the version the reader opened. */
+bool storage_read_sha256(storage_reader_t *r, uint8_t out[32])
+{
+  if (r->has_sha) {
+    memcpy(out, r->sha, SF_SHA_LEN);
+  }
+  return r->has_sha;
 }
 
 /** Closes a reader; a file removed or replaced meanwhile gives its blocks back now. */

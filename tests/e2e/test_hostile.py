@@ -281,11 +281,12 @@ def test_power_loss_mid_upload_keeps_v1_and_leaves_nothing(launch, tmp_path):
 
     dev2 = launch({"token": TOKEN, "capacity": "4M"}, storage=storage)
     assert "removed 1 unfinished upload" in dev2.wait_for_log("storage: ")
-    assert sorted(os.listdir(storage)) == ["fw.bin"]
+    assert sorted(os.listdir(storage)) == [".sha256-fw.bin", "fw.bin"]  # v1 and its digest
     with open(os.path.join(storage, "fw.bin"), "rb") as f:
         assert f.read() == v1
     r = request(dev2.web, "GET", "/files/fw.bin", None, {"Authorization": AUTH})
     assert r.status == 200 and r.body == v1
+    assert r.headers["etag"] == '"%s"' % hashlib.sha256(v1).hexdigest()[:32]  # the digest is v1's, never v2's
     assert status_doc(dev2)["storage"]["free"] == 4 * 1024 * 1024 - len(v1)
 
 

@@ -334,7 +334,9 @@ def test_routes_listing_delete_head_and_pipelining(dev):
            b"DELETE /files/a.txt HTTP/1.1\r\nHost: d\r\n" + a + b"\r\n"
            b"GET /files/a.txt HTTP/1.1\r\nHost: d\r\n" + a + b"\r\n")
     r = c.read_response()
-    assert r.status == 200 and r.json() == {"files": [{"name": "a.txt", "size": 1}, {"name": "b.txt", "size": 2}]}
+    entry = lambda n, b: {"name": n, "size": len(b), "etag": '"%s"' % hashlib.sha256(b).hexdigest()[:32],
+                          "sha256": base64.b64encode(hashlib.sha256(b).digest()).decode()}
+    assert r.status == 200 and r.json() == {"files": [entry("a.txt", b"a"), entry("b.txt", b"bb")]}
     r = c.read_response(head_request=True)
     assert r.status == 200 and r.headers["content-length"] == "2"
     assert c.read_response().status == 204

@@ -21,6 +21,8 @@ typedef struct fs_file {
   uint8_t *data;
   size_t len;
   bool borrowed; /* data is the caller's (a seed file): never freed, never changed */
+  bool has_sha;  /* committed with storage_set_sha256() */
+  uint8_t sha[DIGEST_SHA256_LEN];
 } fs_file_t;
 
 struct storage_upload {
@@ -33,12 +35,16 @@ struct storage_upload {
   bool pend_write, pend_commit;
   uint8_t *pend_data; /* the pending write's bytes */
   size_t pend_len;
+  bool has_sha;
+  uint8_t sha[DIGEST_SHA256_LEN];
 };
 
 struct storage_reader {
   uint8_t *data; /* a snapshot: stays readable if the file is replaced */
   size_t len, pos;
   bool borrowed; /* the file's own bytes, which outlive it: no copy */
+  bool has_sha;
+  uint8_t sha[DIGEST_SHA256_LEN];
 };
 
 static fs_file_t fs_files[FS_FILES];
@@ -455,6 +461,13 @@ int storage_commit(storage_upload_t *u, bool *replaced)
     memcpy(f->data, u->data, u->len);
   }
   f->len = u->len;
+  f->has_sha = u->has_sha;
+  if (u->has_sha) {
+    uint8_t sum[DIGEST_SHA256_LEN];
+    digest_sha256(f->data, f->len, sum);
+    FUZZ_CHECK(memcmp(sum, u->sha, sizeof sum) == 0, "storage_set_sha256 gave a digest that is not the content's");
+    memcpy(f->sha, u->sha, sizeof f->sha);
+  }
   if (fs_n_digests < FS_DIGESTS) {
     uint8_t sum[DIGEST_SHA256_LEN];
     digest_sha256(f->data, f->len, sum);
@@ -516,6 +529,8 @@ int storage_read_open(const char *name, storage_reader_t **out, uint64_t *size)
     memcpy(r->data, f->data, f->len);
   }
   r->len = f->len;
+  r->has_sha = f->has_sha;
+  memcpy(r->sha, f->sha, sizeof r->sha);
   fs_readers++;
   *size = f->len;
   *out = r;
@@ -535,6 +550,43 @@ long storage_read(storage_reader_t *r, void *buf, size_t len)
   memcpy(buf, r->data + r->pos, n);
   r->pos += n;
   return (long)n;
+}
+
+int storage_read_seek(storage_reader_t *r, uint64_t offset)
+{
+  FUZZ_CHECK(r != NULL, "storage_read_seek of NULL");
+  if (offset > r->len) {
+    return STORAGE_EINVAL;
+  }
+  r->pos = (size_t)offset;
+  return STORAGE_OK;
+}
+
+void storage_set_sha256(storage_upload_t *u, const uint8_t sha256[32])
+{
+  fs_upload_slot(u);
+  FUZZ_CHECK(!u->pend_commit, "storage_set_sha256 after the commit began");
+  memcpy(u->sha, sha256, sizeof u->sha);
+  u->has_sha = true;
+}
+
+bool storage_sha256(const char *name, uint8_t out[32])
+{
+  fs_check_name(name);
+  fs_file_t *f = fs_find(name);
+  if (f == NULL || !f->has_sha) {
+    return false;
+  }
+  memcpy(out, f->sha, sizeof f->sha);
+  return true;
+}
+
+bool storage_read_sha256(storage_reader_t *r, uint8_t out[32])
+{
+  if (r->has_sha) {
+    memcpy(out, r->sha, sizeof r->sha);
+  }
+  return r->has_sha;
 }
 
 void storage_read_close(storage_reader_t *r)

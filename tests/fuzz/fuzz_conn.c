@@ -516,8 +516,14 @@ static void check_output(const fa_pcb_t *f)
   }
   const uint8_t *p = f->out, *end = f->out + f->out_len;
   while ((p = memmem(p, (size_t)(end - p), key, sizeof key - 1)) != NULL) {
+    /* A policy's answer ({"name":...,"bytes":N,"sha256":...}) reports the policy's digest, not a file's. */
+    const uint8_t *obj = p;
+    while (obj > f->out && *obj != '{') {
+      obj--;
+    }
+    bool of_policy = memmem(obj, (size_t)(p - obj), "\"bytes\":", 8) != NULL;
     p += sizeof key - 1;
-    if (end - p >= 64 && is_hex(p, 64)) {
+    if (!of_policy && end - p >= 64 && is_hex(p, 64)) {
       char hex[65];
       memcpy(hex, p, 64);
       hex[64] = '\0';

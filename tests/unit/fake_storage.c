@@ -121,6 +121,37 @@ long storage_read(storage_reader_t *r, void *buf, size_t len)
 }
 
 /** Not faked. */
+int storage_read_seek(storage_reader_t *r, uint64_t offset)
+{
+  (void)r;
+  (void)offset;
+  return STORAGE_EIO;
+}
+
+/** Not faked. */
+void storage_set_sha256(storage_upload_t *u, const uint8_t sha256[32])
+{
+  (void)u;
+  (void)sha256;
+}
+
+/** Not faked: no file has a digest. */
+bool storage_sha256(const char *name, uint8_t out[32])
+{
+  (void)name;
+  (void)out;
+  return false;
+}
+
+/** Not faked. */
+bool storage_read_sha256(storage_reader_t *r, uint8_t out[32])
+{
+  (void)r;
+  (void)out;
+  return false;
+}
+
+/** Not faked. */
 void storage_read_close(storage_reader_t *r)
 {
   (void)r;

@@ -206,6 +206,29 @@ static void fill(uint8_t *buf, size_t len, unsigned seed)
   }
 }
 
+/* put() gives each upload a digest (its stand-in: a pattern of len and seed) unless this is false. */
+static bool g_with_sha = true;
+
+/* The digest put() gives len bytes of pattern seed. */
+static void sha_of(uint8_t out[32], size_t len, unsigned seed)
+{
+  fill(out, 32, seed * 7919u + (unsigned)len);
+}
+
+/* True when `name` has the digest put() gave len bytes of pattern seed, through the index and a reader. */
+static bool has_sha(const char *name, size_t len, unsigned seed)
+{
+  uint8_t want[32], got[32], via_reader[32];
+  sha_of(want, len, seed);
+  storage_reader_t *r;
+  if (!storage_sha256(name, got) || storage_read_open(name, &r, NULL) != STORAGE_OK) {
+    return false;
+  }
+  bool ok = storage_read_sha256(r, via_reader);
+  storage_read_close(r);
+  return ok && memcmp(got, want, 32) == 0 && memcmp(via_reader, want, 32) == 0;
+}
+
 /* Writes len bytes of pattern seed in uneven pieces; returns the first failure or STORAGE_OK. */
 static int put(const char *name, size_t len, unsigned seed, bool known, bool *replaced)
 {
@@ -229,6 +252,11 @@ static int put(const char *name, size_t len, unsigned seed, bool known, bool *re
       return rc;
     }
     off += n;
+  }
+  if (g_with_sha) {
+    uint8_t sha[32];
+    sha_of(sha, len, seed);
+    storage_set_sha256(u, sha);
   }
   return cm(u, replaced);
 }
@@ -278,13 +306,13 @@ static void test_write_commit_read(void)
   CHECK(holds("empty", 0, 2));
   CHECK_EQ(put("unit", 16, 3, false, NULL), STORAGE_OK);
   CHECK(holds("unit", 16, 3));
-  CHECK_EQ(put("block", 3952, 4, false, NULL), STORAGE_OK); /* exactly the head block's payload */
-  CHECK(holds("block", 3952, 4));
+  CHECK_EQ(put("block", 3920, 4, false, NULL), STORAGE_OK); /* exactly the head block's payload */
+  CHECK(holds("block", 3920, 4));
   reboot();
   CHECK(holds("fw.bin", 50000, 1));
   CHECK(holds("empty", 0, 2));
   CHECK(holds("unit", 16, 3));
-  CHECK(holds("block", 3952, 4));
+  CHECK(holds("block", 3920, 4));
   CHECK_EQ(g_flash.violations, 0);
 }
 
@@ -482,7 +510,7 @@ static void test_enospc(void)
 }
 
 /* Data bytes of a head block and of a data block (storage_flash.c's SF_HEAD_PAYLOAD, SF_DATA_PAYLOAD). */
-#define HEAD_PAYLOAD 3952u
+#define HEAD_PAYLOAD 3920u
 #define DATA_PAYLOAD 4064u
 /* Bytes of the largest file n blocks hold. */
 #define BYTES_IN(n) ((uint64_t)((n)-1) * DATA_PAYLOAD + HEAD_PAYLOAD)
@@ -641,6 +669,85 @@ static void test_unfinished_upload_dropped_at_boot(void)
   CHECK(holds("old", 7000, 1));
 }
 
+/* The digest is in the commit: it survives a reboot; an upload without the call has none. */
+static void test_sha_survives_reboot(void)
+{
+  setup();
+  CHECK_EQ(put("a", 10000, 1, true, NULL), STORAGE_OK);
+  g_with_sha = false;
+  CHECK_EQ(put("b", 100, 2, true, NULL), STORAGE_OK);
+  g_with_sha = true;
+  CHECK(has_sha("a", 10000, 1));
+  uint8_t got[32];
+  CHECK(storage_exists("b", NULL) && !storage_sha256("b", got));
+  drain();
+  reboot();
+  CHECK(holds("a", 10000, 1) && has_sha("a", 10000, 1));
+  CHECK(holds("b", 100, 2) && !storage_sha256("b", got));
+  /* A replacement without the call drops the digest; with it, the new one. */
+  g_with_sha = false;
+  CHECK_EQ(put("a", 500, 3, false, NULL), STORAGE_OK);
+  g_with_sha = true;
+  CHECK(!storage_sha256("a", got));
+  CHECK_EQ(put("b", 7000, 4, false, NULL), STORAGE_OK);
+  drain();
+  reboot();
+  CHECK(holds("a", 500, 3) && !storage_sha256("a", got));
+  CHECK(holds("b", 7000, 4) && has_sha("b", 7000, 4));
+}
+
+/* A reader keeps the digest of the version it opened. */
+static void test_sha_reader_keeps_old(void)
+{
+  setup();
+  CHECK_EQ(put("f", 5000, 1, true, NULL), STORAGE_OK);
+  storage_reader_t *r;
+  CHECK_EQ(storage_read_open("f", &r, NULL), STORAGE_OK);
+  CHECK_EQ(put("f", 6000, 2, true, NULL), STORAGE_OK);
+  uint8_t got[32], want[32];
+  sha_of(want, 5000, 1);
+  CHECK(storage_read_sha256(r, got) && memcmp(got, want, 32) == 0);
+  CHECK(has_sha("f", 6000, 2));
+  CHECK_EQ(rm("f"), STORAGE_OK);
+  CHECK(storage_read_sha256(r, got) && memcmp(got, want, 32) == 0);
+  storage_read_close(r);
+}
+
+/* A seek follows the chain in RAM, to any offset up to the size, and reads from there. */
+static void test_read_seek(void)
+{
+  setup();
+  static uint8_t want[20000], got[20000];
+  fill(want, sizeof want, 9);
+  CHECK_EQ(put("s", sizeof want, 9, true, NULL), STORAGE_OK);
+  static const uint64_t offsets[] = {0,
+                                     1,
+                                     HEAD_PAYLOAD - 1,
+                                     HEAD_PAYLOAD,
+                                     HEAD_PAYLOAD + 1,
+                                     HEAD_PAYLOAD + DATA_PAYLOAD,
+                                     12345,
+                                     sizeof want - 1,
+                                     sizeof want};
+  for (size_t i = 0; i < sizeof offsets / sizeof offsets[0]; i++) {
+    storage_reader_t *r;
+    CHECK_EQ(storage_read_open("s", &r, NULL), STORAGE_OK);
+    uint32_t before = ops();
+    CHECK_EQ(storage_read_seek(r, offsets[i]), STORAGE_OK);
+    CHECK_EQ(ops(), before); /* no medium work */
+    size_t total = 0;
+    long n;
+    while ((n = rd(r, got + total, 999)) > 0) {
+      total += (size_t)n;
+    }
+    CHECK_EQ(n, 0);
+    CHECK_EQ(total, sizeof want - offsets[i]);
+    CHECK(memcmp(got, want + offsets[i], total) == 0);
+    CHECK_EQ(storage_read_seek(r, sizeof want + 1), STORAGE_EINVAL);
+    storage_read_close(r);
+  }
+}
+
 /*
  * Power cut during every erase and program of a replacement (and of a
  * removal), the background work after it included: after the reboot the name
@@ -674,6 +781,8 @@ static void power_cut_replacements(bool mid_operation)
     CHECK(holds("other", 3000, 5));
     bool is_new = holds("fw", 23456, 2), is_old = holds("fw", 9000, 1);
     CHECK(is_new != is_old);
+    CHECK(is_new ? has_sha("fw", 23456, 2) : has_sha("fw", 9000, 1)); /* each version with its own digest */
+    CHECK(has_sha("other", 3000, 5));
     if (rc == STORAGE_OK) {
       CHECK(is_new); /* a commit that reported success is durable */
     }
@@ -1032,6 +1141,9 @@ static void run_all(const char *profile)
   RUN(test_erase_ahead);
   RUN(test_bounded_work);
   RUN(test_power_cut_at_every_step);
+  RUN(test_sha_survives_reboot);
+  RUN(test_sha_reader_keeps_old);
+  RUN(test_read_seek);
   /* Bounded work: one command per call while the medium takes time; the queue's worth on an instant one. */
   uint32_t bound = g_timing != NULL ? 1u : STORAGE_FLASH_STAGE / FLASH_PAGE_SIZE + 8;
   CHECK(g_max_call_ops <= bound);

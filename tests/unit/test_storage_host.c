@@ -648,6 +648,147 @@ static void test_reader_survives_replace(void)
   teardown();
 }
 
+/* Uploads `data` under `name` with a digest (sha NULL: without one). */
+static int put_sha(const char *name, const char *data, const uint8_t *sha, bool *replaced)
+{
+  storage_upload_t *u;
+  size_t n = strlen(data);
+  int rc = storage_open(name, n, &u);
+  if (rc != STORAGE_OK) {
+    return rc;
+  }
+  rc = storage_write(u, data, n);
+  if (rc != STORAGE_OK) {
+    storage_abort(u);
+    return rc;
+  }
+  if (sha != NULL) {
+    storage_set_sha256(u, sha);
+  }
+  return storage_commit(u, replaced);
+}
+
+/* A digest survives a new init (a reboot), and goes with a remove. */
+static void test_sha_survives_rescan(void)
+{
+  setup(100000);
+  uint8_t a[32], got[32];
+  memset(a, 0xA5, sizeof a);
+  CHECK(!storage_sha256("f", got));
+  CHECK_EQ(put_sha("f", "content", a, NULL), STORAGE_OK);
+  CHECK(storage_sha256("f", got) && memcmp(got, a, 32) == 0);
+  CHECK_EQ(storage_host_init(g_dir, 100000), 0);
+  memset(got, 0, sizeof got);
+  CHECK(storage_sha256("f", got) && memcmp(got, a, 32) == 0);
+  storage_reader_t *r;
+  CHECK_EQ(storage_read_open("f", &r, NULL), STORAGE_OK);
+  memset(got, 0, sizeof got);
+  CHECK(storage_read_sha256(r, got) && memcmp(got, a, 32) == 0);
+  storage_read_close(r);
+  char list[512] = "";
+  CHECK_EQ(storage_list(collect, list), 0);
+  CHECK_STR(list, "f:7,"); /* the sidecar is not a file */
+  CHECK_EQ(storage_remove("f"), STORAGE_OK);
+  CHECK(!dir_has_prefix(".sha256-"));
+  CHECK_EQ(put_sha("f", "content", NULL, NULL), STORAGE_OK);
+  CHECK(!storage_sha256("f", got)); /* a new upload without the call has none */
+  teardown();
+}
+
+/* No digest without the call, also when it replaces a version that had one. */
+static void test_sha_none_without_call(void)
+{
+  setup(100000);
+  uint8_t a[32], got[32];
+  memset(a, 1, sizeof a);
+  CHECK_EQ(put_sha("g", "one", NULL, NULL), STORAGE_OK);
+  CHECK(!storage_sha256("g", got));
+  CHECK_EQ(put_sha("g", "two", a, NULL), STORAGE_OK);
+  CHECK(storage_sha256("g", got));
+  bool replaced = false;
+  CHECK_EQ(put_sha("g", "three", NULL, &replaced), STORAGE_OK);
+  CHECK(replaced);
+  CHECK(!storage_sha256("g", got));
+  plant("byhand", "copied in");
+  CHECK(storage_exists("byhand", NULL));
+  CHECK(!storage_sha256("byhand", got));
+  teardown();
+}
+
+/* A reader keeps the digest of its version; the name has the new one. */
+static void test_sha_reader_keeps_old(void)
+{
+  setup(100000);
+  uint8_t a[32], b[32], got[32];
+  memset(a, 0xAA, sizeof a);
+  memset(b, 0xBB, sizeof b);
+  CHECK_EQ(put_sha("f", "old version", a, NULL), STORAGE_OK);
+  storage_reader_t *r;
+  CHECK_EQ(storage_read_open("f", &r, NULL), STORAGE_OK);
+  CHECK_EQ(put_sha("f", "new version!", b, NULL), STORAGE_OK);
+  CHECK(storage_read_sha256(r, got) && memcmp(got, a, 32) == 0);
+  CHECK(storage_sha256("f", got) && memcmp(got, b, 32) == 0);
+  storage_read_close(r);
+  teardown();
+}
+
+/*
+ * Crashes around the commit: a sidecar that names another content (the
+ * temporary file that never got renamed, or a replacement copied in by
+ * hand) gives no digest, never a wrong one, and the next scan removes it.
+ */
+static void test_sha_crash_leaves_none(void)
+{
+  setup(100000);
+  uint8_t a[32], got[32];
+  memset(a, 0x5A, sizeof a);
+  CHECK_EQ(put_sha("f", "version one", a, NULL), STORAGE_OK);
+  /* A replacement put in place by hand (a new inode, the same size): no digest. */
+  plant(".tmp-by-hand", "version two");
+  char from[256];
+  snprintf(from, sizeof from, "%s", path_of(".tmp-by-hand")); /* path_of() has one buffer */
+  CHECK_EQ(rename(from, path_of("f")), 0);
+  CHECK(!storage_sha256("f", got));
+  /* The crash between the sidecar's rename and the content's: the sidecar names the lost temporary file. */
+  CHECK_EQ(put_sha("g", "gg", a, NULL), STORAGE_OK);
+  snprintf(from, sizeof from, "%s", path_of(".sha256-g"));
+  CHECK_EQ(rename(from, path_of(".sha256-h")), 0);
+  plant("h", "gg");
+  CHECK(!storage_sha256("h", got));
+  /* A sidecar of nothing, and one of an upload cut short. */
+  plant(".sha256-gone", "whatever");
+  plant(".upload-1.sha256", "half");
+  CHECK_EQ(storage_host_init(g_dir, 100000), 0);
+  struct stat st;
+  CHECK(stat(path_of(".sha256-h"), &st) != 0);
+  CHECK(stat(path_of(".sha256-gone"), &st) != 0);
+  CHECK(stat(path_of(".upload-1.sha256"), &st) != 0);
+  CHECK(stat(path_of(".sha256-f"), &st) != 0); /* it named the replaced version */
+  CHECK(!storage_sha256("f", got) && !storage_sha256("h", got));
+  teardown();
+}
+
+/* A reader seeks within its version; past the size is refused. */
+static void test_read_seek(void)
+{
+  setup(100000);
+  CHECK_EQ(put("s", "0123456789", NULL), STORAGE_OK);
+  storage_reader_t *r;
+  CHECK_EQ(storage_read_open("s", &r, NULL), STORAGE_OK);
+  char buf[16] = "";
+  CHECK_EQ(storage_read_seek(r, 7), STORAGE_OK);
+  CHECK_EQ(storage_read(r, buf, sizeof buf), 3);
+  CHECK(memcmp(buf, "789", 3) == 0);
+  CHECK_EQ(storage_read_seek(r, 2), STORAGE_OK);
+  CHECK_EQ(storage_read(r, buf, 2), 2);
+  CHECK(memcmp(buf, "23", 2) == 0);
+  CHECK_EQ(storage_read_seek(r, 10), STORAGE_OK);
+  CHECK_EQ(storage_read(r, buf, sizeof buf), 0);
+  CHECK_EQ(storage_read_seek(r, 11), STORAGE_EINVAL);
+  storage_read_close(r);
+  teardown();
+}
+
 static void test_invalid_names(void)
 {
   setup(1000);
@@ -1084,6 +1225,11 @@ int main(void)
   RUN(test_remove);
   RUN(test_reader_survives_replace);
   RUN(test_invalid_names);
+  RUN(test_sha_survives_rescan);
+  RUN(test_sha_none_without_call);
+  RUN(test_sha_reader_keeps_old);
+  RUN(test_sha_crash_leaves_none);
+  RUN(test_read_seek);
   RUN(test_init_errors);
   RUN(test_latency_zero_never_pends);
   RUN(test_write_pends_then_completes);
