@@ -28,10 +28,12 @@ typedef struct http_head {
   const char *www_authenticate; /* NULL: none */
   const char *allow;            /* NULL: none */
   const char *repr_digest;      /* base64 SHA-256 of the stored file, or NULL */
+  const char *allow_origin;     /* CORS: Access-Control-Allow-Origin (and Vary, Expose-Headers), or NULL */
+  const char *extra;            /* more header lines, each ending in CRLF, or NULL */
 } http_head_t;
 
 /** Rows of the status table (reason, error key, counter slot). */
-#define HTTP_STATUS_KNOWN 23
+#define HTTP_STATUS_KNOWN 24
 
 size_t http_status_slot(int status);
 int http_status_code(size_t slot);

@@ -259,7 +259,10 @@ void conn_pump(conn_t *c)
     if (!conn_heap_room(room, n)) {
       break; /* conn_on_sent or conn_on_poll comes back */
     }
-    if (c->state == CONN_SEND_FILE && c->reader == NULL) {
+    if (c->state == CONN_SEND_FILE && c->send_mem != NULL) {
+      memcpy(conn_io, c->send_mem + c->list_next, n); /* the page, from flash */
+      c->list_next += (uint32_t)n;
+    } else if (c->state == CONN_SEND_FILE && c->reader == NULL) {
       /* The policy's source: it must not change under the answer. */
       size_t len;
       uint32_t gen;
