@@ -11,14 +11,13 @@
 -- 401 (no or unreadable credentials), 403 (wrong token or none configured),
 -- 413 (can never fit) or 507 (does not fit now).
 -- /_policy and /_config too; self_test refuses settings without a token.
--- GET / (the upload page) is open too: the page holds no secret, it asks
--- for the token and sends it with each request.
---
--- CORS: no other origin may use the device from a browser, unless the
--- setting cors_origin names one (--set cors_origin=https://dash.example):
--- then that exact origin gets its preflights (OPTIONS) answered for PUT,
--- GET, HEAD, DELETE and POST with the authorization, content-type and
--- content-digest headers, and may read every answer, refusals included.
+-- GET and HEAD / (the upload page) are open too: the page holds no secret,
+-- it asks for the token and sends it with each request.
+-- No other origin may use the device from a browser: a preflight (OPTIONS)
+-- needs the token, which browsers never send on one, and no answer names an
+-- origin. scripts/examples/cors.lua is this policy with one origin allowed
+-- (--set cors_origin=https://dash.example); the answer fields it sets:
+-- allow_origin, allow_methods, allow_headers, max_age.
 
 local token = config.token
 if token == nil or token == "" then
@@ -27,10 +26,6 @@ if token == nil or token == "" then
 end
 
 local CHALLENGE = 'Bearer realm="postern"'
-local cors = config.cors_origin
-if cors == "" then
-  cors = nil
-end
 
 -- A refusal: 417 when the client asked for 100-continue, else `status`.
 local function refuse(req, status, message)
@@ -43,30 +38,9 @@ local function refuse(req, status, message)
   return { status = status, message = message }
 end
 
--- A preflight from the allowed origin, for a method the device serves.
-local PREFLIGHT = { PUT = true, GET = true, HEAD = true, DELETE = true, POST = true }
-local function preflight(req)
-  local h = req.headers
-  if cors == nil or h.origin ~= cors or not PREFLIGHT[h["access-control-request-method"]] then
-    return { status = 403, message = "this origin may not use the device" }
-  end
-  return {
-    status = 100,
-    allow_origin = cors,
-    allow_methods = "PUT, GET, HEAD, DELETE, POST",
-    allow_headers = "authorization, content-type, content-digest",
-    max_age = 600,
-  }
-end
-
-local function decide(req)
-  if req.method == "OPTIONS" then
-    return preflight(req)
-  end
-  if (req.method == "GET" or req.method == "HEAD") and req.path == "/" then
-    return true
-  end
-  if req.method == "GET" and req.path == "/_status" then
+function on_request(req)
+  local method, path = req.method, req.path
+  if (method == "GET" and path == "/_status") or ((method == "GET" or method == "HEAD") and path == "/") then
     return true
   end
   if token == nil then
@@ -80,7 +54,7 @@ local function decide(req)
     return refuse(req, 403, "invalid token")
   end
   local length = req.length
-  if req.method == "PUT" and req.name ~= nil and length ~= nil and length > storage.free() then
+  if method == "PUT" and req.name ~= nil and length ~= nil and length > storage.free() then
     if length > storage.capacity() then
       return refuse(req, 413, "larger than the device's storage")
     end
@@ -89,21 +63,6 @@ local function decide(req)
   return true
 end
 
-function on_request(req)
-  local answer = decide(req)
-  if cors ~= nil and req.method ~= "OPTIONS" and req.headers.origin == cors then
-    -- The allowed origin may read the answer, a refusal's message too.
-    if answer == true then
-      answer = { status = 100 }
-    end
-    answer.allow_origin = cors
-  end
-  return answer
-end
-
 function self_test()
-  if cors ~= nil and not cors:match("^%a[%w+.-]*://[%w.:_%[%]-]+$") then
-    return false, "cors_origin must be an origin like https://dash.example:8443, not " .. cors
-  end
   return token ~= nil, "no token configured: every request would be refused"
 end

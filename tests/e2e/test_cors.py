@@ -1,21 +1,24 @@
-"""test_cors.py: CORS as the policy decides: OPTIONS preflights allowed or refused (the default policy with
---set cors_origin=...), Access-Control-Allow-Origin on successes and refusals alike, and CORS answers a policy gets
-wrong failing closed."""
+"""test_cors.py: CORS as the policy decides: OPTIONS preflights allowed or refused (scripts/examples/cors.lua with
+--set cors_origin=...; the default policy allows no origin), Access-Control-Allow-Origin on successes and refusals
+alike, and CORS answers a policy gets wrong failing closed."""
 import hashlib
+import os
 
 import pytest
 
+from conftest import ROOT
 from httpwire import request
 
 TOKEN = "c0rs-T"
 ORIGIN = "http://dash.example:8000"
+CORS_POLICY = os.path.join(ROOT, "scripts", "examples", "cors.lua")
 PREFLIGHT = {"Origin": ORIGIN, "Access-Control-Request-Method": "PUT",
              "Access-Control-Request-Headers": "authorization,content-digest"}
 
 
 @pytest.fixture
 def dev(launch):
-    return launch({"token": TOKEN, "capacity": "3M", "cors_origin": ORIGIN})
+    return launch({"token": TOKEN, "capacity": "3M", "cors_origin": ORIGIN}, policy=CORS_POLICY)
 
 
 def cors_fields(r):
@@ -49,8 +52,16 @@ def test_a_refused_preflight_gets_a_final_status_without_cors_fields(dev, header
     assert r.json() == {"error": "forbidden", "message": "this origin may not use the device"}
 
 
-def test_without_cors_origin_the_default_policy_allows_no_origin(launch):
+def test_the_default_policy_allows_no_origin(launch):
     dev = launch({"token": TOKEN, "capacity": "3M"})
+    r = request(dev.web, "OPTIONS", "/files/fw.bin", None, PREFLIGHT)
+    assert r.status == 401 and cors_fields(r) == {}, r  # a preflight never carries the token
+    r = request(dev.web, "GET", "/files/", None, {"Origin": ORIGIN, "Authorization": "Bearer " + TOKEN})
+    assert r.status == 200 and cors_fields(r) == {}, r
+
+
+def test_the_example_without_cors_origin_allows_no_origin(launch):
+    dev = launch({"token": TOKEN, "capacity": "3M"}, policy=CORS_POLICY)
     r = request(dev.web, "OPTIONS", "/files/fw.bin", None, PREFLIGHT)
     assert r.status == 403 and cors_fields(r) == {}, r
     r = request(dev.web, "GET", "/files/", None, {"Origin": ORIGIN, "Authorization": "Bearer " + TOKEN})
