@@ -91,7 +91,7 @@ static conn_route_t conn_route(conn_t *c, int *status)
 {
   *status = 0;
   c->name[0] = '\0';
-  if (strcmp(conn_path, "/") == 0) {
+  if (POSTERN_PAGE && strcmp(conn_path, "/") == 0) {
     return ROUTE_PAGE;
   }
   if (strcmp(conn_path, "/_status") == 0) {
@@ -346,7 +346,9 @@ void conn_on_head(conn_t *c, const char *head)
     conn_send_status(c);
     break;
   case ROUTE_PAGE:
+#if POSTERN_PAGE
     conn_start_page(c, head);
+#endif
     break;
   case ROUTE_POLICY:
     if (is_put) {

@@ -5,8 +5,10 @@
 #include <string.h>
 
 #include "http_response.h"
-#include "page.h"
 #include "policy.h"
+#if POSTERN_PAGE
+#include "page.h"
+#endif
 
 /* Appends "Name: value\r\n" when value is not empty. */
 static void web_line(wbuf_t *b, const char *name, const char *value)
@@ -47,6 +49,7 @@ void conn_send_preflight(conn_t *c, const policy_decision_t *d)
   }
 }
 
+#if POSTERN_PAGE
 /* A q-value of zero (RFC 9110 section 12.4.2): "0", "0.", "0.0" up to "0.000". */
 static bool web_q_zero(const char *s, size_t n)
 {
@@ -144,3 +147,4 @@ void conn_start_page(conn_t *c, const char *head)
   c->state = CONN_SEND_FILE;
   conn_pump(c);
 }
+#endif /* POSTERN_PAGE */
