@@ -99,7 +99,11 @@ LUA_CFLAGS := $(DEP_CFLAGS) -include port/lua/luaconf_postern.h
 LWIP_OBJS := $(LWIP_SRCS:%.c=$(OUT)/lwip/%.o)
 MBEDTLS_OBJS := $(MBEDTLS_SRCS:%.c=$(OUT)/mbedtls/%.o)
 LUA_OBJS := $(LUA_SRCS:%.c=$(OUT)/lua/%.o)
-OWN_OBJS := $(CORE_SRCS:%.c=$(OUT)/obj/%.o) $(PORT_SRCS:%.c=$(OUT)/obj/%.o) $(BOARD_SRCS:%.c=$(OUT)/obj/%.o)
+# The upload page (GET /): src/page.html, gzip-compressed into a C array (scripts/page-gz.sh), one
+# object of its own so that make size shows its flash cost.
+PAGE_C := $(BUILD)/page/page_gz.c
+PAGE_OBJ := $(OUT)/page/page_gz.o
+OWN_OBJS := $(CORE_SRCS:%.c=$(OUT)/obj/%.o) $(PAGE_OBJ) $(PORT_SRCS:%.c=$(OUT)/obj/%.o) $(BOARD_SRCS:%.c=$(OUT)/obj/%.o)
 ALL_OBJS := $(OWN_OBJS) $(LWIP_OBJS) $(MBEDTLS_OBJS) $(LUA_OBJS)
 DEPS_STAMP := $(BUILD)/deps/.checked-$(BOARD)
 
@@ -137,6 +141,15 @@ $(OUT)/obj/%.o: %.c | $(DEPS_STAMP)
 	@echo "  CC      $<"
 	@$(CC) $(OWN_CFLAGS) $(BOARD_OWN_CFLAGS) -c $< -o $@
 
+$(PAGE_C): src/page.html scripts/page-gz.sh
+	@mkdir -p $(@D)
+	@echo "  GZIP    $< -> $@"
+	@scripts/page-gz.sh $< > $@.tmp && mv $@.tmp $@
+$(PAGE_OBJ): $(PAGE_C)
+	@mkdir -p $(@D)
+	@echo "  CC      $<"
+	@$(CC) $(OWN_CFLAGS) $(BOARD_OWN_CFLAGS) -c $< -o $@
+
 $(OUT)/lwip/%.o: $(LWIP_DIR)/%.c | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	@echo "  CC      lwip/$*.c"
@@ -166,7 +179,7 @@ include $(BOARD_LATE_MK)
 # includes (postern.h and what it includes). lwIP, mbedTLS and Lua are the
 # firmware's: LWIP_DIR, MBEDTLS_DIR and LUA_DIR point at their trees, and the
 # board's board_opts.h and lwIP options are found on the include path.
-LIB_OBJS := $(CORE_SRCS:%.c=$(OUT)/obj/%.o) $(PORT_SRCS:%.c=$(OUT)/obj/%.o)
+LIB_OBJS := $(CORE_SRCS:%.c=$(OUT)/obj/%.o) $(PAGE_OBJ) $(PORT_SRCS:%.c=$(OUT)/obj/%.o)
 LIB_HEADERS := src/postern.h src/storage.h src/platform.h src/policy_store.h src/postern_opts.h
 lib: $(OUT)/libpostern.a
 $(OUT)/libpostern.a: $(LIB_OBJS)

@@ -12,6 +12,13 @@
 -- 413 (can never fit) or 507 (does not fit now, or the device has no
 -- storage at all: a capacity of 0, such as a board without its card).
 -- /_policy and /_config too; self_test refuses settings without a token.
+-- GET and HEAD / (the upload page) are open too: the page holds no secret,
+-- it asks for the token and sends it with each request.
+-- No other origin may use the device from a browser: a preflight (OPTIONS)
+-- needs the token, which browsers never send on one, and no answer names an
+-- origin. scripts/examples/cors.lua is this policy with one origin allowed
+-- (--set cors_origin=https://dash.example); the answer fields it sets:
+-- allow_origin, allow_methods, allow_headers, max_age.
 
 local token = config.token
 if token == nil or token == "" then
@@ -33,7 +40,8 @@ local function refuse(req, status, message)
 end
 
 function on_request(req)
-  if req.method == "GET" and req.path == "/_status" then
+  local method, path = req.method, req.path
+  if (method == "GET" and path == "/_status") or ((method == "GET" or method == "HEAD") and path == "/") then
     return true
   end
   if token == nil then
@@ -47,7 +55,7 @@ function on_request(req)
     return refuse(req, 403, "invalid token")
   end
   local length = req.length
-  if req.method == "PUT" and req.name ~= nil and length ~= nil and length > storage.free() then
+  if method == "PUT" and req.name ~= nil and length ~= nil and length > storage.free() then
     if length > storage.capacity() and storage.capacity() > 0 then
       return refuse(req, 413, "larger than the device's storage")
     end

@@ -27,6 +27,7 @@ ram=$(($(section .data) + $(section .bss) + stack))
 awk -v board="$board" -v stack="${stack:-0}" -v flash="$flash" -v ram="$ram" -v tls="$(grep -c 'ssl_tls\|altcp_tls' "$map" || true)" \
   -v ipv6="$(grep -c 'ipv6/nd6\.o' "$map" || true)" '
 function component(file) {
+  if (file ~ /\/page\/page_gz\.o$/) return "upload page (src/page.html, gzip)"
   if (file ~ /\/obj\/src\//) return "postern core (src/)"
   if (file ~ /\/obj\/port\//) return "port/"
   if (file ~ /\/obj\/boards\// || file ~ /baked\.o$/) return "board (boards/" board ", baked)"
@@ -75,7 +76,7 @@ pending != "" && /^ +0x[0-9a-f]+ +0x[0-9a-f]+ / { add(pending, $2, $3); pending 
 END {
   printf "\n== by component (bytes)\n"
   printf "  %-34s %8s %8s %8s %8s | %8s %8s\n", "component", "text", "rodata", "data", "bss", "flash", "RAM"
-  order = "postern core (src/);port/;board (boards/" board ", baked);lwIP;Lua;mbedTLS;libc, libm, libgcc;other (alignment, linker)"
+  order = "postern core (src/);upload page (src/page.html, gzip);port/;board (boards/" board ", baked);lwIP;Lua;mbedTLS;libc, libm, libgcc;other (alignment, linker)"
   n = split(order, names, ";")
   for (i = 1; i <= n; i++) {
     c = names[i]

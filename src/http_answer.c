@@ -120,6 +120,7 @@ void conn_after(conn_t *c, conn_after_t after)
     c->has_length = false;
     c->chunked = false;
     c->length = 0;
+    c->origin[0] = '\0';
     hp_init(&c->parser, &c->req);
   }
 }
@@ -137,7 +138,8 @@ void conn_respond_error(conn_t *c, int status, const char *key, const char *mess
   http_head_t h = {.status = status,
                    .close = close_header,
                    .www_authenticate = challenge,
-                   .content_range = conn_content_range[0] ? conn_content_range : NULL};
+                   .content_range = conn_content_range[0] ? conn_content_range : NULL,
+                   .allow_origin = c->origin[0] ? c->origin : NULL};
   if (status == 405) {
     h.allow = c->name[0]      ? "GET, HEAD, PUT, DELETE"
               : c->to_policy  ? "GET, HEAD, PUT"
@@ -188,7 +190,8 @@ bool conn_send_ok(conn_t *c, int status, const char *type, uint64_t length, cons
                    .repr_digest = repr_digest,
                    .etag = conn_etag[0] ? conn_etag : NULL,
                    .content_range = conn_content_range[0] ? conn_content_range : NULL,
-                   .accept_ranges = conn_accept_ranges};
+                   .accept_ranges = conn_accept_ranges,
+                   .allow_origin = c->origin[0] ? c->origin : NULL};
   http_render_head(&b, &h);
   conn_file_facts_clear();
   c->status = (uint16_t)status;
@@ -198,6 +201,32 @@ bool conn_send_ok(conn_t *c, int status, const char *type, uint64_t length, cons
   conn_log(c, NULL);
   c->body_bytes = received;
   if (!conn_write(c, b.p, b.len, more || body_len > 0) || (body_len > 0 && !conn_write(c, body, body_len, more))) {
+    conn_close(c);
+    return false;
+  }
+  return true;
+}
+
+/*
+ * Sends a head the caller filled in (status, type, length, extra lines), with
+ * the request's CORS origin and Connection: close as the connection needs;
+ * counts and logs it. A HEAD request logs no content. Returns false after
+ * closing the connection when lwIP had no room.
+ */
+bool conn_send_head(conn_t *c, http_head_t *h, bool more)
+{
+  wbuf_t b;
+  wb_init(&b, conn_out, sizeof conn_out);
+  h->close = !c->keep_alive;
+  h->allow_origin = c->origin[0] ? c->origin : NULL;
+  http_render_head(&b, h);
+  c->status = (uint16_t)h->status;
+  http_status_count(h->status);
+  uint64_t received = c->body_bytes;
+  c->body_bytes = c->head_only ? 0 : h->content_length;
+  conn_log(c, NULL);
+  c->body_bytes = received;
+  if (!conn_write(c, b.p, b.len, more && !c->head_only)) {
     conn_close(c);
     return false;
   }

@@ -14,6 +14,7 @@
 #include "http_parser.h"
 #include "lwip/altcp.h"
 #include "lwip/pbuf.h"
+#include "http_response.h"
 #include "policy.h"
 #include "postern_opts.h"
 #include "storage.h"
@@ -104,6 +105,8 @@ typedef struct conn {
   uint16_t status;    /* final status, for the access log */
   char name[POSTERN_NAME_MAX + 1];
   char reqline[CONN_REQLINE_MAX];
+  char origin[POSTERN_ORIGIN_MAX + 1]; /* the policy's allow_origin for this request's answers; empty = none */
+  const uint8_t *send_mem;             /* CONN_SEND_FILE from memory (the page), or NULL */
 } conn_t;
 
 /* ---- http_conn.c: the connection's life ---------------------------------- */
@@ -217,6 +220,17 @@ extern bool conn_accept_ranges;
 /** A success head plus an optional short body, logged; false after closing c when lwIP had no room. */
 bool conn_send_ok(conn_t *c, int status, const char *type, uint64_t length, const char *repr_digest, const char *body,
                   size_t body_len, uint64_t log_bytes, bool more);
+
+/** A head of the caller's own (its status, type, length, extra lines) and the CORS origin, counted and
+ *  logged; `more`: content follows. False after closing c when lwIP had no room. */
+bool conn_send_head(conn_t *c, http_head_t *h, bool more);
+
+/* ---- http_web.c: what browsers need ------------------------------------- */
+
+/** The answer to an OPTIONS preflight the policy accepted: 204 with its Access-Control-Allow-* fields. */
+void conn_send_preflight(conn_t *c, const policy_decision_t *d);
+/** GET or HEAD /: the upload page, gzip-compressed when Accept-Encoding allows it (head: the request's). */
+void conn_start_page(conn_t *c, const char *head);
 
 /** A new connection when every slot is busy: 503 and a close; returns what lwIP's accept callback returns. */
 err_t conn_refuse_busy(struct altcp_pcb *pcb);

@@ -34,7 +34,15 @@ int conn_feed_head(conn_t *c)
   return rc;
 }
 
-typedef enum conn_route { ROUTE_NONE, ROUTE_FILE, ROUTE_LIST, ROUTE_STATUS, ROUTE_POLICY, ROUTE_CONFIG } conn_route_t;
+typedef enum conn_route {
+  ROUTE_NONE,
+  ROUTE_FILE,
+  ROUTE_LIST,
+  ROUTE_STATUS,
+  ROUTE_POLICY,
+  ROUTE_CONFIG,
+  ROUTE_PAGE
+} conn_route_t;
 
 /* Case-insensitive prefix test against a lower-case literal (URI schemes, RFC 3986 3.1). */
 static bool conn_has_iprefix(const char *t, size_t n, const char *lit)
@@ -85,6 +93,9 @@ static conn_route_t conn_route(conn_t *c, int *status)
 {
   *status = 0;
   c->name[0] = '\0';
+  if (POSTERN_PAGE && strcmp(conn_path, "/") == 0) {
+    return ROUTE_PAGE;
+  }
   if (strcmp(conn_path, "/_status") == 0) {
     return ROUTE_STATUS;
   }
@@ -175,6 +186,8 @@ void conn_on_head(conn_t *c, const char *head)
   c->form = NULL;
   c->list_route = false;
   c->cond_held = false;
+  c->origin[0] = '\0';
+  c->send_mem = NULL;
 
   hp_meta_t m;
   int st = hp_analyze(r, head, &m);
@@ -217,17 +230,18 @@ void conn_on_head(conn_t *c, const char *head)
   /* POST /files/: a form upload, its file's name in the body (http_form.c). */
   bool is_form = POSTERN_FORM_UPLOADS > 0 && route == ROUTE_LIST && conn_method_is(head, r, "POST");
   bool is_upload = is_put || is_form;
+  bool is_options = conn_method_is(head, r, "OPTIONS"); /* a CORS preflight, on any path */
 
-  if (route == ROUTE_NONE) {
+  if (route == ROUTE_NONE && !is_options) {
     conn_respond_error(c, route_status, route_status == 400 ? "bad_name" : NULL,
                        route_status == 400 ? "file names: 1 to 64 bytes, no '/', '..', leading '.' or control bytes"
                                            : "no such route",
                        has_body, has_body ? AFTER_LINGER : AFTER_NEXT, NULL);
     return;
   }
-  bool allowed = route == ROUTE_FILE                              ? (is_put || is_get || c->head_only || is_delete)
-                 : route == ROUTE_POLICY || route == ROUTE_CONFIG ? (is_put || is_get || c->head_only)
-                                                                  : (is_get || c->head_only || is_form);
+  bool allowed = is_options || (route == ROUTE_FILE ? (is_put || is_get || c->head_only || is_delete)
+                                : route == ROUTE_POLICY || route == ROUTE_CONFIG ? (is_put || is_get || c->head_only)
+                                                                                 : (is_get || c->head_only || is_form));
   if (!allowed) {
     c->to_policy = route == ROUTE_POLICY || route == ROUTE_CONFIG; /* for the Allow header */
     c->list_route = POSTERN_FORM_UPLOADS > 0 && route == ROUTE_LIST;
@@ -302,6 +316,9 @@ void conn_on_head(conn_t *c, const char *head)
   };
   static policy_decision_t d;
   policy_decide(&pr, &d);
+  if (!is_options) { /* every answer to this request may be read by the origin the policy names */
+    memcpy(c->origin, d.allow_origin, sizeof c->origin);
+  }
 
   if (d.status != 100) {
     /* Refused: no 100 is ever sent; body bytes in flight are never parsed. */
@@ -320,6 +337,10 @@ void conn_on_head(conn_t *c, const char *head)
   }
   if (d.name[0] != '\0' && route == ROUTE_FILE) {
     memcpy(c->name, d.name, sizeof c->name);
+  }
+  if (is_options) {
+    conn_send_preflight(c, &d);
+    return;
   }
   if (route == ROUTE_FILE && (is_put || is_delete) && !conn_preconditions(c, head, is_delete)) {
     return; /* 412 before storage or a 100: no body byte is read */
@@ -343,6 +364,11 @@ void conn_on_head(conn_t *c, const char *head)
     break;
   case ROUTE_STATUS:
     conn_send_status(c);
+    break;
+  case ROUTE_PAGE:
+#if POSTERN_PAGE
+    conn_start_page(c, head);
+#endif
     break;
   case ROUTE_POLICY:
     if (is_put) {

@@ -96,6 +96,7 @@ static const struct {
     {403, "Forbidden", "forbidden"},
     {404, "Not Found", "not_found"},
     {405, "Method Not Allowed", "method_not_allowed"},
+    {406, "Not Acceptable", "not_acceptable"},
     {408, "Request Timeout", "request_timeout"},
     {409, "Conflict", "conflict"},
     {411, "Length Required", "length_required"},
@@ -236,6 +237,13 @@ void http_render_head(wbuf_t *b, const http_head_t *h)
     wb_str(b, "Repr-Digest: sha-256=:");
     wb_str(b, h->repr_digest);
     wb_str(b, ":\r\n");
+  }
+  if (h->allow_origin != NULL) {
+    wb_header(b, "Access-Control-Allow-Origin", h->allow_origin);
+    wb_str(b, "Access-Control-Expose-Headers: ETag, Repr-Digest, Content-Digest, Location\r\nVary: Origin\r\n");
+  }
+  if (h->extra != NULL) {
+    wb_str(b, h->extra);
   }
   wb_header(b, "Connection", h->close ? "close" : NULL);
   wb_str(b, "\r\n");

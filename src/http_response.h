@@ -31,10 +31,12 @@ typedef struct http_head {
   const char *etag;             /* the file's ETag, quotes included, or NULL */
   const char *content_range;    /* Content-Range value, or NULL */
   bool accept_ranges;           /* Accept-Ranges: bytes */
+  const char *allow_origin;     /* CORS: Access-Control-Allow-Origin (and Vary, Expose-Headers), or NULL */
+  const char *extra;            /* more header lines, each ending in CRLF, or NULL */
 } http_head_t;
 
 /** Rows of the status table (reason, error key, counter slot). */
-#define HTTP_STATUS_KNOWN 28
+#define HTTP_STATUS_KNOWN 29
 
 size_t http_status_slot(int status);
 int http_status_code(size_t slot);

@@ -162,13 +162,13 @@ void conn_start_list(conn_t *c)
 
 void conn_send_status(conn_t *c)
 {
-  static char body[1200];
+  char *body = (char *)conn_io; /* rendered, then copied into the send queue at once, like /_config */
   wbuf_t j;
-  wb_init(&j, body, sizeof body);
+  wb_init(&j, body, sizeof conn_io);
   http_status_render(&j);
   if (j.overflow) {
     /* Never a cut document. */
-    log_line("http: /_status does not fit its %u-byte buffer", (unsigned)sizeof body);
+    log_line("http: /_status does not fit its %u-byte buffer", (unsigned)sizeof conn_io);
     conn_respond_error(c, 500, NULL, "the status document does not fit its buffer", !c->keep_alive,
                        c->keep_alive ? AFTER_NEXT : AFTER_LINGER, NULL);
     return;
@@ -282,7 +282,10 @@ void conn_pump(conn_t *c)
     if (!conn_heap_room(room, n)) {
       break; /* conn_on_sent or conn_on_poll comes back */
     }
-    if (c->state == CONN_SEND_FILE && c->reader == NULL) {
+    if (c->state == CONN_SEND_FILE && c->send_mem != NULL) {
+      memcpy(conn_io, c->send_mem + c->list_next, n); /* the page, from flash */
+      c->list_next += (uint32_t)n;
+    } else if (c->state == CONN_SEND_FILE && c->reader == NULL) {
       /* The policy's source: it must not change under the answer. */
       size_t len;
       uint32_t gen;

@@ -1462,11 +1462,130 @@ static void result_error(lua_State *L, const result_src_t *src, const char *what
   luaL_error(L, "%s:%d: %s returned %s", d.short_src, d.linedefined, src->fn, what);
 }
 
+/* ---- CORS answers ------------------------------------------------------
+ * What a policy's table says to browsers: checked here like every other
+ * field, so a header the core writes never carries CR, LF or a stray byte. */
+
+static bool cors_alpha(char ch)
+{
+  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
+}
+
+static bool cors_digit(char ch)
+{
+  return ch >= '0' && ch <= '9';
+}
+
+/* "*", or a serialized origin (RFC 6454 section 6.2): scheme "://" host [":" port], nothing after. */
+static bool cors_origin_ok(const char *s, size_t n)
+{
+  if (n == 1 && s[0] == '*') {
+    return true;
+  }
+  size_t i = 0;
+  while (i < n && (cors_alpha(s[i]) || (i > 0 && (cors_digit(s[i]) || s[i] == '+' || s[i] == '-' || s[i] == '.')))) {
+    i++;
+  }
+  if (i == 0 || n - i < 4 || memcmp(s + i, "://", 3) != 0) {
+    return false;
+  }
+  size_t host = i += 3;
+  if (s[i] == '[') { /* an IPv6 literal */
+    while (++i < n && (cors_digit(s[i]) || (s[i] >= 'a' && s[i] <= 'f') || (s[i] >= 'A' && s[i] <= 'F') ||
+                       s[i] == ':' || s[i] == '.')) {
+    }
+    if (i >= n || s[i] != ']' || i == host + 1) {
+      return false;
+    }
+    i++;
+  } else {
+    while (i < n && (cors_alpha(s[i]) || cors_digit(s[i]) || s[i] == '-' || s[i] == '.' || s[i] == '_')) {
+      i++;
+    }
+    if (i == host) {
+      return false;
+    }
+  }
+  if (i < n && s[i] == ':') {
+    size_t port = ++i;
+    while (i < n && cors_digit(s[i])) {
+      i++;
+    }
+    if (i == port || i - port > 5) {
+      return false;
+    }
+  }
+  return i == n;
+}
+
+/* A list of tokens (RFC 9110 section 5.6.1): token *(OWS "," OWS token). */
+static bool cors_list_ok(const char *s, size_t n)
+{
+  size_t i = 0;
+  for (;;) {
+    size_t t = i;
+    while (i < n && text_tchar((unsigned char)s[i])) {
+      i++;
+    }
+    if (i == t) {
+      return false;
+    }
+    while (i < n && (s[i] == ' ' || s[i] == '\t')) {
+      i++;
+    }
+    if (i == n) {
+      return true;
+    }
+    if (s[i++] != ',') {
+      return false;
+    }
+    while (i < n && (s[i] == ' ' || s[i] == '\t')) {
+      i++;
+    }
+  }
+}
+
+/* Copies the optional string field key of the table at v into dst when ok() accepts it. */
+static void read_cors_str(lua_State *L, int v, const char *key, char *dst, size_t cap, bool (*ok)(const char *, size_t),
+                          const result_src_t *who)
+{
+  lua_getfield(L, v, key);
+  if (!lua_isnil(L, -1)) {
+    size_t n = 0;
+    const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
+    if (s == NULL || n >= cap || !ok(s, n)) {
+      result_error(L, who, lua_pushfstring(L, "an invalid %s", key));
+    }
+    memcpy(dst, s, n);
+    dst[n] = '\0';
+  }
+  lua_pop(L, 1);
+}
+
+/* The CORS fields of a table answer: allow_origin, allow_methods, allow_headers, max_age. */
+static void read_cors(lua_State *L, int v, policy_decision_t *d, const result_src_t *who)
+{
+  read_cors_str(L, v, "allow_origin", d->allow_origin, sizeof d->allow_origin, cors_origin_ok, who);
+  read_cors_str(L, v, "allow_methods", d->allow_methods, sizeof d->allow_methods, cors_list_ok, who);
+  read_cors_str(L, v, "allow_headers", d->allow_headers, sizeof d->allow_headers, cors_list_ok, who);
+  lua_getfield(L, v, "max_age");
+  if (!lua_isnil(L, -1)) {
+    int isint = 0;
+    lua_Integer a = lua_tointegerx(L, -1, &isint);
+    if (!isint || lua_type(L, -1) != LUA_TNUMBER || a < 0 || a > 86400) {
+      result_error(L, who, "an invalid max_age (0 to 86400 seconds)");
+    }
+    d->max_age = (int32_t)a;
+  }
+  lua_pop(L, 1);
+}
+
 /* Reads the two results of a call (at v and v + 1) into d; raises an error
  * naming the function when they do not follow the conventions. */
 static void read_result(lua_State *L, int v, policy_decision_t *d, const result_src_t *who)
 {
   memset(d, 0, sizeof *d);
+  d->max_age = -1;
   if (lua_type(L, v) != LUA_TTABLE) {
     lua_Integer s = scalar_status(L, v);
     if (s < 0) {
@@ -1517,6 +1636,7 @@ static void read_result(lua_State *L, int v, policy_decision_t *d, const result_
     memcpy(d->www_authenticate, w, n);
     d->www_authenticate[n] = '\0';
   }
+  read_cors(L, v, d, who);
 }
 
 static int call_k(lua_State *L)

@@ -39,7 +39,15 @@ typedef struct policy_decision {
   char message[POSTERN_MESSAGE_MAX]; /* may be empty; control bytes are replaced by '?' */
   char name[POSTERN_NAME_MAX + 1];   /* storage name chosen by the policy, empty = the request's own name */
   char www_authenticate[96];         /* for 401: the challenge; empty = core default */
-  bool policy_error;                 /* true when the status is the fail-closed 500 */
+  /* CORS (the policy's allow_origin, allow_methods, allow_headers, max_age): an origin that may
+   * read the answer ("*" or a serialized origin; empty = none); on an accepted OPTIONS preflight
+   * also the methods and request headers it may use (token lists) and how long the browser may
+   * keep that (-1 = not said). */
+  char allow_origin[POSTERN_ORIGIN_MAX + 1];
+  char allow_methods[POSTERN_CORS_LIST_MAX + 1];
+  char allow_headers[POSTERN_CORS_LIST_MAX + 1];
+  int32_t max_age;
+  bool policy_error; /* true when the status is the fail-closed 500 */
 } policy_decision_t;
 
 /** Creates the VM in the Lua arena with the sandboxed libraries and helpers;

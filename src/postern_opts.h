@@ -341,6 +341,23 @@
 #define POSTERN_MESSAGE_MAX 160
 #endif
 
+/** 1: GET / answers the upload page (src/page.html, gzip-compressed: make
+ *  size lists it); 0 leaves the page and its route out (404). */
+#ifndef POSTERN_PAGE
+#define POSTERN_PAGE 1
+#endif
+
+/** Longest origin a policy may allow (allow_origin; RFC 6454 serialized, e.g.
+ *  "https://dash.example:8443"). Each connection keeps one for its answer. */
+#ifndef POSTERN_ORIGIN_MAX
+#define POSTERN_ORIGIN_MAX 80
+#endif
+
+/** Longest method or header list a policy may allow on a CORS preflight. */
+#ifndef POSTERN_CORS_LIST_MAX
+#define POSTERN_CORS_LIST_MAX 96
+#endif
+
 /* ---- Conflicting options ----------------------------------------------- */
 
 #if POSTERN_HEAD_MAX > 65535

@@ -90,7 +90,7 @@ FUZZ_multipart := src/multipart.c src/text.c
 FUZZ_conditional := src/conditional.c src/text.c
 # The whole connection state machine over a fake altcp and storage (tests/fuzz/fake_*.c):
 # real lwIP pbufs and pools (lwIP's altcp layer is replaced by the fake), the Lua policy, mbedTLS.
-FUZZ_conn := tests/fuzz/fake_altcp.c tests/fuzz/fake_storage_mem.c src/http_conn.c src/http_request.c src/http_upload.c src/http_form.c src/http_routes.c src/http_answer.c src/http_conditional.c src/conditional.c src/listen.c src/http_parser.c src/chunked.c src/multipart.c \
+FUZZ_conn := tests/fuzz/fake_altcp.c tests/fuzz/fake_storage_mem.c src/http_conn.c src/http_request.c src/http_upload.c src/http_form.c src/http_routes.c src/http_answer.c src/http_conditional.c src/conditional.c src/http_web.c $(PAGE_C) src/listen.c src/http_parser.c src/chunked.c src/multipart.c \
   src/http_response.c src/http_status.c src/text.c src/digest.c src/log.c src/policy.c src/policy_pattern.c port/lua_arena.c port/arena.c \
   $(filter-out %/altcp.c %/altcp_alloc.c %/altcp_tcp.c,$(LWIP_ALL)) $(LUA_ALL) $(MBEDTLS_ALL)
 # Extra flags of one target. Lua wants its config header; mbedTLS's alignment.h tests

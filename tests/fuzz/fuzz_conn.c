@@ -131,9 +131,15 @@ static const char fuzz_policy[] =
     "  if status == 401 then\n"
     "    return { status = 401, message = message, www_authenticate = 'Bearer realm=\"postern\"' }\n"
     "  end\n"
-    "  return { status = status, message = message }\n"
+    "  return { status = status, message = message, allow_origin = req.headers.origin == 'http://o' and '*' or nil }\n"
     "end\n"
     "function on_request(req)\n"
+    "  if req.path == '/' then return true end\n"
+    "  if req.method == 'OPTIONS' then\n"
+    "    if req.headers.origin ~= 'http://o' then return 403 end\n"
+    "    return { status = 100, allow_origin = 'http://o', allow_methods = 'PUT, GET', allow_headers = 'a', max_age = "
+    "5 }\n"
+    "  end\n"
     "  if req.method == 'GET' and req.path == '/_status' then return true end\n"
     "  local t = auth.bearer(req.headers.authorization)\n"
     "  if t == nil then return refuse(req, 401, 'a bearer token is required') end\n"
@@ -178,6 +184,9 @@ static const char *const templates[] = {
     "name=\"f\"; filename=\"fm\"\r\n\r\nform \r\n--z content\r\n--zz--\r\n",
     "POST /files HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer T\r\nTransfer-Encoding: chunked\r\n"
     "Expect: 100-continue\r\nContent-Type: multipart/form-data; boundary=\"zz\"\r\n\r\n",
+    "GET / HTTP/1.1\r\nHost: d\r\nAccept-Encoding: br, gzip;q=0.5\r\n\r\n",
+    "OPTIONS /files/a HTTP/1.1\r\nHost: d\r\nOrigin: http://o\r\nAccess-Control-Request-Method: PUT\r\n\r\n",
+    "PUT /files/o HTTP/1.1\r\nHost: d\r\nOrigin: http://o\r\nAuthorization: Bearer X\r\nContent-Length: 2\r\n\r\nhi",
 };
 #define N_TEMPLATES (sizeof templates / sizeof templates[0])
 

@@ -424,6 +424,84 @@ static void test_return_conventions(void)
   policy_shutdown();
 }
 
+/* ---- CORS fields ---------------------------------------------------------- */
+
+static const char cors_lua[] =
+    "local R = {\n"
+    "  ['/star'] = {status = 100, allow_origin = '*'},\n"
+    "  ['/full'] = {status = 100, allow_origin = 'https://dash.example:8443', allow_methods = 'PUT, GET,DELETE',\n"
+    "               allow_headers = 'authorization,\\tcontent-digest', max_age = 600},\n"
+    "  ['/v6'] = {status = 403, message = 'no', allow_origin = 'http://[fe80::1]:8080'},\n"
+    "  ['/plus'] = {status = 100, allow_origin = 'coap+tcp://a-b.c_d'},\n"
+    "  ['/age0'] = {status = 100, allow_origin = '*', max_age = 0},\n"
+    "  ['/age-max'] = {status = 100, allow_origin = '*', max_age = 86400},\n"
+    "  ['/o-crlf'] = {status = 100, allow_origin = 'http://a\\r\\nX: y'},\n"
+    "  ['/o-path'] = {status = 100, allow_origin = 'http://a/'},\n"
+    "  ['/o-noscheme'] = {status = 100, allow_origin = 'a.example'},\n"
+    "  ['/o-empty-host'] = {status = 100, allow_origin = 'http://'},\n"
+    "  ['/o-empty-v6'] = {status = 100, allow_origin = 'http://[]'},\n"
+    "  ['/o-port'] = {status = 100, allow_origin = 'http://a:'},\n"
+    "  ['/o-port6'] = {status = 100, allow_origin = 'http://a:123456'},\n"
+    "  ['/o-space'] = {status = 100, allow_origin = 'http://a b'},\n"
+    "  ['/o-long'] = {status = 100, allow_origin = 'http://' .. string.rep('a', 74)},\n"
+    "  ['/o-num'] = {status = 100, allow_origin = 5},\n"
+    "  ['/o-null'] = {status = 100, allow_origin = 'null'},\n"
+    "  ['/m-space'] = {status = 100, allow_origin = '*', allow_methods = 'PUT GET'},\n"
+    "  ['/m-empty'] = {status = 100, allow_origin = '*', allow_methods = ''},\n"
+    "  ['/m-trailing'] = {status = 100, allow_origin = '*', allow_methods = 'PUT,'},\n"
+    "  ['/h-ctl'] = {status = 100, allow_origin = '*', allow_headers = 'a\\nb'},\n"
+    "  ['/h-long'] = {status = 100, allow_origin = '*', allow_headers = string.rep('a', 97)},\n"
+    "  ['/age-neg'] = {status = 100, allow_origin = '*', max_age = -1},\n"
+    "  ['/age-big'] = {status = 100, allow_origin = '*', max_age = 86401},\n"
+    "  ['/age-frac'] = {status = 100, allow_origin = '*', max_age = 1.5},\n"
+    "  ['/age-str'] = {status = 100, allow_origin = '*', max_age = '60'},\n"
+    "}\n"
+    "function on_request(req) if req.path == '/scalar' then return true end return R[req.path] end\n";
+
+static void test_cors_fields(void)
+{
+  static const char *const bad[] = {"/o-crlf", "/o-path",  "/o-noscheme", "/o-empty-host", "/o-empty-v6",
+                                    "/o-port", "/o-port6", "/o-space",    "/o-long",       "/o-num",
+                                    "/o-null", "/m-space", "/m-empty",    "/m-trailing",   "/h-ctl",
+                                    "/h-long", "/age-neg", "/age-big",    "/age-frac",     "/age-str"};
+  policy_decision_t d;
+  CHECK_EQ(start_src("cors.lua", cors_lua), 0);
+  d = get("/scalar");
+  CHECK_EQ(d.status, 100);
+  CHECK_STR(d.allow_origin, "");
+  CHECK_EQ(d.max_age, -1);
+  d = get("/star");
+  CHECK_STR(d.allow_origin, "*");
+  CHECK_STR(d.allow_methods, "");
+  CHECK_EQ(d.max_age, -1);
+  d = get("/full");
+  CHECK_EQ(d.status, 100);
+  CHECK_STR(d.allow_origin, "https://dash.example:8443");
+  CHECK_STR(d.allow_methods, "PUT, GET,DELETE");
+  CHECK_STR(d.allow_headers, "authorization,\tcontent-digest");
+  CHECK_EQ(d.max_age, 600);
+  d = get("/v6");
+  CHECK_EQ(d.status, 403);
+  CHECK_STR(d.message, "no");
+  CHECK_STR(d.allow_origin, "http://[fe80::1]:8080");
+  CHECK_STR(get("/plus").allow_origin, "coap+tcp://a-b.c_d");
+  CHECK_EQ(get("/age0").max_age, 0);
+  CHECK_EQ(get("/age-max").max_age, 86400);
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    log_clear();
+    d = get(bad[i]);
+    if (d.status != 500 || !d.policy_error) {
+      fprintf(stderr, "not a policy error: %s -> %d\n", bad[i], d.status);
+    }
+    CHECK_EQ(d.status, 500);
+    CHECK(d.policy_error);
+    CHECK_STR(d.allow_origin, "");
+    CHECK(log_has("policy: error: cors.lua:"));
+    CHECK(log_has("returned an invalid "));
+  }
+  policy_shutdown();
+}
+
 /* ---- Limits ------------------------------------------------------------- */
 
 static const char budget_lua[] = "function on_request(req)\n"
@@ -1191,6 +1269,7 @@ int main(void)
   RUN(test_quota_example);
   RUN(test_basic_users_example);
   RUN(test_return_conventions);
+  RUN(test_cors_fields);
   RUN(test_budget);
   RUN(test_pattern_budget);
   RUN(test_memory);

@@ -44,7 +44,8 @@ static const char tool_usage[] =
     "field; a setting set to false is removed), stored = {size =, sha256 =} to ask on_stored instead\n"
     "of on_request. Expect counts, as on the device, only on a request with a body.\n"
     "answer, what the case wants: status (100 = accept), message (a substring; \"\" for none), retry\n"
-    "(true or false), name (the storage name the policy chose), www_authenticate (a substring).\n"
+    "(true or false), name (the storage name the policy chose), www_authenticate (a substring),\n"
+    "allow_origin (exact; \"\" for none), allow_methods and allow_headers (substrings), max_age.\n"
     "Fields an answer leaves out are not checked.\n";
 
 /* ---- The storage the helpers see: the case's ------------------------------------------ */
@@ -214,6 +215,22 @@ static int tool_check(lua_State *L, int c, const policy_decision_t *d, char *why
     snprintf(why, cap, "wanted a challenge with \"%s\"", w);
     ok = 0;
   }
+  const char *o = tool_str(L, a, "allow_origin", NULL);
+  if (ok && o != NULL && strcmp(o, d->allow_origin) != 0) {
+    snprintf(why, cap, "wanted allow_origin \"%s\"", o);
+    ok = 0;
+  }
+  const char *am = tool_str(L, a, "allow_methods", NULL), *ah = tool_str(L, a, "allow_headers", NULL);
+  if (ok &&
+      ((am != NULL && strstr(d->allow_methods, am) == NULL) || (ah != NULL && strstr(d->allow_headers, ah) == NULL))) {
+    snprintf(why, cap, "wanted allow_methods with \"%s\", allow_headers with \"%s\"", am ? am : "", ah ? ah : "");
+    ok = 0;
+  }
+  lua_getfield(L, a, "max_age");
+  if (ok && lua_isinteger(L, -1) && lua_tointeger(L, -1) != d->max_age) {
+    snprintf(why, cap, "wanted max_age %d", (int)lua_tointeger(L, -1));
+    ok = 0;
+  }
   lua_settop(L, a - 1);
   return ok;
 }
@@ -306,7 +323,7 @@ static int tool_case(lua_State *L, int file, int i, const tool_run_t *run)
 
   char why[160] = "";
   int ok = tool_check(L, c, &d, why, sizeof why);
-  char answer[POSTERN_MESSAGE_MAX + POSTERN_NAME_MAX + 64];
+  char answer[POSTERN_MESSAGE_MAX + POSTERN_NAME_MAX + POSTERN_ORIGIN_MAX + 80];
   int k = snprintf(answer, sizeof answer, "%d", d.status);
   if (d.status == 100) {
     k += snprintf(answer + k, sizeof answer - (size_t)k, " accept");
@@ -318,7 +335,10 @@ static int tool_case(lua_State *L, int file, int i, const tool_run_t *run)
     k += snprintf(answer + k, sizeof answer - (size_t)k, " retry");
   }
   if (d.name[0] != '\0') {
-    snprintf(answer + k, sizeof answer - (size_t)k, " name=%s", d.name);
+    k += snprintf(answer + k, sizeof answer - (size_t)k, " name=%s", d.name);
+  }
+  if (d.allow_origin[0] != '\0') {
+    snprintf(answer + k, sizeof answer - (size_t)k, " allow_origin=%s", d.allow_origin);
   }
   printf("%s %3d %s%s: %s%s%s | %ld instructions, %+ld B (arena peak %zu of %u)\n", ok ? "PASS" : "FAIL", i,
          stored ? "on_stored: " : "", desc, answer, ok ? "" : " -- ", why, instr,
