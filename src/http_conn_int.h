@@ -128,6 +128,8 @@ int conn_feed_head(conn_t *c);
 void conn_on_head(conn_t *c, const char *head);
 /** The head's fields as the policy sees them, for the decision being made (one at a time). */
 extern policy_str_t conn_policy_names[POSTERN_MAX_HEADERS], conn_policy_values[POSTERN_MAX_HEADERS];
+/** The policy's answer to the decision being made (one at a time: the head's, a form's file, an upload's end). */
+extern policy_decision_t conn_decision;
 /** The peer as the policy sees it: "10.0.2.2:54321", or "[fec0::2]:54321". */
 void conn_peer(conn_t *c, char *out, size_t cap);
 

@@ -147,19 +147,19 @@ static bool conn_form_file(conn_t *c, conn_form_t *f)
         .peer = {peer, strlen(peer)},
         .tls = tls,
     };
-    policy_decision_t d;
-    policy_decide(&pr, &d);
+    policy_decision_t *d = &conn_decision;
+    policy_decide(&pr, d);
     mem_free(f->head); /* the head's last use */
     f->head = NULL;
     f->decided = true;
-    if (d.status != 100) {
+    if (d->status != 100) {
       /* The body is on its way: the answer, then the rest is read and dropped. */
-      conn_respond_error(c, d.status, d.policy_error ? "policy_error" : NULL, d.message, true, AFTER_LINGER,
-                         d.status == 401 ? (d.www_authenticate[0] ? d.www_authenticate : "Bearer realm=\"postern\"")
-                                         : NULL);
+      conn_respond_error(c, d->status, d->policy_error ? "policy_error" : NULL, d->message, true, AFTER_LINGER,
+                         d->status == 401 ? (d->www_authenticate[0] ? d->www_authenticate : "Bearer realm=\"postern\"")
+                                          : NULL);
       return false;
     }
-    memcpy(c->name, d.name[0] != '\0' ? d.name : mp->name, sizeof c->name);
+    memcpy(c->name, d->name[0] != '\0' ? d->name : mp->name, sizeof c->name);
     c->name[POSTERN_NAME_MAX] = '\0';
   }
   int rc = storage_open(c->name, STORAGE_LEN_UNKNOWN, &c->upload);

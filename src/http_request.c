@@ -15,6 +15,7 @@
 static char conn_path[POSTERN_TARGET_MAX + 1]; /* the decoded path of the head being decided */
 /* The head's fields as the policy sees them: one decision at a time (http_form.c's second one too). */
 policy_str_t conn_policy_names[POSTERN_MAX_HEADERS], conn_policy_values[POSTERN_MAX_HEADERS];
+policy_decision_t conn_decision;
 
 /* Feeds unparsed bytes of rx to the parser. Returns the parser's result. */
 int conn_feed_head(conn_t *c)
@@ -314,32 +315,32 @@ void conn_on_head(conn_t *c, const char *head)
       .peer = {peer, strlen(peer)},
       .tls = tls,
   };
-  static policy_decision_t d;
-  policy_decide(&pr, &d);
+  policy_decision_t *d = &conn_decision;
+  policy_decide(&pr, d);
   if (!is_options) { /* every answer to this request may be read by the origin the policy names */
-    memcpy(c->origin, d.allow_origin, sizeof c->origin);
+    memcpy(c->origin, d->allow_origin, sizeof c->origin);
   }
 
-  if (d.status != 100) {
+  if (d->status != 100) {
     /* Refused: no 100 is ever sent; body bytes in flight are never parsed. */
-    const char *key = d.policy_error ? "policy_error" : NULL;
+    const char *key = d->policy_error ? "policy_error" : NULL;
     const char *challenge =
-        d.status == 401 ? (d.www_authenticate[0] ? d.www_authenticate : "Bearer realm=\"postern\"") : NULL;
-    if (d.status == 417 && d.retryable && c->expect && c->keep_alive) {
+        d->status == 401 ? (d->www_authenticate[0] ? d->www_authenticate : "Bearer realm=\"postern\"") : NULL;
+    if (d->status == 417 && d->retryable && c->expect && c->keep_alive) {
       /* The client sent no body: the connection stays open for its retry. */
       c->retry_due = true;
       c->retry_key = conn_request_key(head, r);
-      conn_respond_error(c, 417, key, d.message, false, AFTER_NEXT, NULL);
+      conn_respond_error(c, 417, key, d->message, false, AFTER_NEXT, NULL);
       return;
     }
-    conn_respond_error(c, d.status, key, d.message, has_body, has_body ? AFTER_LINGER : AFTER_NEXT, challenge);
+    conn_respond_error(c, d->status, key, d->message, has_body, has_body ? AFTER_LINGER : AFTER_NEXT, challenge);
     return;
   }
-  if (d.name[0] != '\0' && route == ROUTE_FILE) {
-    memcpy(c->name, d.name, sizeof c->name);
+  if (d->name[0] != '\0' && route == ROUTE_FILE) {
+    memcpy(c->name, d->name, sizeof c->name);
   }
   if (is_options) {
-    conn_send_preflight(c, &d);
+    conn_send_preflight(c, d);
     return;
   }
   if (route == ROUTE_FILE && (is_put || is_delete) && !conn_preconditions(c, head, is_delete)) {

@@ -187,12 +187,12 @@ static bool conn_check_body(conn_t *c)
       .has_length = true,
       .length = c->body_bytes,
   };
-  static policy_decision_t d;
-  policy_after_body(&pr, c->body_bytes, hex, &d);
-  if (d.status != 100) {
+  policy_decision_t *d = &conn_decision;
+  policy_after_body(&pr, c->body_bytes, hex, d);
+  if (d->status != 100) {
     storage_abort(c->upload);
     c->upload = NULL;
-    conn_respond_error(c, d.status, d.policy_error ? "policy_error" : NULL, d.message, !c->keep_alive,
+    conn_respond_error(c, d->status, d->policy_error ? "policy_error" : NULL, d->message, !c->keep_alive,
                        c->keep_alive ? AFTER_NEXT : AFTER_LINGER, NULL);
     return false;
   }
