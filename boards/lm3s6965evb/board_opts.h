@@ -45,11 +45,11 @@
 #define POSTERN_HEAD_MAX 1024
 #endif
 
-/* PUT /_policy collects into 1.5 KiB (the default policy without its comments is 1.3 KiB); a
+/* PUT /_policy collects into 2 KiB (the default policy without its comments is 1.5 KiB); a
  * policy on the card is read into a buffer of the same size. No /_config: the settings live on
  * the card, written by scripts/card.py. */
 #ifndef POSTERN_POLICY_MAX
-#define POSTERN_POLICY_MAX 1536u
+#define POSTERN_POLICY_MAX 2048u
 #endif
 #ifndef POSTERN_CONFIG_ROUTE
 #define POSTERN_CONFIG_ROUTE 0
