@@ -9,7 +9,7 @@ import pytest
 
 from httpwire import Conn, request
 
-TARGETS = ("host", "mps2")
+TARGETS = ("host", "mps2", "lm3s")
 
 TOKEN = "s3cret-T"
 AUTH = "Bearer " + TOKEN

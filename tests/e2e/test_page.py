@@ -17,7 +17,7 @@ import pytest
 from conftest import ROOT, wait_until
 from httpwire import request
 
-TARGETS = ("host", "mps2")  # plain HTTP on 127.0.0.1: a secure context, so the page has Web Crypto
+TARGETS = ("host", "mps2", "lm3s")  # plain HTTP on 127.0.0.1: a secure context, so the page has Web Crypto
 
 TOKEN = "p4ge-T"
 SCREENSHOTS = os.path.join(ROOT, "build", "test")
