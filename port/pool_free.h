@@ -16,4 +16,15 @@ static inline int pool_free(void)
   return n;
 }
 
+/**
+ * True when pbuf_alloc(PBUF_RAW, len, PBUF_POOL) finds its pbufs now. A
+ * driver asks first and leaves the frame where it waits (its queue, the
+ * controller's FIFO): a frame that waits for the pool is back-pressure, not
+ * a failure, so lwIP's pool error counter counts only real ones.
+ */
+static inline int pool_has_room(u16_t len)
+{
+  return pool_free() >= (int)((len + PBUF_POOL_BUFSIZE - 1u) / PBUF_POOL_BUFSIZE);
+}
+
 #endif /* POSTERN_POOL_FREE_H */

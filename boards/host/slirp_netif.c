@@ -20,6 +20,7 @@
 #include "lwip/stats.h"
 #include "lwip/sys.h"
 #include "netif/ethernet.h"
+#include "pool_free.h"
 #include "platform.h"
 #if !NO_SYS
 #include "lwip/tcpip.h"
@@ -387,7 +388,7 @@ static void slirp_drain_rx(void)
   size_t len;
   const uint8_t *frame;
   for (uint32_t n = frameq_count(&slirp_rxq); n > 0 && (frame = frameq_peek(&slirp_rxq, &len)) != NULL; n--) {
-    struct pbuf *p = pbuf_alloc(PBUF_RAW, (u16_t)len, PBUF_POOL);
+    struct pbuf *p = pool_has_room((u16_t)len) ? pbuf_alloc(PBUF_RAW, (u16_t)len, PBUF_POOL) : NULL;
     if (p == NULL) {
       SLIRP_STATS_INC(link.memerr);
       SLIRP_STATS_INC(link.drop);

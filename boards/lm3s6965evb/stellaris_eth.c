@@ -11,6 +11,7 @@
 #include "lwip/pbuf.h"
 #include "lwip/stats.h"
 #include "netif/ethernet.h"
+#include "pool_free.h"
 #if LWIP_IPV6
 #include "lwip/ethip6.h"
 #endif
@@ -86,7 +87,7 @@ static struct pbuf *eth_read_frame(bool *consumed)
 {
   *consumed = false;
   /* The length is in the first word and reading it starts the frame: the pbuf is taken first, at full size. */
-  struct pbuf *p = pbuf_alloc(PBUF_RAW, (u16_t)ETH_RX_MAX, PBUF_POOL);
+  struct pbuf *p = pool_has_room(ETH_RX_MAX) ? pbuf_alloc(PBUF_RAW, (u16_t)ETH_RX_MAX, PBUF_POOL) : NULL;
   if (p == NULL) {
     LINK_STATS_INC(link.memerr);
     return NULL;

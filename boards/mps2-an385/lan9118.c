@@ -11,6 +11,7 @@
 #include "lwip/stats.h"
 #include "mps2_an385.h"
 #include "netif/ethernet.h"
+#include "pool_free.h"
 #if LWIP_IPV6
 #include "lwip/ethip6.h"
 #endif
@@ -180,7 +181,7 @@ int lan9118_poll(struct netif *netif)
     if (frame == NULL) {
       break;
     }
-    struct pbuf *p = pbuf_alloc(PBUF_RAW, (u16_t)len, PBUF_POOL);
+    struct pbuf *p = pool_has_room((u16_t)len) ? pbuf_alloc(PBUF_RAW, (u16_t)len, PBUF_POOL) : NULL;
     if (p == NULL) {
       LINK_STATS_INC(link.memerr);
       break; /* the frame stays queued until pbufs come back */
