@@ -308,6 +308,8 @@ void conn_on_head(conn_t *c, const char *head)
   if (d.name[0] != '\0' && route == ROUTE_FILE) {
     memcpy(c->name, d.name, sizeof c->name);
   }
+  /* digest = false stores a file upload without its SHA-256; a client's Content-Digest is checked still. */
+  c->hash = !d.no_digest || c->want_digest || route != ROUTE_FILE;
   switch (route) {
   case ROUTE_FILE:
     if (is_put) {

@@ -42,7 +42,9 @@ void conn_open_upload(conn_t *c)
     conn_refuse(c, c->expect ? 417 : status, msg);
     return;
   }
-  digest_sha256_start(&c->sha);
+  if (c->hash) {
+    digest_sha256_start(&c->sha);
+  }
   c->body_left = c->chunked ? 0 : c->length;
   chunked_init(&c->chunk);
   c->checked = false;
@@ -78,7 +80,9 @@ static int conn_sink(conn_t *c, const uint8_t *data, size_t len)
     return rc;
   }
   if (rc == STORAGE_OK) {
-    digest_sha256_update(&c->sha, data, len);
+    if (c->hash) {
+      digest_sha256_update(&c->sha, data, len);
+    }
     c->body_bytes += len;
   }
   return rc;
@@ -144,12 +148,15 @@ void conn_feed_body(conn_t *c)
 /*
  * Checks the complete body: its SHA-256 against the client's Content-Digest,
  * then the policy's on_stored. False when it refused and answered; true with
- * the SHA-256 kept in c->digest.
+ * the SHA-256 kept in c->digest (when c->hash: an upload stored without a
+ * digest has none).
  */
 static bool conn_check_body(conn_t *c)
 {
-  uint8_t sum[DIGEST_SHA256_LEN];
-  digest_sha256_finish(&c->sha, sum);
+  uint8_t sum[DIGEST_SHA256_LEN] = {0};
+  if (c->hash) {
+    digest_sha256_finish(&c->sha, sum);
+  }
   if (c->want_digest && !digest_equal(sum, c->digest, sizeof sum)) {
     policy_stage_abort(c);
     storage_abort(c->upload);
@@ -174,7 +181,7 @@ static bool conn_check_body(conn_t *c)
       .length = c->body_bytes,
   };
   static policy_decision_t d;
-  policy_after_body(&pr, c->body_bytes, hex, &d);
+  policy_after_body(&pr, c->body_bytes, c->hash ? hex : NULL, &d);
   if (d.status != 100) {
     storage_abort(c->upload);
     c->upload = NULL;
@@ -288,10 +295,7 @@ void conn_commit(conn_t *c)
                        NULL);
     return;
   }
-  char hex[2 * DIGEST_SHA256_LEN + 1];
-  text_hex(c->digest, sizeof c->digest, hex);
   char b64[DIGEST_SHA256_B64_LEN];
-  digest_base64_encode(c->digest, sizeof c->digest, b64, sizeof b64);
   /* A stored name has no control bytes or backslashes: a quote is its only
    * byte that JSON escapes, to two. The reply always fits. */
   char body[2 * POSTERN_NAME_MAX + 2 * DIGEST_SHA256_LEN + 48];
@@ -301,10 +305,17 @@ void conn_commit(conn_t *c)
   wb_json_str(&j, c->name, strlen(c->name));
   wb_str(&j, ",\"size\":");
   wb_u64(&j, c->body_bytes);
-  wb_str(&j, ",\"sha256\":\"");
-  wb_str(&j, hex);
-  wb_str(&j, "\"}\n");
-  if (!conn_send_ok(c, c->replaced ? 200 : 201, "application/json", j.len, b64, body, j.len, c->body_bytes, false)) {
+  if (c->hash) {
+    char hex[2 * DIGEST_SHA256_LEN + 1];
+    text_hex(c->digest, sizeof c->digest, hex);
+    digest_base64_encode(c->digest, sizeof c->digest, b64, sizeof b64);
+    wb_str(&j, ",\"sha256\":\"");
+    wb_str(&j, hex);
+    wb_str(&j, "\"");
+  }
+  wb_str(&j, "}\n");
+  if (!conn_send_ok(c, c->replaced ? 200 : 201, "application/json", j.len, c->hash ? b64 : NULL, body, j.len,
+                    c->body_bytes, false)) {
     return;
   }
   conn_after(c, c->keep_alive ? AFTER_NEXT : AFTER_LINGER);

@@ -22,6 +22,14 @@ UNIT_http_parser := src/http_parser.c
 UNIT_chunked := src/chunked.c
 UNIT_text := src/text.c
 UNIT_digest := src/digest.c src/text.c $(MBEDTLS_ALL)
+# digest.c on a board's hash engine: the counting fake of tests/unit/engine (its own digest object).
+ENGINE_CFLAGS := -DPOSTERN_SHA256_ENGINE=1 -Itests/unit/engine
+UNIT_digest_engine := $(TEST_OUT)/engine/src/digest.o src/text.c $(MBEDTLS_ALL)
+$(TEST_OUT)/obj/tests/unit/test_digest_engine.o: TEST_CFLAGS += $(ENGINE_CFLAGS)
+$(TEST_OUT)/engine/src/digest.o: src/digest.c | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	@echo "  CC/SAN  $< (POSTERN_SHA256_ENGINE=1)"
+	@$(CC) $(TEST_CFLAGS) $(ENGINE_CFLAGS) $(WARNINGS) -c $< -o $@
 UNIT_policy := src/policy.c src/policy_pattern.c src/text.c src/digest.c port/lua_arena.c port/arena.c src/log.c $(LUA_ALL) $(MBEDTLS_ALL) tests/unit/fake_storage.c
 UNIT_LDLIBS_policy := -lm
 # The sandbox's pattern functions against lstrlib's, in one plain VM.
