@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "bench.h"
 #include "http_response.h"
 #include "http_status.h"
 #include "log.h"
@@ -48,6 +49,7 @@ bool conn_write(conn_t *c, const void *data, size_t len, bool more)
     log_line("http: cannot queue %u response bytes (%d); closing", (unsigned)len, (int)err);
     return false;
   }
+  BENCH_DECISION_END();
   return true;
 }
 

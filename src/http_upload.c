@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "ack_now.h"
+#include "bench.h"
 #include "digest.h"
 #include "http_response.h"
 #include "log.h"
@@ -64,6 +65,7 @@ void conn_open_upload(conn_t *c)
     /* No 100 Continue carries the head's ACK: send it now, or a sender in
      * slow start (one segment in flight) waits for lwIP's delayed-ACK tick. */
     ack_now(c->pcb);
+    BENCH_DECISION_END();
   }
 }
 

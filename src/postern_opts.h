@@ -182,6 +182,12 @@
  * the context). Uploads, Content-Digest, crypto.sha256 and the policy's
  * fingerprint all go through it; TLS keeps mbedTLS's own.
  */
+/** 1: a bench build (make BENCH=1): the board times decisions and counts its busy
+ *  instructions (src/bench.h); never in a product image. */
+#ifndef POSTERN_BENCH
+#define POSTERN_BENCH 0
+#endif
+
 #ifndef POSTERN_SHA256_ENGINE
 #define POSTERN_SHA256_ENGINE 0
 #endif

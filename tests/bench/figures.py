@@ -165,6 +165,193 @@ def board_ram():
             "of %d B" % m["avail"] if pool == "heap" else "")
 
 
+# ---- Guest instructions on the board: the bench build under QEMU's instruction counting -----------
+
+BENCH_ELF = os.path.join(ROOT, "build", "mps2-an385-bench", "bench", "postern.elf")
+BENCH_SIZE = 512 * KIB  # and twice that: the 3 MiB flash holds both, one at a time
+BENCH_DECISIONS = 10
+INSNS_PER_TICK = 40  # timer 0 counts 25 MHz of a 1 GHz instruction clock (-icount shift=0)
+
+
+def _bench_image():
+    r = subprocess.run(["make", "--no-print-directory", "-C", ROOT, "-j2", "BOARD=mps2-an385", "BENCH=1", "VARIANT=bench",
+                        "SET=token=%s capacity=3M" % TOKEN], capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return BENCH_ELF
+
+
+class BoardUnderQemu(QemuDevice):
+    """The mps2-an385 under QEMU with extra options (POSTERN_QEMU_ARGS) and an optional capture of its link."""
+
+    def __init__(self, elf, qemu_args="", dump=None):
+        self.env = dict(os.environ, POSTERN_QEMU_ARGS=qemu_args)
+        if dump:
+            self.env["POSTERN_QEMU_DUMP"] = dump
+        super().__init__(elf)
+
+    def _start(self):
+        from qemu_device import QEMU_RUN
+        cmd = [QEMU_RUN, self.elf, str(self.http), str(self.https), str(self.echo), str(self.discard)]
+        self._attach(subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True, bufsize=1, errors="replace"))
+
+
+def _lines_from(dev, start, prefix):
+    with dev.cond:
+        return [l for l in dev.lines[start:] if l.startswith(prefix)]
+
+
+def _wait_line(dev, start, prefix, timeout=60):
+    """The first console line from index start on that begins with prefix."""
+    t = time.monotonic() + timeout
+    while time.monotonic() < t:
+        got = _lines_from(dev, start, prefix)
+        if got:
+            return got[0]
+        time.sleep(0.02)
+    raise AssertionError("no %r line; last lines:\n%s" % (prefix, "\n".join(dev.lines[-20:])))
+
+
+def _busy_after(dev, action):
+    """Guest instructions the device spent on action(): its busy count once the network was quiet, before and
+    after."""
+    action()
+    end = len(dev.lines)
+    line = _wait_line(dev, end, "bench: busy ")
+    return int(line.split()[2])
+
+
+def _decision(dev, auth, expect):
+    """One PUT on a new connection; the device's count of its decision."""
+    n = len(dev.lines)
+    body = b"x" * 100
+    c = Conn(Endpoint(dev.http, False), timeout=30)
+    c.send(b"PUT /files/d.bin HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n%s\r\n"
+           % (auth.encode(), len(body), b"Expect: 100-continue\r\n" if expect else b""))
+    if expect:
+        r = c.read_response(timeout=30)
+        if r.status == 100:
+            c.send(body)
+            r = c.read_response(timeout=30)
+    else:
+        c.send(body)
+        r = c.read_response(timeout=30)
+    c.close()
+    line = _wait_line(dev, n, "bench: decision ")
+    return int(line.split()[2]), r.status
+
+
+def _put(dev, tls, name, size):
+    c = Conn(Endpoint(dev.https if tls else dev.http, tls), timeout=300)
+    c.send(("PUT /files/%s HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n"
+            "Expect: 100-continue\r\n\r\n" % (name, TOKEN, size)).encode())
+    assert c.read_response(timeout=60).status == 100
+    for _ in range(size // len(BLOCK)):
+        c.send(BLOCK)
+    r = c.read_response(timeout=300)
+    assert r.status in (200, 201), r
+    c.send(("DELETE /files/%s HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer %s\r\n\r\n" % (name, TOKEN)).encode())
+    assert c.read_response(timeout=60).status == 204
+    c.close()
+    return r
+
+
+def _discard_bytes(dev, size):
+    with socket.create_connection(("127.0.0.1", dev.discard), timeout=300) as s:
+        for _ in range(size // len(BLOCK)):
+            s.sendall(BLOCK)
+        s.shutdown(socket.SHUT_WR)
+        s.recv(1)
+
+
+def _per_byte(dev, what):
+    """Marginal guest instructions per byte: (busy of 1 MiB - busy of 512 KiB) / 512 KiB, so that what every
+    transfer pays once (connection, TLS handshake, decision, commit) drops out."""
+    b0 = _busy_after(dev, lambda: request(Endpoint(dev.http, False), "GET", "/_status"))  # a quiet start
+    b1 = _busy_after(dev, lambda: what(BENCH_SIZE))
+    b2 = _busy_after(dev, lambda: what(2 * BENCH_SIZE))
+    one, two = (b1 - b0) % 2 ** 32, (b2 - b1) % 2 ** 32
+    return (two - one) * INSNS_PER_TICK / BENCH_SIZE
+
+
+NO_DIGEST_TAIL = "  return { status = 100, digest = false }\nend\n\nfunction self_test()"
+
+
+def _board_counts(elf):
+    """One boot of the bench build under -icount shift=0: every count the table reports."""
+    out = {}
+    dev = BoardUnderQemu(elf, "-icount shift=0")
+    try:
+        cal = _wait_line(dev, 0, "bench: calibration ").split()
+        out["calibration"] = int(cal[2]) * INSNS_PER_TICK / int(cal[5])
+        sha = _wait_line(dev, 0, "bench: sha256 ").split()
+        out["sha256"] = int(sha[2]) / int(sha[5])
+        for key, auth, expect in (("accepted_expect", TOKEN, True), ("refused_expect", "wrong", True),
+                                  ("accepted_plain", TOKEN, False), ("refused_plain", "wrong", False)):
+            got = [_decision(dev, auth, expect) for _ in range(BENCH_DECISIONS)]
+            want = (201 if expect else 201) if auth == TOKEN else (417 if expect else 403)
+            assert all(st in (want, 200) for _, st in got), got
+            counts = sorted(n for n, _ in got[1:])  # the first after boot warms the arena: left out
+            out["decision_" + key] = (statistics.median(counts), counts[0], counts[-1], got[0][0])
+        out["discard"] = _per_byte(dev, lambda n: _discard_bytes(dev, n))
+        out["put_digest"] = _per_byte(dev, lambda n: _put(dev, False, "b%d.bin" % n, n))
+        out["put_digest_tls"] = _per_byte(dev, lambda n: _put(dev, True, "s%d.bin" % n, n))
+        src = open(os.path.join(ROOT, "scripts", "policy.lua")).read()
+        head, sep, tail = src.rpartition("  return true\nend\n\nfunction self_test()")
+        assert sep, "scripts/policy.lua changed shape: no final accept before self_test"
+        text = "\n".join(l for l in (head + NO_DIGEST_TAIL + tail).splitlines()
+                         if l.strip() and not l.lstrip().startswith("--")) + "\n"  # the board's room is small
+        r = request(Endpoint(dev.http, False), "PUT", "/_policy", text.encode(),
+                    {"Authorization": "Bearer " + TOKEN}, timeout=60)
+        assert r.status == 200, r
+        r = _put(dev, False, "probe.bin", len(BLOCK))
+        assert "sha256" not in r.json(), r.json()
+        out["put_nodigest"] = _per_byte(dev, lambda n: _put(dev, False, "n%d.bin" % n, n))
+        out["put_nodigest_tls"] = _per_byte(dev, lambda n: _put(dev, True, "t%d.bin" % n, n))
+    finally:
+        dev.stop()
+    return out
+
+
+def board_instructions():
+    elf = _bench_image()
+    runs = [_board_counts(elf) for _ in range(2)]
+    a, b = runs
+    group = "mps2-an385 guest instructions (bench build, qemu -icount shift=0; two boots)"
+
+    def spread(key, i=None):
+        x, y = (a[key], b[key]) if i is None else (a[key][i], b[key][i])
+        return abs(x - y)
+
+    row(group, "board_calibration", "instructions per counted instruction (calibration)", round(a["calibration"], 3),
+        "ratio", None, "a 200,000-instruction loop, timer 0 at 25 MHz; 1.000 = exact")
+    for key, what in (("accepted_expect", "decision, Expect: accepted, 100 queued"),
+                      ("refused_expect", "decision, Expect: refused, 417 queued (JSON and log line)"),
+                      ("accepted_plain", "decision, no Expect: accepted, upload open and ACK queued"),
+                      ("refused_plain", "decision, no Expect: refused, 403 queued (JSON and log line)")):
+        med, lo, hi, first = a["decision_" + key]
+        row(group, "board_decision_" + key, what, int(med), "instr", 5000,
+            "median of %d (%d..%d); the boots differ by %d; first after boot %d"
+            % (BENCH_DECISIONS - 1, lo, hi, spread("decision_" + key, 0), first))
+    sha = a["sha256"]
+    d = a["discard"]
+    row(group, "board_sha256", "SHA-256 alone (mbedTLS, -Os), per byte", round(sha, 2), "instr/B", None,
+        "64 KiB of flash, at boot; the boots differ by %.2f" % spread("sha256"))
+    row(group, "board_discard", "discard sink (raw TCP, port 9), per byte", round(d, 2), "instr/B", None,
+        "marginal: (1 MiB - 512 KiB) / 512 KiB; the boots differ by %.2f" % spread("discard"))
+    nd, wd = a["put_nodigest"], a["put_digest"]
+    row(group, "board_put_nodigest", "upload, digest = false, per byte", round(nd, 2), "instr/B",
+        round(1.10 * d, 2), "%.2f x discard; the boots differ by %.2f" % (nd / d, spread("put_nodigest")))
+    row(group, "board_put_digest", "upload with SHA-256, per byte", round(wd, 2), "instr/B",
+        round(1.10 * (d + sha), 2), "%.2f x (discard + SHA-256); the boots differ by %.2f"
+        % (wd / (d + sha), spread("put_digest")))
+    row(group, "board_put_nodigest_tls", "upload over HTTPS, digest = false, per byte", round(a["put_nodigest_tls"], 2),
+        "instr/B", None, "TLS record decryption included; the boots differ by %.2f" % spread("put_nodigest_tls"))
+    row(group, "board_put_digest_tls", "upload over HTTPS with SHA-256, per byte", round(a["put_digest_tls"], 2),
+        "instr/B", None, "the boots differ by %.2f" % spread("put_digest_tls"))
+    figures["board_runs"] = runs
+
+
 # ---- Decision cost: callgrind on the host build ---------------------------------------------------
 
 def _callgrind_decisions(auth):
@@ -464,6 +651,10 @@ def main():
     t0 = time.monotonic()
     if sys.argv[1:] == ["flash"]:  # figures.py flash: only the timed-flash figures
         flash_timing()
+        report()
+        return
+    if sys.argv[1:] == ["board"]:  # figures.py board: only the board's instruction counts
+        board_instructions()
         report()
         return
     footprint()
