@@ -162,7 +162,7 @@ test:
 # Figures, not tests: footprint, RAM, decision cost and throughput against the budgets (tests/bench/figures.py).
 # Not part of make test; about 10 minutes.
 bench:
-	@scripts/need-tools.sh $(TOOLS) $(BOARD_TOOLS) $(TEST_TOOLS) valgrind:valgrind
+	@scripts/need-tools.sh $(TOOLS) $(BOARD_TOOLS) $(TEST_TOOLS) valgrind:valgrind tshark:tshark
 	@$(MAKE) --no-print-directory -j2 all certs
 	@$(MAKE) --no-print-directory -j2 BOARD=mps2-an385 all
 	@/usr/bin/python3 tests/bench/figures.py

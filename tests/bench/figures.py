@@ -352,6 +352,50 @@ def board_instructions():
     figures["board_runs"] = runs
 
 
+# ---- No stalls: 20 uploads of 1 MiB in a row on the board, captured -------------------------------
+
+STALL_UPLOADS = 20
+
+
+def _retransmissions(pcap):
+    """TCP retransmissions in a capture, as tshark's analysis counts them (fast and timeout alike)."""
+    r = subprocess.run(["tshark", "-r", pcap, "-Y", "tcp.analysis.retransmission", "-T", "fields",
+                        "-e", "frame.time_relative", "-e", "tcp.srcport"], capture_output=True, text=True, timeout=300)
+    return [l.split("\t") for l in r.stdout.splitlines() if l.strip()]
+
+
+def stalls(image=None):
+    elf = image or _board_image({"token": TOKEN, "capacity": "3M"}, None)
+    body = os.urandom(MIB)
+    with tempfile.TemporaryDirectory() as tmp:
+        pcap = os.path.join(tmp, "link.pcap")
+        dev = BoardUnderQemu(elf, dump=pcap)
+        times = []
+        try:
+            for i in range(STALL_UPLOADS):
+                t0 = time.monotonic()
+                r = request(Endpoint(dev.http, False), "PUT", "/files/s.bin", body,
+                            {"Authorization": "Bearer " + TOKEN}, timeout=120)
+                times.append(time.monotonic() - t0)
+                assert r.status in (200, 201), r
+                r = request(Endpoint(dev.http, False), "DELETE", "/files/s.bin", None,
+                            {"Authorization": "Bearer " + TOKEN}, timeout=60)  # room for the next, untimed
+                assert r.status == 204, r
+            status = request(Endpoint(dev.http, False), "GET", "/_status").json()
+        finally:
+            dev.stop()
+        rtx = _retransmissions(pcap)
+    s = sorted(times)
+    p50, p95 = s[len(s) // 2], s[min(len(s) - 1, int(0.95 * len(s)))]
+    g = "mps2-an385: %d uploads of 1 MiB in a row (QEMU, no instruction counting; link captured)" % STALL_UPLOADS
+    row(g, "stall_p50_s", "upload time, p50", round(p50, 3), "s", None, "first %.3f s, max %.3f s" % (times[0], s[-1]))
+    row(g, "stall_p95_s", "upload time, p95", round(p95, 3), "s", round(2 * p50, 3), "budget 2 x p50")
+    row(g, "stall_rtx", "TCP retransmissions in the capture", len(rtx), "segments", None,
+        "tshark tcp.analysis.retransmission; lwIP drops %s" % status["memory"]["lwip"].get("tcp_drop", "-"))
+    figures["stall_times_s"] = times
+    figures["stall_rtx"] = rtx[:50]
+
+
 # ---- Decision cost: callgrind on the host build ---------------------------------------------------
 
 def _callgrind_decisions(auth):
@@ -695,6 +739,10 @@ def main():
     t0 = time.monotonic()
     if sys.argv[1:] == ["flash"]:  # figures.py flash: only the timed-flash figures
         flash_timing()
+        report()
+        return
+    if sys.argv[1:] == ["stalls"]:  # figures.py stalls: only the 20 uploads on the board
+        stalls()
         report()
         return
     if sys.argv[1:] == ["host"]:  # figures.py host: only the host's upload path
