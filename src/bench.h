@@ -14,11 +14,15 @@
  */
 void bench_decision_begin(void);
 void bench_decision_end(void);
+/* The share of it inside the policy call (policy_decide). */
+void bench_policy(int end);
 #define BENCH_DECISION_BEGIN() bench_decision_begin()
 #define BENCH_DECISION_END() bench_decision_end()
+#define BENCH_POLICY(end) bench_policy(end)
 #else
 #define BENCH_DECISION_BEGIN() ((void)0)
 #define BENCH_DECISION_END() ((void)0)
+#define BENCH_POLICY(end) ((void)0)
 #endif
 
 #endif /* POSTERN_BENCH_H */

@@ -1,6 +1,8 @@
 /* http_request.c: a request head, parsed from the received pbufs, routed, and decided by the policy before one body byte is read. */
 #include "http_conn_int.h"
 
+#include "bench.h"
+
 #include <stdbool.h>
 #include <string.h>
 
@@ -288,7 +290,9 @@ void conn_on_head(conn_t *c, const char *head)
       .tls = tls,
   };
   static policy_decision_t d;
+  BENCH_POLICY(0);
   policy_decide(&pr, &d);
+  BENCH_POLICY(1);
 
   if (d.status != 100) {
     /* Refused: no 100 is ever sent; body bytes in flight are never parsed. */

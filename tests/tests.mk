@@ -159,13 +159,15 @@ test:
 	@$(MAKE) --no-print-directory -j2 BOARD=mps2-an385 all
 	@$(E2E_PYTEST) -q -p no:cacheprovider tests $(PYTEST_ARGS)
 
-# Figures, not tests: footprint, RAM, decision cost and throughput against the budgets (tests/bench/figures.py).
-# Not part of make test; about 10 minutes.
+# Figures, not tests: footprint, RAM, guest instruction counts on the board, decision cost, throughput and
+# stalls against the budgets (tests/bench/figures.py). Not part of make test; about 10 minutes.
+# BENCH_SECTIONS="board stalls" runs only those sections (figures.py names them all).
+BENCH_SECTIONS ?=
 bench:
 	@scripts/need-tools.sh $(TOOLS) $(BOARD_TOOLS) $(TEST_TOOLS) valgrind:valgrind tshark:tshark
 	@$(MAKE) --no-print-directory -j2 all certs
 	@$(MAKE) --no-print-directory -j2 BOARD=mps2-an385 all
-	@/usr/bin/python3 tests/bench/figures.py
+	@/usr/bin/python3 tests/bench/figures.py $(BENCH_SECTIONS)
 
 # The end-to-end suite against a simulator built with ASan and UBSan (host
 # board; TLS layer, lwIP, mbedTLS and Lua all sanitized). Not part of make test.

@@ -11,7 +11,7 @@
  * itself. Console lines, read by tests/bench/figures.py:
  *   bench: calibration <ticks> ticks for <n> instructions
  *   bench: sha256 <instructions> instructions for <bytes> bytes
- *   bench: decision <instructions>
+ *   bench: decision <instructions> policy <instructions of it in policy_decide>
  *   bench: busy <ticks> ticks     (cumulative, wrapping at 2^32; logged once the network is quiet for 300 ms)
  */
 #include "board_bench.h"
@@ -40,6 +40,7 @@ static uint32_t bench_quiet_ms;           /* last frame */
 static bool bench_active;                 /* frames since the last busy line */
 static bool bench_armed;
 static uint32_t bench_dec_t0, bench_dec_isr0;
+static uint32_t bench_pol_t0, bench_pol_ticks;
 
 static inline uint32_t bench_now(void)
 {
@@ -107,6 +108,7 @@ void bench_lan9118_isr(void)
 void bench_decision_begin(void)
 {
   bench_armed = true;
+  bench_pol_ticks = 0;
   bench_dec_isr0 = bench_isr_ticks;
   bench_dec_t0 = bench_now();
 }
@@ -119,7 +121,18 @@ void bench_decision_end(void)
   }
   bench_armed = false;
   uint32_t ticks = (bench_dec_t0 - t1) - (bench_isr_ticks - bench_dec_isr0);
-  log_line("bench: decision %u", (unsigned)(ticks * BENCH_INSNS_PER_TICK));
+  log_line("bench: decision %u policy %u", (unsigned)(ticks * BENCH_INSNS_PER_TICK),
+           (unsigned)(bench_pol_ticks * BENCH_INSNS_PER_TICK));
+}
+
+void bench_policy(int end)
+{
+  uint32_t now = bench_now();
+  if (end) {
+    bench_pol_ticks += bench_pol_t0 - now;
+  } else {
+    bench_pol_t0 = now;
+  }
 }
 
 #endif /* POSTERN_BENCH */

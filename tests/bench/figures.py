@@ -237,8 +237,8 @@ def _decision(dev, auth, expect):
         c.send(body)
         r = c.read_response(timeout=30)
     c.close()
-    line = _wait_line(dev, n, "bench: decision ")
-    return int(line.split()[2]), r.status
+    line = _wait_line(dev, n, "bench: decision ").split()
+    return int(line[2]), r.status, int(line[4])
 
 
 def _put(dev, tls, name, size):
@@ -290,9 +290,10 @@ def _board_counts(elf):
                                   ("accepted_plain", TOKEN, False), ("refused_plain", "wrong", False)):
             got = [_decision(dev, auth, expect) for _ in range(BENCH_DECISIONS)]
             want = (201 if expect else 201) if auth == TOKEN else (417 if expect else 403)
-            assert all(st in (want, 200) for _, st in got), got
-            counts = sorted(n for n, _ in got[1:])  # the first after boot warms the arena: left out
-            out["decision_" + key] = (statistics.median(counts), counts[0], counts[-1], got[0][0])
+            assert all(st in (want, 200) for _, st, _ in got), got
+            counts = sorted(n for n, _, _ in got[1:])  # the first after boot warms the arena: left out
+            policy = statistics.median(p for _, _, p in got[1:])
+            out["decision_" + key] = (statistics.median(counts), counts[0], counts[-1], got[0][0], policy)
         out["discard"] = _per_byte(dev, lambda n: _discard_bytes(dev, n))
         out["put_digest"] = _per_byte(dev, lambda n: _put(dev, False, "b%d.bin" % n, n))
         out["put_digest_tls"] = _per_byte(dev, lambda n: _put(dev, True, "s%d.bin" % n, n))
@@ -329,10 +330,12 @@ def board_instructions():
                       ("refused_expect", "decision, Expect: refused, 417 queued (JSON and log line)"),
                       ("accepted_plain", "decision, no Expect: accepted, upload open and ACK queued"),
                       ("refused_plain", "decision, no Expect: refused, 403 queued (JSON and log line)")):
-        med, lo, hi, first = a["decision_" + key]
+        med, lo, hi, first, policy = a["decision_" + key]
         row(group, "board_decision_" + key, what, int(med), "instr", 5000,
-            "median of %d (%d..%d); the boots differ by %d; first after boot %d"
-            % (BENCH_DECISIONS - 1, lo, hi, spread("decision_" + key, 0), first))
+            "median of %d (%d..%d), the boots differ by %d; policy_decide %d of it, the rest %d (%s); first after boot %d"
+            % (BENCH_DECISIONS - 1, lo, hi, spread("decision_" + key, 0), policy, med - policy,
+               "head, routing, answer and its log line" if "refused" in key else "head, routing, storage open, 100/ACK",
+               first))
     sha = a["sha256"]
     d = a["discard"]
     row(group, "board_sha256", "SHA-256 alone (mbedTLS, -Os), per byte", round(sha, 2), "instr/B", None,
@@ -735,31 +738,19 @@ def report():
     print("\nwritten: build/bench/figures.json, build/bench/figures.md")
 
 
+SECTIONS = {"footprint": footprint, "ram": board_ram, "board": board_instructions, "decision": decision_cost,
+            "host": throughput, "slow": storage_timing, "flash": flash_timing, "stalls": stalls, "attacks": attacks}
+
+
 def main():
+    """figures.py [SECTION ...]: every section, or only those named (e.g. `figures.py board stalls`)."""
     t0 = time.monotonic()
-    if sys.argv[1:] == ["flash"]:  # figures.py flash: only the timed-flash figures
-        flash_timing()
-        report()
-        return
-    if sys.argv[1:] == ["stalls"]:  # figures.py stalls: only the 20 uploads on the board
-        stalls()
-        report()
-        return
-    if sys.argv[1:] == ["host"]:  # figures.py host: only the host's upload path
-        throughput()
-        report()
-        return
-    if sys.argv[1:] == ["board"]:  # figures.py board: only the board's instruction counts
-        board_instructions()
-        report()
-        return
-    footprint()
-    board_ram()
-    decision_cost()
-    throughput()
-    storage_timing()
-    flash_timing()
-    attacks()
+    wanted = sys.argv[1:] or list(SECTIONS)
+    unknown = [w for w in wanted if w not in SECTIONS]
+    if unknown:
+        sys.exit("figures.py: no section %s (sections: %s)" % (", ".join(unknown), " ".join(SECTIONS)))
+    for name in wanted:
+        SECTIONS[name]()
     report()
     print("bench: %.0f s" % (time.monotonic() - t0))
 
