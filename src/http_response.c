@@ -59,6 +59,15 @@ void wb_json_str(wbuf_t *b, const char *s, size_t n)
   wb_mem(b, "\"", 1);
   for (size_t i = 0; i < n;) {
     unsigned char c = u[i];
+    size_t run = i;
+    while (run < n && u[run] >= 0x20 && u[run] < 0x7f && u[run] != '"' && u[run] != '\\') {
+      run++; /* printable ASCII goes through as one span */
+    }
+    if (run > i) {
+      wb_mem(b, s + i, run - i);
+      i = run;
+      continue;
+    }
     size_t len = text_utf8_len(u + i, n - i);
     if (len == 0) {
       wb_mem(b, "\\ufffd", 6);

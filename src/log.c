@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "platform.h"
 
@@ -23,6 +24,19 @@ void log_line(const char *fmt, ...)
   size_t len = (size_t)n;
   if (len >= LOG_LINE_MAX) {
     len = LOG_LINE_MAX - 1;
+    line[len - 3] = line[len - 2] = line[len - 1] = '.';
+  }
+  line[len++] = '\n';
+  platform_console_write(line, len);
+}
+
+/** Writes n bytes as one line (a newline is added; cut like log_line), without formatting. */
+void log_write(const char *s, size_t n)
+{
+  static char line[LOG_LINE_MAX + 1];
+  size_t len = n < LOG_LINE_MAX ? n : LOG_LINE_MAX - 1;
+  memcpy(line, s, len);
+  if (n >= LOG_LINE_MAX) {
     line[len - 3] = line[len - 2] = line[len - 1] = '.';
   }
   line[len++] = '\n';
