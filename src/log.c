@@ -3,7 +3,6 @@
 
 #include <stdarg.h>
 #include <stdio.h>
-#include <string.h>
 
 #include "platform.h"
 
@@ -33,12 +32,11 @@ void log_line(const char *fmt, ...)
 /** Writes n bytes as one line (a newline is added; cut like log_line), without formatting. */
 void log_write(const char *s, size_t n)
 {
-  static char line[LOG_LINE_MAX + 1];
-  size_t len = n < LOG_LINE_MAX ? n : LOG_LINE_MAX - 1;
-  memcpy(line, s, len);
   if (n >= LOG_LINE_MAX) {
-    line[len - 3] = line[len - 2] = line[len - 1] = '.';
+    platform_console_write(s, LOG_LINE_MAX - 4);
+    platform_console_write("...\n", 4);
+    return;
   }
-  line[len++] = '\n';
-  platform_console_write(line, len);
+  platform_console_write(s, n);
+  platform_console_write("\n", 1);
 }
