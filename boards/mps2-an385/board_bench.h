@@ -16,6 +16,11 @@ void bench_poll(int frames);
 /** The interrupt handlers in the vector table of a bench build: each counts its own time. */
 void bench_systick_isr(void);
 void bench_lan9118_isr(void);
+/** The flash model's own work (flash_model.c: the chip's, on real hardware): 0 begins a span, 1 ends it. */
+void bench_medium(int end);
+#define BENCH_MEDIUM(end) bench_medium(end)
+#else
+#define BENCH_MEDIUM(end) ((void)0)
 #endif
 
 #endif /* POSTERN_BOARD_BENCH_H */
