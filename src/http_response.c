@@ -41,10 +41,15 @@ void wb_u64(wbuf_t *b, uint64_t v)
 {
   char tmp[20];
   size_t i = sizeof tmp;
-  do {
+  while (v > UINT32_MAX) {
     tmp[--i] = (char)('0' + v % 10);
     v /= 10;
-  } while (v != 0);
+  }
+  uint32_t w = (uint32_t)v; /* 32-bit division is one instruction on a Cortex-M3, 64-bit a library call */
+  do {
+    tmp[--i] = (char)('0' + w % 10);
+    w /= 10;
+  } while (w != 0);
   wb_mem(b, tmp + i, sizeof tmp - i);
 }
 
