@@ -1637,6 +1637,11 @@ static void read_result(lua_State *L, int v, policy_decision_t *d, const result_
     d->www_authenticate[n] = '\0';
   }
   read_cors(L, v, d, who);
+  lua_getfield(L, v, "digest");
+  if (!lua_isnil(L, -1) && !lua_isboolean(L, -1)) {
+    result_error(L, who, "a digest field that is not a boolean");
+  }
+  d->no_digest = lua_isboolean(L, -1) && !lua_toboolean(L, -1);
 }
 
 static int call_k(lua_State *L)
@@ -1658,8 +1663,10 @@ static int call_k(lua_State *L)
     lua_createtable(L, 0, 2);
     push_u64(L, c->size);
     lua_setfield(L, -2, "size");
-    lua_pushstring(L, c->sha256_hex ? c->sha256_hex : "");
-    lua_setfield(L, -2, "sha256");
+    if (c->sha256_hex != NULL) {
+      lua_pushstring(L, c->sha256_hex);
+      lua_setfield(L, -2, "sha256");
+    }
   }
   lua_call(L, c->stored ? 2 : 1, 2);
   read_result(L, lua_gettop(L) - 1, c->out, &who);
@@ -1690,8 +1697,8 @@ void policy_decide(const policy_request_t *req, policy_decision_t *out)
   call_policy(&c, out);
 }
 
-/** Calls the optional on_stored(req, {size=, sha256=}) before the commit;
- *  without that function the upload is accepted (status 100). */
+/** Calls the optional on_stored(req, {size=, sha256=}) before the commit (sha256 nil for an
+ *  upload stored without a digest); without that function the upload is accepted (status 100). */
 void policy_after_body(const policy_request_t *req, uint64_t size, const char *sha256_hex, policy_decision_t *out)
 {
   call_ctx_t c = {req, "on_stored", true, true, size, sha256_hex, NULL};

@@ -24,6 +24,14 @@ UNIT_multipart := src/multipart.c src/text.c
 UNIT_text := src/text.c
 UNIT_conditional := src/conditional.c src/text.c
 UNIT_digest := src/digest.c src/text.c $(MBEDTLS_ALL)
+# digest.c on a board's hash engine: the counting fake of tests/unit/engine (its own digest object).
+ENGINE_CFLAGS := -DPOSTERN_SHA256_ENGINE=1 -Itests/unit/engine
+UNIT_digest_engine := $(TEST_OUT)/engine/src/digest.o src/text.c $(MBEDTLS_ALL)
+$(TEST_OUT)/obj/tests/unit/test_digest_engine.o: TEST_CFLAGS += $(ENGINE_CFLAGS)
+$(TEST_OUT)/engine/src/digest.o: src/digest.c | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	@echo "  CC/SAN  $< (POSTERN_SHA256_ENGINE=1)"
+	@$(CC) $(TEST_CFLAGS) $(ENGINE_CFLAGS) $(WARNINGS) -c $< -o $@
 UNIT_policy := src/policy.c src/policy_pattern.c src/text.c src/digest.c port/lua_arena.c port/arena.c src/log.c $(LUA_ALL) $(MBEDTLS_ALL) tests/unit/fake_storage.c
 UNIT_LDLIBS_policy := -lm
 # The sandbox's pattern functions against lstrlib's, in one plain VM.
@@ -159,13 +167,15 @@ test:
 	@$(MAKE) --no-print-directory -j2 BOARD=lm3s6965evb all
 	@$(E2E_PYTEST) -q -p no:cacheprovider tests $(PYTEST_ARGS)
 
-# Figures, not tests: footprint, RAM, decision cost and throughput against the budgets (tests/bench/figures.py).
-# Not part of make test; about 10 minutes.
+# Figures, not tests: footprint, RAM, guest instruction counts on the board, decision cost, throughput and
+# stalls against the budgets (tests/bench/figures.py). Not part of make test; about 10 minutes.
+# BENCH_SECTIONS="board stalls" runs only those sections (figures.py names them all).
+BENCH_SECTIONS ?=
 bench:
-	@scripts/need-tools.sh $(TOOLS) $(BOARD_TOOLS) $(TEST_TOOLS) valgrind:valgrind
+	@scripts/need-tools.sh $(TOOLS) $(BOARD_TOOLS) $(TEST_TOOLS) valgrind:valgrind tshark:tshark
 	@$(MAKE) --no-print-directory -j2 all certs
 	@$(MAKE) --no-print-directory -j2 BOARD=mps2-an385 all
-	@/usr/bin/python3 tests/bench/figures.py
+	@/usr/bin/python3 tests/bench/figures.py $(BENCH_SECTIONS)
 
 # The end-to-end suite against a simulator built with ASan and UBSan (host
 # board; TLS layer, lwIP, mbedTLS and Lua all sanitized). Not part of make test.

@@ -960,6 +960,51 @@ static void test_sandbox(void)
   policy_shutdown();
 }
 
+/* ---- digest = false ---------------------------------------------------------- */
+
+/* The answer's digest field: false turns the stored digest off, true or none leaves it on, anything else
+ * fails closed; on_stored of such an upload sees no sha256. */
+static void test_digest_field(void)
+{
+  treq_t t;
+  policy_decision_t d;
+  CHECK_EQ(start_src("=digest", "function on_request(req)\n"
+                                "  if req.path == '/off' then return { status = 100, digest = false } end\n"
+                                "  if req.path == '/on' then return { status = 100, digest = true } end\n"
+                                "  if req.path == '/bad' then return { status = 100, digest = 'no' } end\n"
+                                "  if req.path == '/refused' then return { status = 403, digest = false } end\n"
+                                "  return true\n"
+                                "end\n"
+                                "function on_stored(req, f)\n"
+                                "  if f.sha256 == nil then return 409, 'no sha256' end\n"
+                                "  return #f.sha256 == 64\n"
+                                "end\n"),
+           0);
+  d = get("/off");
+  CHECK_EQ(d.status, 100);
+  CHECK(d.no_digest);
+  d = get("/on");
+  CHECK_EQ(d.status, 100);
+  CHECK(!d.no_digest);
+  d = get("/plain");
+  CHECK_EQ(d.status, 100);
+  CHECK(!d.no_digest);
+  d = get("/refused");
+  CHECK_EQ(d.status, 403);
+  log_clear();
+  d = get("/bad");
+  CHECK_EQ(d.status, 500);
+  CHECK(d.policy_error);
+  CHECK(strstr(g_log, "a digest field that is not a boolean") != NULL);
+  mkreq(&t, "PUT", "/off", "a", 3, NULL, NULL);
+  policy_after_body(&t.r, 3, NULL, &d);
+  CHECK_EQ(d.status, 409);
+  CHECK_STR(d.message, "no sha256");
+  policy_after_body(&t.r, 3, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", &d);
+  CHECK_EQ(d.status, 100);
+  policy_shutdown();
+}
+
 /* ---- Fault injection ------------------------------------------------------ */
 
 static void test_fault_injection(void)
@@ -1277,6 +1322,7 @@ int main(void)
   RUN(test_load_failures);
   RUN(test_sandbox);
   RUN(test_fault_injection);
+  RUN(test_digest_field);
   RUN(test_figures);
   RUN(test_replacement);
   RUN(test_config);
