@@ -83,7 +83,7 @@ MBEDTLS_TLS_SRCS := $(addprefix library/,platform.c entropy.c ctr_drbg.c aes.c g
 MBEDTLS_SRCS := $(MBEDTLS_HASH_SRCS) $(if $(filter 1,$(TLS)),$(MBEDTLS_TLS_SRCS))
 LUA_SRCS := $(addprefix src/,lapi.c lcode.c lctype.c ldebug.c ldo.c lfunc.c lgc.c llex.c lmem.c \
               lobject.c lopcodes.c lparser.c lstate.c lstring.c ltable.c ltm.c lvm.c lzio.c \
-              lauxlib.c lbaselib.c lstrlib.c ltablib.c lmathlib.c lutf8lib.c)
+              lauxlib.c lbaselib.c lstrlib.c ltablib.c lutf8lib.c)
 CORE_SRCS := $(wildcard src/*.c)
 PORT_SRCS := $(filter-out $(if $(filter 1,$(TLS)),,port/tls.c port/tls_keyupdate.c),$(wildcard port/*.c))
 

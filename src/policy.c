@@ -10,6 +10,7 @@
 #include "log.h"
 #include "lua.h"
 #include "lua_arena.h"
+#include "lua_math.h"
 #include "lualib.h"
 #include "mbedtls/base64.h"
 #include "policy_pattern.h"
@@ -795,7 +796,7 @@ static int init_k(lua_State *L)
 {
   const init_ctx_t *c = (const init_ctx_t *)lua_touserdata(L, 1);
   static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base},       {LUA_STRLIBNAME, luaopen_string},
-                                  {LUA_TABLIBNAME, luaopen_table}, {LUA_MATHLIBNAME, luaopen_math},
+                                  {LUA_TABLIBNAME, luaopen_table}, {LUA_MATHLIBNAME, lua_math_open},
                                   {LUA_UTF8LIBNAME, luaopen_utf8}, {NULL, NULL}};
   static const luaL_Reg ro_meta[] = {
       {"__index", ro_index}, {"__newindex", ro_newindex}, {"__pairs", ro_pairs}, {"__len", ro_len}, {NULL, NULL}};

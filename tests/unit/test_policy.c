@@ -893,6 +893,37 @@ static const char sandbox_lua[] =
     "  return {status = 422, message = 'digest mismatch'}\n"
     "end\n";
 
+/* The sandbox's own math library: Lua 5.4's integer and rounding semantics, no trigonometry, logarithms or random. */
+static const char math_lua[] =
+    "function on_request(req)\n"
+    "  assert(math.sin == nil and math.log == nil and math.random == nil and math.exp == nil)\n"
+    "  assert(math.floor(3.7) == 3 and math.type(math.floor(3.7)) == 'integer' and math.floor(-3.5) == -4)\n"
+    "  assert(math.ceil(3.2) == 4 and math.floor(5) == 5 and math.type(math.floor(1e300)) == 'float')\n"
+    "  assert(math.abs(-7) == 7 and math.abs(-2.5) == 2.5 and math.abs(math.mininteger) == math.mininteger)\n"
+    "  assert(math.fmod(7, 3) == 1 and math.fmod(-7, 3) == -1 and math.fmod(7, -1) == 0)\n"
+    "  assert(math.fmod(7.5, 2) == 1.5 and not pcall(math.fmod, 1, 0))\n"
+    "  assert(math.max(3, 9, 2) == 9 and math.min(3, 9, 2) == 2 and math.max(1, 2.5) == 2.5)\n"
+    "  assert(not pcall(math.max) and not pcall(math.min, 1, 'x'))\n"
+    "  assert(math.tointeger(4.0) == 4 and math.tointeger(4.5) == nil and math.tointeger('8') == nil)\n"
+    "  assert(math.type(1) == 'integer' and math.type(1.0) == 'float' and math.type('1') == nil)\n"
+    "  assert(math.ult(1, -1) and not math.ult(-1, 1) and math.huge > math.maxinteger)\n"
+    "  assert(math.pi > 3.14159 and math.pi < 3.1416 and math.maxinteger + 1 == math.mininteger)\n"
+    "  return 2 ^ 10 == 1024.0\n"
+    "end\n";
+
+static void test_sandbox_math(void)
+{
+  fake_storage_reset(5000, 1000);
+  CHECK_EQ(policy_init(NULL, NULL, 0), 0);
+  CHECK_EQ(policy_load("math.lua", math_lua, strlen(math_lua)), 0);
+  log_clear();
+  policy_decision_t d = get("/m");
+  if (d.status != 100) {
+    fprintf(stderr, "math: %d: %s", d.status, g_log);
+  }
+  CHECK_EQ(d.status, 100);
+}
+
 static void test_sandbox(void)
 {
   static const char *const ok[] = {"/globals",     "/load-binary", "/load-text", "/getmt",
@@ -1321,6 +1352,7 @@ int main(void)
   RUN(test_errors);
   RUN(test_load_failures);
   RUN(test_sandbox);
+  RUN(test_sandbox_math);
   RUN(test_fault_injection);
   RUN(test_digest_field);
   RUN(test_figures);
