@@ -32,8 +32,11 @@ IPV6_DEFAULT_mps2-an385 := $(if $(filter 1,$(TLS)),1,0)
 IPV6_DEFAULT_lm3s6965evb := 0
 IPV6_DEFAULT := $(or $(IPV6_DEFAULT_$(BOARD)),1)
 IPV6 ?= $(IPV6_DEFAULT)
-# A build without TLS, with IPV6 off its board's default, or with NO_SYS 0, keeps its own objects (the options differ).
-OUT := $(BUILD)/$(BOARD)$(if $(filter 0,$(TLS)),-notls)$(if $(filter-out $(IPV6_DEFAULT),$(IPV6)),$(if $(filter 1,$(IPV6)),-ipv6,-noipv6))$(if $(filter 0,$(NO_SYS)),-nosys0)
+# 1: a bench build (POSTERN_BENCH): the board counts its busy instructions and times each decision
+# for `make bench` (tests/bench/figures.py); its own objects, never a product image.
+BENCH ?= 0
+# A build without TLS, with IPV6 off its board's default, with NO_SYS 0 or BENCH 1, keeps its own objects (the options differ).
+OUT := $(BUILD)/$(BOARD)$(if $(filter 0,$(TLS)),-notls)$(if $(filter-out $(IPV6_DEFAULT),$(IPV6)),$(if $(filter 1,$(IPV6)),-ipv6,-noipv6))$(if $(filter 0,$(NO_SYS)),-nosys0)$(if $(filter 1,$(BENCH)),-bench)
 DEPS_DIR := $(BUILD)/deps
 LWIP_DIR ?= $(DEPS_DIR)/lwip
 MBEDTLS_DIR ?= $(DEPS_DIR)/mbedtls
@@ -80,14 +83,14 @@ MBEDTLS_TLS_SRCS := $(addprefix library/,platform.c entropy.c ctr_drbg.c aes.c g
 MBEDTLS_SRCS := $(MBEDTLS_HASH_SRCS) $(if $(filter 1,$(TLS)),$(MBEDTLS_TLS_SRCS))
 LUA_SRCS := $(addprefix src/,lapi.c lcode.c lctype.c ldebug.c ldo.c lfunc.c lgc.c llex.c lmem.c \
               lobject.c lopcodes.c lparser.c lstate.c lstring.c ltable.c ltm.c lvm.c lzio.c \
-              lauxlib.c lbaselib.c lstrlib.c ltablib.c lmathlib.c lutf8lib.c)
+              lauxlib.c lbaselib.c lstrlib.c ltablib.c lutf8lib.c)
 CORE_SRCS := $(wildcard src/*.c)
 PORT_SRCS := $(filter-out $(if $(filter 1,$(TLS)),,port/tls.c port/tls_keyupdate.c),$(wildcard port/*.c))
 
 INCLUDES := -Isrc -Iport -Iport/include -Iport/mbedtls -Iboards/$(BOARD) -I$(LWIP_DIR)/src/include \
             -I$(MBEDTLS_DIR)/include -I$(LUA_DIR)/src -Iport/lua $(BOARD_INCLUDES)
 DEFINES_BASE := -DMBEDTLS_CONFIG_FILE='"postern_mbedtls_config.h"'
-DEFINES := $(DEFINES_BASE) -DPOSTERN_TLS=$(TLS) -DPOSTERN_IPV6=$(IPV6) $(if $(filter 0,$(NO_SYS)),-DNO_SYS=0)
+DEFINES := $(DEFINES_BASE) -DPOSTERN_TLS=$(TLS) -DPOSTERN_IPV6=$(IPV6) $(if $(filter 0,$(NO_SYS)),-DNO_SYS=0) $(if $(filter 1,$(BENCH)),-DPOSTERN_BENCH=1)
 WARNINGS := -Wall -Wextra -Wshadow -Wundef -Werror
 BASE_CFLAGS := -std=c11 -MMD -MP $(BOARD_CFLAGS) $(INCLUDES) $(DEFINES)
 # postern's own code: strict, the same flags on every board.

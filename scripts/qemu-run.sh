@@ -6,6 +6,7 @@
 #   to 443, ECHO_PORT (8007) to 7 and DISCARD_PORT (8009) to 9; a port of 0
 #   is not forwarded. The device is 10.0.2.15 on QEMU's user-mode network.
 #   --debug starts the CPU halted with a gdb server on 127.0.0.1:GDB_PORT.
+#   Environment: POSTERN_QEMU_DUMP=FILE captures the link (pcap), POSTERN_QEMU_ARGS adds QEMU options.
 #   Ctrl-A X leaves QEMU.
 set -eu
 
@@ -22,14 +23,21 @@ discard=${5:-8009}
 
 [ -f "$elf" ] || { echo "qemu-run: no image $elf (build it with make BOARD=mps2-an385)" >&2; exit 1; }
 
-nic="user,model=lan9118,restrict=on,net=10.0.2.0/24,host=10.0.2.2"
+net="user,id=n0,restrict=on,net=10.0.2.0/24,host=10.0.2.2"
 for fwd in "$http:80" "$https:443" "$echo_port:7" "$discard:9"; do
   host_port=${fwd%%:*}
   [ "$host_port" = 0 ] && continue
-  nic="$nic,hostfwd=tcp:127.0.0.1:$host_port-:${fwd#*:}"
+  net="$net,hostfwd=tcp:127.0.0.1:$host_port-:${fwd#*:}"
 done
 
-set -- -M mps2-an385 -nographic -monitor none -serial stdio -kernel "$elf" -nic "$nic"
+set -- -M mps2-an385 -nographic -monitor none -serial stdio -kernel "$elf" -netdev "$net" -net nic,model=lan9118,netdev=n0
+# POSTERN_QEMU_DUMP=file: every frame of the device's link into a pcap file (tshark reads it).
+if [ -n "${POSTERN_QEMU_DUMP:-}" ]; then
+  set -- "$@" -object "filter-dump,id=dump0,netdev=n0,file=$POSTERN_QEMU_DUMP"
+fi
+# POSTERN_QEMU_ARGS: more QEMU options, e.g. "-icount shift=0" (make bench: one virtual ns per instruction).
+# shellcheck disable=SC2086
+[ -n "${POSTERN_QEMU_ARGS:-}" ] && set -- "$@" $POSTERN_QEMU_ARGS
 if [ -n "$debug" ]; then
   # A debugger that knows Arm: gdb-multiarch, arm-none-eabi-gdb, or a gdb built for it.
   gdb=""

@@ -12,23 +12,35 @@
 /** Starts a streaming SHA-256. */
 void digest_sha256_start(digest_sha256_t *d)
 {
+#if POSTERN_SHA256_ENGINE
+  sha256_engine_start(&d->ctx);
+#else
   mbedtls_sha256_init(&d->ctx);
   (void)mbedtls_sha256_starts(&d->ctx, 0);
+#endif
 }
 
 /** Feeds len bytes into a streaming SHA-256. */
 void digest_sha256_update(digest_sha256_t *d, const void *data, size_t len)
 {
   if (len > 0) {
+#if POSTERN_SHA256_ENGINE
+    sha256_engine_update(&d->ctx, (const uint8_t *)data, len);
+#else
     (void)mbedtls_sha256_update(&d->ctx, (const unsigned char *)data, len);
+#endif
   }
 }
 
 /** Ends a streaming SHA-256: writes the 32-byte digest and wipes the context. */
 void digest_sha256_finish(digest_sha256_t *d, uint8_t out[DIGEST_SHA256_LEN])
 {
+#if POSTERN_SHA256_ENGINE
+  sha256_engine_finish(&d->ctx, out);
+#else
   (void)mbedtls_sha256_finish(&d->ctx, out);
   mbedtls_sha256_free(&d->ctx);
+#endif
 }
 
 /** One-shot SHA-256 of data[0..len). */

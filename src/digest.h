@@ -1,4 +1,4 @@
-/* digest.h: SHA-256, HMAC-SHA-256, base64 and Content-Digest parsing, on mbedTLS. */
+/* digest.h: SHA-256 (mbedTLS's or a board's engine), HMAC-SHA-256, base64 and Content-Digest parsing. */
 #ifndef POSTERN_DIGEST_H
 #define POSTERN_DIGEST_H
 
@@ -6,14 +6,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "postern_opts.h"
+
+#if POSTERN_SHA256_ENGINE
+#include "sha256_engine.h" /* the board's hash engine (see POSTERN_SHA256_ENGINE) */
+#else
 #include "mbedtls/sha256.h"
+#endif
 
 #define DIGEST_SHA256_LEN 32
 /** Base64 of 32 bytes plus NUL. */
 #define DIGEST_SHA256_B64_LEN 45
 
 typedef struct digest_sha256 {
+#if POSTERN_SHA256_ENGINE
+  sha256_engine_t ctx;
+#else
   mbedtls_sha256_context ctx;
+#endif
 } digest_sha256_t;
 
 /** Starts a streaming SHA-256. */

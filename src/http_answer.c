@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "bench.h"
 #include "http_response.h"
 #include "http_status.h"
 #include "log.h"
@@ -46,8 +47,28 @@ static void conn_log(conn_t *c, const char *note)
     memcpy(date + 12, imf + 17, 8);
     memcpy(date + 20, " +0000", 7);
   }
-  log_line("%s - - [%s] \"%s\" %u %llu%s%s", ip, date, c->reqline[0] ? c->reqline : "-", c->status,
-           (unsigned long long)(c->body_bytes), note != NULL ? " " : "", note != NULL ? note : "");
+  /* Built by hand: printf's formatting was a third of a refusal's cost on a Cortex-M3. */
+  char line[320];
+  wbuf_t b;
+  wb_init(&b, line, sizeof line);
+  wb_str(&b, ip);
+  wb_str(&b, " - - [");
+  wb_str(&b, date);
+  wb_str(&b, "] \"");
+  wb_str(&b, c->reqline[0] ? c->reqline : "-");
+  wb_str(&b, "\" ");
+  wb_u64(&b, c->status);
+  wb_str(&b, " ");
+  wb_u64(&b, c->body_bytes);
+  if (note != NULL) {
+    wb_str(&b, " ");
+    size_t n = 0;
+    while (n < b.cap - b.len && note[n] != '\0') {
+      n++;
+    }
+    wb_mem(&b, note, n); /* cut where the line ends */
+  }
+  log_write(b.p, b.len);
 }
 
 /* Writes bytes into the send queue (copied); false when lwIP had no room. */
@@ -58,6 +79,7 @@ bool conn_write(conn_t *c, const void *data, size_t len, bool more)
     log_line("http: cannot queue %u response bytes (%d); closing", (unsigned)len, (int)err);
     return false;
   }
+  BENCH_DECISION_END();
   return true;
 }
 

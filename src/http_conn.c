@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "ack_now.h"
+#include "bench.h"
 #include "http_status.h"
 #include "listen.h"
 #include "log.h"
@@ -379,6 +380,9 @@ static err_t conn_on_recv(void *arg, struct altcp_pcb *pcb, struct pbuf *p, err_
     pbuf_cat(c->rx, p);
   }
   c->last_ms = now;
+  if (c->state == CONN_HEAD) {
+    BENCH_DECISION_BEGIN();
+  }
   conn_process(c);
   if (c->state != CONN_FREE) {
     conn_rx_compact(c);

@@ -63,6 +63,7 @@ typedef struct conn {
   bool chunked;    /* the body uses the chunked coding */
   bool has_length;
   bool want_digest;     /* Content-Digest: sha-256 was sent */
+  bool hash;            /* hash this upload: on unless the policy said digest = false (and no Content-Digest) */
   bool head_only;       /* HEAD: headers of a download without the bytes */
   bool served;          /* a response went out and the connection was kept: idle between requests */
   bool retry_due;       /* a retryable 417 was sent: the next request must be its retry */

@@ -1,6 +1,8 @@
 /* http_request.c: a request head, parsed from the received pbufs, routed, and decided by the policy before one body byte is read. */
 #include "http_conn_int.h"
 
+#include "bench.h"
+
 #include <stdbool.h>
 #include <string.h>
 
@@ -316,7 +318,9 @@ void conn_on_head(conn_t *c, const char *head)
       .tls = tls,
   };
   policy_decision_t *d = &conn_decision;
+  BENCH_POLICY(0);
   policy_decide(&pr, d);
+  BENCH_POLICY(1);
   if (!is_options) { /* every answer to this request may be read by the origin the policy names */
     memcpy(c->origin, d->allow_origin, sizeof c->origin);
   }
@@ -346,6 +350,8 @@ void conn_on_head(conn_t *c, const char *head)
   if (route == ROUTE_FILE && (is_put || is_delete) && !conn_preconditions(c, head, is_delete)) {
     return; /* 412 before storage or a 100: no body byte is read */
   }
+  /* digest = false stores a file upload without its SHA-256; a client's Content-Digest is checked still. */
+  c->hash = !d->no_digest || c->want_digest || route != ROUTE_FILE;
   switch (route) {
   case ROUTE_FILE:
     if (is_put) {

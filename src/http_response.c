@@ -41,10 +41,15 @@ void wb_u64(wbuf_t *b, uint64_t v)
 {
   char tmp[20];
   size_t i = sizeof tmp;
-  do {
+  while (v > UINT32_MAX) {
     tmp[--i] = (char)('0' + v % 10);
     v /= 10;
-  } while (v != 0);
+  }
+  uint32_t w = (uint32_t)v; /* 32-bit division is one instruction on a Cortex-M3, 64-bit a library call */
+  do {
+    tmp[--i] = (char)('0' + w % 10);
+    w /= 10;
+  } while (w != 0);
   wb_mem(b, tmp + i, sizeof tmp - i);
 }
 
@@ -59,6 +64,15 @@ void wb_json_str(wbuf_t *b, const char *s, size_t n)
   wb_mem(b, "\"", 1);
   for (size_t i = 0; i < n;) {
     unsigned char c = u[i];
+    size_t run = i;
+    while (run < n && u[run] >= 0x20 && u[run] < 0x7f && u[run] != '"' && u[run] != '\\') {
+      run++; /* printable ASCII goes through as one span */
+    }
+    if (run > i) {
+      wb_mem(b, s + i, run - i);
+      i = run;
+      continue;
+    }
     size_t len = text_utf8_len(u + i, n - i);
     if (len == 0) {
       wb_mem(b, "\\ufffd", 6);

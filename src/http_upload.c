@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "ack_now.h"
+#include "bench.h"
 #include "digest.h"
 #include "http_response.h"
 #include "log.h"
@@ -51,7 +52,9 @@ void conn_open_upload(conn_t *c)
     conn_refuse(c, 412, "the file changed while the upload waited for storage");
     return;
   }
-  digest_sha256_start(&c->sha);
+  if (c->hash) {
+    digest_sha256_start(&c->sha);
+  }
   c->body_left = c->chunked ? 0 : c->length;
   chunked_init(&c->chunk);
   c->checked = false;
@@ -72,6 +75,7 @@ void conn_open_upload(conn_t *c)
     /* No 100 Continue carries the head's ACK: send it now, or a sender in
      * slow start (one segment in flight) waits for lwIP's delayed-ACK tick. */
     ack_now(c->pcb);
+    BENCH_DECISION_END();
   }
 }
 
@@ -88,7 +92,9 @@ int conn_sink(conn_t *c, const uint8_t *data, size_t len)
     return rc;
   }
   if (rc == STORAGE_OK) {
-    digest_sha256_update(&c->sha, data, len);
+    if (c->hash) {
+      digest_sha256_update(&c->sha, data, len);
+    }
     c->body_bytes += len;
   }
   return rc;
@@ -158,12 +164,15 @@ void conn_feed_body(conn_t *c)
 /*
  * Checks the complete body: its SHA-256 against the client's Content-Digest,
  * then the policy's on_stored. False when it refused and answered; true with
- * the SHA-256 kept in c->digest.
+ * the SHA-256 kept in c->digest (when c->hash: an upload stored without a
+ * digest has none).
  */
 static bool conn_check_body(conn_t *c)
 {
-  uint8_t sum[DIGEST_SHA256_LEN];
-  digest_sha256_finish(&c->sha, sum);
+  uint8_t sum[DIGEST_SHA256_LEN] = {0};
+  if (c->hash) {
+    digest_sha256_finish(&c->sha, sum);
+  }
   if (c->want_digest && !digest_equal(sum, c->digest, sizeof sum)) {
     policy_stage_abort(c);
     storage_abort(c->upload);
@@ -188,7 +197,7 @@ static bool conn_check_body(conn_t *c)
       .length = c->body_bytes,
   };
   policy_decision_t *d = &conn_decision;
-  policy_after_body(&pr, c->body_bytes, hex, d);
+  policy_after_body(&pr, c->body_bytes, c->hash ? hex : NULL, d);
   if (d->status != 100) {
     storage_abort(c->upload);
     c->upload = NULL;
@@ -197,7 +206,7 @@ static bool conn_check_body(conn_t *c)
     return false;
   }
   memcpy(c->digest, sum, sizeof sum);
-  c->sha_done = true;
+  c->sha_done = c->hash; /* digest = false: stored without one, no ETag */
   c->checked = true;
   return true;
 }
@@ -308,10 +317,7 @@ void conn_commit(conn_t *c)
                        NULL);
     return;
   }
-  char hex[2 * DIGEST_SHA256_LEN + 1];
-  text_hex(c->digest, sizeof c->digest, hex);
   char b64[DIGEST_SHA256_B64_LEN];
-  digest_base64_encode(c->digest, sizeof c->digest, b64, sizeof b64);
   if (c->sha_done) {
     cond_etag(c->digest, conn_etag);
   }
@@ -324,10 +330,17 @@ void conn_commit(conn_t *c)
   wb_json_str(&j, c->name, strlen(c->name));
   wb_str(&j, ",\"size\":");
   wb_u64(&j, c->body_bytes);
-  wb_str(&j, ",\"sha256\":\"");
-  wb_str(&j, hex);
-  wb_str(&j, "\"}\n");
-  if (!conn_send_ok(c, c->replaced ? 200 : 201, "application/json", j.len, b64, body, j.len, c->body_bytes, false)) {
+  if (c->hash) {
+    char hex[2 * DIGEST_SHA256_LEN + 1];
+    text_hex(c->digest, sizeof c->digest, hex);
+    digest_base64_encode(c->digest, sizeof c->digest, b64, sizeof b64);
+    wb_str(&j, ",\"sha256\":\"");
+    wb_str(&j, hex);
+    wb_str(&j, "\"");
+  }
+  wb_str(&j, "}\n");
+  if (!conn_send_ok(c, c->replaced ? 200 : 201, "application/json", j.len, c->hash ? b64 : NULL, body, j.len,
+                    c->body_bytes, false)) {
     return;
   }
   conn_after(c, c->keep_alive ? AFTER_NEXT : AFTER_LINGER);

@@ -28,3 +28,15 @@ void log_line(const char *fmt, ...)
   line[len++] = '\n';
   platform_console_write(line, len);
 }
+
+/** Writes n bytes as one line (a newline is added; cut like log_line), without formatting. */
+void log_write(const char *s, size_t n)
+{
+  if (n >= LOG_LINE_MAX) {
+    platform_console_write(s, LOG_LINE_MAX - 4);
+    platform_console_write("...\n", 4);
+    return;
+  }
+  platform_console_write(s, n);
+  platform_console_write("\n", 1);
+}

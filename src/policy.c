@@ -10,6 +10,7 @@
 #include "log.h"
 #include "lua.h"
 #include "lua_arena.h"
+#include "lua_math.h"
 #include "lualib.h"
 #include "mbedtls/base64.h"
 #include "policy_pattern.h"
@@ -795,7 +796,7 @@ static int init_k(lua_State *L)
 {
   const init_ctx_t *c = (const init_ctx_t *)lua_touserdata(L, 1);
   static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base},       {LUA_STRLIBNAME, luaopen_string},
-                                  {LUA_TABLIBNAME, luaopen_table}, {LUA_MATHLIBNAME, luaopen_math},
+                                  {LUA_TABLIBNAME, luaopen_table}, {LUA_MATHLIBNAME, lua_math_open},
                                   {LUA_UTF8LIBNAME, luaopen_utf8}, {NULL, NULL}};
   static const luaL_Reg ro_meta[] = {
       {"__index", ro_index}, {"__newindex", ro_newindex}, {"__pairs", ro_pairs}, {"__len", ro_len}, {NULL, NULL}};
@@ -1637,6 +1638,11 @@ static void read_result(lua_State *L, int v, policy_decision_t *d, const result_
     d->www_authenticate[n] = '\0';
   }
   read_cors(L, v, d, who);
+  lua_getfield(L, v, "digest");
+  if (!lua_isnil(L, -1) && !lua_isboolean(L, -1)) {
+    result_error(L, who, "a digest field that is not a boolean");
+  }
+  d->no_digest = lua_isboolean(L, -1) && !lua_toboolean(L, -1);
 }
 
 static int call_k(lua_State *L)
@@ -1658,8 +1664,10 @@ static int call_k(lua_State *L)
     lua_createtable(L, 0, 2);
     push_u64(L, c->size);
     lua_setfield(L, -2, "size");
-    lua_pushstring(L, c->sha256_hex ? c->sha256_hex : "");
-    lua_setfield(L, -2, "sha256");
+    if (c->sha256_hex != NULL) {
+      lua_pushstring(L, c->sha256_hex);
+      lua_setfield(L, -2, "sha256");
+    }
   }
   lua_call(L, c->stored ? 2 : 1, 2);
   read_result(L, lua_gettop(L) - 1, c->out, &who);
@@ -1690,8 +1698,8 @@ void policy_decide(const policy_request_t *req, policy_decision_t *out)
   call_policy(&c, out);
 }
 
-/** Calls the optional on_stored(req, {size=, sha256=}) before the commit;
- *  without that function the upload is accepted (status 100). */
+/** Calls the optional on_stored(req, {size=, sha256=}) before the commit (sha256 nil for an
+ *  upload stored without a digest); without that function the upload is accepted (status 100). */
 void policy_after_body(const policy_request_t *req, uint64_t size, const char *sha256_hex, policy_decision_t *out)
 {
   call_ctx_t c = {req, "on_stored", true, true, size, sha256_hex, NULL};

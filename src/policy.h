@@ -48,6 +48,7 @@ typedef struct policy_decision {
   char allow_headers[POSTERN_CORS_LIST_MAX + 1];
   int32_t max_age;
   bool policy_error; /* true when the status is the fail-closed 500 */
+  bool no_digest;    /* digest = false: the upload is stored without its SHA-256 */
 } policy_decision_t;
 
 /** Creates the VM in the Lua arena with the sandboxed libraries and helpers;
@@ -112,8 +113,9 @@ bool policy_setting_secret(const char *name);
 
 /** Calls on_request(req) under the sandbox; fails closed (500, policy_error). */
 void policy_decide(const policy_request_t *req, policy_decision_t *out);
-/** Calls the optional on_stored(req, {size=, sha256=}) before the commit;
- *  without that function the upload is accepted (status 100). */
+/** Calls the optional on_stored(req, {size=, sha256=}) before the commit (sha256 nil when
+ *  sha256_hex is NULL: an upload stored without a digest); without that function the upload
+ *  is accepted (status 100). */
 void policy_after_body(const policy_request_t *req, uint64_t size, const char *sha256_hex, policy_decision_t *out);
 /** Bytes the VM holds now in its arena. */
 size_t policy_memory_in_use(void);

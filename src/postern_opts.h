@@ -197,6 +197,25 @@
 /* ---- TLS --------------------------------------------------------------- */
 
 /** 1: HTTPS on port 443 is built in (make TLS=0 leaves mbedTLS's TLS out). */
+/**
+ * SHA-256 engine: 0 hashes with mbedTLS; 1 with the board's own (a hash
+ * engine), declared by a header "sha256_engine.h" on the board's include path:
+ * a type sha256_engine_t and sha256_engine_start(sha256_engine_t *),
+ * sha256_engine_update(sha256_engine_t *, const uint8_t *, size_t) and
+ * sha256_engine_finish(sha256_engine_t *, uint8_t out[32]) (which also wipes
+ * the context). Uploads, Content-Digest, crypto.sha256 and the policy's
+ * fingerprint all go through it; TLS keeps mbedTLS's own.
+ */
+/** 1: a bench build (make BENCH=1): the board times decisions and counts its busy
+ *  instructions (src/bench.h); never in a product image. */
+#ifndef POSTERN_BENCH
+#define POSTERN_BENCH 0
+#endif
+
+#ifndef POSTERN_SHA256_ENGINE
+#define POSTERN_SHA256_ENGINE 0
+#endif
+
 #ifndef POSTERN_TLS
 #define POSTERN_TLS 1
 #endif

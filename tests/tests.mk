@@ -24,10 +24,18 @@ UNIT_multipart := src/multipart.c src/text.c
 UNIT_text := src/text.c
 UNIT_conditional := src/conditional.c src/text.c
 UNIT_digest := src/digest.c src/text.c $(MBEDTLS_ALL)
-UNIT_policy := src/policy.c src/policy_pattern.c src/text.c src/digest.c port/lua_arena.c port/arena.c src/log.c $(LUA_ALL) $(MBEDTLS_ALL) tests/unit/fake_storage.c
+# digest.c on a board's hash engine: the counting fake of tests/unit/engine (its own digest object).
+ENGINE_CFLAGS := -DPOSTERN_SHA256_ENGINE=1 -Itests/unit/engine
+UNIT_digest_engine := $(TEST_OUT)/engine/src/digest.o src/text.c $(MBEDTLS_ALL)
+$(TEST_OUT)/obj/tests/unit/test_digest_engine.o: TEST_CFLAGS += $(ENGINE_CFLAGS)
+$(TEST_OUT)/engine/src/digest.o: src/digest.c | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	@echo "  CC/SAN  $< (POSTERN_SHA256_ENGINE=1)"
+	@$(CC) $(TEST_CFLAGS) $(ENGINE_CFLAGS) $(WARNINGS) -c $< -o $@
+UNIT_policy := src/policy.c src/policy_pattern.c src/text.c src/digest.c port/lua_arena.c port/lua_math.c port/arena.c src/log.c $(LUA_ALL) $(MBEDTLS_ALL) tests/unit/fake_storage.c
 UNIT_LDLIBS_policy := -lm
 # The sandbox's pattern functions against lstrlib's, in one plain VM.
-UNIT_pattern := src/policy_pattern.c $(LUA_ALL)
+UNIT_pattern := src/policy_pattern.c $(LUA_ALL) $(LUA_DIR)/src/lmathlib.c
 UNIT_LDLIBS_pattern := -lm
 UNIT_storage_host := boards/host/storage_host.c src/log.c
 # The self-test services over the test's own fake altcp (lwIP's altcp layer left out).
@@ -91,7 +99,7 @@ FUZZ_conditional := src/conditional.c src/text.c
 # The whole connection state machine over a fake altcp and storage (tests/fuzz/fake_*.c):
 # real lwIP pbufs and pools (lwIP's altcp layer is replaced by the fake), the Lua policy, mbedTLS.
 FUZZ_conn := tests/fuzz/fake_altcp.c tests/fuzz/fake_storage_mem.c src/http_conn.c src/http_request.c src/http_upload.c src/http_form.c src/http_routes.c src/http_answer.c src/http_conditional.c src/conditional.c src/http_web.c $(PAGE_C) src/listen.c src/http_parser.c src/chunked.c src/multipart.c \
-  src/http_response.c src/http_status.c src/text.c src/digest.c src/log.c src/policy.c src/policy_pattern.c port/lua_arena.c port/arena.c \
+  src/http_response.c src/http_status.c src/text.c src/digest.c src/log.c src/policy.c src/policy_pattern.c port/lua_arena.c port/lua_math.c port/arena.c \
   $(filter-out %/altcp.c %/altcp_alloc.c %/altcp_tcp.c,$(LWIP_ALL)) $(LUA_ALL) $(MBEDTLS_ALL)
 # Extra flags of one target. Lua wants its config header; mbedTLS's alignment.h tests
 # MBEDTLS_GCC_VERSION, which clang leaves undefined (0 either way), under -Wundef;
@@ -159,13 +167,15 @@ test:
 	@$(MAKE) --no-print-directory -j2 BOARD=lm3s6965evb all
 	@$(E2E_PYTEST) -q -p no:cacheprovider tests $(PYTEST_ARGS)
 
-# Figures, not tests: footprint, RAM, decision cost and throughput against the budgets (tests/bench/figures.py).
-# Not part of make test; about 10 minutes.
+# Figures, not tests: footprint, RAM, guest instruction counts on the board, decision cost, throughput and
+# stalls against the budgets (tests/bench/figures.py). Not part of make test; about 10 minutes.
+# BENCH_SECTIONS="board stalls" runs only those sections (figures.py names them all).
+BENCH_SECTIONS ?=
 bench:
-	@scripts/need-tools.sh $(TOOLS) $(BOARD_TOOLS) $(TEST_TOOLS) valgrind:valgrind
+	@scripts/need-tools.sh $(TOOLS) $(BOARD_TOOLS) $(TEST_TOOLS) valgrind:valgrind tshark:tshark
 	@$(MAKE) --no-print-directory -j2 all certs
 	@$(MAKE) --no-print-directory -j2 BOARD=mps2-an385 all
-	@/usr/bin/python3 tests/bench/figures.py
+	@/usr/bin/python3 tests/bench/figures.py $(BENCH_SECTIONS)
 
 # The end-to-end suite against a simulator built with ASan and UBSan (host
 # board; TLS layer, lwIP, mbedTLS and Lua all sanitized). Not part of make test.

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "baked.h"
+#include "board_bench.h"
 #include "board.h"
 #include "flash_model.h"
 #include "ipv6.h"
@@ -142,8 +143,15 @@ int main(void)
            LWIP_IPV6 ? " and IPv6 by SLAAC" : "");
 
   /* The NO_SYS main loop: interrupts only queue frames; lwIP and the medium work run here. */
+#if POSTERN_BENCH
+  bench_boot();
+#endif
   for (;;) {
+#if POSTERN_BENCH
+    bench_poll(lan9118_poll(&main_netif));
+#else
     lan9118_poll(&main_netif);
+#endif
     sys_check_timeouts();
     main_storage_wait = postern_poll();
     ipv6_poll(&main_netif);

@@ -2,6 +2,7 @@
 #include <stdint.h>
 
 #include "board.h"
+#include "board_bench.h"
 #include "lan9118.h"
 #include "mps2_an385.h"
 #include "platform.h"
@@ -49,9 +50,17 @@ __attribute__((section(".vectors"), used)) static const startup_vector_t startup
     [11] = startup_unexpected, /* SVCall */
     [12] = startup_unexpected, /* DebugMon */
     [14] = startup_unexpected, /* PendSV */
+#if POSTERN_BENCH
+    [15] = bench_systick_isr, /* each handler times itself (board_bench.c) */
+#else
     [15] = board_systick_isr,
+#endif
     [16 ... 16 + MPS2_LAN9118_IRQ - 1] = startup_unexpected, /* interrupts nothing enables */
+#if POSTERN_BENCH
+    [16 + MPS2_LAN9118_IRQ] = bench_lan9118_isr,
+#else
     [16 + MPS2_LAN9118_IRQ] = lan9118_isr,
+#endif
     [16 + MPS2_LAN9118_IRQ + 1 ... 16 + 31] = startup_unexpected,
 };
 

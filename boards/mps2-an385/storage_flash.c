@@ -494,19 +494,24 @@ static int sf_lookup(const char *name)
 
 /* ---- The queue ------------------------------------------------------------ */
 
+/* The ring's bytes at pos..pos+n into dst: at most two spans, each one memcpy (not a byte and a modulo each). */
 static void sf_q_out(uint32_t pos, void *dst, uint32_t n)
 {
-  uint8_t *d = dst;
-  for (uint32_t i = 0; i < n; i++) {
-    d[i] = sf_q[(pos + i) % sizeof sf_q];
+  pos %= sizeof sf_q;
+  uint32_t first = n < sizeof sf_q - pos ? n : (uint32_t)sizeof sf_q - pos;
+  if (n > 0) {
+    memcpy(dst, sf_q + pos, first);
+    memcpy((uint8_t *)dst + first, sf_q, n - first);
   }
 }
 
 static void sf_q_in(uint32_t pos, const void *src, uint32_t n)
 {
-  const uint8_t *s = src;
-  for (uint32_t i = 0; i < n; i++) {
-    sf_q[(pos + i) % sizeof sf_q] = s[i];
+  pos %= sizeof sf_q;
+  uint32_t first = n < sizeof sf_q - pos ? n : (uint32_t)sizeof sf_q - pos;
+  if (n > 0) {
+    memcpy(sf_q + pos, src, first);
+    memcpy(sf_q, (const uint8_t *)src + first, n - first);
   }
 }
 

@@ -275,6 +275,41 @@ def test_content_digest_mismatch_400_nothing_stored(dev):
     assert r.status == 201 and stored(dev, "d.bin") == body
 
 
+NO_DIGEST_POLICY = """
+function on_request(req)
+  if req.headers.authorization ~= "Bearer " .. config.token then return 403 end
+  if req.name ~= nil and req.name:sub(1, 4) == "log-" then return { status = 100, digest = false } end
+  return true
+end
+"""
+
+
+def test_policy_digest_false_stores_without_digest_content_digest_still_checked(launch, tmp_path):
+    policy = tmp_path / "nodigest.lua"
+    policy.write_text(NO_DIGEST_POLICY)
+    dev = launch({"token": TOKEN, "capacity": "3M"}, policy=str(policy))
+    body = os.urandom(200000)
+    a = {"Authorization": AUTH}
+    r = request(dev.web, "PUT", "/files/log-1.txt", body, a)
+    assert r.status == 201, r
+    assert r.json() == {"name": "log-1.txt", "size": len(body)}  # no sha256 field
+    assert "repr-digest" not in r.headers
+    assert stored(dev, "log-1.txt") == body
+    # Another name: hashed as always.
+    r = request(dev.web, "PUT", "/files/fw.bin", body, a)
+    assert r.status == 201 and r.json()["sha256"] == hashlib.sha256(body).hexdigest()
+    assert r.headers["repr-digest"] == "sha-256=:%s:" % base64.b64encode(hashlib.sha256(body).digest()).decode()
+    # A Content-Digest from the client is checked even so, and the answer then carries the digest.
+    wrong = base64.b64encode(hashlib.sha256(b"other").digest()).decode()
+    r = request(dev.web, "PUT", "/files/log-2.txt", body, dict(a, **{"Content-Digest": "sha-256=:%s:" % wrong}))
+    assert r.status == 400 and r.json()["error"] == "digest_mismatch"
+    assert sorted(visible_files(dev)) == ["fw.bin", "log-1.txt"]
+    right = base64.b64encode(hashlib.sha256(body).digest()).decode()
+    r = request(dev.web, "PUT", "/files/log-2.txt", body, dict(a, **{"Content-Digest": "sha-256=:%s:" % right}))
+    assert r.status == 201 and r.json()["sha256"] == hashlib.sha256(body).hexdigest()
+    assert stored(dev, "log-2.txt") == body
+
+
 def test_client_disconnect_mid_upload_leaves_nothing_and_old_version(dev):
     old = b"old version"
     assert request(dev.web, "PUT", "/files/v.bin", old, {"Authorization": AUTH}).status == 201

@@ -893,6 +893,37 @@ static const char sandbox_lua[] =
     "  return {status = 422, message = 'digest mismatch'}\n"
     "end\n";
 
+/* The sandbox's own math library: Lua 5.4's integer and rounding semantics, no trigonometry, logarithms or random. */
+static const char math_lua[] =
+    "function on_request(req)\n"
+    "  assert(math.sin == nil and math.log == nil and math.random == nil and math.exp == nil)\n"
+    "  assert(math.floor(3.7) == 3 and math.type(math.floor(3.7)) == 'integer' and math.floor(-3.5) == -4)\n"
+    "  assert(math.ceil(3.2) == 4 and math.floor(5) == 5 and math.type(math.floor(1e300)) == 'float')\n"
+    "  assert(math.abs(-7) == 7 and math.abs(-2.5) == 2.5 and math.abs(math.mininteger) == math.mininteger)\n"
+    "  assert(math.fmod(7, 3) == 1 and math.fmod(-7, 3) == -1 and math.fmod(7, -1) == 0)\n"
+    "  assert(math.fmod(7.5, 2) == 1.5 and not pcall(math.fmod, 1, 0))\n"
+    "  assert(math.max(3, 9, 2) == 9 and math.min(3, 9, 2) == 2 and math.max(1, 2.5) == 2.5)\n"
+    "  assert(not pcall(math.max) and not pcall(math.min, 1, 'x'))\n"
+    "  assert(math.tointeger(4.0) == 4 and math.tointeger(4.5) == nil and math.tointeger('8') == nil)\n"
+    "  assert(math.type(1) == 'integer' and math.type(1.0) == 'float' and math.type('1') == nil)\n"
+    "  assert(math.ult(1, -1) and not math.ult(-1, 1) and math.huge > math.maxinteger)\n"
+    "  assert(math.pi > 3.14159 and math.pi < 3.1416 and math.maxinteger + 1 == math.mininteger)\n"
+    "  return 2 ^ 10 == 1024.0\n"
+    "end\n";
+
+static void test_sandbox_math(void)
+{
+  fake_storage_reset(5000, 1000);
+  CHECK_EQ(policy_init(NULL, NULL, 0), 0);
+  CHECK_EQ(policy_load("math.lua", math_lua, strlen(math_lua)), 0);
+  log_clear();
+  policy_decision_t d = get("/m");
+  if (d.status != 100) {
+    fprintf(stderr, "math: %d: %s", d.status, g_log);
+  }
+  CHECK_EQ(d.status, 100);
+}
+
 static void test_sandbox(void)
 {
   static const char *const ok[] = {"/globals",     "/load-binary", "/load-text", "/getmt",
@@ -957,6 +988,51 @@ static void test_sandbox(void)
   policy_after_body(&t.r, 4, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", &d);
   CHECK_EQ(d.status, 422);
   CHECK_STR(d.message, "digest mismatch");
+  policy_shutdown();
+}
+
+/* ---- digest = false ---------------------------------------------------------- */
+
+/* The answer's digest field: false turns the stored digest off, true or none leaves it on, anything else
+ * fails closed; on_stored of such an upload sees no sha256. */
+static void test_digest_field(void)
+{
+  treq_t t;
+  policy_decision_t d;
+  CHECK_EQ(start_src("=digest", "function on_request(req)\n"
+                                "  if req.path == '/off' then return { status = 100, digest = false } end\n"
+                                "  if req.path == '/on' then return { status = 100, digest = true } end\n"
+                                "  if req.path == '/bad' then return { status = 100, digest = 'no' } end\n"
+                                "  if req.path == '/refused' then return { status = 403, digest = false } end\n"
+                                "  return true\n"
+                                "end\n"
+                                "function on_stored(req, f)\n"
+                                "  if f.sha256 == nil then return 409, 'no sha256' end\n"
+                                "  return #f.sha256 == 64\n"
+                                "end\n"),
+           0);
+  d = get("/off");
+  CHECK_EQ(d.status, 100);
+  CHECK(d.no_digest);
+  d = get("/on");
+  CHECK_EQ(d.status, 100);
+  CHECK(!d.no_digest);
+  d = get("/plain");
+  CHECK_EQ(d.status, 100);
+  CHECK(!d.no_digest);
+  d = get("/refused");
+  CHECK_EQ(d.status, 403);
+  log_clear();
+  d = get("/bad");
+  CHECK_EQ(d.status, 500);
+  CHECK(d.policy_error);
+  CHECK(strstr(g_log, "a digest field that is not a boolean") != NULL);
+  mkreq(&t, "PUT", "/off", "a", 3, NULL, NULL);
+  policy_after_body(&t.r, 3, NULL, &d);
+  CHECK_EQ(d.status, 409);
+  CHECK_STR(d.message, "no sha256");
+  policy_after_body(&t.r, 3, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", &d);
+  CHECK_EQ(d.status, 100);
   policy_shutdown();
 }
 
@@ -1276,7 +1352,9 @@ int main(void)
   RUN(test_errors);
   RUN(test_load_failures);
   RUN(test_sandbox);
+  RUN(test_sandbox_math);
   RUN(test_fault_injection);
+  RUN(test_digest_field);
   RUN(test_figures);
   RUN(test_replacement);
   RUN(test_config);

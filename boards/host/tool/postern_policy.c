@@ -9,6 +9,7 @@
 #include "lauxlib.h"
 #include "lua.h"
 #include "lua_arena.h"
+#include "lua_math.h"
 #include "lualib.h"
 #include "platform.h"
 #include "policy.h"
@@ -393,7 +394,7 @@ int main(int argc, char **argv)
   static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base},
                                   {LUA_STRLIBNAME, luaopen_string},
                                   {LUA_TABLIBNAME, luaopen_table},
-                                  {LUA_MATHLIBNAME, luaopen_math},
+                                  {LUA_MATHLIBNAME, lua_math_open},
                                   {NULL, NULL}};
   for (const luaL_Reg *lib = libs; lib->func != NULL; lib++) {
     luaL_requiref(L, lib->name, lib->func, 1);

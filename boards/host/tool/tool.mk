@@ -4,7 +4,7 @@
 # It links with BOARD_CFLAGS, so that a sanitized build (make e2e-asan) links its runtime too.
 TOOL_DEFS := -DPOSTERN_LUA_HOOK_STEP=1
 TOOL_OBJS := $(OUT)/tool/src/policy.o $(OUT)/tool/src/policy_pattern.o $(OUT)/tool/port/lua_arena.o $(OUT)/tool/boards/host/tool/postern_policy.o \
-  $(addprefix $(OUT)/obj/,src/text.o src/digest.o src/log.o port/arena.o port/lua_nodump.o) \
+  $(addprefix $(OUT)/obj/,src/text.o src/digest.o src/log.o port/arena.o port/lua_math.o port/lua_nodump.o) \
   $(MBEDTLS_HASH_SRCS:%.c=$(OUT)/mbedtls/%.o) $(LUA_SRCS:%.c=$(OUT)/lua/%.o)
 $(OUT)/tool/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(@D)

@@ -1,0 +1,26 @@
+/* board_bench.h: the mps2-an385's bench build (make BENCH=1): busy instructions and decisions counted. */
+#ifndef POSTERN_BOARD_BENCH_H
+#define POSTERN_BOARD_BENCH_H
+
+#include <stdint.h>
+
+#include "postern_opts.h"
+
+#if POSTERN_BENCH
+/** Times the calibration loop and mbedTLS's SHA-256 over 64 KiB of flash, logs both (once, at boot). */
+void bench_boot(void);
+/** Sleeps (WFI) and takes the time asleep off the busy count. */
+void bench_wfi(void);
+/** Main loop: adds the time since the last call; after 300 ms without a frame, logs the busy count once. */
+void bench_poll(int frames);
+/** The interrupt handlers in the vector table of a bench build: each counts its own time. */
+void bench_systick_isr(void);
+void bench_lan9118_isr(void);
+/** The flash model's own work (flash_model.c: the chip's, on real hardware): 0 begins a span, 1 ends it. */
+void bench_medium(int end);
+#define BENCH_MEDIUM(end) bench_medium(end)
+#else
+#define BENCH_MEDIUM(end) ((void)0)
+#endif
+
+#endif /* POSTERN_BOARD_BENCH_H */
