@@ -284,6 +284,26 @@ static void slirp_guest6(struct in6_addr *out)
   memcpy(&out->s6_addr[8], eui64, sizeof eui64);
 }
 
+/*
+ * libslirp listens on each forward with a backlog of one: when two clients
+ * connect while the main loop is busy, the kernel drops the second SYN and
+ * that client waits a second for its retransmission. The forwards are the
+ * only listening sockets of this process, so each gets a real backlog once
+ * they exist (listen() again on a listening socket only changes it).
+ */
+#define SLIRP_FORWARD_BACKLOG 16
+
+static void slirp_widen_backlogs(void)
+{
+  for (int fd = 0; fd < 1024; fd++) {
+    int listening = 0;
+    socklen_t len = sizeof listening;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening) {
+      (void)listen(fd, SLIRP_FORWARD_BACKLOG);
+    }
+  }
+}
+
 /* [::1]:host_port -> the device's SLAAC address, device_port. */
 static int slirp_forward6(const slirp_forward_t *f)
 {
@@ -359,6 +379,7 @@ int slirp_netif_start(struct netif *netif, const slirp_forward_t *fwds, int n_fw
       return -1;
     }
   }
+  slirp_widen_backlogs();
 
   ip4_addr_t ip, mask, gw;
   ip4addr_aton(SLIRP_GUEST, &ip);

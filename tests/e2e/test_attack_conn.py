@@ -5,6 +5,7 @@ it, while attack.Legit uploads a small file every second and asks GET /_status e
 the legitimate client saw (>= 95 % served, /_status never silent for long) and what the attack could hold."""
 import os
 import socket
+import threading
 import time
 
 import pytest
@@ -194,6 +195,51 @@ def test_non_reading_pipeliners_hold_bounded_buffers(dev):
     # The downloads stop at the heap reserve (POSTERN_HEAP_RESERVE): no answer, ACK or segment failed for want of it.
     for name in ("heap", "pbuf_pool", "tcp_seg"):
         assert after[name]["err"] == before[name]["err"], (name, before[name], after[name])
+
+
+# ---- the forward ---------------------------------------------------------------------------------
+
+@pytest.mark.targets("host", why="the host's forwards are the simulator's own sockets; QEMU's user networking "
+                     "listens with a backlog of one, which a board cannot change")
+def test_connections_made_together_during_uploads_are_accepted_at_once(dev):
+    """Three clients connect at the same moment, again and again, while uploads keep the device busy: every
+    connect completes at once. With the forward's listen backlog of one, the kernel dropped the second SYN
+    and that client waited a second for its retransmission."""
+    data = os.urandom(2 * 1024 * 1024)
+    stop = threading.Event()
+
+    def uploads():
+        while not stop.is_set():
+            try:
+                request(Endpoint(dev.device.http, False), "PUT", "/files/busy.bin", data,
+                        {"Authorization": "Bearer " + TOKEN}, timeout=30)
+                done.append(1)
+            except OSError:  # a 503 while the bursts hold every slot: the next one goes on
+                pass
+
+    def connect(times):
+        t0 = time.monotonic()
+        s = socket.create_connection(("127.0.0.1", dev.device.http), timeout=5)
+        times.append(time.monotonic() - t0)
+        s.close()
+
+    done = []
+    busy = threading.Thread(target=uploads)
+    busy.start()
+    times = []
+    try:
+        for _ in range(100):
+            burst = [threading.Thread(target=connect, args=(times,)) for _ in range(3)]
+            for t in burst:
+                t.start()
+            for t in burst:
+                t.join()
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        busy.join()
+    assert len(times) == 300 and done, (len(times), len(done))
+    assert max(times) < 0.5, sorted(times)[-5:]
 
 
 # ---- pcbs ------------------------------------------------------------------------------------------
