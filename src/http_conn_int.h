@@ -132,7 +132,7 @@ extern policy_str_t conn_policy_names[POSTERN_MAX_HEADERS], conn_policy_values[P
 /** The policy's answer to the decision being made (one at a time: the head's, a form's file, an upload's end). */
 extern policy_decision_t conn_decision;
 /** The peer as the policy sees it: "10.0.2.2:54321", or "[fec0::2]:54321". */
-void conn_peer(conn_t *c, char *out, size_t cap);
+size_t conn_peer(const void *conn, char *out, size_t cap);
 
 /* ---- http_upload.c: an accepted upload ----------------------------------- */
 

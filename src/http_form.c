@@ -117,8 +117,6 @@ static bool conn_form_file(conn_t *c, conn_form_t *f)
       names[i] = (policy_str_t){head + r->headers[i].name.off, r->headers[i].name.len};
       values[i] = (policy_str_t){head + r->headers[i].value.off, r->headers[i].value.len};
     }
-    char peer[IPADDR_STRLEN_MAX + 8];
-    conn_peer(c, peer, sizeof peer);
     const policy_tls_t *tls = NULL;
 #if POSTERN_TLS
     tls_facts_t facts;
@@ -144,7 +142,8 @@ static bool conn_form_file(conn_t *c, conn_form_t *f)
         .expect = m.expect != HP_EXPECT_NONE
                       ? (policy_str_t){head + r->headers[m.expect_hdr].value.off, r->headers[m.expect_hdr].value.len}
                       : (policy_str_t){NULL, 0},
-        .peer = {peer, strlen(peer)},
+        .peer_of = conn_peer,
+        .peer_ctx = c,
         .tls = tls,
     };
     policy_decision_t *d = &conn_decision;

@@ -42,7 +42,7 @@ enum {
 /* VCHAR or obs-text: a visible field-value byte. */
 static bool is_vis(unsigned char c)
 {
-  return (c >= 0x21 && c <= 0x7E) || c >= 0x80;
+  return (text_class[c] & TEXT_VIS) != 0;
 }
 
 static bool is_digit(unsigned char c)
@@ -244,6 +244,40 @@ static int step(hp_parser_t *p, unsigned char c)
   }
 }
 
+/* How many of the n bytes at d the current state takes without a change of
+ * state (a run of name, value or target bytes); 0 when the next byte needs
+ * step(). Never past the head's or the target's limit: the byte that meets
+ * one goes through step(), which judges it. */
+static size_t run_length(const hp_parser_t *p, const unsigned char *d, size_t n)
+{
+  unsigned cls;
+  size_t limit = POSTERN_HEAD_MAX > p->pos ? (size_t)(POSTERN_HEAD_MAX - p->pos) : 0;
+  switch (p->state) {
+  case S_NAME:
+    cls = TEXT_TCHAR;
+    break;
+  case S_VALUE:
+    cls = TEXT_VIS;
+    break;
+  case S_TARGET: {
+    size_t room = (size_t)p->tok + POSTERN_TARGET_MAX > p->pos ? (size_t)p->tok + POSTERN_TARGET_MAX - p->pos : 0;
+    cls = TEXT_VCHAR;
+    limit = room < limit ? room : limit;
+    break;
+  }
+  default:
+    return 0;
+  }
+  if (n > limit) {
+    n = limit;
+  }
+  size_t k = 0;
+  while (k < n && (text_class[d[k]] & cls) != 0) {
+    k++;
+  }
+  return k;
+}
+
 /** Feeds the next len bytes of the head; see enum hp_result. *consumed is
  *  the number of bytes that belong to the head (HP_MORE: len, HP_DONE: up to
  *  and including the final LF, errors: index of the offending byte). Once a
@@ -251,18 +285,28 @@ static int step(hp_parser_t *p, unsigned char c)
  *  *consumed = 0. */
 int hp_feed(hp_parser_t *p, const char *data, size_t len, size_t *consumed)
 {
-  size_t i;
+  const unsigned char *d = (const unsigned char *)data;
+  size_t i = 0;
 
   if (p->state == S_FINISHED) {
     *consumed = 0;
     return p->result;
   }
-  for (i = 0; i < len; i++) {
+  while (i < len) {
     int rc;
+    size_t run = run_length(p, d + i, len - i);
+    if (run > 0) {
+      p->pos = (uint16_t)(p->pos + run);
+      if (p->state == S_VALUE) {
+        p->vend = p->pos;
+      }
+      i += run;
+      continue;
+    }
     if (p->pos >= POSTERN_HEAD_MAX) {
       rc = HP_ERR_HEAD_TOO_LARGE;
     } else {
-      rc = step(p, (unsigned char)data[i]);
+      rc = step(p, d[i]);
     }
     if (rc != HP_MORE) {
       p->state = S_FINISHED;
@@ -271,6 +315,7 @@ int hp_feed(hp_parser_t *p, const char *data, size_t len, size_t *consumed)
       return rc;
     }
     p->pos++;
+    i++;
   }
   *consumed = len;
   return HP_MORE;
@@ -322,32 +367,38 @@ const char *hp_error_name(int hp_error)
   }
 }
 
-/* Case-insensitive compare of s[0..n) with the lower-case literal lit. */
-static bool mem_ieq(const char *s, size_t n, const char *lit)
+/* Case-insensitive compare of s[0..n) with the lower-case lit[0..lit_n). */
+static bool mem_ieq(const char *s, size_t n, const char *lit, size_t lit_n)
 {
-  size_t i;
-  for (i = 0; i < n; i++) {
-    if (lit[i] == '\0' || to_lower((unsigned char)s[i]) != (unsigned char)lit[i]) {
+  if (n != lit_n) {
+    return false;
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (to_lower((unsigned char)s[i]) != (unsigned char)lit[i]) {
       return false;
     }
   }
-  return lit[n] == '\0';
+  return true;
 }
+
+/* The same against a string literal, its length known at compile time. */
+#define IEQ(s, n, lit) mem_ieq((s), (n), (lit), sizeof(lit) - 1)
+#define SPAN_IS(head, sp, lit) IEQ((head) + (sp).off, (sp).len, lit)
 
 /** Case-insensitive compare of a span with a NUL-terminated lower-case
  *  literal. */
 bool hp_span_ieq(const char *head, hp_span_t s, const char *lit)
 {
-  return mem_ieq(head + s.off, s.len, lit);
+  return mem_ieq(head + s.off, s.len, lit, strlen(lit));
 }
 
 /** Finds the first header named `name` (lower-case literal); returns its
  *  index or -1. */
 int hp_find(const hp_request_t *r, const char *head, const char *name)
 {
-  int i;
-  for (i = 0; i < (int)r->n_headers; i++) {
-    if (hp_span_ieq(head, r->headers[i].name, name))
+  size_t n = strlen(name);
+  for (int i = 0; i < (int)r->n_headers; i++) {
+    if (mem_ieq(head + r->headers[i].name.off, r->headers[i].name.len, name, n))
       return i;
   }
   return -1;
@@ -656,7 +707,7 @@ int hp_analyze(const hp_request_t *r, const char *head, hp_meta_t *m)
     const char *e;
     size_t elen;
 
-    if (hp_span_ieq(head, h->name, "content-length")) {
+    if (SPAN_IS(head, h->name, "content-length")) {
       while (list_next(&it, &e, &elen)) {
         uint64_t v;
         if (!parse_len(e, elen, &v))
@@ -666,30 +717,30 @@ int hp_analyze(const hp_request_t *r, const char *head, hp_meta_t *m)
         m->content_length = v;
         m->has_length = true;
       }
-    } else if (hp_span_ieq(head, h->name, "transfer-encoding")) {
+    } else if (SPAN_IS(head, h->name, "transfer-encoding")) {
       while (list_next(&it, &e, &elen)) {
         if (elen == 0 || m->chunked) {
           te_bad = true; /* empty element, or a coding after chunked */
-        } else if (mem_ieq(e, elen, "chunked")) {
+        } else if (IEQ(e, elen, "chunked")) {
           m->chunked = true;
         } else {
           te_unsupported = true;
         }
       }
       te_seen = true;
-    } else if (hp_span_ieq(head, h->name, "host")) {
+    } else if (SPAN_IS(head, h->name, "host")) {
       if (!host_valid(head + h->value.off, h->value.len))
         return 400;
       if (n_host++ == 0)
         m->host_hdr = (int8_t)i;
-    } else if (hp_span_ieq(head, h->name, "expect")) {
+    } else if (SPAN_IS(head, h->name, "expect")) {
       if (n_expect++ == 0)
         m->expect_hdr = (int8_t)i;
-    } else if (hp_span_ieq(head, h->name, "connection")) {
+    } else if (SPAN_IS(head, h->name, "connection")) {
       while (list_next(&it, &e, &elen)) {
-        if (mem_ieq(e, elen, "close"))
+        if (IEQ(e, elen, "close"))
           conn_close = true;
-        if (mem_ieq(e, elen, "keep-alive"))
+        if (IEQ(e, elen, "keep-alive"))
           conn_keep = true;
       }
     }
@@ -708,7 +759,7 @@ int hp_analyze(const hp_request_t *r, const char *head, hp_meta_t *m)
 
   if (http11 && n_expect > 0) {
     const hp_header_t *h = &r->headers[m->expect_hdr];
-    m->expect = (n_expect == 1 && hp_span_ieq(head, h->value, "100-continue")) ? HP_EXPECT_CONTINUE : HP_EXPECT_OTHER;
+    m->expect = (n_expect == 1 && SPAN_IS(head, h->value, "100-continue")) ? HP_EXPECT_CONTINUE : HP_EXPECT_OTHER;
   }
   return 0;
 }

@@ -96,6 +96,19 @@ static conn_route_t conn_route(conn_t *c, int *status)
 {
   *status = 0;
   c->name[0] = '\0';
+  if (strncmp(conn_path, "/files/", 7) == 0 && conn_path[7] != '\0') { /* the common case first */
+    const char *name = conn_path + 7;
+    size_t len = strlen(name);
+    if (!text_name_ok(name, len)) {
+      *status = 400;
+      return ROUTE_NONE;
+    }
+    memcpy(c->name, name, len + 1);
+    return ROUTE_FILE;
+  }
+  if (strcmp(conn_path, "/files") == 0 || strcmp(conn_path, "/files/") == 0) {
+    return ROUTE_LIST;
+  }
   if (POSTERN_PAGE && strcmp(conn_path, "/") == 0) {
     return ROUTE_PAGE;
   }
@@ -110,26 +123,16 @@ static conn_route_t conn_route(conn_t *c, int *status)
     return ROUTE_CONFIG;
   }
 #endif
-  if (strcmp(conn_path, "/files") == 0 || strcmp(conn_path, "/files/") == 0) {
-    return ROUTE_LIST;
-  }
-  if (strncmp(conn_path, "/files/", 7) == 0) {
-    const char *name = conn_path + 7;
-    size_t len = strlen(name);
-    if (!text_name_ok(name, len)) {
-      *status = 400;
-      return ROUTE_NONE;
-    }
-    memcpy(c->name, name, len + 1);
-    return ROUTE_FILE;
-  }
   *status = 404;
   return ROUTE_NONE;
 }
 
+_Static_assert(POLICY_PEER_MAX >= IPADDR_STRLEN_MAX + 8, "POLICY_PEER_MAX holds [, an address, ]:, five digits");
+
 /* The peer as the policy sees it: "10.0.2.2:54321", or "[fec0::2]:54321" over IPv6. */
-void conn_peer(conn_t *c, char *out, size_t cap)
+size_t conn_peer(const void *conn, char *out, size_t cap)
 {
+  const conn_t *c = (const conn_t *)conn;
   const ip_addr_t *ip = altcp_get_ip(c->pcb, 0);
   wbuf_t b;
   wb_init(&b, out, cap - 1);
@@ -140,6 +143,7 @@ void conn_peer(conn_t *c, char *out, size_t cap)
   wb_str(&b, v6 ? "]:" : ":");
   wb_u64(&b, altcp_get_port(c->pcb, 0));
   out[b.len] = '\0';
+  return b.len;
 }
 
 #if POSTERN_TLS
@@ -151,11 +155,11 @@ static policy_str_t conn_str(const char *s)
 #endif
 
 /* Methods are case-sensitive (RFC 9110 9.1). */
-static bool conn_method_is(const char *head, const hp_request_t *r, const char *method)
+static bool conn_method_is(const char *head, const hp_request_t *r, const char *method, size_t n)
 {
-  size_t n = strlen(method);
   return r->method.len == n && memcmp(head + r->method.off, method, n) == 0;
 }
+#define METHOD_IS(head, r, lit) conn_method_is((head), (r), (lit), sizeof(lit) - 1)
 
 /* What identifies a request for its retry: FNV-1a over the method and the raw target. */
 static uint32_t conn_request_key(const char *head, const hp_request_t *r)
@@ -183,7 +187,7 @@ void conn_on_head(conn_t *c, const char *head)
   memcpy(c->reqline, head + r->method.off, rl);
   c->reqline[rl] = '\0';
   c->body_bytes = 0;
-  c->head_only = conn_method_is(head, r, "HEAD");
+  c->head_only = METHOD_IS(head, r, "HEAD");
   c->to_policy = false;
   c->to_config = false;
   c->form = NULL;
@@ -227,13 +231,13 @@ void conn_on_head(conn_t *c, const char *head)
   }
   int route_status;
   conn_route_t route = conn_route(c, &route_status);
-  bool is_put = conn_method_is(head, r, "PUT");
-  bool is_get = conn_method_is(head, r, "GET");
-  bool is_delete = conn_method_is(head, r, "DELETE");
+  bool is_put = METHOD_IS(head, r, "PUT");
+  bool is_get = METHOD_IS(head, r, "GET");
+  bool is_delete = METHOD_IS(head, r, "DELETE");
   /* POST /files/: a form upload, its file's name in the body (http_form.c). */
-  bool is_form = POSTERN_FORM_UPLOADS > 0 && route == ROUTE_LIST && conn_method_is(head, r, "POST");
+  bool is_form = POSTERN_FORM_UPLOADS > 0 && route == ROUTE_LIST && METHOD_IS(head, r, "POST");
   bool is_upload = is_put || is_form;
-  bool is_options = conn_method_is(head, r, "OPTIONS"); /* a CORS preflight, on any path */
+  bool is_options = METHOD_IS(head, r, "OPTIONS"); /* a CORS preflight, on any path */
 
   if (route == ROUTE_NONE && !is_options) {
     conn_respond_error(c, route_status, route_status == 400 ? "bad_name" : NULL,
@@ -286,8 +290,6 @@ void conn_on_head(conn_t *c, const char *head)
     names[i] = (policy_str_t){head + r->headers[i].name.off, r->headers[i].name.len};
     values[i] = (policy_str_t){head + r->headers[i].value.off, r->headers[i].value.len};
   }
-  char peer[IPADDR_STRLEN_MAX + 8]; /* [, ], :, five digits */
-  conn_peer(c, peer, sizeof peer);
   const policy_tls_t *tls = NULL;
 #if POSTERN_TLS
   tls_facts_t facts;
@@ -314,7 +316,8 @@ void conn_on_head(conn_t *c, const char *head)
       .expect = expect != HP_EXPECT_NONE
                     ? (policy_str_t){head + r->headers[m.expect_hdr].value.off, r->headers[m.expect_hdr].value.len}
                     : (policy_str_t){NULL, 0},
-      .peer = {peer, strlen(peer)},
+      .peer_of = conn_peer, /* formatted only if the script reads req.peer */
+      .peer_ctx = c,
       .tls = tls,
   };
   policy_decision_t *d = &conn_decision;

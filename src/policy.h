@@ -20,6 +20,9 @@ typedef struct policy_tls {
 } policy_tls_t;
 
 /** What the policy sees of a request: everything is read-only to Lua. */
+/* The longest peer text with its NUL: "[", an IPv6 address (45), "]:", five digits. */
+#define POLICY_PEER_MAX 56
+
 typedef struct policy_request {
   policy_str_t method, path, query, version;        /* path is percent-decoded; version like "HTTP/1.1" */
   policy_str_t name;                                /* file name for /files/<name> routes, absent otherwise */
@@ -27,8 +30,10 @@ typedef struct policy_request {
   int n_headers;                                    /* a repeated name joins its values with ", " */
   bool has_length;                                  /* false for chunked: length is nil */
   uint64_t length;
-  policy_str_t expect;     /* raw Expect value or absent */
-  policy_str_t peer;       /* "10.0.2.2:54321", over IPv6 "[fec0::2]:54321" */
+  policy_str_t expect; /* raw Expect value or absent */
+  policy_str_t peer;   /* "10.0.2.2:54321", over IPv6 "[fec0::2]:54321"; or, when absent, */
+  size_t (*peer_of)(const void *ctx, char *out, size_t cap); /* written here when a script reads it */
+  const void *peer_ctx;
   const policy_tls_t *tls; /* NULL -> nil */
 } policy_request_t;
 

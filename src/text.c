@@ -5,6 +5,19 @@
 
 #include "postern_opts.h"
 
+#define TEXT_IS_TCHAR(c)                                                                                            \
+  (((c) >= '0' && (c) <= '9') || ((c) >= 'A' && (c) <= 'Z') || ((c) >= 'a' && (c) <= 'z') || (c) == '!' ||          \
+   (c) == '#' || (c) == '$' || (c) == '%' || (c) == '&' || (c) == '\'' || (c) == '*' || (c) == '+' || (c) == '-' || \
+   (c) == '.' || (c) == '^' || (c) == '_' || (c) == '`' || (c) == '|' || (c) == '~')
+#define TEXT_CLASS(c)                                                                      \
+  ((TEXT_IS_TCHAR(c) ? TEXT_TCHAR : 0u) | (((c) >= 0x21 && (c) != 0x7F) ? TEXT_VIS : 0u) | \
+   (((c) >= 0x21 && (c) <= 0x7E) ? TEXT_VCHAR : 0u))
+#define TEXT_C4(c) TEXT_CLASS(c), TEXT_CLASS((c) + 1), TEXT_CLASS((c) + 2), TEXT_CLASS((c) + 3)
+#define TEXT_C16(c) TEXT_C4(c), TEXT_C4((c) + 4), TEXT_C4((c) + 8), TEXT_C4((c) + 12)
+#define TEXT_C64(c) TEXT_C16(c), TEXT_C16((c) + 16), TEXT_C16((c) + 32), TEXT_C16((c) + 48)
+
+const uint8_t text_class[256] = {TEXT_C64(0), TEXT_C64(64), TEXT_C64(128), TEXT_C64(192)};
+
 /** Length of the well-formed UTF-8 sequence at s, or 0 (see text.h). */
 size_t text_utf8_len(const unsigned char *s, size_t n)
 {

@@ -14,32 +14,18 @@
  */
 size_t text_utf8_len(const unsigned char *s, size_t n);
 
-/** A tchar of RFC 9110 section 5.6.2, the bytes of a token: "!#$%&'*+-.^_`|~", DIGIT, ALPHA. Inline: the head parser asks it of every name byte. */
+/* Byte classes, one bit each in text_class[]. */
+#define TEXT_TCHAR 1u /* tchar (RFC 9110 5.6.2): "!#$%&'*+-.^_`|~", DIGIT, ALPHA */
+#define TEXT_VIS 2u   /* VCHAR or obs-text: a visible field-value byte */
+#define TEXT_VCHAR 4u /* VCHAR: 0x21 to 0x7E */
+
+/** The class bits of every byte value. */
+extern const uint8_t text_class[256];
+
+/** A tchar of RFC 9110 section 5.6.2, the bytes of a token. */
 static inline bool text_tchar(unsigned char c)
 {
-  if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
-    return true;
-  }
-  switch (c) {
-  case '!':
-  case '#':
-  case '$':
-  case '%':
-  case '&':
-  case '\'':
-  case '*':
-  case '+':
-  case '-':
-  case '.':
-  case '^':
-  case '_':
-  case '`':
-  case '|':
-  case '~':
-    return true;
-  default:
-    return false;
-  }
+  return (text_class[c] & TEXT_TCHAR) != 0;
 }
 
 /**

@@ -18,8 +18,8 @@ UNIT_arena := port/arena.c
 UNIT_timers := $(LWIP_ALL)
 UNIT_ack := port/ack_now.c $(LWIP_ALL)
 UNIT_options := boards/host/options.c
-UNIT_http_parser := src/http_parser.c
-UNIT_chunked := src/chunked.c
+UNIT_http_parser := src/http_parser.c src/text.c
+UNIT_chunked := src/chunked.c src/text.c
 UNIT_multipart := src/multipart.c src/text.c
 UNIT_text := src/text.c
 UNIT_conditional := src/conditional.c src/text.c
@@ -95,8 +95,8 @@ $(SLIRP_BRIDGE): tests/slirp_bridge.c
 slirp-bridge: $(SLIRP_BRIDGE)
 
 # libFuzzer targets (clang): tests/fuzz/fuzz_NAME.c with FUZZ_NAME sources.
-FUZZ_http_parser := src/http_parser.c
-FUZZ_chunked := src/chunked.c
+FUZZ_http_parser := src/http_parser.c src/text.c
+FUZZ_chunked := src/chunked.c src/text.c
 FUZZ_multipart := src/multipart.c src/text.c
 FUZZ_conditional := src/conditional.c src/text.c
 # The whole connection state machine over a fake altcp and storage (tests/fuzz/fake_*.c):
