@@ -52,16 +52,16 @@ static void conn_log(conn_t *c, const char *note)
   wbuf_t b;
   wb_init(&b, line, sizeof line);
   wb_str(&b, ip);
-  wb_str(&b, " - - [");
+  wb_lit(&b, " - - [");
   wb_str(&b, date);
-  wb_str(&b, "] \"");
+  wb_lit(&b, "] \"");
   wb_str(&b, c->reqline[0] ? c->reqline : "-");
-  wb_str(&b, "\" ");
+  wb_lit(&b, "\" ");
   wb_u64(&b, c->status);
-  wb_str(&b, " ");
+  wb_lit(&b, " ");
   wb_u64(&b, c->body_bytes);
   if (note != NULL) {
-    wb_str(&b, " ");
+    wb_lit(&b, " ");
     size_t n = 0;
     while (n < b.cap - b.len && note[n] != '\0') {
       n++;

@@ -135,7 +135,7 @@ bool conn_download_conditions(conn_t *c, const char *head, uint64_t size, int *s
   if (rc == COND_RANGE_UNSATISFIABLE) {
     storage_read_close(c->reader);
     c->reader = NULL;
-    wb_str(&b, "bytes */");
+    wb_lit(&b, "bytes */");
     wb_u64(&b, size);
     conn_content_range[b.len] = '\0';
     conn_respond_error(c, 416, NULL, "the range is outside the file", !c->keep_alive,
@@ -152,11 +152,11 @@ bool conn_download_conditions(conn_t *c, const char *head, uint64_t size, int *s
     conn_respond_error(c, 500, NULL, "storage error", !c->keep_alive, c->keep_alive ? AFTER_NEXT : AFTER_LINGER, NULL);
     return false;
   }
-  wb_str(&b, "bytes ");
+  wb_lit(&b, "bytes ");
   wb_u64(&b, first);
-  wb_str(&b, "-");
+  wb_lit(&b, "-");
   wb_u64(&b, last);
-  wb_str(&b, "/");
+  wb_lit(&b, "/");
   wb_u64(&b, size);
   conn_content_range[b.len] = '\0';
   *status = 206;

@@ -189,43 +189,43 @@ void http_format_date(char out[30], uint64_t t)
   wbuf_t b;
   wb_init(&b, out, 29);
   wb_mem(&b, wd, 3);
-  wb_str(&b, ", ");
+  wb_lit(&b, ", ");
   char two[2] = {(char)('0' + d / 10), (char)('0' + d % 10)};
   wb_mem(&b, two, 2);
-  wb_str(&b, " ");
+  wb_lit(&b, " ");
   wb_mem(&b, months + 3 * (m - 1), 3);
-  wb_str(&b, " ");
+  wb_lit(&b, " ");
   wb_u64(&b, (uint64_t)y);
   unsigned hms[3] = {(unsigned)(sec / 3600), (unsigned)(sec / 60 % 60), (unsigned)(sec % 60)};
   for (int i = 0; i < 3; i++) {
     char f[3] = {i == 0 ? ' ' : ':', (char)('0' + hms[i] / 10), (char)('0' + hms[i] % 10)};
     wb_mem(&b, f, 3);
   }
-  wb_str(&b, " GMT");
+  wb_lit(&b, " GMT");
   out[b.len] = '\0';
 }
 
 /* Appends "Name: value\r\n" when value is not NULL. */
-static void wb_header(wbuf_t *b, const char *name, const char *value)
+static void wb_header_n(wbuf_t *b, const char *name_colon, size_t n, const char *value)
 {
   if (value != NULL) {
-    wb_str(b, name);
-    wb_str(b, ": ");
+    wb_mem(b, name_colon, n);
     wb_str(b, value);
-    wb_str(b, "\r\n");
+    wb_lit(b, "\r\n");
   }
 }
+#define wb_header(b, name, value) wb_header_n((b), name ": ", sizeof(name ": ") - 1, (value))
 
 /** Renders the status line and headers, ending with the empty line. */
 void http_render_head(wbuf_t *b, const http_head_t *h)
 {
-  wb_str(b, "HTTP/1.1 ");
+  wb_lit(b, "HTTP/1.1 ");
   wb_u64(b, (uint64_t)h->status);
-  wb_str(b, " ");
+  wb_lit(b, " ");
   wb_str(b, http_reason(h->status));
-  wb_str(b, "\r\n");
+  wb_lit(b, "\r\n");
   if (h->status == 100) {
-    wb_str(b, "\r\n");
+    wb_lit(b, "\r\n");
     return;
   }
   uint64_t now;
@@ -238,9 +238,9 @@ void http_render_head(wbuf_t *b, const http_head_t *h)
   wb_header(b, "Server", "postern");
   wb_header(b, "Content-Type", h->content_type);
   if (h->status != 204 && h->status != 304) { /* 304: no content, and no length that would claim one */
-    wb_str(b, "Content-Length: ");
+    wb_lit(b, "Content-Length: ");
     wb_u64(b, h->content_length);
-    wb_str(b, "\r\n");
+    wb_lit(b, "\r\n");
   }
   wb_header(b, "WWW-Authenticate", h->www_authenticate);
   wb_header(b, "Allow", h->allow);
@@ -248,19 +248,19 @@ void http_render_head(wbuf_t *b, const http_head_t *h)
   wb_header(b, "Accept-Ranges", h->accept_ranges ? "bytes" : NULL);
   wb_header(b, "Content-Range", h->content_range);
   if (h->repr_digest != NULL) {
-    wb_str(b, "Repr-Digest: sha-256=:");
+    wb_lit(b, "Repr-Digest: sha-256=:");
     wb_str(b, h->repr_digest);
-    wb_str(b, ":\r\n");
+    wb_lit(b, ":\r\n");
   }
   if (h->allow_origin != NULL) {
     wb_header(b, "Access-Control-Allow-Origin", h->allow_origin);
-    wb_str(b, "Access-Control-Expose-Headers: ETag, Repr-Digest, Content-Digest, Location\r\nVary: Origin\r\n");
+    wb_lit(b, "Access-Control-Expose-Headers: ETag, Repr-Digest, Content-Digest, Location\r\nVary: Origin\r\n");
   }
   if (h->extra != NULL) {
     wb_str(b, h->extra);
   }
   wb_header(b, "Connection", h->close ? "close" : NULL);
-  wb_str(b, "\r\n");
+  wb_lit(b, "\r\n");
 }
 
 /** Renders a whole error response: head plus {"error":"<key>","message":"..."}. */
@@ -270,17 +270,17 @@ void http_render_error(wbuf_t *b, http_head_t *h, const char *key, const char *m
   char body[2 * POSTERN_MESSAGE_MAX + 64];
   wbuf_t j;
   wb_init(&j, body, sizeof body);
-  wb_str(&j, "{\"error\":");
+  wb_lit(&j, "{\"error\":");
   wb_json_str(&j, key, strlen(key));
-  wb_str(&j, ",\"message\":");
+  wb_lit(&j, ",\"message\":");
   const char *msg = message != NULL && message[0] != '\0' ? message : http_reason(h->status);
   wb_json_str(&j, msg, strlen(msg));
-  wb_str(&j, "}\n");
+  wb_lit(&j, "}\n");
   if (j.overflow) { /* an over-long message: keep the shape, drop the text */
     wb_init(&j, body, sizeof body);
-    wb_str(&j, "{\"error\":");
+    wb_lit(&j, "{\"error\":");
     wb_json_str(&j, key, strlen(key));
-    wb_str(&j, ",\"message\":\"\"}\n");
+    wb_lit(&j, ",\"message\":\"\"}\n");
   }
   h->content_type = "application/json";
   h->content_length = j.len;

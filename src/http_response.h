@@ -16,6 +16,8 @@ typedef struct wbuf {
 void wb_init(wbuf_t *b, char *p, size_t cap);
 void wb_mem(wbuf_t *b, const char *s, size_t n);
 void wb_str(wbuf_t *b, const char *s);
+/** Appends a string literal (its length known when compiled). */
+#define wb_lit(b, lit) wb_mem((b), (lit), sizeof(lit) - 1)
 void wb_u64(wbuf_t *b, uint64_t v);
 void wb_json_str(wbuf_t *b, const char *s, size_t n);
 

@@ -106,20 +106,20 @@ static int conn_list_entry(void *arg, const char *name, uint64_t size)
   wb_init(&e, one, sizeof one);
   wb_str(&e, ctx->item == 1 ? "{\"name\":" : ",{\"name\":");
   wb_json_str(&e, name, strlen(name));
-  wb_str(&e, ",\"size\":");
+  wb_lit(&e, ",\"size\":");
   wb_u64(&e, size);
   uint8_t sha[DIGEST_SHA256_LEN];
   if (storage_sha256(name, sha)) {
     char etag[COND_ETAG_LEN + 1], b64[DIGEST_SHA256_B64_LEN];
     cond_etag(sha, etag);
     digest_base64_encode(sha, sizeof sha, b64, sizeof b64);
-    wb_str(&e, ",\"etag\":");
+    wb_lit(&e, ",\"etag\":");
     wb_json_str(&e, etag, COND_ETAG_LEN);
-    wb_str(&e, ",\"sha256\":\"");
+    wb_lit(&e, ",\"sha256\":\"");
     wb_str(&e, b64);
-    wb_str(&e, "\"");
+    wb_lit(&e, "\"");
   }
-  wb_str(&e, "}");
+  wb_lit(&e, "}");
   return conn_list_put(ctx, one, e.len) ? 0 : 1;
 }
 
@@ -209,15 +209,15 @@ void conn_send_policy(conn_t *c, bool source)
   size_t name_len = strlen(name);
   wbuf_t j;
   wb_init(&j, body, sizeof body);
-  wb_str(&j, "{\"name\":");
+  wb_lit(&j, "{\"name\":");
   wb_json_str(&j, name, name_len < POSTERN_NAME_MAX ? name_len : POSTERN_NAME_MAX);
-  wb_str(&j, ",\"bytes\":");
+  wb_lit(&j, ",\"bytes\":");
   wb_u64(&j, len);
-  wb_str(&j, ",\"sha256\":\"");
+  wb_lit(&j, ",\"sha256\":\"");
   wb_str(&j, hex);
-  wb_str(&j, "\",\"room\":");
+  wb_lit(&j, "\",\"room\":");
   wb_u64(&j, policy_stage_room());
-  wb_str(&j, "}\n");
+  wb_lit(&j, "}\n");
   if (conn_send_ok(c, 200, "application/json", j.len, NULL, body, j.len, j.len, false)) {
     conn_after(c, c->keep_alive ? AFTER_NEXT : AFTER_LINGER);
   }
@@ -231,17 +231,17 @@ void conn_send_config(conn_t *c)
   int n = policy_settings(&names, &values);
   wbuf_t j;
   wb_init(&j, (char *)conn_io, sizeof conn_io);
-  wb_str(&j, "{");
+  wb_lit(&j, "{");
   for (int i = 0, shown = 0; i < n; i++) {
     if (policy_setting_secret(names[i])) {
       continue;
     }
     wb_str(&j, shown++ > 0 ? "," : "");
     wb_json_str(&j, names[i], strlen(names[i]));
-    wb_str(&j, ":");
+    wb_lit(&j, ":");
     wb_json_str(&j, values[i], strlen(values[i]));
   }
-  wb_str(&j, "}\n");
+  wb_lit(&j, "}\n");
   if (j.overflow) {
     conn_respond_error(c, 500, NULL, "the settings do not fit their buffer", !c->keep_alive,
                        c->keep_alive ? AFTER_NEXT : AFTER_LINGER, NULL);

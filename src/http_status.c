@@ -46,17 +46,17 @@ static void status_mem(wbuf_t *b, const char *name, const struct stats_mem *coun
   const struct stats_mem *m = &copy;
   wb_str(b, comma ? ",\"" : "\"");
   wb_str(b, name);
-  wb_str(b, "\":{\"size\":");
+  wb_lit(b, "\":{\"size\":");
   wb_u64(b, size);
-  wb_str(b, ",\"used\":");
+  wb_lit(b, ",\"used\":");
   wb_u64(b, m->used);
-  wb_str(b, ",\"max\":");
+  wb_lit(b, ",\"max\":");
   wb_u64(b, m->max);
-  wb_str(b, ",\"avail\":");
+  wb_lit(b, ",\"avail\":");
   wb_u64(b, m->avail);
-  wb_str(b, ",\"err\":");
+  wb_lit(b, ",\"err\":");
   wb_u64(b, m->err);
-  wb_str(b, "}");
+  wb_lit(b, "}");
 }
 
 /** Renders /_status: uptime, storage, memory high-water marks, connections, counters. */
@@ -70,59 +70,59 @@ void http_status_render(wbuf_t *b)
       {"altcp_pcb", MEMP_ALTCP_PCB},     {"pbuf_pool", MEMP_PBUF_POOL},           {"pbuf_ref", MEMP_PBUF},
       {"sys_timeout", MEMP_SYS_TIMEOUT},
   };
-  wb_str(b, "{\"uptime_s\":");
+  wb_lit(b, "{\"uptime_s\":");
   wb_u64(b, http_status_uptime_s());
-  wb_str(b, ",\"storage\":{\"capacity\":");
+  wb_lit(b, ",\"storage\":{\"capacity\":");
   wb_u64(b, storage_capacity());
-  wb_str(b, ",\"free\":");
+  wb_lit(b, ",\"free\":");
   wb_u64(b, storage_free());
-  wb_str(b, "},\"memory\":{\"lwip\":{");
+  wb_lit(b, "},\"memory\":{\"lwip\":{");
   status_mem(b, "heap", &lwip_stats.mem, 0, false);
   for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++) {
     status_mem(b, pools[i].name, lwip_stats.memp[pools[i].pool], memp_pools[pools[i].pool]->size, true);
   }
-  wb_str(b, "},\"lua\":{\"in_use\":");
+  wb_lit(b, "},\"lua\":{\"in_use\":");
   wb_u64(b, policy_memory_in_use());
-  wb_str(b, ",\"live\":");
+  wb_lit(b, ",\"live\":");
   wb_u64(b, policy_memory_live());
-  wb_str(b, ",\"high_water\":");
+  wb_lit(b, ",\"high_water\":");
   wb_u64(b, policy_memory_high_water());
-  wb_str(b, ",\"cap\":");
+  wb_lit(b, ",\"cap\":");
   wb_u64(b, POSTERN_LUA_ARENA_SIZE);
-  wb_str(b, "},\"tls_heap\":");
+  wb_lit(b, "},\"tls_heap\":");
 #if POSTERN_TLS
   tls_stats_t t;
   tls_get_stats(&t);
-  wb_str(b, "{\"size\":");
+  wb_lit(b, "{\"size\":");
   wb_u64(b, t.heap_size);
-  wb_str(b, ",\"in_use\":");
+  wb_lit(b, ",\"in_use\":");
   wb_u64(b, t.heap_in_use);
-  wb_str(b, ",\"high_water\":");
+  wb_lit(b, ",\"high_water\":");
   wb_u64(b, t.heap_high_water);
-  wb_str(b, "}},\"tls\":{\"sessions\":");
+  wb_lit(b, "}},\"tls\":{\"sessions\":");
   wb_u64(b, t.sessions);
-  wb_str(b, ",\"high_water\":");
+  wb_lit(b, ",\"high_water\":");
   wb_u64(b, t.sessions_high_water);
-  wb_str(b, ",\"max\":");
+  wb_lit(b, ",\"max\":");
   wb_u64(b, t.sessions_max);
-  wb_str(b, ",\"handshakes\":");
+  wb_lit(b, ",\"handshakes\":");
   wb_u64(b, t.handshakes);
-  wb_str(b, ",\"failed\":");
+  wb_lit(b, ",\"failed\":");
   wb_u64(b, t.handshake_failures);
-  wb_str(b, ",\"refused_over_limit\":");
+  wb_lit(b, ",\"refused_over_limit\":");
   wb_u64(b, t.refused_over_limit);
-  wb_str(b, "},\"connections\":{\"active\":");
+  wb_lit(b, "},\"connections\":{\"active\":");
 #else
-  wb_str(b, "null},\"tls\":null,\"connections\":{\"active\":");
+  wb_lit(b, "null},\"tls\":null,\"connections\":{\"active\":");
 #endif
   wb_u64(b, http_conns_active());
-  wb_str(b, ",\"high_water\":");
+  wb_lit(b, ",\"high_water\":");
   wb_u64(b, http_conns_high_water());
-  wb_str(b, ",\"max\":");
+  wb_lit(b, ",\"max\":");
   wb_u64(b, POSTERN_MAX_CONNS);
-  wb_str(b, ",\"slot_bytes\":");
+  wb_lit(b, ",\"slot_bytes\":");
   wb_u64(b, http_conn_slot_bytes());
-  wb_str(b, "},\"responses\":{");
+  wb_lit(b, "},\"responses\":{");
   bool first = true;
   for (size_t i = 0; i <= HTTP_STATUS_KNOWN; i++) {
     if (status_counts[i] == 0) {
@@ -132,11 +132,11 @@ void http_status_render(wbuf_t *b)
     if (i < HTTP_STATUS_KNOWN) {
       wb_u64(b, (uint64_t)http_status_code(i));
     } else {
-      wb_str(b, "other");
+      wb_lit(b, "other");
     }
-    wb_str(b, "\":");
+    wb_lit(b, "\":");
     wb_u64(b, status_counts[i]);
     first = false;
   }
-  wb_str(b, "}}\n");
+  wb_lit(b, "}}\n");
 }

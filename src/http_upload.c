@@ -235,14 +235,14 @@ static void conn_commit_policy(conn_t *c)
   char body[2 * DIGEST_SHA256_LEN + 120];
   wbuf_t j;
   wb_init(&j, body, sizeof body);
-  wb_str(&j, "{\"name\":\"_policy\",\"bytes\":");
+  wb_lit(&j, "{\"name\":\"_policy\",\"bytes\":");
   wb_u64(&j, len);
-  wb_str(&j, ",\"sha256\":\"");
+  wb_lit(&j, ",\"sha256\":\"");
   wb_str(&j, hex);
   wb_str(&j, kept == POLICY_STORE_KEPT ? "\",\"stored\":true,\"lua_check_peak\":"
                                        : "\",\"stored\":false,\"lua_check_peak\":");
   wb_u64(&j, peak);
-  wb_str(&j, "}\n");
+  wb_lit(&j, "}\n");
   if (conn_send_ok(c, 200, "application/json", j.len, NULL, body, j.len, c->body_bytes, false)) {
     conn_after(c, c->keep_alive ? AFTER_NEXT : AFTER_LINGER);
   }
@@ -270,7 +270,7 @@ static void conn_commit_config(conn_t *c)
   char body[48];
   wbuf_t j;
   wb_init(&j, body, sizeof body);
-  wb_str(&j, "{\"settings\":");
+  wb_lit(&j, "{\"settings\":");
   wb_u64(&j, (uint64_t)n);
   wb_str(&j, kept == POLICY_STORE_KEPT ? ",\"stored\":true}\n" : ",\"stored\":false}\n");
   if (conn_send_ok(c, 200, "application/json", j.len, NULL, body, j.len, c->body_bytes, false)) {
@@ -326,19 +326,19 @@ void conn_commit(conn_t *c)
   char body[2 * POSTERN_NAME_MAX + 2 * DIGEST_SHA256_LEN + 48];
   wbuf_t j;
   wb_init(&j, body, sizeof body);
-  wb_str(&j, "{\"name\":");
+  wb_lit(&j, "{\"name\":");
   wb_json_str(&j, c->name, strlen(c->name));
-  wb_str(&j, ",\"size\":");
+  wb_lit(&j, ",\"size\":");
   wb_u64(&j, c->body_bytes);
   if (c->hash) {
     char hex[2 * DIGEST_SHA256_LEN + 1];
     text_hex(c->digest, sizeof c->digest, hex);
     digest_base64_encode(c->digest, sizeof c->digest, b64, sizeof b64);
-    wb_str(&j, ",\"sha256\":\"");
+    wb_lit(&j, ",\"sha256\":\"");
     wb_str(&j, hex);
-    wb_str(&j, "\"");
+    wb_lit(&j, "\"");
   }
-  wb_str(&j, "}\n");
+  wb_lit(&j, "}\n");
   if (!conn_send_ok(c, c->replaced ? 200 : 201, "application/json", j.len, c->hash ? b64 : NULL, body, j.len,
                     c->body_bytes, false)) {
     return;

@@ -15,9 +15,9 @@ static void web_line(wbuf_t *b, const char *name, const char *value)
 {
   if (value[0] != '\0') {
     wb_str(b, name);
-    wb_str(b, ": ");
+    wb_lit(b, ": ");
     wb_str(b, value);
-    wb_str(b, "\r\n");
+    wb_lit(b, "\r\n");
   }
 }
 
@@ -36,11 +36,11 @@ void conn_send_preflight(conn_t *c, const policy_decision_t *d)
     web_line(&b, "Access-Control-Allow-Methods", d->allow_methods);
     web_line(&b, "Access-Control-Allow-Headers", d->allow_headers);
     if (d->max_age >= 0) {
-      wb_str(&b, "Access-Control-Max-Age: ");
+      wb_lit(&b, "Access-Control-Max-Age: ");
       wb_u64(&b, (uint64_t)d->max_age);
-      wb_str(&b, "\r\n");
+      wb_lit(&b, "\r\n");
     }
-    wb_str(&b, "Vary: Access-Control-Request-Method, Access-Control-Request-Headers\r\n");
+    wb_lit(&b, "Vary: Access-Control-Request-Method, Access-Control-Request-Headers\r\n");
   }
   extra[b.len] = '\0'; /* the fields are bounded: they always fit */
   http_head_t h = {.status = 204, .extra = extra};

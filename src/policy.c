@@ -1575,6 +1575,74 @@ static bool cors_list_ok(const char *s, size_t n)
   }
 }
 
+/* The fields of a table answer, a bit each: which ones a table holds is
+ * learnt in one pass over it, so that a small answer ({status = 417,
+ * message = ...}) is not asked for the eight fields it lacks. */
+enum {
+  ANSWER_STATUS = 1u << 0,
+  ANSWER_MESSAGE = 1u << 1,
+  ANSWER_RETRY = 1u << 2,
+  ANSWER_NAME = 1u << 3,
+  ANSWER_WWW_AUTHENTICATE = 1u << 4,
+  ANSWER_CORS = 1u << 5, /* allow_origin, allow_methods, allow_headers, max_age */
+  ANSWER_DIGEST = 1u << 6,
+  ANSWER_ALL = (1u << 7) - 1u
+};
+
+static const struct {
+  const char *key;
+  uint8_t len;
+  uint8_t bit;
+} answer_keys[] = {
+    {"status", 6, ANSWER_STATUS},
+    {"message", 7, ANSWER_MESSAGE},
+    {"retry", 5, ANSWER_RETRY},
+    {"name", 4, ANSWER_NAME},
+    {"www_authenticate", 16, ANSWER_WWW_AUTHENTICATE},
+    {"allow_origin", 12, ANSWER_CORS},
+    {"allow_methods", 13, ANSWER_CORS},
+    {"allow_headers", 13, ANSWER_CORS},
+    {"max_age", 7, ANSWER_CORS},
+    {"digest", 6, ANSWER_DIGEST},
+};
+
+/* The answer fields the table at v holds; all of them when it has a
+ * metatable (an __index may supply any). */
+static unsigned answer_fields(lua_State *L, int v)
+{
+  if (lua_getmetatable(L, v)) {
+    lua_pop(L, 1);
+    return ANSWER_ALL;
+  }
+  unsigned fields = 0;
+  lua_pushnil(L);
+  while (lua_next(L, v) != 0) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) != LUA_TSTRING) {
+      continue;
+    }
+    size_t n;
+    const char *k = lua_tolstring(L, -1, &n);
+    for (size_t i = 0; i < sizeof answer_keys / sizeof answer_keys[0]; i++) {
+      if (n == answer_keys[i].len && memcmp(k, answer_keys[i].key, n) == 0) {
+        fields |= answer_keys[i].bit;
+        break;
+      }
+    }
+  }
+  return fields;
+}
+
+/* Pushes the field key of the answer at v, or nil without asking when held is 0. */
+static void answer_get(lua_State *L, int v, unsigned held, const char *key)
+{
+  if (held != 0) {
+    lua_getfield(L, v, key);
+  } else {
+    lua_pushnil(L);
+  }
+}
+
 /* Copies the optional string field key of the table at v into dst when ok() accepts it. */
 static void read_cors_str(lua_State *L, int v, const char *key, char *dst, size_t cap, bool (*ok)(const char *, size_t),
                           const result_src_t *who)
@@ -1593,8 +1661,11 @@ static void read_cors_str(lua_State *L, int v, const char *key, char *dst, size_
 }
 
 /* The CORS fields of a table answer: allow_origin, allow_methods, allow_headers, max_age. */
-static void read_cors(lua_State *L, int v, policy_decision_t *d, const result_src_t *who)
+static void read_cors(lua_State *L, int v, policy_decision_t *d, const result_src_t *who, unsigned fields)
 {
+  if ((fields & ANSWER_CORS) == 0) {
+    return;
+  }
   read_cors_str(L, v, "allow_origin", d->allow_origin, sizeof d->allow_origin, cors_origin_ok, who);
   read_cors_str(L, v, "allow_methods", d->allow_methods, sizeof d->allow_methods, cors_list_ok, who);
   read_cors_str(L, v, "allow_headers", d->allow_headers, sizeof d->allow_headers, cors_list_ok, who);
@@ -1626,22 +1697,23 @@ static void read_result(lua_State *L, int v, policy_decision_t *d, const result_
     d->status = (int)s;
     return;
   }
-  lua_getfield(L, v, "status");
+  unsigned fields = answer_fields(L, v);
+  answer_get(L, v, fields & ANSWER_STATUS, "status");
   lua_Integer s = scalar_status(L, -1);
   if (s < 0) {
     result_error(L, who, "an invalid status field");
   }
   d->status = (int)s;
-  lua_getfield(L, v, "message");
+  answer_get(L, v, fields & ANSWER_MESSAGE, "message");
   if (!opt_message(L, -1, d->message, sizeof d->message)) {
     result_error(L, who, "a message that is not a string");
   }
-  lua_getfield(L, v, "retry");
+  answer_get(L, v, fields & ANSWER_RETRY, "retry");
   if (!lua_isnil(L, -1) && !lua_isboolean(L, -1)) {
     result_error(L, who, "a retry field that is not a boolean");
   }
   d->retryable = lua_toboolean(L, -1) && s == 417;
-  lua_getfield(L, v, "name");
+  answer_get(L, v, fields & ANSWER_NAME, "name");
   if (!lua_isnil(L, -1)) {
     size_t n = 0;
     const char *name = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
@@ -1651,7 +1723,7 @@ static void read_result(lua_State *L, int v, policy_decision_t *d, const result_
     memcpy(d->name, name, n);
     d->name[n] = '\0';
   }
-  lua_getfield(L, v, "www_authenticate");
+  answer_get(L, v, fields & ANSWER_WWW_AUTHENTICATE, "www_authenticate");
   if (!lua_isnil(L, -1)) {
     size_t n = 0;
     const char *w = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
@@ -1665,8 +1737,8 @@ static void read_result(lua_State *L, int v, policy_decision_t *d, const result_
     memcpy(d->www_authenticate, w, n);
     d->www_authenticate[n] = '\0';
   }
-  read_cors(L, v, d, who);
-  lua_getfield(L, v, "digest");
+  read_cors(L, v, d, who, fields);
+  answer_get(L, v, fields & ANSWER_DIGEST, "digest");
   if (!lua_isnil(L, -1) && !lua_isboolean(L, -1)) {
     result_error(L, who, "a digest field that is not a boolean");
   }
