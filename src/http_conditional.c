@@ -9,10 +9,9 @@
 #include "storage.h"
 
 /* The lines of one field in the head (a list may be split over several), into out (NULL: only counted). */
-static int conn_fields(conn_t *c, const char *head, const char *name, cond_field_t *out)
+static int conn_fields_n(conn_t *c, const char *head, const char *name, size_t n, cond_field_t *out)
 {
   const hp_request_t *r = &c->req;
-  size_t n = strlen(name);
   int count = 0;
   for (int i = 0; i < r->n_headers; i++) {
     const hp_span_t *k = &r->headers[i].name;
@@ -31,6 +30,7 @@ static int conn_fields(conn_t *c, const char *head, const char *name, cond_field
   }
   return count;
 }
+#define conn_fields(c, head, lit, out) conn_fields_n((c), (head), (lit), sizeof(lit) - 1, (out))
 
 /* Evaluates both fields for a file that exists or not (etag: NULL when it has none); answers and returns false unless they pass. */
 static bool conn_evaluate(conn_t *c, const char *head, bool exists, const char *etag, bool safe)

@@ -244,37 +244,109 @@ static int step(hp_parser_t *p, unsigned char c)
   }
 }
 
-/* How many of the n bytes at d the current state takes without a change of
- * state (a run of name, value or target bytes); 0 when the next byte needs
- * step(). Never past the head's or the target's limit: the byte that meets
- * one goes through step(), which judges it. */
-static size_t run_length(const hp_parser_t *p, const unsigned char *d, size_t n)
+/* Room left before the head's limit. */
+static size_t head_room(const hp_parser_t *p)
 {
-  unsigned cls;
-  size_t limit = POSTERN_HEAD_MAX > p->pos ? (size_t)(POSTERN_HEAD_MAX - p->pos) : 0;
-  switch (p->state) {
-  case S_NAME:
-    cls = TEXT_TCHAR;
-    break;
-  case S_VALUE:
-    cls = TEXT_VIS;
-    break;
-  case S_TARGET: {
-    size_t room = (size_t)p->tok + POSTERN_TARGET_MAX > p->pos ? (size_t)p->tok + POSTERN_TARGET_MAX - p->pos : 0;
-    cls = TEXT_VCHAR;
-    limit = room < limit ? room : limit;
-    break;
-  }
-  default:
-    return 0;
-  }
-  if (n > limit) {
-    n = limit;
-  }
+  return POSTERN_HEAD_MAX > p->pos ? (size_t)(POSTERN_HEAD_MAX - p->pos) : 0;
+}
+
+/* Length of the run of bytes of class cls at d[0..n). */
+static size_t class_run(const unsigned char *d, size_t n, unsigned cls)
+{
   size_t k = 0;
   while (k < n && (text_class[d[k]] & cls) != 0) {
     k++;
   }
+  return k;
+}
+
+/* A whole field line ("name: value" CRLF) at d[0..n), well-formed and within
+ * the limits: stored, and its length returned. 0 otherwise, and step() takes
+ * the bytes one by one (it judges what is wrong, or waits for the rest). */
+static size_t field_line(hp_parser_t *p, const unsigned char *d, size_t n)
+{
+  hp_request_t *r = p->req;
+  if (r->n_headers >= POSTERN_MAX_HEADERS) {
+    return 0;
+  }
+  size_t room = head_room(p);
+  n = n < room ? n : room;
+  size_t k = class_run(d, n, TEXT_TCHAR), name_len = k;
+  if (k == 0 || k >= n || d[k] != ':') {
+    return 0;
+  }
+  for (k++; k < n && (d[k] == ' ' || d[k] == '\t'); k++) {
+  }
+  size_t v0 = k, v1 = k; /* the value, without trailing OWS */
+  for (; k < n; k++) {
+    if ((text_class[d[k]] & TEXT_VIS) != 0) {
+      v1 = k + 1;
+    } else if (d[k] != ' ' && d[k] != '\t') {
+      break;
+    }
+  }
+  if (k + 1 >= n || d[k] != '\r' || d[k + 1] != '\n') {
+    return 0;
+  }
+  r->headers[r->n_headers].name = (hp_span_t){p->pos, (uint16_t)name_len};
+  r->headers[r->n_headers].value = (hp_span_t){(uint16_t)(p->pos + v0), (uint16_t)(v1 - v0)};
+  r->n_headers++;
+  return k + 2;
+}
+
+/* "HTTP/1.0" or "HTTP/1.1" and CRLF ending the request line, all at d[0..n): 10, else 0 (step() decides). */
+static size_t version_line_end(hp_parser_t *p, const unsigned char *d, size_t n)
+{
+  if (n < 10 || head_room(p) < 10 || memcmp(d, "HTTP/1.", 7) != 0 || (d[7] != '0' && d[7] != '1') || d[8] != '\r' ||
+      d[9] != '\n') {
+    return 0;
+  }
+  p->major = 1;
+  p->req->version_minor = (uint8_t)(d[7] - '0');
+  return 10;
+}
+
+/*
+ * What the current state takes of the n bytes at d at once, without step():
+ * a whole field line, the request line's version, or a run of method,
+ * target, name or value bytes. Never past the head's, the method's or the
+ * target's limit: the byte that meets one goes through step(), which judges
+ * it. Updates p; returns the bytes taken (0: step() takes the next one).
+ */
+static size_t take_run(hp_parser_t *p, const unsigned char *d, size_t n)
+{
+  size_t k, limit = head_room(p);
+  switch (p->state) {
+  case S_LINE:
+    k = field_line(p, d, n);
+    break; /* the state stays S_LINE */
+  case S_V_H:
+    k = version_line_end(p, d, n);
+    if (k > 0) {
+      p->state = S_LINE;
+    }
+    break;
+  case S_METHOD:
+  case S_TARGET: {
+    size_t max = p->state == S_METHOD ? POSTERN_METHOD_MAX : POSTERN_TARGET_MAX;
+    size_t room = (size_t)p->tok + max > p->pos ? (size_t)p->tok + max - p->pos : 0;
+    limit = room < limit ? room : limit;
+    k = class_run(d, n < limit ? n : limit, p->state == S_METHOD ? TEXT_TCHAR : TEXT_VCHAR);
+    break;
+  }
+  case S_NAME:
+    k = class_run(d, n < limit ? n : limit, TEXT_TCHAR);
+    break;
+  case S_VALUE:
+    k = class_run(d, n < limit ? n : limit, TEXT_VIS);
+    if (k > 0) {
+      p->vend = (uint16_t)(p->pos + k);
+    }
+    break;
+  default:
+    return 0;
+  }
+  p->pos = (uint16_t)(p->pos + k);
   return k;
 }
 
@@ -294,12 +366,8 @@ int hp_feed(hp_parser_t *p, const char *data, size_t len, size_t *consumed)
   }
   while (i < len) {
     int rc;
-    size_t run = run_length(p, d + i, len - i);
+    size_t run = take_run(p, d + i, len - i);
     if (run > 0) {
-      p->pos = (uint16_t)(p->pos + run);
-      if (p->state == S_VALUE) {
-        p->vend = p->pos;
-      }
       i += run;
       continue;
     }
@@ -382,7 +450,7 @@ static bool mem_ieq(const char *s, size_t n, const char *lit, size_t lit_n)
 }
 
 /* The same against a string literal, its length known at compile time. */
-#define IEQ(s, n, lit) mem_ieq((s), (n), (lit), sizeof(lit) - 1)
+#define IEQ(s, n, lit) ((n) == sizeof(lit) - 1 && mem_ieq((s), (n), (lit), sizeof(lit) - 1))
 #define SPAN_IS(head, sp, lit) IEQ((head) + (sp).off, (sp).len, lit)
 
 /** Case-insensitive compare of a span with a NUL-terminated lower-case

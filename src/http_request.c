@@ -48,9 +48,8 @@ typedef enum conn_route {
 } conn_route_t;
 
 /* Case-insensitive prefix test against a lower-case literal (URI schemes, RFC 3986 3.1). */
-static bool conn_has_iprefix(const char *t, size_t n, const char *lit)
+static bool conn_has_iprefix_n(const char *t, size_t n, const char *lit, size_t k)
 {
-  size_t k = strlen(lit);
   if (n < k) {
     return false;
   }
@@ -62,6 +61,7 @@ static bool conn_has_iprefix(const char *t, size_t n, const char *lit)
   }
   return true;
 }
+#define conn_has_iprefix(t, n, lit) conn_has_iprefix_n((t), (n), (lit), sizeof(lit) - 1)
 
 /*
  * Splits the target into the decoded path (conn_path) and the raw query.

@@ -306,13 +306,13 @@ static const struct {
 };
 
 /* True when k[0..kn) is the literal lit. */
-#define KEY_IS(k, kn, lit) ((kn) == sizeof(lit) - 1 && memcmp((k), (lit), sizeof(lit) - 1) == 0)
+#define KEY_IS(k, kn, lit) ((kn) == sizeof(lit) - 1 && (k)[0] == (lit)[0] && memcmp((k), (lit), sizeof(lit) - 1) == 0)
 
 /* Pushes req[k] for the view at index 1 (user values: 1 headers, 2 tls). */
 static void req_push(lua_State *L, const policy_request_t *r, const char *k, size_t kn)
 {
   for (size_t i = 0; i < sizeof req_strings / sizeof req_strings[0]; i++) {
-    if (kn == req_strings[i].len && memcmp(k, req_strings[i].name, kn) == 0) {
+    if (kn == req_strings[i].len && k[0] == req_strings[i].name[0] && memcmp(k, req_strings[i].name, kn) == 0) {
       const policy_str_t *s = (const policy_str_t *)(const void *)((const char *)r + req_strings[i].offset);
       if (s->p != NULL) {
         lua_pushlstring(L, s->p, s->n);

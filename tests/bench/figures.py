@@ -360,6 +360,45 @@ def board_instructions():
     figures["board_runs"] = runs
 
 
+# ---- Where a decision's instructions go: QEMU's execution trace, by stage ---------------------------
+
+PROFILE_DECISIONS = 3  # of each kind; the last one is reported (the first warms the arena)
+
+
+def decision_profile():
+    """The mps2-an385 bench build's decisions traced (guest_profile.py): instructions per stage of the data
+    path and the functions that cost most, for the accepted and the refused decision with Expect."""
+    import guest_profile
+    elf = _bench_image()
+    trace = guest_profile.Trace(guest_profile.Symbols(elf), "bench_decision_begin", "bench_decision_end")
+    kinds = (("accepted", TOKEN, "Expect: accepted, 100 queued"), ("refused", "wrong", "Expect: refused, 417 queued"))
+    dev = BoardUnderQemu(elf, "-icount shift=0 " + trace.qemu_args())
+    try:
+        _wait_line(dev, 0, "bench: sha256 ", timeout=900)
+        exact = {}
+        for key, auth, _ in kinds:
+            exact[key] = [_decision(dev, auth, True)[0] for _ in range(PROFILE_DECISIONS)][-1]
+    finally:
+        dev.stop()
+        trace.finish()
+    assert len(trace.windows) == len(kinds) * PROFILE_DECISIONS, len(trace.windows)
+    out = {}
+    for i, (key, _, what) in enumerate(kinds):
+        fns = trace.by_function(trace.windows[(i + 1) * PROFILE_DECISIONS - 1])
+        stages = guest_profile.groups(fns)
+        total = sum(stages.values())
+        group = "mps2-an385 decision by stage, %s (QEMU execution trace; %s traced, %s counted)" % (
+            what, "{:,}".format(total), "{:,}".format(exact[key]))
+        for stage, n in stages.most_common():
+            top = sorted(((v, f) for (f, src), v in fns.items() if guest_profile.group_of(f, src) == stage),
+                         reverse=True)[:4]
+            row(group, "profile_%s_%s" % (key, re.sub(r"\W+", "_", stage.split(" (")[0].lower())), "  " + stage,
+                n, "instr", None, "%.0f %%; %s" % (100.0 * n / total, ", ".join("%s %d" % (f, v) for v, f in top)))
+        out[key] = {"traced": total, "counted": exact[key], "stages": dict(stages),
+                    "functions": {f: v for (f, _), v in fns.most_common(40)}}
+    figures["board_decision_profile"] = out
+
+
 # ---- No stalls: 20 uploads of 1 MiB in a row on the board, captured -------------------------------
 
 STALL_UPLOADS = 20
@@ -743,7 +782,8 @@ def report():
     print("\nwritten: build/bench/figures.json, build/bench/figures.md")
 
 
-SECTIONS = {"footprint": footprint, "ram": board_ram, "board": board_instructions, "decision": decision_cost,
+SECTIONS = {"footprint": footprint, "ram": board_ram, "board": board_instructions, "profile": decision_profile,
+            "decision": decision_cost,
             "host": throughput, "slow": storage_timing, "flash": flash_timing, "stalls": stalls, "attacks": attacks}
 
 
