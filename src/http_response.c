@@ -94,7 +94,7 @@ void wb_json_str(wbuf_t *b, const char *s, size_t n)
   wb_mem(b, "\"", 1);
 }
 
-/* Every status postern sends: its reason phrase and its JSON error key. */
+/* Every status postern sends, in ascending order: its reason phrase and its JSON error key. */
 static const struct {
   uint16_t code;
   const char *reason, *key;
@@ -135,11 +135,16 @@ _Static_assert(sizeof http_statuses / sizeof http_statuses[0] == HTTP_STATUS_KNO
 /** The status's row in the table, or HTTP_STATUS_KNOWN for a status not in it. */
 size_t http_status_slot(int status)
 {
-  size_t i = 0;
-  while (i < HTTP_STATUS_KNOWN && http_statuses[i].code != status) {
-    i++;
+  size_t lo = 0, hi = HTTP_STATUS_KNOWN; /* a binary search: the rows are in ascending order */
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (http_statuses[mid].code < status) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
   }
-  return i;
+  return lo < HTTP_STATUS_KNOWN && http_statuses[lo].code == status ? lo : HTTP_STATUS_KNOWN;
 }
 
 /** The status code of a table row (slot < HTTP_STATUS_KNOWN). */

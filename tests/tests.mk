@@ -22,6 +22,7 @@ UNIT_http_parser := src/http_parser.c src/text.c
 UNIT_chunked := src/chunked.c src/text.c
 UNIT_multipart := src/multipart.c src/text.c
 UNIT_text := src/text.c
+UNIT_response := src/http_response.c src/text.c
 UNIT_conditional := src/conditional.c src/text.c
 UNIT_digest := src/digest.c src/text.c $(MBEDTLS_ALL)
 # digest.c on a board's hash engine: the counting fake of tests/unit/engine (its own digest object).
