@@ -8,6 +8,7 @@
 #   to 9; a port of 0 is not forwarded. The device is 10.0.2.15 on QEMU's
 #   user-mode network. --debug starts the CPU halted with a gdb server on
 #   127.0.0.1:GDB_PORT. Ctrl-A X leaves QEMU.
+#   Environment: POSTERN_QEMU_DUMP=FILE captures the link (pcap), POSTERN_QEMU_ARGS adds QEMU options.
 set -eu
 
 usage="usage: lm3s-run.sh [--debug GDB_PORT] ELF CARD_IMG|none [HTTP_PORT [ECHO_PORT [DISCARD_PORT]]]"
@@ -24,14 +25,22 @@ discard=${5:-8009}
 
 [ -f "$elf" ] || { echo "lm3s-run: no image $elf (build it with make BOARD=lm3s6965evb)" >&2; exit 1; }
 
-nic="user,model=stellaris,restrict=on,net=10.0.2.0/24,host=10.0.2.2"
+net="user,id=n0,restrict=on,net=10.0.2.0/24,host=10.0.2.2"
 for fwd in "$http:80" "$echo_port:7" "$discard:9"; do
   host_port=${fwd%%:*}
   [ "$host_port" = 0 ] && continue
-  nic="$nic,hostfwd=tcp:127.0.0.1:$host_port-:${fwd#*:}"
+  net="$net,hostfwd=tcp:127.0.0.1:$host_port-:${fwd#*:}"
 done
 
-set -- -M lm3s6965evb -nographic -monitor none -serial stdio -kernel "$elf" -nic "$nic"
+set -- -M lm3s6965evb -nographic -monitor none -serial stdio -kernel "$elf" -netdev "$net" \
+  -net nic,model=stellaris,netdev=n0
+# POSTERN_QEMU_DUMP=file: every frame of the device's link into a pcap file (tshark reads it).
+if [ -n "${POSTERN_QEMU_DUMP:-}" ]; then
+  set -- "$@" -object "filter-dump,id=dump0,netdev=n0,file=$POSTERN_QEMU_DUMP"
+fi
+# POSTERN_QEMU_ARGS: more QEMU options, e.g. "-icount shift=0" (make bench: one virtual ns per instruction).
+# shellcheck disable=SC2086
+[ -n "${POSTERN_QEMU_ARGS:-}" ] && set -- "$@" $POSTERN_QEMU_ARGS
 if [ "$card" != none ]; then
   [ -f "$card" ] || { echo "lm3s-run: no card image $card (make BOARD=lm3s6965evb card)" >&2; exit 1; }
   set -- "$@" -drive "if=sd,file=$card,format=raw"

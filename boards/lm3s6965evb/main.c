@@ -3,6 +3,7 @@
 
 #include "baked.h"
 #include "board.h"
+#include "board_bench.h"
 #include "ipv6.h"
 #include "log.h"
 #include "lwip/init.h"
@@ -246,8 +247,15 @@ int main(void)
            LWIP_IPV6 ? " and IPv6 by SLAAC" : "");
 
   /* The NO_SYS main loop: interrupts only queue frames; lwIP and the card work run here. */
+#if POSTERN_BENCH
+  bench_boot();
+#endif
   for (;;) {
+#if POSTERN_BENCH
+    bench_poll(stellaris_eth_poll(&main_netif));
+#else
     stellaris_eth_poll(&main_netif);
+#endif
     sys_check_timeouts();
     main_storage_wait = postern_poll();
     ipv6_poll(&main_netif);

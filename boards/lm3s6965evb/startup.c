@@ -2,6 +2,7 @@
 #include <stdint.h>
 
 #include "board.h"
+#include "board_bench.h"
 #include "stellaris_eth.h"
 #include "lm3s6965.h"
 #include "platform.h"
@@ -37,6 +38,24 @@ __attribute__((naked)) static void startup_hardfault(void)
 
 typedef void (*startup_vector_t)(void);
 
+#if POSTERN_BENCH
+/* A bench build's handlers time themselves (port/bench_count.c). */
+static void startup_bench_timer_isr(void)
+{
+  bench_time_isr(board_timer_isr);
+}
+
+static void startup_bench_eth_isr(void)
+{
+  bench_time_isr(stellaris_eth_isr);
+}
+#define STARTUP_TIMER_ISR startup_bench_timer_isr
+#define STARTUP_ETH_ISR startup_bench_eth_isr
+#else
+#define STARTUP_TIMER_ISR board_timer_isr
+#define STARTUP_ETH_ISR stellaris_eth_isr
+#endif
+
 /** The vector table: 16 system exceptions, then the LM3S6965's external interrupts (the NVIC has 64 lines). */
 __attribute__((section(".vectors"), used)) static const startup_vector_t startup_vectors[16 + 64] = {
     [0] = (startup_vector_t)(uintptr_t)&__stack_top,
@@ -51,9 +70,9 @@ __attribute__((section(".vectors"), used)) static const startup_vector_t startup
     [14] = startup_unexpected,                               /* PendSV */
     [15] = startup_unexpected,                               /* SysTick: read as the clock, never interrupts */
     [16 ... 16 + LM3S_TIMER0A_IRQ - 1] = startup_unexpected, /* interrupts nothing enables */
-    [16 + LM3S_TIMER0A_IRQ] = board_timer_isr,
+    [16 + LM3S_TIMER0A_IRQ] = STARTUP_TIMER_ISR,
     [16 + LM3S_TIMER0A_IRQ + 1 ... 16 + LM3S_EMAC_IRQ - 1] = startup_unexpected,
-    [16 + LM3S_EMAC_IRQ] = stellaris_eth_isr,
+    [16 + LM3S_EMAC_IRQ] = STARTUP_ETH_ISR,
     [16 + LM3S_EMAC_IRQ + 1 ... 16 + 63] = startup_unexpected,
 };
 

@@ -1,26 +1,17 @@
-/* board_bench.h: the mps2-an385's bench build (make BENCH=1): busy instructions and decisions counted. */
+/* board_bench.h: the mps2-an385's bench build (make BENCH=1): its clock for port/bench_count.c, the counts' calls. */
 #ifndef POSTERN_BOARD_BENCH_H
 #define POSTERN_BOARD_BENCH_H
 
-#include <stdint.h>
-
-#include "postern_opts.h"
+#include "bench_count.h"
 
 #if POSTERN_BENCH
-/** Times the calibration loop and mbedTLS's SHA-256 over 64 KiB of flash, logs both (once, at boot). */
-void bench_boot(void);
-/** Sleeps (WFI) and takes the time asleep off the busy count. */
-void bench_wfi(void);
-/** Main loop: adds the time since the last call; after 300 ms without a frame, logs the busy count once. */
-void bench_poll(int frames);
-/** The interrupt handlers in the vector table of a bench build: each counts its own time. */
-void bench_systick_isr(void);
-void bench_lan9118_isr(void);
-/** The flash model's own work (flash_model.c: the chip's, on real hardware): 0 begins a span, 1 ends it. */
-void bench_medium(int end);
-#define BENCH_MEDIUM(end) bench_medium(end)
-#else
-#define BENCH_MEDIUM(end) ((void)0)
+#include "mps2_an385.h"
+
+/* Timer 0 counts the 25 MHz clock down through 32 bits (board.c): a tick every 40 instructions of the 1 GHz
+ * instruction clock of qemu -icount shift=0. */
+#define BENCH_CLOCK() MPS2_TIMER_VALUE(MPS2_TIMER0_BASE)
+#define BENCH_CLOCK_MASK 0xFFFFFFFFu
+#define BENCH_INSNS_PER_TICK 40u
 #endif
 
 #endif /* POSTERN_BOARD_BENCH_H */

@@ -38,6 +38,19 @@ __attribute__((naked)) static void startup_hardfault(void)
 
 typedef void (*startup_vector_t)(void);
 
+#if POSTERN_BENCH
+/* A bench build's handlers time themselves (port/bench_count.c). */
+static void startup_bench_systick_isr(void)
+{
+  bench_time_isr(board_systick_isr);
+}
+
+static void startup_bench_lan9118_isr(void)
+{
+  bench_time_isr(lan9118_isr);
+}
+#endif
+
 /** The vector table: 16 system exceptions, then the external interrupts of the AN385 (32). */
 __attribute__((section(".vectors"), used)) static const startup_vector_t startup_vectors[16 + 32] = {
     [0] = (startup_vector_t)(uintptr_t)&__stack_top,
@@ -51,13 +64,13 @@ __attribute__((section(".vectors"), used)) static const startup_vector_t startup
     [12] = startup_unexpected, /* DebugMon */
     [14] = startup_unexpected, /* PendSV */
 #if POSTERN_BENCH
-    [15] = bench_systick_isr, /* each handler times itself (board_bench.c) */
+    [15] = startup_bench_systick_isr, /* each handler timed (port/bench_count.c) */
 #else
     [15] = board_systick_isr,
 #endif
     [16 ... 16 + MPS2_LAN9118_IRQ - 1] = startup_unexpected, /* interrupts nothing enables */
 #if POSTERN_BENCH
-    [16 + MPS2_LAN9118_IRQ] = bench_lan9118_isr,
+    [16 + MPS2_LAN9118_IRQ] = startup_bench_lan9118_isr,
 #else
     [16 + MPS2_LAN9118_IRQ] = lan9118_isr,
 #endif
