@@ -20,8 +20,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
-from conftest import ROOT, CERTS, CA_CERT, Device, Endpoint, _board_image  # noqa: E402
-from qemu_device import QemuDevice  # noqa: E402
+from conftest import ROOT, CERTS, CA_CERT, LM3S_ELF, Device, Endpoint, _board_image, make_card  # noqa: E402
+from qemu_device import Lm3sDevice, QemuDevice  # noqa: E402
 from httpwire import Conn, request  # noqa: E402
 
 OUT_DIR = os.path.join(ROOT, "build", "bench")
@@ -165,28 +165,42 @@ def board_ram():
             "of %d B" % m["avail"] if pool == "heap" else "")
 
 
-# ---- Guest instructions on the board: the bench build under QEMU's instruction counting -----------
+# ---- Guest instructions on the boards: the bench builds under QEMU's instruction counting --------
 
 BENCH_ELF = os.path.join(ROOT, "build", "mps2-an385-bench", "bench", "postern.elf")
+LM3S_BENCH_ELF = os.path.join(ROOT, "build", "lm3s6965evb-bench", "default", "postern.elf")
 BENCH_SIZE = 512 * KIB  # and twice that: the 3 MiB flash holds both, one at a time
 BENCH_DECISIONS = 10
-INSNS_PER_TICK = 40  # timer 0 counts 25 MHz of a 1 GHz instruction clock (-icount shift=0)
+
+
+def _make(*args):
+    r = subprocess.run(["make", "--no-print-directory", "-C", ROOT, "-j2"] + list(args), capture_output=True,
+                       text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
 
 
 def _bench_image():
-    r = subprocess.run(["make", "--no-print-directory", "-C", ROOT, "-j2", "BOARD=mps2-an385", "BENCH=1", "VARIANT=bench",
-                        "SET=token=%s capacity=3M" % TOKEN], capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    _make("BOARD=mps2-an385", "BENCH=1", "VARIANT=bench", "SET=token=%s capacity=3M" % TOKEN)
     return BENCH_ELF
+
+
+def _lm3s_bench_image():
+    _make("BOARD=lm3s6965evb", "BENCH=1")
+    return LM3S_BENCH_ELF
+
+
+def _qemu_env(qemu_args, dump):
+    env = dict(os.environ, POSTERN_QEMU_ARGS=qemu_args)
+    if dump:
+        env["POSTERN_QEMU_DUMP"] = dump
+    return env
 
 
 class BoardUnderQemu(QemuDevice):
     """The mps2-an385 under QEMU with extra options (POSTERN_QEMU_ARGS) and an optional capture of its link."""
 
     def __init__(self, elf, qemu_args="", dump=None):
-        self.env = dict(os.environ, POSTERN_QEMU_ARGS=qemu_args)
-        if dump:
-            self.env["POSTERN_QEMU_DUMP"] = dump
+        self.env = _qemu_env(qemu_args, dump)
         super().__init__(elf)
 
     def _start(self):
@@ -194,6 +208,40 @@ class BoardUnderQemu(QemuDevice):
         cmd = [QEMU_RUN, self.elf, str(self.http), str(self.https), str(self.echo), str(self.discard)]
         self._attach(subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT, text=True, bufsize=1, errors="replace"))
+
+
+class Lm3sUnderQemu(Lm3sDevice):
+    """The lm3s6965evb under QEMU on a fresh card holding the bench token (settings on the card, the baked
+    policy), with extra options and an optional capture of its link like BoardUnderQemu."""
+
+    def __init__(self, elf, qemu_args="", dump=None):
+        self.env = _qemu_env(qemu_args, dump)
+        self.tmp = tempfile.TemporaryDirectory()
+        super().__init__(elf, make_card(os.path.join(self.tmp.name, "card.img"), 64 << 20, {"token": TOKEN}))
+
+    def _start(self):
+        from qemu_device import LM3S_RUN
+        cmd = [LM3S_RUN, self.elf, self.card, str(self.http), str(self.echo), str(self.discard)]
+        self._attach(subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True, bufsize=1, errors="replace"))
+
+    def stop(self, *args):
+        rc = super().stop(*args)
+        self.tmp.cleanup()
+        return rc
+
+
+# What differs between the boards' bench tables: the image, the device, whether HTTPS rows apply, what the
+# medium's own work is, and the figures' key prefix.
+BENCH_BOARDS = (
+    {"board": "mps2-an385", "key": "board", "image": _bench_image, "device": BoardUnderQemu, "https": True,
+     "clock": "timer 0 at 25 MHz, 40 instructions a tick",
+     "medium": "  of which the flash model's own work", "medium_note": "a chip's on real hardware"},
+    {"board": "lm3s6965evb", "key": "lm3s", "image": _lm3s_bench_image, "device": Lm3sUnderQemu, "https": False,
+     "clock": "SysTick at 50 MHz, 20 instructions a tick (timer 0 reads 0 under QEMU)",
+     "medium": "  of which the SD card's SPI transfers and CRC16",
+     "medium_note": "the CPU's work on this board too (no DMA: it moves every byte through the SSI FIFO)"},
+)
 
 
 def _lines_from(dev, start, prefix):
@@ -218,7 +266,7 @@ def _busy_after(dev, action):
     action()
     end = len(dev.lines)
     line = _wait_line(dev, end, "bench: busy ").split()
-    return int(line[2]), int(line[5])  # busy ticks, the flash model's share of them
+    return int(line[2]), int(line[5])  # busy instructions, the medium's share of them
 
 
 def _decision(dev, auth, expect):
@@ -271,32 +319,33 @@ def _per_byte(dev, what):
     b1 = _busy_after(dev, lambda: what(BENCH_SIZE))
     b2 = _busy_after(dev, lambda: what(2 * BENCH_SIZE))
     per = [((y[k] - x[k]) % 2 ** 32) for x, y in ((b0, b1), (b1, b2)) for k in (0, 1)]
-    return ((per[2] - per[0]) * INSNS_PER_TICK / BENCH_SIZE, (per[3] - per[1]) * INSNS_PER_TICK / BENCH_SIZE)
+    return ((per[2] - per[0]) / BENCH_SIZE, (per[3] - per[1]) / BENCH_SIZE)
 
 
 NO_DIGEST_TAIL = "  return { status = 100, digest = false }\nend\n\nfunction self_test()"
 
 
-def _board_counts(elf):
-    """One boot of the bench build under -icount shift=0: every count the table reports."""
+def _board_counts(board, elf):
+    """One boot of a bench build under -icount shift=0: every count its table reports."""
     out = {}
-    dev = BoardUnderQemu(elf, "-icount shift=0")
+    dev = board["device"](elf, "-icount shift=0")
     try:
         cal = _wait_line(dev, 0, "bench: calibration ").split()
-        out["calibration"] = int(cal[2]) * INSNS_PER_TICK / int(cal[5])
+        out["calibration"] = int(cal[2]) / int(cal[5])
         sha = _wait_line(dev, 0, "bench: sha256 ").split()
         out["sha256"] = int(sha[2]) / int(sha[5])
         for key, auth, expect in (("accepted_expect", TOKEN, True), ("refused_expect", "wrong", True),
                                   ("accepted_plain", TOKEN, False), ("refused_plain", "wrong", False)):
             got = [_decision(dev, auth, expect) for _ in range(BENCH_DECISIONS)]
-            want = (201 if expect else 201) if auth == TOKEN else (417 if expect else 403)
+            want = 201 if auth == TOKEN else (417 if expect else 403)
             assert all(st in (want, 200) for _, st, _ in got), got
             counts = sorted(n for n, _, _ in got[1:])  # the first after boot warms the arena: left out
             policy = statistics.median(p for _, _, p in got[1:])
             out["decision_" + key] = (statistics.median(counts), counts[0], counts[-1], got[0][0], policy)
         out["discard"] = _per_byte(dev, lambda n: _discard_bytes(dev, n))[0]
         out["put_digest"], out["medium_digest"] = _per_byte(dev, lambda n: _put(dev, False, "b%d.bin" % n, n))
-        out["put_digest_tls"] = _per_byte(dev, lambda n: _put(dev, True, "s%d.bin" % n, n))[0]
+        if board["https"]:
+            out["put_digest_tls"] = _per_byte(dev, lambda n: _put(dev, True, "s%d.bin" % n, n))[0]
         src = open(os.path.join(ROOT, "scripts", "policy.lua")).read()
         head, sep, tail = src.rpartition("  return true\nend\n\nfunction self_test()")
         assert sep, "scripts/policy.lua changed shape: no final accept before self_test"
@@ -308,56 +357,67 @@ def _board_counts(elf):
         r = _put(dev, False, "probe.bin", len(BLOCK))
         assert "sha256" not in r.json(), r.json()
         out["put_nodigest"], out["medium_nodigest"] = _per_byte(dev, lambda n: _put(dev, False, "n%d.bin" % n, n))
-        out["put_nodigest_tls"] = _per_byte(dev, lambda n: _put(dev, True, "t%d.bin" % n, n))[0]
+        if board["https"]:
+            out["put_nodigest_tls"] = _per_byte(dev, lambda n: _put(dev, True, "t%d.bin" % n, n))[0]
     finally:
         dev.stop()
     return out
 
 
-def board_instructions():
-    elf = _bench_image()
-    runs = [_board_counts(elf) for _ in range(2)]
+def _board_table(board):
+    """Two boots of one board's bench build; its rows against the budgets (decision <= 5,000 instructions,
+    upload without digest <= 1.10 x discard, with digest <= 1.10 x (discard + SHA-256 alone))."""
+    elf = board["image"]()
+    runs = [_board_counts(board, elf) for _ in range(2)]
     a, b = runs
-    group = "mps2-an385 guest instructions (bench build, qemu -icount shift=0; two boots)"
+    k = board["key"]
+    group = "%s guest instructions (bench build, qemu -icount shift=0; two boots)" % board["board"]
 
     def spread(key, i=None):
         x, y = (a[key], b[key]) if i is None else (a[key][i], b[key][i])
         return abs(x - y)
 
-    row(group, "board_calibration", "instructions per counted instruction (calibration)", round(a["calibration"], 3),
-        "ratio", None, "a 200,000-instruction loop, timer 0 at 25 MHz; 1.000 = exact")
+    row(group, k + "_calibration", "instructions per counted instruction (calibration)", round(a["calibration"], 3),
+        "ratio", None, "a 200,000-instruction loop, %s; 1.000 = exact" % board["clock"])
     for key, what in (("accepted_expect", "decision, Expect: accepted, 100 queued"),
                       ("refused_expect", "decision, Expect: refused, 417 queued (JSON and log line)"),
                       ("accepted_plain", "decision, no Expect: accepted, upload open and ACK queued"),
                       ("refused_plain", "decision, no Expect: refused, 403 queued (JSON and log line)")):
         med, lo, hi, first, policy = a["decision_" + key]
-        row(group, "board_decision_" + key, what, int(med), "instr", 5000,
+        row(group, k + "_decision_" + key, what, int(med), "instr", 5000,
             "median of %d (%d..%d), the boots differ by %d; policy_decide %d of it, the rest %d (%s); first after boot %d"
             % (BENCH_DECISIONS - 1, lo, hi, spread("decision_" + key, 0), policy, med - policy,
                "head, routing, answer and its log line" if "refused" in key else "head, routing, storage open, 100/ACK",
                first))
     sha = a["sha256"]
     d = a["discard"]
-    row(group, "board_sha256", "SHA-256 alone (mbedTLS, -Os), per byte", round(sha, 2), "instr/B", None,
+    row(group, k + "_sha256", "SHA-256 alone (mbedTLS, -Os), per byte", round(sha, 2), "instr/B", None,
         "64 KiB of flash, at boot; the boots differ by %.2f" % spread("sha256"))
-    row(group, "board_discard", "discard sink (raw TCP, port 9), per byte", round(d, 2), "instr/B", None,
+    row(group, k + "_discard", "discard sink (raw TCP, port 9), per byte", round(d, 2), "instr/B", None,
         "marginal: (1 MiB - 512 KiB) / 512 KiB; the boots differ by %.2f" % spread("discard"))
     nd, wd = a["put_nodigest"], a["put_digest"]
     mn, mw = a["medium_nodigest"], a["medium_digest"]
-    row(group, "board_put_nodigest", "upload, digest = false, per byte", round(nd, 2), "instr/B",
+    row(group, k + "_put_nodigest", "upload, digest = false, per byte", round(nd, 2), "instr/B",
         round(1.10 * d, 2), "%.2f x discard; the boots differ by %.2f" % (nd / d, spread("put_nodigest")))
-    row(group, "board_medium_nodigest", "  of which the flash model's own work", round(mn, 2), "instr/B", None,
-        "a chip's on real hardware; the rest %.2f = %.2f x discard" % (nd - mn, (nd - mn) / d))
-    row(group, "board_put_digest", "upload with SHA-256, per byte", round(wd, 2), "instr/B",
+    row(group, k + "_medium_nodigest", board["medium"], round(mn, 2), "instr/B", None,
+        "%s; the rest %.2f = %.2f x discard" % (board["medium_note"], nd - mn, (nd - mn) / d))
+    row(group, k + "_put_digest", "upload with SHA-256, per byte", round(wd, 2), "instr/B",
         round(1.10 * (d + sha), 2), "%.2f x (discard + SHA-256); the boots differ by %.2f"
         % (wd / (d + sha), spread("put_digest")))
-    row(group, "board_medium_digest", "  of which the flash model's own work", round(mw, 2), "instr/B", None,
+    row(group, k + "_medium_digest", board["medium"], round(mw, 2), "instr/B", None,
         "the rest %.2f = %.2f x (discard + SHA-256)" % (wd - mw, (wd - mw) / (d + sha)))
-    row(group, "board_put_nodigest_tls", "upload over HTTPS, digest = false, per byte", round(a["put_nodigest_tls"], 2),
-        "instr/B", None, "TLS record decryption included; the boots differ by %.2f" % spread("put_nodigest_tls"))
-    row(group, "board_put_digest_tls", "upload over HTTPS with SHA-256, per byte", round(a["put_digest_tls"], 2),
-        "instr/B", None, "the boots differ by %.2f" % spread("put_digest_tls"))
-    figures["board_runs"] = runs
+    if board["https"]:
+        row(group, k + "_put_nodigest_tls", "upload over HTTPS, digest = false, per byte",
+            round(a["put_nodigest_tls"], 2), "instr/B", None,
+            "TLS record decryption included; the boots differ by %.2f" % spread("put_nodigest_tls"))
+        row(group, k + "_put_digest_tls", "upload over HTTPS with SHA-256, per byte", round(a["put_digest_tls"], 2),
+            "instr/B", None, "the boots differ by %.2f" % spread("put_digest_tls"))
+    figures[k + "_runs"] = runs
+
+
+def board_instructions():
+    for board in BENCH_BOARDS:
+        _board_table(board)
 
 
 # ---- Where a decision's instructions go: QEMU's execution trace, by stage ---------------------------
@@ -411,36 +471,57 @@ def _retransmissions(pcap):
     return [l.split("\t") for l in r.stdout.splitlines() if l.strip()]
 
 
-def stalls(image=None):
-    elf = image or _board_image({"token": TOKEN, "capacity": "3M"}, None)
+def _stall_run(dev):
+    """20 uploads of 1 MiB over HTTP on a device whose link is captured: each upload's time, then /_status."""
     body = os.urandom(MIB)
-    with tempfile.TemporaryDirectory() as tmp:
-        pcap = os.path.join(tmp, "link.pcap")
-        dev = BoardUnderQemu(elf, dump=pcap)
-        times = []
-        try:
-            for i in range(STALL_UPLOADS):
-                t0 = time.monotonic()
-                r = request(Endpoint(dev.http, False), "PUT", "/files/s.bin", body,
-                            {"Authorization": "Bearer " + TOKEN}, timeout=120)
-                times.append(time.monotonic() - t0)
-                assert r.status in (200, 201), r
-                r = request(Endpoint(dev.http, False), "DELETE", "/files/s.bin", None,
-                            {"Authorization": "Bearer " + TOKEN}, timeout=60)  # room for the next, untimed
-                assert r.status == 204, r
-            status = request(Endpoint(dev.http, False), "GET", "/_status").json()
-        finally:
-            dev.stop()
-        rtx = _retransmissions(pcap)
-    s = sorted(times)
-    p50, p95 = s[len(s) // 2], s[min(len(s) - 1, int(0.95 * len(s)))]
-    g = "mps2-an385: %d uploads of 1 MiB in a row (QEMU, no instruction counting; link captured)" % STALL_UPLOADS
-    row(g, "stall_p50_s", "upload time, p50", round(p50, 3), "s", None, "first %.3f s, max %.3f s" % (times[0], s[-1]))
-    row(g, "stall_p95_s", "upload time, p95", round(p95, 3), "s", round(2 * p50, 3), "budget 2 x p50")
-    row(g, "stall_rtx", "TCP retransmissions in the capture", len(rtx), "segments", None,
-        "tshark tcp.analysis.retransmission; lwIP drops %s" % status["memory"]["lwip"].get("tcp_drop", "-"))
-    figures["stall_times_s"] = times
-    figures["stall_rtx"] = rtx[:50]
+    times = []
+    try:
+        for i in range(STALL_UPLOADS):
+            t0 = time.monotonic()
+            r = request(Endpoint(dev.http, False), "PUT", "/files/s.bin", body,
+                        {"Authorization": "Bearer " + TOKEN}, timeout=120)
+            times.append(time.monotonic() - t0)
+            assert r.status in (200, 201), r
+            r = request(Endpoint(dev.http, False), "DELETE", "/files/s.bin", None,
+                        {"Authorization": "Bearer " + TOKEN}, timeout=60)  # room for the next, untimed
+            assert r.status == 204, r
+        status = request(Endpoint(dev.http, False), "GET", "/_status").json()
+    finally:
+        dev.stop()
+    return times, status
+
+
+def _frames(pcap):
+    """Frames in a capture (the capture's own check: a link seen at all)."""
+    r = subprocess.run(["capinfos", "-c", "-M", pcap], capture_output=True, text=True, timeout=300)
+    m = re.search(r"Number of packets:\s*(\d+)", r.stdout)
+    return int(m.group(1)) if m else None
+
+
+def stalls(image=None):
+    """20 uploads of 1 MiB in a row on each board (the product images), the link captured: p50, p95 against
+    2 x p50, and the TCP retransmissions tshark finds."""
+    _make("BOARD=lm3s6965evb")
+    boards = (("mps2-an385", "stall", lambda dump: BoardUnderQemu(
+                  image or _board_image({"token": TOKEN, "capacity": "3M"}, None), dump=dump)),
+              ("lm3s6965evb", "lm3s_stall", lambda dump: Lm3sUnderQemu(LM3S_ELF, dump=dump)))
+    for board, key, device in boards:
+        with tempfile.TemporaryDirectory() as tmp:
+            pcap = os.path.join(tmp, "link.pcap")
+            times, status = _stall_run(device(pcap))
+            rtx = _retransmissions(pcap)
+            frames = _frames(pcap)
+        s = sorted(times)
+        p50, p95 = s[len(s) // 2], s[min(len(s) - 1, int(0.95 * len(s)))]
+        g = "%s: %d uploads of 1 MiB in a row (QEMU, no instruction counting; link captured)" % (board, STALL_UPLOADS)
+        row(g, key + "_p50_s", "upload time, p50", round(p50, 3), "s", None,
+            "first %.3f s, max %.3f s" % (times[0], s[-1]))
+        row(g, key + "_p95_s", "upload time, p95", round(p95, 3), "s", round(2 * p50, 3), "budget 2 x p50")
+        row(g, key + "_rtx", "TCP retransmissions in the capture", len(rtx), "segments", None,
+            "tshark tcp.analysis.retransmission, of %s frames; lwIP drops %s"
+            % (frames, status["memory"]["lwip"].get("tcp_drop", "-")))
+        figures[key + "_times_s"] = times
+        figures[key + "_rtx_segments"] = rtx[:50]
 
 
 # ---- Decision cost: callgrind on the host build ---------------------------------------------------
