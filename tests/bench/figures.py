@@ -41,6 +41,8 @@ figures = {}
 def row(group, key, figure, value, unit, budget=None, note="", at_least=False):
     """Records one figure; budget is an upper limit (a lower one with at_least), or None."""
     within = None if budget is None or value is None else (value >= budget if at_least else value <= budget)
+    if within is False and budget:  # how far off, first: the note goes on to say what the rest is
+        note = "%.2f x the budget; " % (value / budget) + note
     rows.append((group, figure, value, unit, (">= " if at_least else "<= ") + _fmt(budget) if budget else "",
                  within, note))
     figures[key] = {"figure": figure, "value": value, "unit": unit, "budget": budget,
