@@ -42,7 +42,7 @@ static bool bench_active;                 /* frames since the last busy line */
 static bool bench_armed;
 static uint32_t bench_dec_t0, bench_dec_isr0;
 static uint32_t bench_pol_t0, bench_pol_ticks;
-static uint32_t bench_med_t0, bench_med_ticks; /* the flash model's work, wrapping */
+uint32_t bench_med_t0, bench_med_ticks; /* board_bench.h's bench_medium() */
 
 static inline uint32_t bench_now(void)
 {
@@ -138,14 +138,4 @@ void bench_policy(int end)
   }
 }
 
-/** The flash model's own work (flash_model.c: the chip's, on real hardware): 0 begins a span, 1 ends it. */
-void bench_medium(int end)
-{
-  uint32_t now = bench_now();
-  if (end) {
-    bench_med_ticks += bench_med_t0 - now;
-  } else {
-    bench_med_t0 = now;
-  }
-}
 #endif /* POSTERN_BENCH */
