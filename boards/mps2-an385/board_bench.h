@@ -26,7 +26,7 @@ void bench_lan9118_isr(void);
  * the marks add little to what they bracket.
  */
 extern uint32_t bench_med_t0, bench_med_ticks; /* timer 0 at the span's start; the spans' ticks, wrapping */
-static inline void bench_medium(int end)
+static inline __attribute__((always_inline)) void bench_medium(int end)
 {
   uint32_t now = MPS2_TIMER_VALUE(MPS2_TIMER0_BASE); /* counts down */
   if (end) {

@@ -132,7 +132,7 @@ static void flash_fill_block(void *dst)
  * nothing else reaches those bytes while the chip is busy, so what the
  * cells hold after it (old AND new) is the data itself: a copy.
  */
-static void flash_put(flash_model_t *f, uint32_t addr, const uint8_t *data, uint32_t len)
+static inline void flash_put(flash_model_t *f, uint32_t addr, const uint8_t *data, uint32_t len)
 {
   uint8_t *mem = f->mem + addr;
   if (len % FLASH_PROG_UNIT == 0 && FLASH_WORDS(mem) && FLASH_WORDS(data)) {
@@ -160,17 +160,20 @@ static void flash_land(flash_model_t *f, bool torn)
   BENCH_MEDIUM(1);
 }
 
-/* True while an operation is in flight; ends the one whose time has passed. */
-static bool flash_busy(flash_model_t *f)
+/* True while the operation in flight lasts; else it lands. */
+static bool flash_busy_op(flash_model_t *f)
 {
-  if (f->op == FLASH_OP_NONE) {
-    return false;
-  }
   if (f->now_us != NULL && f->now_us() - f->op_start < f->op_time) {
     return true;
   }
   flash_land(f, false);
   return false;
+}
+
+/* True while an operation is in flight; ends the one whose time has passed. */
+static inline bool flash_busy(flash_model_t *f)
+{
+  return f->op != FLASH_OP_NONE && flash_busy_op(f);
 }
 
 /** 0 idle, FLASH_BUSY, -1 power failed. */
