@@ -1,12 +1,11 @@
 /* bench_count.c: a bench build's counts (make BENCH=1), common to the boards; see bench_count.h. */
-#include "bench_count.h"
+#include "board_bench.h" /* the board's clock: BENCH_CLOCK(), BENCH_CLOCK_MASK, BENCH_INSNS_PER_TICK; then bench_count.h */
 
 #if POSTERN_BENCH
 
 #include <stdbool.h>
 
-#include "bench.h"       /* src/bench.h: the decision marks */
-#include "board_bench.h" /* the board's clock: BENCH_CLOCK(), BENCH_CLOCK_MASK, BENCH_INSNS_PER_TICK */
+#include "bench.h" /* src/bench.h: the decision marks */
 #include "digest.h"
 #include "log.h"
 #include "lwip/sys.h"
@@ -27,7 +26,7 @@ static bool bench_active;                 /* frames since the last busy line */
 static bool bench_armed;
 static uint32_t bench_dec_t0, bench_dec_isr0;
 static uint32_t bench_pol_t0, bench_pol_ticks;
-static uint32_t bench_med_t0, bench_med_ticks; /* the medium's work, wrapping */
+uint32_t bench_med_t0, bench_med_ticks; /* bench_count.h's bench_medium(): the medium's work, wrapping */
 
 static inline uint32_t bench_now(void)
 {
@@ -119,16 +118,6 @@ void bench_policy(int end)
     bench_pol_ticks += bench_since(bench_pol_t0, now);
   } else {
     bench_pol_t0 = now;
-  }
-}
-
-void bench_medium(int end)
-{
-  uint32_t now = bench_now();
-  if (end) {
-    bench_med_ticks += bench_since(bench_med_t0, now);
-  } else {
-    bench_med_t0 = now;
   }
 }
 #endif /* POSTERN_BENCH */

@@ -12,7 +12,7 @@
  * Under `qemu-system-arm -icount shift=0` the virtual clock advances one
  * nanosecond per guest instruction executed, and jumps ahead while the core
  * sleeps in WFI. The board's clock counts that clock down; its
- * board_bench.h (included by bench_count.c) says how:
+ * board_bench.h (which includes this header after them) says how:
  *   BENCH_CLOCK()          the counter, read (an expression)
  *   BENCH_CLOCK_MASK       its width: 0xFFFFFFFF for 32 bits, 0x00FFFFFF for 24
  *   BENCH_INSNS_PER_TICK   instructions a tick (1 GHz over its clock rate)
@@ -38,9 +38,24 @@ void bench_wfi(void);
 void bench_poll(int frames);
 /** Runs an interrupt handler and counts its time as the handlers' (taken off sleep and off decisions). */
 void bench_time_isr(void (*isr)(void));
-/** The storage medium's own work (a flash chip's, or an SD card's transfers): 0 begins a span, 1 ends it. */
-void bench_medium(int end);
+#ifdef BENCH_CLOCK
+/*
+ * The storage medium's own work (a flash chip's, or an SD card's transfers):
+ * 0 begins a span, 1 ends it. Inline, a clock read and a store each, so that
+ * the marks add little to what they bracket.
+ */
+extern uint32_t bench_med_t0, bench_med_ticks; /* the clock at the span's start; the spans' ticks, wrapping */
+static inline __attribute__((always_inline)) void bench_medium(int end)
+{
+  uint32_t now = BENCH_CLOCK(); /* counts down */
+  if (end) {
+    bench_med_ticks += (bench_med_t0 - now) & BENCH_CLOCK_MASK;
+  } else {
+    bench_med_t0 = now;
+  }
+}
 #define BENCH_MEDIUM(end) bench_medium(end)
+#endif
 #else
 #define BENCH_MEDIUM(end) ((void)0)
 #endif

@@ -2,7 +2,7 @@
 #ifndef POSTERN_BOARD_BENCH_H
 #define POSTERN_BOARD_BENCH_H
 
-#include "bench_count.h"
+#include "postern_opts.h"
 
 #if POSTERN_BENCH
 #include "lm3s6965.h"
@@ -13,5 +13,7 @@
 #define BENCH_CLOCK_MASK 0x00FFFFFFu
 #define BENCH_INSNS_PER_TICK 20u
 #endif
+
+#include "bench_count.h" /* after the clock: its inline marks read it */
 
 #endif /* POSTERN_BOARD_BENCH_H */

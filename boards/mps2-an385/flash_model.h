@@ -47,7 +47,7 @@ typedef struct flash_model {
   uint32_t (*now_us)(void); /* microsecond clock, wrapping at 2^32; NULL with instant timing */
   uint8_t op;               /* FLASH_OP_* in flight */
   uint32_t op_addr, op_len, op_start, op_time;
-  uint8_t page[FLASH_PAGE_SIZE];
+  _Alignas(4) uint8_t page[FLASH_PAGE_SIZE]; /* a timed program's data until it lands */
 } flash_model_t;
 
 /** Wraps `size` bytes of memory (rounded down to whole blocks); the content is kept. Instant timing. */
@@ -69,8 +69,9 @@ int flash_erase(flash_model_t *f, uint32_t block);
 /**
  * Starts programming len bytes at addr (both multiples of FLASH_PROG_UNIT,
  * at most FLASH_PAGE_SIZE, within one page): each bit may only go from 1 to
- * 0. The data is taken at once. Returns 0, or -1 (busy, misaligned, a 0 -> 1
- * bit, power failed) with nothing started.
+ * 0. The data is taken at once (with instant timing it lands at once). Data
+ * and medium word-aligned take the fast path. Returns 0, or -1 (busy,
+ * misaligned, a 0 -> 1 bit, power failed) with nothing started.
  */
 int flash_program(flash_model_t *f, uint32_t addr, const void *data, uint32_t len);
 /** Copies len bytes at addr into buf. Returns 0, or -1 while the chip is busy (nothing copied). */

@@ -167,6 +167,7 @@ static uint16_t sf_blk[STORAGE_FLASH_MAX_BLOCKS];
 static uint32_t sf_free_count;  /* blocks SF_FREE or SF_DIRTY */
 static uint32_t sf_dirty_count; /* blocks SF_DIRTY */
 static uint32_t sf_cursor;      /* where the next allocation looks first (wear spreading) */
+static uint32_t sf_dirty_at;    /* where the next erase looks first (the last one found, and on) */
 static uint32_t sf_next_id, sf_next_seq;
 static sf_file_t sf_files[STORAGE_FLASH_MAX_FILES]; /* sorted by name */
 static int sf_nfiles;
@@ -174,11 +175,12 @@ static char sf_names[STORAGE_FLASH_NAME_POOL]; /* NUL-terminated names of the fi
 static uint32_t sf_names_used;
 static struct storage_upload sf_uploads[POSTERN_MAX_CONNS];
 static struct storage_reader sf_readers[POSTERN_MAX_CONNS];
-static uint8_t sf_q[STORAGE_FLASH_STAGE];
-static uint32_t sf_q_rd, sf_q_used; /* first byte of the oldest entry, bytes in use */
+static _Alignas(4) uint8_t sf_q[STORAGE_FLASH_STAGE]; /* words: programs take their data from it in place */
+static uint32_t sf_q_rd, sf_q_used;                   /* first byte of the oldest entry, bytes in use */
 static uint16_t sf_kills[SF_KILLS];
 static int sf_nkills;
 static bool sf_want_ready; /* a call answered STORAGE_PENDING since the last storage_ready() */
+static int sf_run_left;    /* commands sf_run() may still start (a step may start several on an instant medium) */
 
 /* The engine: the operation in flight, and the progress through the queue's first entry. */
 static struct {
@@ -192,16 +194,18 @@ static struct {
 
 /* ---- Records --------------------------------------------------------- */
 
-/* CRC-32 (IEEE 802.3, reflected), bit by bit: records are small. */
+/* CRC-32 (IEEE 802.3, reflected), four bits a step from a 64-byte table: every block's header and link take one. */
 static uint32_t sf_crc(const void *data, size_t len)
 {
+  static const uint32_t nibble[16] = {0x00000000u, 0x1DB71064u, 0x3B6E20C8u, 0x26D930ACu, 0x76DC4190u, 0x6B6B51F4u,
+                                      0x4DB26158u, 0x5005713Cu, 0xEDB88320u, 0xF00F9344u, 0xD6D6A3E8u, 0xCB61B38Cu,
+                                      0x9B64C2B0u, 0x86D3D2D4u, 0xA00AE278u, 0xBDBDF21Cu};
   const uint8_t *p = data;
   uint32_t c = 0xFFFFFFFFu;
   for (size_t i = 0; i < len; i++) {
     c ^= p[i];
-    for (int k = 0; k < 8; k++) {
-      c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
-    }
+    c = (c >> 4) ^ nibble[c & 15u];
+    c = (c >> 4) ^ nibble[c & 15u];
   }
   return ~c;
 }
@@ -266,11 +270,14 @@ static bool sf_commit_get(uint32_t b, sf_rec_t *r, bool *has_sha, uint8_t sha[SF
   return r->crc == sf_crc_sha(r, sha);
 }
 
-/* Blocks a file of `size` bytes occupies. */
+/* Blocks a file of `size` bytes occupies (a 32-bit division for every size a medium holds: each write asks). */
 static uint32_t sf_blocks_for(uint64_t size)
 {
   if (size <= SF_HEAD_PAYLOAD) {
     return 1;
+  }
+  if (size <= UINT32_MAX - SF_DATA_PAYLOAD) {
+    return 1u + ((uint32_t)size - SF_HEAD_PAYLOAD + SF_DATA_PAYLOAD - 1) / SF_DATA_PAYLOAD;
   }
   return 1u + (uint32_t)((size - SF_HEAD_PAYLOAD + SF_DATA_PAYLOAD - 1) / SF_DATA_PAYLOAD);
 }
@@ -494,6 +501,20 @@ static int sf_lookup(const char *name)
 
 /* ---- The queue ------------------------------------------------------------ */
 
+/*
+ * Every entry is its 4-byte header and a multiple of 16 data bytes, so that
+ * headers sit on words and never wrap; data entries may wrap.
+ */
+_Static_assert(STORAGE_FLASH_STAGE % 4 == 0 && sizeof(sf_qe_t) == 4, "queue headers are words that never wrap");
+
+/* The header of the entry at pos. */
+static sf_qe_t sf_q_head(uint32_t pos)
+{
+  sf_qe_t e;
+  memcpy(&e, sf_q + pos, sizeof e);
+  return e;
+}
+
 /* The ring's bytes at pos..pos+n into dst: at most two spans, each one memcpy (not a byte and a modulo each). */
 static void sf_q_out(uint32_t pos, void *dst, uint32_t n)
 {
@@ -505,13 +526,34 @@ static void sf_q_out(uint32_t pos, void *dst, uint32_t n)
   }
 }
 
+/*
+ * Copies n bytes to the queue at dst, a word (src anywhere): on a Cortex-M
+ * eight loads and one store-multiple per 32 bytes, the body's one copy.
+ */
+static void sf_copy_in(uint8_t *dst, const uint8_t *src, uint32_t n)
+{
+#if defined(__thumb2__)
+  uint32_t blocks = n / 32;
+  if (blocks > 0) {
+    __asm volatile("1: ldr r4, [%1]\n\tldr r5, [%1, #4]\n\tldr r6, [%1, #8]\n\tldr r7, [%1, #12]\n\t"
+                   "ldr r8, [%1, #16]\n\tldr r9, [%1, #20]\n\tldr r10, [%1, #24]\n\tldr r11, [%1, #28]\n\t"
+                   "adds %1, %1, #32\n\tstmia %0!, {r4-r11}\n\tsubs %2, %2, #1\n\tbne 1b"
+                   : "+r"(dst), "+r"(src), "+r"(blocks)
+                   :
+                   : "r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11", "cc", "memory");
+    n %= 32;
+  }
+#endif
+  memcpy(dst, src, n);
+}
+
 static void sf_q_in(uint32_t pos, const void *src, uint32_t n)
 {
   pos %= sizeof sf_q;
   uint32_t first = n < sizeof sf_q - pos ? n : (uint32_t)sizeof sf_q - pos;
   if (n > 0) {
-    memcpy(sf_q + pos, src, first);
-    memcpy(sf_q, (const uint8_t *)src + first, n - first);
+    sf_copy_in(sf_q + pos, src, first);
+    sf_copy_in(sf_q, (const uint8_t *)src + first, n - first);
   }
 }
 
@@ -524,9 +566,22 @@ static bool sf_q_push(uint8_t kind, int slot, const void *a, uint32_t alen, cons
   }
   sf_qe_t e = {kind, (uint8_t)slot, (uint16_t)len};
   uint32_t pos = (sf_q_rd + sf_q_used) % sizeof sf_q;
-  sf_q_in(pos, &e, sizeof e);
-  sf_q_in(pos + sizeof e, a, alen);
-  sf_q_in(pos + sizeof e + alen, b, blen);
+  memcpy(sf_q + pos, &e, sizeof e);
+  pos += (uint32_t)sizeof e;
+  if (alen > 0 && alen < SF_UNIT && blen >= SF_UNIT - alen) {
+    /* The first unit from both, so that b's bytes land on words. */
+    uint8_t unit[SF_UNIT];
+    memcpy(unit, a, alen);
+    memcpy(unit + alen, b, SF_UNIT - alen);
+    sf_q_in(pos, unit, SF_UNIT);
+    b = (const uint8_t *)b + (SF_UNIT - alen);
+    blen -= SF_UNIT - alen;
+    pos += SF_UNIT;
+  } else {
+    sf_q_in(pos, a, alen);
+    pos += alen;
+  }
+  sf_q_in(pos, b, blen);
   sf_q_used += (uint32_t)sizeof e + len;
   return true;
 }
@@ -539,8 +594,7 @@ static bool sf_q_room(uint32_t len)
 /* Drops the oldest entry. */
 static void sf_q_pop(void)
 {
-  sf_qe_t e;
-  sf_q_out(sf_q_rd, &e, sizeof e);
+  sf_qe_t e = sf_q_head(sf_q_rd);
   sf_q_rd = (sf_q_rd + (uint32_t)sizeof e + e.len) % sizeof sf_q;
   sf_q_used -= (uint32_t)sizeof e + e.len;
   sf_eng.phase = 0;
@@ -552,9 +606,8 @@ static void sf_q_skip(int slot)
 {
   static const uint8_t skip = SF_Q_SKIP;
   for (uint32_t at = 0; at < sf_q_used;) {
-    sf_qe_t e;
     uint32_t pos = (sf_q_rd + at) % sizeof sf_q;
-    sf_q_out(pos, &e, sizeof e);
+    sf_qe_t e = sf_q_head(pos);
     if (e.slot == slot) {
       sf_q_in(pos, &skip, 1);
     }
@@ -579,12 +632,13 @@ static void sf_upload_failed(struct storage_upload *u)
 static bool sf_erase_one(void)
 {
   uint32_t n = sf_medium->blocks;
-  for (uint32_t i = 0; i < n && sf_dirty_count > 0; i++) {
-    uint32_t b = (sf_cursor + i) % n;
+  uint32_t b = sf_dirty_at < n ? sf_dirty_at : 0;
+  for (uint32_t i = 0; i < n && sf_dirty_count > 0; i++, b = b + 1 < n ? b + 1 : 0) {
     if (sf_state(b) == SF_DIRTY) {
       if (flash_erase(sf_medium, b) != 0) {
         return false;
       }
+      sf_dirty_at = b + 1; /* a released chain's blocks tend to be neighbours */
       sf_eng.op = SF_OP_ERASE;
       sf_eng.block = (uint16_t)b;
       return true;
@@ -667,11 +721,61 @@ static uint32_t sf_take_for(struct storage_upload *u)
   return SF_NONE;
 }
 
+/*
+ * Programs the data of the queue's first entry (len bytes; the upload's
+ * current block has room) straight from the queue, a page at most per
+ * command; only a unit that wraps round the queue's end is copied out. A
+ * program that lands at once (instant timing) is followed by the next in
+ * the same step, up to the entry's or the block's end.
+ */
+static bool sf_q_data(struct storage_upload *u, uint32_t len)
+{
+  for (;;) {
+    uint32_t n = len - sf_eng.done;
+    if (n > FLASH_BLOCK_SIZE - u->off) {
+      n = FLASH_BLOCK_SIZE - u->off;
+    }
+    if (n > FLASH_PAGE_SIZE - u->off % FLASH_PAGE_SIZE) {
+      n = FLASH_PAGE_SIZE - u->off % FLASH_PAGE_SIZE;
+    }
+    uint32_t pos = (sf_q_rd + (uint32_t)sizeof(sf_qe_t) + sf_eng.done) % sizeof sf_q;
+    const uint8_t *src = sf_q + pos;
+    uint32_t unit[SF_UNIT / 4];
+    if (n > sizeof sf_q - pos) {
+      n = (sizeof sf_q - pos) / SF_UNIT * SF_UNIT; /* up to the queue's end */
+      if (n == 0) {
+        sf_q_out(pos, unit, SF_UNIT); /* a unit across the end */
+        src = (const uint8_t *)unit;
+        n = SF_UNIT;
+      }
+    }
+    uint32_t at = sf_addr(u->cur, u->off);
+    u->off += n;
+    sf_eng.done += n;
+    bool last = sf_eng.done == len;
+    int rc = flash_program(sf_medium, at, src, n); /* the medium takes the data now: the queue may move on */
+    if (last) {
+      sf_q_pop();
+    }
+    if (rc != 0) {
+      sf_upload_failed(u);
+      return true;
+    }
+    sf_eng.op = SF_OP_UPLOAD;
+    if (last || u->off == FLASH_BLOCK_SIZE || sf_run_left <= 1 || flash_status(sf_medium) != 0) {
+      sf_eng.slot = (uint8_t)sf_slot(u);
+      sf_eng.gen = u->gen;
+      return true; /* in flight, the entry or block done, or the run's commands spent: the next step goes on */
+    }
+    sf_eng.op = SF_OP_NONE; /* landed already */
+    sf_run_left--;
+  }
+}
+
 /* Starts the next command of the queue's first entry; false when the entry ended without one (look at the next). */
 static bool sf_q_step(void)
 {
-  sf_qe_t e;
-  sf_q_out(sf_q_rd, &e, sizeof e);
+  sf_qe_t e = sf_q_head(sf_q_rd);
   struct storage_upload *u = &sf_uploads[e.slot];
   if (e.kind == SF_Q_SKIP || u->failed) {
     sf_q_pop();
@@ -727,23 +831,7 @@ static bool sf_q_step(void)
     sf_started(u, SF_OP_UPLOAD, sf_rec_put(prev, SF_OFF_LINK, SF_MAGIC_LINK, sf_eng.nb, 0));
     return true;
   }
-  uint32_t n = e.len - sf_eng.done;
-  if (n > FLASH_BLOCK_SIZE - u->off) {
-    n = FLASH_BLOCK_SIZE - u->off;
-  }
-  if (n > FLASH_PAGE_SIZE - u->off % FLASH_PAGE_SIZE) {
-    n = FLASH_PAGE_SIZE - u->off % FLASH_PAGE_SIZE;
-  }
-  uint8_t page[FLASH_PAGE_SIZE];
-  sf_q_out(sf_q_rd + (uint32_t)sizeof e + sf_eng.done, page, n);
-  uint32_t at = sf_addr(u->cur, u->off);
-  u->off += n;
-  sf_eng.done += n;
-  if (sf_eng.done == e.len) {
-    sf_q_pop();
-  }
-  sf_started(u, SF_OP_UPLOAD, flash_program(sf_medium, at, page, n));
-  return true;
+  return sf_q_data(u, e.len);
 }
 
 /* True when a reader is open: erases ahead wait, so that reads are not held up. */
@@ -812,19 +900,20 @@ static void sf_step(void)
 #define SF_STEPS ((int)(STORAGE_FLASH_STAGE / FLASH_PAGE_SIZE) + 8)
 static void sf_run(void)
 {
-  for (int i = 0; i < SF_STEPS; i++) {
+  for (sf_run_left = SF_STEPS; sf_run_left > 0; sf_run_left--) {
     int st = flash_status(sf_medium);
     if (st == FLASH_BUSY) {
-      return;
+      break;
     }
     if (sf_eng.op != SF_OP_NONE) {
       sf_complete(st == 0);
     }
     sf_step();
     if (sf_eng.op == SF_OP_NONE) {
-      return; /* nothing started: nothing to do, or the medium failed */
+      break; /* nothing started: nothing to do, or the medium failed */
     }
   }
+  sf_run_left = 0;
 }
 
 /* True while the medium has queued work or blocks to erase ahead (not once its power failed). */
@@ -983,6 +1072,7 @@ int storage_flash_init(flash_model_t *f)
   sf_next_id = 1;
   sf_next_seq = 1;
   sf_cursor = 0;
+  sf_dirty_at = 0;
   /* First pass: erased blocks are free, everything else waits for an erase unless a live file claims it. */
   for (uint32_t b = 0; b < f->blocks; b++) {
     sf_rec_t r;
