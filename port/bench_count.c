@@ -1,7 +1,8 @@
 /* bench_count.c: a bench build's counts (make BENCH=1), common to the boards; see bench_count.h. */
-#include "board_bench.h" /* the board's clock: BENCH_CLOCK(), BENCH_CLOCK_MASK, BENCH_INSNS_PER_TICK; then bench_count.h */
+#include "postern_opts.h"
 
 #if POSTERN_BENCH
+#include "board_bench.h" /* the board's clock: BENCH_CLOCK(), BENCH_CLOCK_MASK, BENCH_INSNS_PER_TICK; then bench_count.h */
 
 #include <stdbool.h>
 
