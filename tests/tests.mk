@@ -42,6 +42,7 @@ $(LUA_MATHLIB): | $(DEPS_STAMP) ;
 UNIT_pattern := src/policy_pattern.c $(LUA_ALL) $(LUA_MATHLIB)
 UNIT_LDLIBS_pattern := -lm
 UNIT_storage_host := boards/host/storage_host.c src/log.c
+UNIT_LDLIBS_storage_host := -pthread
 # The self-test services over the test's own fake altcp (lwIP's altcp layer left out).
 UNIT_selftest := src/selftest.c src/listen.c src/log.c $(filter-out %/altcp.c %/altcp_alloc.c %/altcp_tcp.c,$(LWIP_ALL))
 UNIT_storage_flash := boards/mps2-an385/storage_flash.c boards/mps2-an385/flash_model.c src/log.c

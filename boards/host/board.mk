@@ -5,7 +5,7 @@ BOARD_TOOLS := /usr/include/slirp/libslirp.h:libslirp-dev /usr/include/glib-2.0/
 BOARD_CFLAGS := -O2 -g -fno-strict-aliasing -ffunction-sections -fdata-sections
 # The board files speak POSIX (clock_gettime, sigaction, getrandom) and libslirp.
 BOARD_OWN_CFLAGS = $(if $(filter boards/host/%,$<),-D_GNU_SOURCE $(shell pkg-config --cflags slirp))
-BOARD_LDLIBS = $(shell pkg-config --libs slirp) -lm
+BOARD_LDLIBS = $(shell pkg-config --libs slirp) -lm -pthread
 BOARD_SRCS := $(wildcard boards/host/*.c)
 # HTTPS out of the box: the development certificates of `make certs` (TLS=0: none).
 BOARD_RUN_DEPS := $(if $(filter 1,$(TLS)),certs)

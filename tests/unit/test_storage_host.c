@@ -345,13 +345,19 @@ static void test_reservation_at_open(void)
   CHECK_EQ(storage_write(a, body, 1000), STORAGE_OK);
   CHECK_EQ(storage_commit(a, NULL), STORAGE_OK); /* the commit releases the reservation and the old version */
   CHECK_EQ(storage_free(), cap - 1000);
-  /* The temporary file holds only what was written (the preallocation keeps the size). */
+  /* The file holds only what was written (the preallocation keeps the size). */
   CHECK_EQ(storage_open("c", 500, &a), STORAGE_OK);
   CHECK_EQ(storage_write(a, body, 7), STORAGE_OK);
+  CHECK_EQ(storage_commit(a, NULL), STORAGE_OK);
   struct stat st;
-  CHECK_EQ(stat(path_of(".upload-0"), &st), 0);
+  CHECK_EQ(stat(path_of("c"), &st), 0);
   CHECK_EQ(st.st_size, 7);
+  CHECK_EQ(storage_remove("c"), STORAGE_OK);
+  /* An abort leaves nothing and gives the reservation back. */
+  CHECK_EQ(storage_open("c", 500, &a), STORAGE_OK);
+  CHECK_EQ(storage_write(a, body, 7), STORAGE_OK);
   storage_abort(a);
+  CHECK(!dir_has_prefix(".upload-"));
   CHECK_EQ(storage_free(), cap - 1000);
   teardown();
 }
@@ -1206,6 +1212,81 @@ static void test_queue_full(void)
   teardown();
 }
 
+/* The bytes of a pattern at offset i: every upload of test_writer_many_chunks differs from the others. */
+static uint8_t pattern(unsigned seed, size_t i)
+{
+  return (uint8_t)((i * 131u + seed * 7u + (i >> 16)) & 0xffu);
+}
+
+/* True when committed `name` holds `size` bytes of pattern(seed). */
+static bool holds_pattern(const char *name, unsigned seed, size_t size)
+{
+  storage_reader_t *r;
+  uint64_t n = 0;
+  if (storage_read_open(name, &r, &n) != STORAGE_OK || n != size) {
+    return false;
+  }
+  static uint8_t buf[50000];
+  size_t at = 0;
+  bool same = true;
+  long k;
+  while ((k = storage_read(r, buf, sizeof buf)) > 0) {
+    for (long i = 0; i < k; i++) {
+      same = same && buf[i] == pattern(seed, at + (size_t)i);
+    }
+    at += (size_t)k;
+  }
+  storage_read_close(r);
+  return same && k == 0 && at == size;
+}
+
+/*
+ * Many writes of odd sizes, much more than the RAM an upload slot keeps on
+ * its way to the file: two uploads interleaved (one replacing a file that a
+ * reader holds), a third aborted with bytes still on their way. Every byte
+ * lands where it belongs, the abort leaves nothing, the reader keeps the old
+ * version.
+ */
+static void test_writer_many_chunks(void)
+{
+  const size_t size = 3u * 1024u * 1024u + 4321u;
+  setup(64u * 1024u * 1024u);
+  CHECK_EQ(put("b.bin", "the old version", NULL), STORAGE_OK);
+  storage_reader_t *old;
+  CHECK_EQ(storage_read_open("b.bin", &old, NULL), STORAGE_OK);
+  storage_upload_t *a, *b, *c;
+  CHECK_EQ(storage_open("a.bin", size, &a), STORAGE_OK);
+  CHECK_EQ(storage_open("b.bin", STORAGE_LEN_UNKNOWN, &b), STORAGE_OK);
+  CHECK_EQ(storage_open("c.bin", size, &c), STORAGE_OK);
+  static uint8_t piece[1500];
+  for (size_t at = 0, n; at < size; at += n) {
+    n = 1 + (at * 7u) % sizeof piece; /* 1 to 1500 bytes */
+    n = n < size - at ? n : size - at;
+    for (unsigned seed = 1; seed <= 3; seed++) {
+      for (size_t i = 0; i < n; i++) {
+        piece[i] = pattern(seed, at + i);
+      }
+      storage_upload_t *u = seed == 1 ? a : seed == 2 ? b : c;
+      CHECK_EQ(storage_write(u, piece, n), STORAGE_OK);
+    }
+  }
+  storage_abort(c);
+  bool replaced = false;
+  CHECK_EQ(storage_commit(b, &replaced), STORAGE_OK);
+  CHECK(replaced);
+  CHECK_EQ(storage_commit(a, NULL), STORAGE_OK);
+  CHECK(holds_pattern("a.bin", 1, size));
+  CHECK(holds_pattern("b.bin", 2, size));
+  CHECK(!storage_exists("c.bin", NULL));
+  CHECK(!dir_has_prefix(".upload-"));
+  char got[32] = {0};
+  CHECK_EQ(storage_read(old, got, sizeof got - 1), 15);
+  CHECK(strcmp(got, "the old version") == 0);
+  storage_read_close(old);
+  CHECK_EQ(storage_free(), 64u * 1024u * 1024u - 2 * size);
+  teardown();
+}
+
 int main(void)
 {
   RUN(test_capacity_accounting);
@@ -1224,6 +1305,7 @@ int main(void)
   RUN(test_list_every_file);
   RUN(test_remove);
   RUN(test_reader_survives_replace);
+  RUN(test_writer_many_chunks);
   RUN(test_invalid_names);
   RUN(test_sha_survives_rescan);
   RUN(test_sha_none_without_call);
