@@ -114,7 +114,7 @@ class Console:
             self.http, self.https, self.echo, self.discard = (free_port() for _ in range(4))
             start()
             try:
-                self.wait_for_log("postern: ready", timeout=30)
+                self.wait_for_log("postern: ready", timeout=getattr(self, "ready_timeout", 30))
                 return
             except AssertionError:
                 self.stop()

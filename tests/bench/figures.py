@@ -201,8 +201,9 @@ def _qemu_env(qemu_args, dump):
 class BoardUnderQemu(QemuDevice):
     """The mps2-an385 under QEMU with extra options (POSTERN_QEMU_ARGS) and an optional capture of its link."""
 
-    def __init__(self, elf, qemu_args="", dump=None):
+    def __init__(self, elf, qemu_args="", dump=None, ready_timeout=30):
         self.env = _qemu_env(qemu_args, dump)
+        self.ready_timeout = ready_timeout  # a traced boot logs every block: minutes on a loaded machine
         super().__init__(elf)
 
     def _start(self):
@@ -434,7 +435,7 @@ def decision_profile():
     elf = _bench_image()
     trace = guest_profile.Trace(guest_profile.Symbols(elf), "bench_decision_begin", "bench_decision_end")
     kinds = (("accepted", TOKEN, "Expect: accepted, 100 queued"), ("refused", "wrong", "Expect: refused, 417 queued"))
-    dev = BoardUnderQemu(elf, "-icount shift=0 " + trace.qemu_args())
+    dev = BoardUnderQemu(elf, "-icount shift=0 " + trace.qemu_args(), ready_timeout=600)
     try:
         _wait_line(dev, 0, "bench: sha256 ", timeout=900)
         exact = {}
