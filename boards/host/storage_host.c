@@ -740,8 +740,9 @@ static int sh_hand_over(storage_upload_t *u, bool drain)
     r->head++;
     r->fill = 0;
   }
-  if (sh_writer_idle && r->tail != r->head && (drain || r->head - r->tail >= SH_CHUNKS / 2)) {
-    pthread_cond_signal(&sh_work); /* woken for half a ring at a time: a system call per chunk cost more */
+  if (sh_writer_idle && r->tail != r->head) {
+    /* Every whole chunk goes to the disk at once: a client that pauses leaves at most one chunk in RAM. */
+    pthread_cond_signal(&sh_work);
   }
   /* The chunk to fill next must be free (not still being written); a drain waits for them all. */
   while ((r->err == 0 && r->head - r->tail == SH_CHUNKS) || (drain && r->tail != r->head)) {

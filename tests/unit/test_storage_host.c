@@ -1287,6 +1287,37 @@ static void test_writer_many_chunks(void)
   teardown();
 }
 
+/*
+ * A client that pauses mid-upload: the whole chunks it sent reach the
+ * temporary file without another call (the writer is woken for each), so
+ * what sits in RAM is at most the chunk being filled.
+ */
+static void test_writer_paused_upload_on_disk(void)
+{
+  const size_t chunk = 64u * 1024u, size = 3 * chunk + 100;
+  setup(8u * 1024u * 1024u);
+  storage_upload_t *u;
+  CHECK_EQ(storage_open("p.bin", 4 * size, &u), STORAGE_OK);
+  static uint8_t piece[1000];
+  for (size_t at = 0, n; at < size; at += n) {
+    n = size - at < sizeof piece ? size - at : sizeof piece;
+    for (size_t i = 0; i < n; i++) {
+      piece[i] = pattern(4, at + i);
+    }
+    CHECK_EQ(storage_write(u, piece, n), STORAGE_OK);
+  }
+  long long seen = -1;
+  for (int i = 0; i < 400 && seen < (long long)(3 * chunk); i++) {
+    usleep(5000); /* up to 2 s for the writer thread */
+    seen = tmp_size(0);
+  }
+  CHECK_EQ(seen, (long long)(3 * chunk)); /* the three whole chunks, not the chunk being filled */
+  storage_abort(u);
+  CHECK(!dir_has_prefix(".upload-"));
+  CHECK_EQ(storage_free(), 8u * 1024u * 1024u);
+  teardown();
+}
+
 int main(void)
 {
   RUN(test_capacity_accounting);
@@ -1306,6 +1337,7 @@ int main(void)
   RUN(test_remove);
   RUN(test_reader_survives_replace);
   RUN(test_writer_many_chunks);
+  RUN(test_writer_paused_upload_on_disk);
   RUN(test_invalid_names);
   RUN(test_sha_survives_rescan);
   RUN(test_sha_none_without_call);
