@@ -107,8 +107,8 @@ void conn_linger_drop(conn_t *c)
   uint32_t n = c->rx->tot_len;
   conn_consume(c, n);
   if (n > c->linger_left) {
-    log_line("http: a closing connection sent more than its %u-byte budget; closed",
-             (unsigned)(POSTERN_LINGER_MAX + POSTERN_DRAIN_MAX));
+    log_line("http: a closing connection sent more than its body (drained up to %u KiB) and %u KiB; closed",
+             (unsigned)(POSTERN_DRAIN_MAX / 1024u), (unsigned)(POSTERN_LINGER_MAX / 1024u));
     conn_close(c);
     return;
   }

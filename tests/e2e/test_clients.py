@@ -524,11 +524,11 @@ def check_refused_large(launch, run, tmp_path, client, runs=RUNS):
         if ok:
             doc = json_body(res)
             ok = doc.get("error") == "forbidden" and bool(doc.get("message"))
-        outcomes.append((ok, res["status"], res["error"]))
+        outcomes.append((ok, res["status"], res["error"], (res.get("body") or "")[:200]))
     failed = [o for o in outcomes if not o[0]]
-    assert not failed, "%d of %d runs did not see the 403: %s" % (len(failed), runs,
-                                                                  "; ".join("status=%s error=%s" % o[1:]
-                                                                            for o in failed))
+    assert not failed, "%d of %d runs did not see the 403: %s\ndevice log:\n%s" % (
+        len(failed), runs, "; ".join("status=%s error=%s body=%r" % o[1:] for o in failed),
+        "\n".join(dut.lines[-40:]))
     assert dut.files() == []
 
 

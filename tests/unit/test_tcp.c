@@ -1,10 +1,12 @@
-/* test_ack.c: when the device's lwIP acknowledges a lone received segment: at once, or on the delayed-ACK tick.
+/* test_tcp.c: the device's TCP receive path: when lwIP acknowledges a lone segment, and how the pool recovers.
  *
  * A sender in slow start has one segment in flight and waits for its ACK.
- * Real lwIP, postern's lwipopts.h and port/ack_now.c, over a netif whose
- * wire is this file: segments are built here and fed to ip4_input(), and
- * what lwIP sends is read back. No wall clock: "at once" means the ACK left
- * during the input call, before any lwIP timer ran.
+ * Out-of-sequence segments queued by a few connections can fill the receive
+ * pool. Real lwIP, postern's lwipopts.h, port/ack_now.c and port/pool_free.c,
+ * over a netif whose wire is this file: segments are built here and fed to
+ * ip4_input() the way a driver feeds frames (pool_has_room() first), and what
+ * lwIP sends is read back. No wall clock: "at once" means the ACK left during
+ * the input call, before any lwIP timer ran.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -22,6 +24,7 @@
 #include "lwip/tcp.h"
 #include "lwip/timeouts.h"
 #include "platform.h"
+#include "pool_free.h"
 #include "unit.h"
 
 static uint32_t fake_now = 1000;
@@ -135,8 +138,9 @@ static void wire_clear(void)
   n_sent = 0;
 }
 
-/* The peer sends one segment (an MSS option with SYN). */
-static void wire_send(uint16_t port, uint8_t flags, uint32_t seq, uint32_t ack, const uint8_t *data, uint16_t len)
+/* The peer sends one segment (an MSS option with SYN); false when the pool
+ * has no room for the frame, which then waits, as at a driver. */
+static bool wire_send(uint16_t port, uint8_t flags, uint32_t seq, uint32_t ack, const uint8_t *data, uint16_t len)
 {
   uint8_t b[20 + 24 + TCP_MSS];
   size_t thl = (flags & TCP_SYN) ? 24 : 20;
@@ -172,15 +176,19 @@ static void wire_send(uint16_t port, uint8_t flags, uint32_t seq, uint32_t ack, 
   pseudo[9] = IP_PROTO_TCP;
   put16(pseudo + 10, thl + len);
   put16(t + 16, fold(sum16(t, thl + len, sum16(pseudo, sizeof pseudo, 0))));
+  if (!pool_has_room((u16_t)tot)) {
+    return false;
+  }
   struct pbuf *p = pbuf_alloc(PBUF_RAW, (u16_t)tot, PBUF_POOL);
   CHECK(p != NULL);
   if (p == NULL) {
-    return;
+    return false;
   }
   pbuf_take(p, b, (u16_t)tot);
   if (ip4_input(p, &nif) != ERR_OK) {
     pbuf_free(p);
   }
+  return true;
 }
 
 /* Lets lwIP's timers run for ms milliseconds, 10 ms at a time. */
@@ -200,12 +208,14 @@ static uint32_t consumed;
 
 static err_t dev_recv(void *arg, struct altcp_pcb *pcb, struct pbuf *p, err_t err)
 {
-  (void)arg;
   (void)err;
   if (p == NULL) {
     return ERR_OK;
   }
   consumed += p->tot_len;
+  if (arg != NULL) {
+    *(uint32_t *)arg += p->tot_len; /* this connection's own count */
+  }
   altcp_recved(pcb, p->tot_len);
   pbuf_free(p);
   if (ack_in_recv) {
@@ -316,6 +326,56 @@ static void test_consumed_full_segment_is_acknowledged_at_once(void)
   peer_reset();
 }
 
+/* Two connections each lose their first segment and queue the next ones out
+ * of sequence while the application holds the rest of the pool: the pool is
+ * empty, and the lost segment's frame waits for it. pool_has_room() gives
+ * one queue back so that the frame gets in; once the peer resends, both
+ * streams arrive whole and every pbuf is back in the pool. (Without it, the
+ * frame waited for lwIP's out-of-sequence timeout: six RTOs.) */
+static void test_ooseq_that_fills_the_pool_is_given_back(void)
+{
+  enum { SEGS = TCP_OOSEQ_MAX_PBUFS + 1 };
+  CHECK(PBUF_POOL_SIZE > 2 * TCP_OOSEQ_MAX_PBUFS);
+  struct pbuf *held[PBUF_POOL_SIZE];
+  int n_held = 0;
+  uint32_t got[2] = {0, 0}, seq[2], dev_seq[2];
+  struct altcp_pcb *pcbs[2];
+  for (int i = 0; i < 2; i++) {
+    seq[i] = peer_connect((uint16_t)(40011 + i), &dev_seq[i]);
+    pcbs[i] = conn;
+    altcp_arg(conn, &got[i]);
+  }
+  conn = NULL;
+  while (pool_free() > 2 * TCP_OOSEQ_MAX_PBUFS) {
+    held[n_held++] = pbuf_alloc(PBUF_RAW, PBUF_POOL_BUFSIZE, PBUF_POOL);
+  }
+  for (int i = 0; i < 2; i++) {
+    for (uint32_t k = 1; k < SEGS; k++) {
+      CHECK(wire_send((uint16_t)(40011 + i), TCP_ACK, seq[i] + k * TCP_MSS, dev_seq[i], payload, TCP_MSS));
+    }
+  }
+  CHECK_EQ(got[0] + got[1], 0);
+  CHECK_EQ(pool_free(), 0);
+  /* The first connection's lost segment: it gets in without any timer running. */
+  CHECK(wire_send(40011, TCP_ACK, seq[0], dev_seq[0], payload, TCP_MSS));
+  CHECK(got[0] >= TCP_MSS);
+  /* The peer goes back to what was not acknowledged, on both connections. */
+  for (int i = 0; i < 2; i++) {
+    for (uint32_t k = got[i] / TCP_MSS; k < SEGS; k++) {
+      CHECK(wire_send((uint16_t)(40011 + i), TCP_ACK, seq[i] + k * TCP_MSS, dev_seq[i], payload, TCP_MSS));
+    }
+    CHECK_EQ(got[i], SEGS * TCP_MSS);
+  }
+  while (n_held > 0) {
+    pbuf_free(held[--n_held]);
+  }
+  for (int i = 0; i < 2; i++) {
+    altcp_abort(pcbs[i]);
+  }
+  CHECK_EQ(pool_free(), PBUF_POOL_SIZE);
+  peer_reset();
+}
+
 int main(void)
 {
   lwip_init();
@@ -331,5 +391,6 @@ int main(void)
   RUN(test_ack_now_sends_the_ack_at_once);
   RUN(test_ack_now_outside_a_callback);
   RUN(test_consumed_full_segment_is_acknowledged_at_once);
+  RUN(test_ooseq_that_fills_the_pool_is_given_back);
   return UNIT_END();
 }
