@@ -140,6 +140,9 @@ void sys_check_core_locking(void);
  * MSS)): a head shorter than a segment still leaves its ACK to the response,
  * or to ack_now() when nothing answers it (port/ack_now.c). */
 #define TCP_WND_UPDATE_THRESHOLD TCP_MSS
+/* Segments past a lost one are kept, up to 4 pbufs per connection; a few
+ * connections can so fill the pool, and the drivers then give such queues
+ * back for the frame that waits (pool_has_room(), port/pool_free.c). */
 #define TCP_QUEUE_OOSEQ 1
 #define TCP_OOSEQ_MAX_PBUFS 4
 #define TCP_LISTEN_BACKLOG 1
