@@ -158,7 +158,9 @@ def test_slow_bodies_with_a_valid_token_cannot_hold_the_slots(dev):
         finally:
             s.close()
 
-    legit, _ = run_attack(dev, slow, n=4)
+    # Long enough for a rate window (10 s) that began in the first second to end and for its 408 to be read
+    # at a later drip (every 5 s): the 408 otherwise comes early only when a newcomer evicts a starved upload.
+    legit, _ = run_attack(dev, slow, n=4, seconds=17)
     legit.assert_served()
     # Each is refused by its rate window (408), or, when it came while every slot was in its grace, at once (503).
     assert answers and all(a in (b"HTTP/1.1 408 Request Timeout", b"HTTP/1.1 503 Service Unavailable")
